@@ -1,0 +1,50 @@
+// Package paths names every file and directory nomad-bootstrapd reads or
+// writes on a node, relative to a root that is "/" in production and a
+// temporary directory in tests and the demo.
+package paths
+
+import "path/filepath"
+
+// Paths resolves the node's file layout under Root.
+type Paths struct {
+	Root string // "" or "/" for the real system
+}
+
+// New returns the layout under root ("" means "/").
+func New(root string) Paths {
+	if root == "" {
+		root = "/"
+	}
+	return Paths{Root: root}
+}
+
+func (p Paths) join(elem ...string) string {
+	return filepath.Join(append([]string{p.Root}, elem...)...)
+}
+
+// ConfigDir is /etc/nomad-bootstrapd.
+func (p Paths) ConfigDir() string { return p.join("etc", "nomad-bootstrapd") }
+
+// ConfigFile is the agent configuration, /etc/nomad-bootstrapd/config.hcl.
+func (p Paths) ConfigFile() string { return p.join("etc", "nomad-bootstrapd", "config.hcl") }
+
+// StateDir holds the node's persistent state, /var/lib/nomad-bootstrapd.
+func (p Paths) StateDir() string { return p.join("var", "lib", "nomad-bootstrapd") }
+
+// NodeIDFile holds the node's stable ID.
+func (p Paths) NodeIDFile() string { return filepath.Join(p.StateDir(), "node-id") }
+
+// PlanFile holds the committed plan.
+func (p Paths) PlanFile() string { return filepath.Join(p.StateDir(), "plan.json") }
+
+// RunDir is /run/nomad-bootstrapd.
+func (p Paths) RunDir() string { return p.join("run", "nomad-bootstrapd") }
+
+// Socket is the agent's control socket, /run/nomad-bootstrapd/agent.sock.
+func (p Paths) Socket() string { return filepath.Join(p.RunDir(), "agent.sock") }
+
+// NomadConfigDir is Nomad's configuration directory, /etc/nomad.d.
+func (p Paths) NomadConfigDir() string { return p.join("etc", "nomad.d") }
+
+// NomadTLSDir holds Nomad's TLS material, /etc/nomad.d/tls.
+func (p Paths) NomadTLSDir() string { return p.join("etc", "nomad.d", "tls") }
