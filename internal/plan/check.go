@@ -1,0 +1,106 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+// Validate checks the structure of a committed plan, such as one received
+// from the network: Epoch >= 1, a non-empty region, a valid Expect with that
+// many servers, server IDs and names non-empty and unique, and a CA holder
+// that is one of the servers.
+func (p Plan) Validate() error {
+	if p.Epoch < 1 {
+		return fmt.Errorf("plan: epoch %d is not committed (want >= 1)", p.Epoch)
+	}
+	if p.Region == "" {
+		return fmt.Errorf("plan: region is empty")
+	}
+	if err := ValidateExpect(p.Expect); err != nil {
+		return err
+	}
+	if len(p.Servers) != p.Expect {
+		return fmt.Errorf("plan: %d servers listed, expect is %d", len(p.Servers), p.Expect)
+	}
+	ids := make(map[string]bool, len(p.Servers))
+	names := make(map[string]bool, len(p.Servers))
+	for i, s := range p.Servers {
+		switch {
+		case s.ID == "":
+			return fmt.Errorf("plan: server %d (%q) has an empty ID", i, s.Name)
+		case s.Name == "":
+			return fmt.Errorf("plan: server %d (%q) has an empty name", i, s.ID)
+		case ids[s.ID]:
+			return fmt.Errorf("plan: duplicate server ID %q", s.ID)
+		case names[s.Name]:
+			return fmt.Errorf("plan: duplicate server name %q", s.Name)
+		}
+		ids[s.ID] = true
+		names[s.Name] = true
+	}
+	if !ids[p.CAHolder] {
+		return fmt.Errorf("plan: CA holder %q is not one of the servers", p.CAHolder)
+	}
+	return nil
+}
+
+// Hash returns the hex SHA-256 of the plan's canonical JSON encoding. Two
+// plans are the same decision if and only if their hashes are equal; a nil
+// and an empty server list hash alike.
+func (p Plan) Hash() string {
+	if p.Servers == nil {
+		p.Servers = []Server{}
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		// A Plan holds only strings and integers; encoding cannot fail.
+		panic("plan: encoding plan: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// IsServer reports whether the node with the given ID is one of the servers.
+func (p Plan) IsServer(id string) bool {
+	return slices.ContainsFunc(p.Servers, func(s Server) bool { return s.ID == id })
+}
+
+// ServerNames returns the servers' names in rank order.
+func (p Plan) ServerNames() []string {
+	names := make([]string, len(p.Servers))
+	for i, s := range p.Servers {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// CAHolderName returns the name of the server holding the CA, or "" if the
+// CA holder is not one of the servers.
+func (p Plan) CAHolderName() string {
+	for _, s := range p.Servers {
+		if s.ID == p.CAHolder {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// Equal reports whether p and q are the same decision: same epoch, region,
+// expect, CA holder and servers in the same order. A nil and an empty server
+// list are equal.
+func (p Plan) Equal(q Plan) bool {
+	return p.Epoch == q.Epoch &&
+		p.Region == q.Region &&
+		p.Expect == q.Expect &&
+		p.CAHolder == q.CAHolder &&
+		slices.Equal(p.Servers, q.Servers)
+}
+
+// Clone returns a copy of p that shares no memory with it.
+func (p Plan) Clone() Plan {
+	p.Servers = slices.Clone(p.Servers)
+	return p
+}
