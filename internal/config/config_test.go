@@ -1,0 +1,167 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.hcl")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLayers(t *testing.T) {
+	path := writeFile(t, `
+token_file = "/etc/nomad-bootstrapd/token"
+join       = ["10.0.0.5", "10.0.0.6:4650"]
+pool       = "batch"
+zone       = "a"
+expect     = 5
+settle     = "10s"
+`)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(*Config)
+	}{
+		{"file only", nil, nil, func(c *Config) {}},
+		{"flags override file", []string{"-pool", "warm", "-join", "10.0.0.9, 10.0.0.10", "-settle", "1s"}, nil, func(c *Config) {
+			c.Pool = "warm"
+			c.Join = []string{"10.0.0.9", "10.0.0.10"}
+			c.Settle = time.Second
+		}},
+		{"env token overrides file token_file", nil, map[string]string{TokenEnv: "nbd1_x"}, func(c *Config) {
+			c.Token, c.TokenFile = "nbd1_x", ""
+		}},
+		{"flag token overrides env", []string{"-token-file", "/tmp/t"}, map[string]string{TokenEnv: "nbd1_x"}, func(c *Config) {
+			c.Token, c.TokenFile = "", "/tmp/t"
+		}},
+		{"unset flags keep file values", []string{"-name", "n1"}, nil, func(c *Config) { c.Name = "n1" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			if err := c.LoadFile(path, true); err != nil {
+				t.Fatal(err)
+			}
+			fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+			f := RegisterFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			c.ApplyEnv(func(k string) string { return tt.env[k] })
+			f.Apply(&c)
+
+			want := Default()
+			want.TokenFile = "/etc/nomad-bootstrapd/token"
+			want.Join = []string{"10.0.0.5", "10.0.0.6:4650"}
+			want.Pool, want.Zone, want.Expect, want.Settle = "batch", "a", 5, 10*time.Second
+			tt.want(&want)
+			if diff := cmp.Diff(want, c); diff != "" {
+				t.Errorf("config mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		want    []string // substrings of the error
+	}{
+		{"unknown key", "pool = \"warm\"\nbogus = 1\n", []string{"config.hcl:2", `"bogus" is not expected`}},
+		{"wrong type", "expect = \"three\"\n", []string{"config.hcl:1", "expect"}},
+		{"syntax", "pool = \n", []string{"config.hcl:1"}},
+		{"bad duration", "settle = \"soon\"\n", []string{"settle", "soon"}},
+		{"block not allowed", "server {\n}\n", []string{"config.hcl:1", "server"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			err := c.LoadFile(writeFile(t, tt.content), true)
+			if err == nil {
+				t.Fatal("LoadFile succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadFileMissing(t *testing.T) {
+	c := Default()
+	missing := filepath.Join(t.TempDir(), "none.hcl")
+	if err := c.LoadFile(missing, false); err != nil {
+		t.Errorf("optional missing file: %v", err)
+	}
+	if err := c.LoadFile(missing, true); err == nil {
+		t.Error("required missing file: no error")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string // "" for valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"even expect", func(c *Config) { c.Expect = 4 }, "even"},
+		{"bad role", func(c *Config) { c.Role = "leader" }, "role"},
+		{"min members below expect", func(c *Config) { c.MinMembers = 2 }, "min_members"},
+		{"bad pool", func(c *Config) { c.Pool = "my pool" }, "pool"},
+		{"bad supervise", func(c *Config) { c.Supervise = "docker" }, "supervise"},
+		{"bad port", func(c *Config) { c.Port = 70000 }, "port"},
+		{"bad log level", func(c *Config) { c.LogLevel = "trace" }, "log_level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(&c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("error = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestResolveToken(t *testing.T) {
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "token")
+	if err := os.WriteFile(tf, []byte("nbd1_abc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	c := Config{TokenFile: tf}
+	got, err := c.ResolveToken(func(s string) { warned = append(warned, s) })
+	if err != nil || got != "nbd1_abc" {
+		t.Fatalf("ResolveToken = %q, %v", got, err)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "chmod 600") {
+		t.Errorf("warnings = %q, want one about the file mode", warned)
+	}
+	for _, c := range []Config{{}, {Token: "a", TokenFile: tf}, {TokenFile: filepath.Join(dir, "missing")}} {
+		if _, err := c.ResolveToken(nil); err == nil {
+			t.Errorf("ResolveToken(%+v) succeeded", c)
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// Validate checks every setting and returns all problems at once. It does
+// not look at the token (see ResolveToken) or resolve addresses.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := plan.ParseRole(c.Role); err != nil {
+		add(err)
+	}
+	add(plan.ValidateExpect(c.Expect))
+	if c.MinMembers < 0 {
+		add(fmt.Errorf("config: min_members %d is negative", c.MinMembers))
+	} else if c.MinMembers != 0 && c.MinMembers < c.Expect {
+		add(fmt.Errorf("config: min_members %d is less than expect %d; servers need at least %d members", c.MinMembers, c.Expect, c.Expect))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		add(fmt.Errorf("config: port %d is out of range 1-65535", c.Port))
+	}
+	if c.Settle < 0 {
+		add(fmt.Errorf("config: settle %v is negative", c.Settle))
+	}
+	if c.Name != "" {
+		add(fingerprint.ValidateName("name", c.Name))
+	}
+	add(fingerprint.ValidatePool(c.Pool))
+	if c.Zone != "" {
+		add(fingerprint.ValidateName("zone", c.Zone))
+	}
+	add(fingerprint.ValidateName("datacenter", c.Datacenter))
+	add(fingerprint.ValidateName("region", c.Region))
+	switch c.Supervise {
+	case SuperviseSystemd, SuperviseProcess, SuperviseNone:
+	default:
+		add(fmt.Errorf("config: supervise %q is not one of systemd, process, none", c.Supervise))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add(fmt.Errorf("config: log_level %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// EffectiveMinMembers returns MinMembers, or Expect when it is 0.
+func (c *Config) EffectiveMinMembers() int {
+	if c.MinMembers == 0 {
+		return c.Expect
+	}
+	return c.MinMembers
+}
