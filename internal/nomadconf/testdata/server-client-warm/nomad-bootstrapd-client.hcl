@@ -1,0 +1,24 @@
+# Managed by nomad-bootstrapd: changes are overwritten. Put your own settings in another file of this directory.
+
+client {
+  enabled    = true
+  servers    = ["10.0.0.11:4647", "10.0.0.12:4647", "10.0.0.13:4647"]
+  node_pool  = "warm"
+  node_class = "warm"
+
+  meta {
+    pool = "warm"
+  }
+
+  options = {
+    "driver.allowlist" = "docker,exec,raw_exec"
+  }
+
+  # Garbage collection and kill timeout: pool warm, long-running services: collect calmly, let services drain.
+  gc_interval              = "5m"
+  gc_disk_usage_threshold  = 85
+  gc_inode_usage_threshold = 80
+  gc_max_allocs            = 100
+  gc_parallel_destroys     = 2
+  max_kill_timeout         = "1m"
+}
