@@ -1,0 +1,78 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestNormalizeSeed(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{in: "10.0.0.5", want: "10.0.0.5:4650"},
+		{in: "10.0.0.5:7946", want: "10.0.0.5:7946"},
+		{in: " 10.0.0.5 ", want: "10.0.0.5:4650"},
+		{in: "fd00::1", want: "[fd00::1]:4650"},
+		{in: "[fd00::1]", want: "[fd00::1]:4650"},
+		{in: "[fd00::1]:7000", want: "[fd00::1]:7000"},
+		{in: "node1.example.com", want: "node1.example.com:4650"},
+		{in: "node1:99", want: "node1:99"},
+		{in: "", err: "empty seed address"},
+		{in: "a/10.0.0.1", err: "not an address"},
+		{in: ":4650", err: "has no host"},
+		{in: "10.0.0.5:0", err: "bad port"},
+		{in: "10.0.0.5:70000", err: "bad port"},
+		{in: "10.0.0.5:http", err: "bad port"},
+		{in: "[fd00::1", err: "not an address"},
+		{in: "[nope]", err: "not an address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := normalizeSeed(tt.in)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("normalizeSeed(%q) = %q, %v; want error %q", tt.in, got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("normalizeSeed(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestJoinErrorMessages(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		err  *JoinError
+		want string
+	}{
+		{&JoinError{Seed: "127.0.0.9:4650", Kind: JoinUnreachable, Err: refused},
+			"gossip: cannot reach seed 127.0.0.9:4650: connection refused"},
+		{&JoinError{Seed: "h:4650", Kind: JoinUnreachable, Err: &net.DNSError{Err: "no such host", Name: "h"}},
+			"gossip: cannot reach seed h:4650: lookup h: no such host"},
+		{&JoinError{Seed: "127.0.0.2:4650", Kind: JoinRejected, Err: errors.New("EOF")},
+			"gossip: seed 127.0.0.2:4650 rejected us: the join token does not match that node's cluster, or it is not a nomad-bootstrapd agent"},
+		{&JoinError{Seed: "127.0.0.1:4650", Kind: JoinNameConflict, Err: &conflictError{name: "n1", addr: "127.0.0.2:4650"}},
+			`gossip: the cluster already has a node named "n1" at 127.0.0.2:4650 (seen through seed 127.0.0.1:4650); give this node a unique name`},
+		{&JoinError{Seed: "s:1", Kind: JoinErrorKind(9), Err: errors.New("boom")},
+			"gossip: joining seed s:1 failed: boom"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q\nwant      %q", got, tt.want)
+		}
+		if !errors.Is(tt.err, tt.err.Err) {
+			t.Errorf("%v does not unwrap to its cause", tt.err)
+		}
+	}
+	if got := fmt.Sprint(JoinRejected, JoinErrorKind(7)); got != "rejected JoinErrorKind(7)" {
+		t.Errorf("kind names: %q", got)
+	}
+}

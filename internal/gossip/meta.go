@@ -1,0 +1,190 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// metaVersion is the first byte of an encoded Meta.
+const metaVersion = 1
+
+// Bounds of Meta's numbers.
+const (
+	maxExpect   = 255
+	maxCPUCores = 1 << 16
+	maxMemoryMB = 1 << 31
+)
+
+// Roles a node may ask for.
+var validRoles = map[string]bool{"auto": true, "server": true, "client": true}
+
+// Encode returns m in its compact binary form:
+//
+//	version byte (1)
+//	ID: 16 raw bytes
+//	Role, Pool, Zone, Datacenter, Region: uvarint length + UTF-8 bytes
+//	Expect, CPUCores, MemoryMB: uvarints
+//
+// It fails when ID is not a UUID in canonical text form, when a string is
+// longer than MaxNameLen bytes, not UTF-8 or holds control characters, when
+// Role is not auto, server or client, or when a number is out of bounds.
+func (m Meta) Encode() ([]byte, error) {
+	id, err := uuid.Parse(m.ID)
+	if err != nil || id.String() != m.ID {
+		return nil, fmt.Errorf("gossip: meta: ID %q is not a UUID in canonical form", m.ID)
+	}
+	if !validRoles[m.Role] {
+		return nil, fmt.Errorf("gossip: meta: role %q is not auto, server or client", m.Role)
+	}
+	b := make([]byte, 0, 64)
+	b = append(b, metaVersion)
+	b = append(b, id[:]...)
+	for _, f := range m.stringFields() {
+		if err := checkName(*f.v); err != nil {
+			return nil, fmt.Errorf("gossip: meta: %s: %w", f.name, err)
+		}
+		b = binary.AppendUvarint(b, uint64(len(*f.v)))
+		b = append(b, *f.v...)
+	}
+	for _, f := range m.numberFields() {
+		if *f.v < 0 || uint64(*f.v) > f.max {
+			return nil, fmt.Errorf("gossip: meta: %s %d is outside 0..%d", f.name, *f.v, f.max)
+		}
+		b = binary.AppendUvarint(b, uint64(*f.v))
+	}
+	return b, nil
+}
+
+// DecodeMeta parses the output of Meta.Encode. It is strict: an unknown
+// version, a truncated or over-long input, a field out of bounds or a
+// non-canonical number is an error. It never panics on any input.
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if len(b) == 0 {
+		return Meta{}, errors.New("gossip: meta: empty")
+	}
+	if b[0] != metaVersion {
+		return Meta{}, fmt.Errorf("gossip: meta: unknown format version %d", b[0])
+	}
+	b = b[1:]
+	if len(b) < 16 {
+		return Meta{}, errors.New("gossip: meta: truncated ID")
+	}
+	id, err := uuid.FromBytes(b[:16])
+	if err != nil {
+		return Meta{}, fmt.Errorf("gossip: meta: ID: %w", err)
+	}
+	m.ID = id.String()
+	b = b[16:]
+	for _, f := range m.stringFields() {
+		s, rest, err := readString(b)
+		if err != nil {
+			return Meta{}, fmt.Errorf("gossip: meta: %s: %w", f.name, err)
+		}
+		*f.v, b = s, rest
+	}
+	if !validRoles[m.Role] {
+		return Meta{}, fmt.Errorf("gossip: meta: role %q is not auto, server or client", m.Role)
+	}
+	for _, f := range m.numberFields() {
+		v, n, err := readUvarint(b)
+		if err != nil {
+			return Meta{}, fmt.Errorf("gossip: meta: %s: %w", f.name, err)
+		}
+		if v > f.max {
+			return Meta{}, fmt.Errorf("gossip: meta: %s %d is outside 0..%d", f.name, v, f.max)
+		}
+		*f.v, b = int(v), b[n:]
+	}
+	if len(b) != 0 {
+		return Meta{}, fmt.Errorf("gossip: meta: %d trailing bytes", len(b))
+	}
+	return m, nil
+}
+
+type stringField struct {
+	name string
+	v    *string
+}
+
+func (m *Meta) stringFields() []stringField {
+	return []stringField{
+		{"role", &m.Role},
+		{"pool", &m.Pool},
+		{"zone", &m.Zone},
+		{"datacenter", &m.Datacenter},
+		{"region", &m.Region},
+	}
+}
+
+type numberField struct {
+	name string
+	v    *int
+	max  uint64
+}
+
+func (m *Meta) numberFields() []numberField {
+	return []numberField{
+		{"expect", &m.Expect, maxExpect},
+		{"CPU cores", &m.CPUCores, maxCPUCores},
+		{"memory MB", &m.MemoryMB, maxMemoryMB},
+	}
+}
+
+// checkName reports whether s may be a node name or a Meta string: at most
+// MaxNameLen bytes of UTF-8 without control characters. It may be empty.
+func checkName(s string) error {
+	if len(s) > MaxNameLen {
+		return fmt.Errorf("longer than %d bytes", MaxNameLen)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return errors.New("contains a control character")
+		}
+	}
+	return nil
+}
+
+// readUvarint reads a canonical (shortest form) uvarint from the start of b
+// and returns it with the number of bytes it took.
+func readUvarint(b []byte) (uint64, int, error) {
+	v, n := binary.Uvarint(b)
+	switch {
+	case n == 0:
+		return 0, 0, errors.New("truncated")
+	case n < 0:
+		return 0, 0, errors.New("number overflows 64 bits")
+	case n > 1 && b[n-1] == 0:
+		return 0, 0, errors.New("number not in shortest form")
+	}
+	return v, n, nil
+}
+
+// readString reads a uvarint length and that many bytes holding a valid
+// name (see checkName), and returns the string and the rest of b.
+func readString(b []byte) (string, []byte, error) {
+	l, n, err := readUvarint(b)
+	if err != nil {
+		return "", nil, err
+	}
+	if l > MaxNameLen {
+		return "", nil, fmt.Errorf("length %d is over %d", l, MaxNameLen)
+	}
+	b = b[n:]
+	if uint64(len(b)) < l {
+		return "", nil, errors.New("truncated")
+	}
+	s := string(b[:l])
+	if err := checkName(s); err != nil {
+		return "", nil, err
+	}
+	return s, b[l:], nil
+}

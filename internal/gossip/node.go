@@ -1,0 +1,357 @@
+package gossip
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// KeySize is the length of Config.Key: memberlist uses it as an AES-256 key.
+const KeySize = 32
+
+// ErrShutdown is returned by a Node's methods after Leave or Shutdown.
+var ErrShutdown = errors.New("gossip: the node is shut down")
+
+// updateMetaTimeout bounds how long UpdateMeta waits for its broadcast.
+const updateMetaTimeout = 5 * time.Second
+
+// Overheads memberlist takes from Config.UDPBufferSize before the user
+// messages of a gossip packet (see memberlist's gossip and getBroadcasts):
+// compound header 2, encryption at most 45, per message 2 + 1.
+const udpOverhead = 2 + 45 + 2 + 1
+
+// Node is this node's membership in the gossip pool. Its methods are safe
+// for concurrent use.
+type Node struct {
+	name        string
+	handler     Handler
+	log         *slog.Logger
+	ml          atomic.Pointer[memberlist.Memberlist]
+	port        int
+	queue       *memberlist.TransmitLimitedQueue
+	maxEnvelope int // largest broadcast envelope
+	members     *memberTable
+	seen        seenSet
+
+	metaMu  sync.Mutex
+	metaEnc []byte
+
+	changed chan struct{} // wakes the MembersChanged goroutine
+	done    chan struct{} // closed by Shutdown
+
+	leaving atomic.Bool // Leave was called
+	closed  atomic.Bool // Shutdown was called
+	lifeMu  sync.Mutex  // serializes Leave and Shutdown
+
+	joinMu     sync.Mutex // one Join at a time
+	conflictMu sync.Mutex
+	recording  bool             // a Join is under way
+	conflicts  []*conflictError // name conflicts NotifyMerge found during it
+}
+
+// Start creates the memberlist and starts listening. It does not join.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("gossip: the node name is empty")
+	}
+	if err := checkName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("gossip: node name %q: %w", cfg.Name, err)
+	}
+	if len(cfg.Key) != KeySize {
+		return nil, fmt.Errorf("gossip: the gossip key has %d bytes, want %d", len(cfg.Key), KeySize)
+	}
+	if len(cfg.Label) > memberlist.LabelMaxSize {
+		return nil, fmt.Errorf("gossip: the label is longer than %d bytes", memberlist.LabelMaxSize)
+	}
+	if cfg.Handler == nil {
+		return nil, errors.New("gossip: no Handler")
+	}
+	metaEnc, err := cfg.Meta.Encode()
+	if err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	n := &Node{
+		name:    cfg.Name,
+		handler: cfg.Handler,
+		log:     logger,
+		members: newMemberTable(),
+		metaEnc: metaEnc,
+		changed: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.Name
+	mc.BindAddr = cfg.BindAddr
+	if mc.BindAddr == "" {
+		mc.BindAddr = "0.0.0.0"
+	}
+	mc.BindPort = cfg.BindPort
+	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	mc.AdvertisePort = cfg.AdvertisePort
+	if mc.AdvertisePort == 0 {
+		// With BindPort 0 memberlist sets both to the port it picked.
+		mc.AdvertisePort = cfg.BindPort
+	}
+	mc.SecretKey = bytes.Clone(cfg.Key)
+	mc.Label = cfg.Label
+	mc.GossipVerifyIncoming = true
+	mc.GossipVerifyOutgoing = true
+	// TCPTimeout stays at the LAN default (10 s). A join to a node of
+	// another cluster does not wait for it: with another key the seed
+	// answers with an error we cannot decrypt, with another label it closes
+	// the stream; both fail in a few milliseconds on a LAN. Only a seed that
+	// accepts the connection and never answers (hung, or not a gossip
+	// agent) costs the full timeout, which also bounds push/pull syncs and
+	// SendTo, and those need room on a large or busy cluster.
+	mc.Logger = NewStdLogger(logger)
+	if cfg.DeadNodeReclaimTime > 0 {
+		mc.DeadNodeReclaimTime = cfg.DeadNodeReclaimTime
+	}
+	mc.Delegate = delegate{n}
+	mc.Events = events{n}
+	mc.Conflict = conflicts{n}
+	mc.Merge = merges{n}
+	if cfg.Tuning != nil {
+		cfg.Tuning(mc)
+	}
+
+	labelOverhead := 0
+	if mc.Label != "" {
+		labelOverhead = 2 + len(mc.Label)
+	}
+	n.maxEnvelope = min(maxBroadcastEnvelope, mc.UDPBufferSize-udpOverhead-labelOverhead)
+	if n.maxEnvelope < envelopeOverhead(len(n.name))+64 {
+		return nil, fmt.Errorf("gossip: UDPBufferSize %d leaves no room for broadcasts", mc.UDPBufferSize)
+	}
+	n.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes: func() int {
+			if ml := n.ml.Load(); ml != nil {
+				return ml.NumMembers()
+			}
+			return 1
+		},
+		RetransmitMult: broadcastRetransmitFactor * mc.RetransmitMult,
+	}
+
+	go n.notifyLoop()
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		close(n.done)
+		return nil, fmt.Errorf("gossip: start: %w", err)
+	}
+	n.ml.Store(ml)
+	n.port = int(ml.LocalNode().Port)
+	return n, nil
+}
+
+// notifyLoop calls Handler.MembersChanged outside memberlist's locks.
+func (n *Node) notifyLoop() {
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-n.changed:
+			select {
+			case <-n.done:
+				return
+			default:
+			}
+			n.handler.MembersChanged()
+		}
+	}
+}
+
+// membersChanged schedules a call of Handler.MembersChanged.
+func (n *Node) membersChanged() {
+	select {
+	case n.changed <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// receive handles a user message from memberlist.
+func (n *Node) receive(b []byte) {
+	e, err := decodeEnvelope(b)
+	if err != nil {
+		n.log.Warn("gossip: dropped a malformed message", "size", len(b), "err", err)
+		return
+	}
+	switch e.kind {
+	case kindDirect:
+		n.handler.HandleMessage(e.from, e.payload)
+	case kindBroadcast, kindLeave:
+		if e.from == n.name || !n.seen.add(e.id) {
+			return
+		}
+		// memberlist does not relay user broadcasts: pass it on so it
+		// reaches every node, not only the few its sender gossiped to.
+		n.enqueue(bytes.Clone(b))
+		if e.kind == kindBroadcast {
+			n.handler.HandleMessage(e.from, e.payload)
+		} else if n.members.markLeaving(e.from) {
+			n.membersChanged()
+		}
+	}
+}
+
+// enqueue adds an envelope to the broadcast queue.
+func (n *Node) enqueue(msg []byte) {
+	n.queue.QueueBroadcast(userBroadcast{msg})
+	if n.queue.NumQueued() > maxQueuedBroadcasts {
+		n.queue.Prune(maxQueuedBroadcasts)
+	}
+}
+
+// metaBytes returns the encoded local Meta.
+func (n *Node) metaBytes() []byte {
+	n.metaMu.Lock()
+	defer n.metaMu.Unlock()
+	return n.metaEnc
+}
+
+// LocalName returns this node's name.
+func (n *Node) LocalName() string { return n.name }
+
+// Port returns the gossip port this node advertises: Config.AdvertisePort,
+// or the port it bound, which memberlist picks when Config.BindPort is 0.
+func (n *Node) Port() int { return n.port }
+
+// NumAlive returns the number of nodes, this one included, that are not
+// known to be dead or gone.
+func (n *Node) NumAlive() int { return n.ml.Load().NumMembers() }
+
+// Members returns every node seen, this one included, sorted by name. Dead
+// and left nodes stay listed (until they come back), also after memberlist
+// has forgotten them. It is always current: memberlist reports every change
+// to the Node as it makes it.
+func (n *Node) Members() []Member { return n.members.list() }
+
+// MaxBroadcastPayload returns the largest payload Broadcast accepts.
+func (n *Node) MaxBroadcastPayload() int {
+	return n.maxEnvelope - (2 + uvarintLen(len(n.name)) + len(n.name) + 8)
+}
+
+func uvarintLen(v int) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(v))
+}
+
+// SendTo sends payload to the named node over a reliable (TCP) stream,
+// encrypted like all gossip. The node must be alive; payloads may be large
+// (memberlist takes up to 20 MB).
+func (n *Node) SendTo(name string, payload []byte) error {
+	if n.closed.Load() {
+		return ErrShutdown
+	}
+	ml := n.ml.Load()
+	var to *memberlist.Node
+	for _, m := range ml.Members() {
+		if m.Name == name {
+			node := *m
+			to = &node
+			break
+		}
+	}
+	if to == nil {
+		return fmt.Errorf("gossip: no node named %q", name)
+	}
+	msg := envelope{kind: kindDirect, from: n.name, payload: payload}.encode()
+	if err := ml.SendReliable(to, msg); err != nil {
+		return fmt.Errorf("gossip: send to %q: %w", name, err)
+	}
+	return nil
+}
+
+// Broadcast gossips payload to every node. Payloads must fit a UDP packet:
+// at most MaxBroadcastPayload bytes. Delivery is best effort.
+func (n *Node) Broadcast(payload []byte) error {
+	if n.closed.Load() {
+		return ErrShutdown
+	}
+	e := envelope{kind: kindBroadcast, from: n.name, id: rand.Uint64(), payload: payload}
+	msg := e.encode()
+	if len(msg) > n.maxEnvelope {
+		return fmt.Errorf("gossip: a broadcast of %d bytes is too large: at most %d bytes fit a UDP packet; use SendTo for large data",
+			len(payload), n.MaxBroadcastPayload())
+	}
+	n.seen.add(e.id)
+	n.enqueue(msg)
+	return nil
+}
+
+// UpdateMeta changes this node's meta and gossips it. It waits a few
+// seconds at most for the change to be sent; on a timeout the new meta is
+// in force and still spreads, and the error says so.
+func (n *Node) UpdateMeta(m Meta) error {
+	enc, err := m.Encode()
+	if err != nil {
+		return err
+	}
+	if n.closed.Load() {
+		return ErrShutdown
+	}
+	n.metaMu.Lock()
+	n.metaEnc = enc
+	n.metaMu.Unlock()
+	if err := n.ml.Load().UpdateNode(updateMetaTimeout); err != nil {
+		return fmt.Errorf("gossip: meta updated here but not yet gossiped: %w", err)
+	}
+	return nil
+}
+
+// Leave announces departure and waits up to timeout (0: until it is sent)
+// for the announcement to go out, then shuts the node down. The others
+// then list this node as left rather than dead.
+func (n *Node) Leave(timeout time.Duration) error {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	if n.closed.Load() {
+		return nil
+	}
+	n.leaving.Store(true)
+	e := envelope{kind: kindLeave, from: n.name, id: rand.Uint64()}
+	n.seen.add(e.id)
+	n.enqueue(e.encode())
+	var errs []error
+	if err := n.ml.Load().Leave(timeout); err != nil {
+		errs = append(errs, fmt.Errorf("gossip: leave: %w", err))
+	}
+	if err := n.shutdownLocked(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown stops the node without announcing. The others will declare it
+// dead after failing to reach it. Calling it again does nothing.
+func (n *Node) Shutdown() error {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	return n.shutdownLocked()
+}
+
+func (n *Node) shutdownLocked() error {
+	if n.closed.Swap(true) {
+		return nil
+	}
+	err := n.ml.Load().Shutdown()
+	close(n.done)
+	if err != nil {
+		return fmt.Errorf("gossip: shutdown: %w", err)
+	}
+	return nil
+}
