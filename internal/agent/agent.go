@@ -1,0 +1,470 @@
+// Package agent is the nomad-bootstrapd daemon: it fingerprints the node,
+// joins the encrypted gossip pool, takes part in the election of the Nomad
+// servers and CA holder, persists the committed plan and answers status
+// queries on its control socket.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// Options configure an Agent.
+type Options struct {
+	// Config is the merged configuration; New validates it.
+	Config config.Config
+	// Token is the parsed join token.
+	Token certs.Token
+	// Root relocates every path ("/" in production).
+	Root string
+	// Logger receives the agent's logs; nil discards them.
+	Logger *slog.Logger
+	// Sources are where machine facts come from; the zero value reads this machine.
+	Sources fingerprint.Sources
+	// Version is reported by status.
+	Version string
+	// GossipTuning adjusts memberlist's configuration (tests and benchmarks).
+	GossipTuning func(*memberlist.Config)
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// transport is what the agreement protocol needs from gossip.
+type transport interface {
+	SendTo(name string, payload []byte) error
+	Broadcast(payload []byte) error
+	Members() []gossip.Member
+}
+
+// Timings of the agreement protocol.
+const (
+	tickInterval    = 100 * time.Millisecond
+	requestTimeout  = 3 * time.Second
+	promiseLease    = 10 * time.Second
+	proposalBackoff = time.Second
+	joinBackoffMax  = 30 * time.Second
+	deadNodeReclaim = 10 * time.Second
+)
+
+// Agent is one node's daemon.
+type Agent struct {
+	cfg       config.Config
+	token     certs.Token
+	paths     paths.Paths
+	log       *slog.Logger
+	now       func() time.Time
+	version   string
+	tuning    func(*memberlist.Config)
+	facts     fingerprint.Facts
+	id        string
+	idFresh   bool
+	name      string
+	advertise string
+	bind      string
+
+	node *gossip.Node
+	tr   transport
+	srv  *http.Server
+	kick chan struct{}
+
+	mu           sync.Mutex
+	phase        Phase
+	reason       string // why the node waits
+	degraded     string // why the node is degraded; "" when it is not
+	joined       bool
+	plan         *plan.Plan
+	lastChange   time.Time
+	lastProposal time.Time
+	proposing    bool
+	promise      *promise
+	warnings     map[string]string
+	pending      map[uint64]chan message
+	nextReq      uint64
+}
+
+// promise is a server's pledge to serve in one proposed plan.
+type promise struct {
+	hash    string
+	from    string
+	expires time.Time
+}
+
+// New checks the configuration, resolves addresses, fingerprints the machine
+// and reads persisted state. It writes nothing.
+func New(opts Options) (*Agent, error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:      cfg,
+		token:    opts.Token,
+		paths:    paths.New(opts.Root),
+		log:      opts.Logger,
+		now:      opts.Now,
+		version:  opts.Version,
+		tuning:   opts.GossipTuning,
+		kick:     make(chan struct{}, 1),
+		warnings: map[string]string{},
+		pending:  map[uint64]chan message{},
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	src := opts.Sources
+	if src.Hostname == nil {
+		src = fingerprint.DefaultSources()
+	}
+	var err error
+	if a.facts, err = fingerprint.Collect(src); err != nil {
+		return nil, err
+	}
+	advSpec := cfg.Advertise
+	if advSpec == "" {
+		advSpec = cfg.Bind
+	}
+	if a.advertise, err = fingerprint.ResolveAddress(advSpec); err != nil {
+		return nil, fmt.Errorf("agent: advertise address: %w", err)
+	}
+	a.bind = a.advertise
+	if cfg.Bind != "" {
+		if a.bind, err = fingerprint.ResolveAddress(cfg.Bind); err != nil {
+			return nil, fmt.Errorf("agent: bind address: %w", err)
+		}
+	}
+	a.name = cfg.Name
+	if a.name == "" {
+		a.name = fingerprint.SanitizeHostname(a.facts.Hostname)
+	}
+	if a.id, a.idFresh, err = fingerprint.LoadNodeID(a.paths.NodeIDFile()); err != nil {
+		return nil, err
+	}
+	if a.plan, err = loadPlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id); err != nil {
+		return nil, err
+	}
+	a.phase = PhaseJoining
+	if a.plan != nil {
+		a.phase = PhaseCommitted
+	}
+	return a, nil
+}
+
+// Name returns the node's name.
+func (a *Agent) Name() string { return a.name }
+
+// ID returns the node's ID.
+func (a *Agent) ID() string { return a.id }
+
+// GossipAddr returns the address and port peers reach this node's gossip at.
+// It is valid after Start.
+func (a *Agent) GossipAddr() string {
+	return net.JoinHostPort(a.advertise, strconv.Itoa(a.node.Port()))
+}
+
+// Start joins the gossip pool, persists the node's identity and opens the
+// control socket. When the first join attempt is refused by every seed that
+// answered (another cluster's token, a name already taken), Start fails and
+// nothing has been written under the root.
+func (a *Agent) Start() error {
+	meta := gossip.Meta{
+		ID: a.id, Role: a.cfg.Role, Pool: a.cfg.Pool, Zone: a.cfg.Zone,
+		Datacenter: a.cfg.Datacenter, Region: a.cfg.Region, Expect: a.cfg.Expect,
+		CPUCores: a.facts.CPUCores, MemoryMB: a.facts.MemoryMB,
+	}
+	node, err := gossip.Start(gossip.Config{
+		Name:          a.name,
+		BindAddr:      a.bind,
+		BindPort:      a.cfg.Port,
+		AdvertiseAddr: a.advertise,
+		AdvertisePort: a.cfg.Port,
+		Key:           a.token.GossipKey(),
+		Label:         a.token.GossipLabel(),
+		Meta:          meta,
+		Handler:       gossipHandler{a},
+		Logger:        a.log.With("component", "gossip"),
+		Tuning:        a.tuning,
+		// A node restarted on a new address takes its name back after this
+		// long, instead of memberlist's default of never.
+		DeadNodeReclaimTime: deadNodeReclaim,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: starting gossip: %w", err)
+	}
+	a.mu.Lock()
+	a.node, a.tr = node, node
+	a.lastChange = a.now()
+	a.mu.Unlock()
+	a.log.Info("gossip started", "node", a.name, "id", a.id, "address", a.GossipAddr(), "cluster", a.token.ClusterIDString())
+
+	seeds := a.seeds()
+	if len(seeds) == 0 {
+		a.setJoined()
+	} else {
+		n, err := node.Join(seeds)
+		switch {
+		case n > 0:
+			if err != nil {
+				a.log.Warn("some seeds could not be joined", "error", err)
+			}
+			a.setJoined()
+		case refused(err, !a.idFresh):
+			node.Shutdown()
+			return fmt.Errorf("agent: cannot join the cluster: %w", err)
+		default:
+			a.setReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
+			a.log.Warn("cannot reach any seed yet; retrying", "error", err)
+		}
+	}
+
+	if err := os.MkdirAll(a.paths.StateDir(), 0o700); err != nil {
+		node.Shutdown()
+		return fmt.Errorf("agent: %w", err)
+	}
+	if a.idFresh {
+		if err := fingerprint.SaveNodeID(a.paths.NodeIDFile(), a.id); err != nil {
+			node.Shutdown()
+			return err
+		}
+		a.idFresh = false
+	}
+	srv, _, err := listenControl(a.paths.Socket(), a.Status)
+	if err != nil {
+		node.Shutdown()
+		return err
+	}
+	a.srv = srv
+	return nil
+}
+
+// refused reports whether err holds only refusals (no unreachable seeds):
+// retrying cannot help, the operator must fix the token or the name. A
+// restarted node (known) may see its own old entry as a name conflict until
+// the cluster declares it dead, so for it name conflicts are worth retrying.
+func refused(err error, known bool) bool {
+	if err == nil {
+		return false
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	sawRefusal := false
+	for _, e := range errs {
+		var je *gossip.JoinError
+		if !errors.As(e, &je) || je.Kind == gossip.JoinUnreachable || (known && je.Kind == gossip.JoinNameConflict) {
+			return false
+		}
+		sawRefusal = true
+	}
+	return sawRefusal
+}
+
+// seeds returns the configured seeds other than this node itself.
+func (a *Agent) seeds() []string {
+	self := map[string]bool{
+		net.JoinHostPort(a.advertise, strconv.Itoa(a.node.Port())): true,
+		net.JoinHostPort(a.bind, strconv.Itoa(a.node.Port())):      true,
+	}
+	var out []string
+	for _, s := range a.cfg.Join {
+		hp := s
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			hp = net.JoinHostPort(s, strconv.Itoa(a.cfg.Port))
+		}
+		if !self[hp] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Run drives the agent until ctx ends, then shuts it down.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.shutdown()
+	a.mu.Lock()
+	joined := a.joined
+	a.mu.Unlock()
+	if !joined {
+		go a.joinLoop(ctx)
+	}
+	t := time.NewTicker(tickInterval)
+	defer t.Stop()
+	for {
+		a.step(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-a.kick:
+		}
+	}
+}
+
+func (a *Agent) shutdown() {
+	if a.srv != nil {
+		a.srv.Close()
+		os.Remove(a.paths.Socket())
+	}
+	if a.node != nil {
+		a.node.Shutdown()
+	}
+	a.log.Info("agent stopped")
+}
+
+// joinLoop retries the seeds with backoff until one answers or another node
+// joins this one.
+func (a *Agent) joinLoop(ctx context.Context) {
+	backoff := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		if a.isJoined() {
+			return
+		}
+		n, err := a.node.Join(a.seeds())
+		if n > 0 {
+			a.log.Info("joined the cluster")
+			a.setJoined()
+			return
+		}
+		if refused(err, false) {
+			a.log.Error("seeds refused this node", "error", err)
+			a.setReason(fmt.Sprintf("seeds refused this node: %v", err))
+		} else {
+			a.setReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
+		}
+		backoff = min(2*backoff, joinBackoffMax)
+	}
+}
+
+func (a *Agent) isJoined() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.joined
+}
+
+func (a *Agent) setJoined() {
+	a.mu.Lock()
+	a.joined = true
+	a.reason = ""
+	if a.phase == PhaseJoining {
+		a.phase = PhaseElecting
+	}
+	a.mu.Unlock()
+	a.poke()
+}
+
+func (a *Agent) setReason(r string) {
+	a.mu.Lock()
+	a.reason = r
+	a.mu.Unlock()
+}
+
+// poke wakes the main loop.
+func (a *Agent) poke() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// warn records a warning shown by status, logging it once per key.
+func (a *Agent) warn(key, msg string) {
+	a.mu.Lock()
+	old, seen := a.warnings[key]
+	a.warnings[key] = msg
+	a.mu.Unlock()
+	if !seen || old != msg {
+		a.log.Warn(msg)
+	}
+}
+
+// Status returns the node's status as shown by `nomad-bootstrapd status`.
+func (a *Agent) Status() Status {
+	var members []gossip.Member
+	if a.tr != nil {
+		members = a.tr.Members()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := Status{
+		Node: NodeStatus{
+			Name: a.name, ID: a.id, Address: a.advertise, Role: a.cfg.Role,
+			Pool: a.cfg.Pool, Zone: a.cfg.Zone, Datacenter: a.cfg.Datacenter, Region: a.cfg.Region,
+		},
+		Phase:   a.phase,
+		Reason:  a.reason,
+		Members: []MemberStatus{},
+		Agent:   AgentStatus{Running: true, Version: a.version, PID: os.Getpid()},
+	}
+	if a.degraded != "" {
+		s.Phase, s.Reason = PhaseDegraded, a.degraded
+	}
+	if a.plan != nil {
+		s.Plan = &PlanStatus{Epoch: a.plan.Epoch, Servers: a.plan.ServerNames(), CAHolder: a.plan.CAHolderName(),
+			Expect: a.plan.Expect, Region: a.plan.Region}
+		s.Node.Role = roleIn(a.plan, a.id)
+	}
+	for _, m := range members {
+		ms := MemberStatus{Name: m.Name, ID: m.Meta.ID, Address: m.Address, Status: string(m.State),
+			Role: m.Meta.Role, Pool: m.Meta.Pool, Zone: m.Meta.Zone}
+		if a.plan != nil && m.MetaErr == nil {
+			ms.Role = roleIn(a.plan, m.Meta.ID)
+		}
+		s.Members = append(s.Members, ms)
+	}
+	for _, w := range a.warnings {
+		s.Warnings = append(s.Warnings, w)
+	}
+	sort.Strings(s.Warnings)
+	return s
+}
+
+func roleIn(p *plan.Plan, id string) string {
+	if p.IsServer(id) {
+		return string(plan.RoleServer)
+	}
+	return string(plan.RoleClient)
+}
+
+// gossipHandler receives gossip events for the agent.
+type gossipHandler struct{ a *Agent }
+
+func (h gossipHandler) HandleMessage(from string, payload []byte) { h.a.handleMessage(from, payload) }
+func (h gossipHandler) LocalState(bool) []byte                    { return h.a.localState() }
+func (h gossipHandler) MergeRemoteState(buf []byte, _ bool)       { h.a.mergeRemoteState(buf) }
+
+// MembersChanged records when membership last changed. memberlist calls it
+// with its own locks held, so it must not call back into gossip.
+func (h gossipHandler) MembersChanged() {
+	a := h.a
+	a.mu.Lock()
+	a.lastChange = a.now()
+	a.mu.Unlock()
+	a.poke()
+}

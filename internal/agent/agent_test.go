@@ -1,0 +1,385 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// subnet hands every test its own 127.0.<n>.0/24, so agents of different
+// tests never share an address.
+var subnet atomic.Int32
+
+func nextSubnet() int { return 100 + int(subnet.Add(1)) }
+
+func testToken(t *testing.T, seed byte) certs.Token {
+	t.Helper()
+	var tok certs.Token
+	for i := range tok.ClusterID {
+		tok.ClusterID[i] = seed
+	}
+	for i := range tok.Secret {
+		tok.Secret[i] = seed + byte(i)
+	}
+	return tok
+}
+
+func fakeSources(cores, memMB int) fingerprint.Sources {
+	return fingerprint.Sources{
+		Hostname: func() (string, error) { return "test-host", nil },
+		CPU:      func() (int, string, error) { return cores, "Test CPU", nil },
+		MemoryMB: func() (int, error) { return memMB, nil },
+		Arch:     "amd64",
+		OS:       "linux",
+	}
+}
+
+// fastGossip shortens failure detection so tests about dead nodes are quick.
+func fastGossip(c *memberlist.Config) {
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
+	c.SuspicionMult = 2
+	c.GossipInterval = 50 * time.Millisecond
+	c.PushPullInterval = 2 * time.Second
+}
+
+// testNode is one agent of a test cluster.
+type testNode struct {
+	opts   Options
+	agent  *Agent
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type cluster struct {
+	t     *testing.T
+	net   int
+	token certs.Token
+	nodes []*testNode
+}
+
+func newCluster(t *testing.T) *cluster {
+	return &cluster{t: t, net: nextSubnet(), token: testToken(t, 7)}
+}
+
+func (c *cluster) addr(i int) string { return fmt.Sprintf("127.0.%d.%d", c.net, i+1) }
+
+// options returns node i's options; mutate may change them before start.
+func (c *cluster) options(i int) Options {
+	cfg := config.Default()
+	cfg.Name = fmt.Sprintf("n%02d", i)
+	cfg.Bind = c.addr(i)
+	cfg.Join = []string{c.addr(0)}
+	cfg.Settle = 300 * time.Millisecond
+	cfg.Supervise = config.SuperviseNone
+	return Options{
+		Config:       cfg,
+		Token:        c.token,
+		Root:         filepath.Join(c.t.TempDir(), cfg.Name),
+		Sources:      fakeSources(2+i%3, 1024*(1+i%4)),
+		GossipTuning: fastGossip,
+	}
+}
+
+// start starts a node with opts and registers its cleanup.
+func (c *cluster) start(opts Options) *testNode {
+	c.t.Helper()
+	a, err := New(opts)
+	if err != nil {
+		c.t.Fatalf("New(%s): %v", opts.Config.Name, err)
+	}
+	if err := a.Start(); err != nil {
+		c.t.Fatalf("Start(%s): %v", opts.Config.Name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &testNode{opts: opts, agent: a, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(n.done)
+		a.Run(ctx)
+	}()
+	c.t.Cleanup(n.stop)
+	return n
+}
+
+func (n *testNode) stop() {
+	n.cancel()
+	<-n.done
+}
+
+func (c *cluster) startN(count int, mutate func(i int, o *Options)) {
+	for i := range count {
+		o := c.options(i)
+		if mutate != nil {
+			mutate(i, &o)
+		}
+		c.nodes = append(c.nodes, c.start(o))
+	}
+}
+
+// waitFor polls cond every 50 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// committed returns every node's plan once all of them committed one.
+func (c *cluster) waitCommitted(nodes []*testNode, timeout time.Duration) []*PlanStatus {
+	c.t.Helper()
+	var plans []*PlanStatus
+	waitFor(c.t, timeout, "every node to commit a plan", func() bool {
+		plans = plans[:0]
+		for _, n := range nodes {
+			s := n.agent.Status()
+			if s.Plan == nil {
+				return false
+			}
+			plans = append(plans, s.Plan)
+		}
+		return true
+	})
+	return plans
+}
+
+func TestClusterAgrees(t *testing.T) {
+	for _, n := range []int{3, 5, 10} {
+		t.Run(fmt.Sprintf("%d agents", n), func(t *testing.T) {
+			c := newCluster(t)
+			c.startN(n, nil)
+			plans := c.waitCommitted(c.nodes, 30*time.Second)
+			first := plans[0]
+			for i, p := range plans {
+				if fmt.Sprint(p) != fmt.Sprint(first) {
+					t.Errorf("node %d committed %+v, node 0 committed %+v", i, p, first)
+				}
+			}
+			if first.Epoch != 1 || len(first.Servers) != 3 {
+				t.Fatalf("plan %+v: want epoch 1 and 3 servers", first)
+			}
+			seen := map[string]bool{}
+			for _, s := range first.Servers {
+				seen[s] = true
+			}
+			if len(seen) != 3 {
+				t.Errorf("servers %v are not distinct", first.Servers)
+			}
+			if !seen[first.CAHolder] {
+				t.Errorf("CA holder %s is not one of the servers %v", first.CAHolder, first.Servers)
+			}
+			for _, node := range c.nodes {
+				if _, err := os.Stat(node.agent.paths.PlanFile()); err != nil {
+					t.Errorf("%s: plan not persisted: %v", node.agent.Name(), err)
+				}
+				s := node.agent.Status()
+				if s.Phase != PhaseCommitted {
+					t.Errorf("%s: phase %s, want committed", s.Node.Name, s.Phase)
+				}
+				if len(s.Members) != n {
+					t.Errorf("%s sees %d members, want %d", s.Node.Name, len(s.Members), n)
+				}
+			}
+		})
+	}
+}
+
+func TestRestartKeepsPlanAndIdentity(t *testing.T) {
+	c := newCluster(t)
+	c.startN(4, nil)
+	before := c.waitCommitted(c.nodes, 20*time.Second)[0]
+
+	// Stop a server that is not the seed, and start it again on the same root.
+	var victim int
+	for i, n := range c.nodes {
+		if i > 0 && n.agent.Status().Node.Role == "server" {
+			victim = i
+			break
+		}
+	}
+	if victim == 0 {
+		t.Fatal("no server besides the seed")
+	}
+	old := c.nodes[victim]
+	oldID := old.agent.ID()
+	old.stop()
+	restarted := c.start(old.opts)
+	if restarted.agent.ID() != oldID {
+		t.Errorf("node ID changed across restart: %s -> %s", oldID, restarted.agent.ID())
+	}
+	s := restarted.agent.Status()
+	if s.Plan == nil || fmt.Sprint(s.Plan) != fmt.Sprint(before) {
+		t.Fatalf("restarted node's plan %+v, want %+v", s.Plan, before)
+	}
+	c.nodes[victim] = restarted
+	after := c.waitCommitted(c.nodes, 10*time.Second)
+	for _, p := range after {
+		if fmt.Sprint(p) != fmt.Sprint(before) {
+			t.Errorf("plan changed after a restart: %+v, want %+v", p, before)
+		}
+	}
+}
+
+func TestLateJoinerAdoptsPlan(t *testing.T) {
+	c := newCluster(t)
+	c.startN(3, nil)
+	want := c.waitCommitted(c.nodes, 20*time.Second)[0]
+	late := c.start(c.options(3))
+	got := c.waitCommitted([]*testNode{late}, 10*time.Second)[0]
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("late joiner adopted %+v, want %+v", got, want)
+	}
+	if role := late.agent.Status().Node.Role; role != "client" {
+		t.Errorf("late joiner's role %q, want client", role)
+	}
+}
+
+func TestTooFewNodesCommitNothing(t *testing.T) {
+	c := newCluster(t)
+	c.startN(2, nil)
+	waitFor(t, 10*time.Second, "both nodes to see each other", func() bool {
+		return len(c.nodes[0].agent.Status().Members) == 2 && len(c.nodes[1].agent.Status().Members) == 2
+	})
+	time.Sleep(time.Second) // several settle periods
+	for _, n := range c.nodes {
+		s := n.agent.Status()
+		if s.Plan != nil {
+			t.Fatalf("%s committed %+v with only 2 of 3 nodes", s.Node.Name, s.Plan)
+		}
+		if s.Phase != PhaseElecting || !strings.Contains(s.Reason, "waiting for 3") {
+			t.Errorf("%s: phase %s reason %q; want electing, waiting for 3", s.Node.Name, s.Phase, s.Reason)
+		}
+	}
+}
+
+func TestWrongTokenFailsAndWritesNothing(t *testing.T) {
+	c := newCluster(t)
+	c.startN(1, nil)
+	for _, tc := range []struct {
+		name  string
+		token certs.Token
+	}{
+		{"another cluster", testToken(t, 9)},
+		{"same cluster, another secret", func() certs.Token { tok := c.token; tok.Secret[0] ^= 1; return tok }()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := c.options(1)
+			o.Token = tc.token
+			a, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			err = a.Start()
+			if err == nil {
+				a.shutdown()
+				t.Fatal("Start succeeded with a wrong token")
+			}
+			t.Logf("failed after %v: %v", time.Since(start), err)
+			if !strings.Contains(err.Error(), "token does not match") {
+				t.Errorf("error %q does not say the token does not match", err)
+			}
+			if entries, _ := os.ReadDir(o.Root); len(entries) != 0 {
+				t.Errorf("root %s holds %d entries after a failed start", o.Root, len(entries))
+			}
+		})
+	}
+}
+
+func TestMismatchedSettingsAreReported(t *testing.T) {
+	c := newCluster(t)
+	c.startN(4, func(i int, o *Options) {
+		if i == 3 {
+			o.Config.Expect = 5
+			o.Config.MinMembers = 0
+		}
+	})
+	plans := c.waitCommitted(c.nodes[:3], 20*time.Second)
+	for _, s := range plans[0].Servers {
+		if s == "n03" {
+			t.Errorf("node with expect=5 elected as a server: %v", plans[0].Servers)
+		}
+	}
+	waitFor(t, 5*time.Second, "a warning about n03", func() bool {
+		for _, w := range c.nodes[0].agent.Status().Warnings {
+			if strings.Contains(w, "n03") && strings.Contains(w, "expect=5") {
+				return true
+			}
+		}
+		return false
+	})
+	if p := c.nodes[3].agent.Status().Plan; p != nil {
+		t.Errorf("node with expect=5 adopted a plan of expect 3: %+v", p)
+	}
+}
+
+func TestStateFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := plan.Plan{Epoch: 1, Region: "global", Expect: 1, Servers: []plan.Server{{ID: "a", Name: "a", Address: "127.0.0.1"}}, CAHolder: "a"}
+	good := filepath.Join(dir, "plan.json")
+	if err := savePlan(good, "c1", "a", p, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := loadPlan(good, "c1", "a"); err != nil || got == nil || got.Hash() != p.Hash() {
+		t.Fatalf("loadPlan = %v, %v", got, err)
+	}
+	truncated := filepath.Join(dir, "truncated.json")
+	b, _ := os.ReadFile(good)
+	os.WriteFile(truncated, b[:len(b)/2], 0o600)
+	tests := []struct {
+		name, path, cluster, node string
+		want                      []string
+	}{
+		{"truncated", truncated, "c1", "a", []string{"corrupted", "remove it"}},
+		{"foreign cluster", good, "c2", "a", []string{"belongs to cluster c1", "token is for cluster c2"}},
+		{"other node", good, "c1", "b", []string{"written by node a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadPlan(tt.path, tt.cluster, tt.node)
+			if err == nil {
+				t.Fatal("loadPlan succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	if got, err := loadPlan(filepath.Join(dir, "missing"), "c1", "a"); got != nil || err != nil {
+		t.Errorf("missing file: %v, %v; want nil, nil", got, err)
+	}
+}
+
+func TestPhaseNames(t *testing.T) {
+	want := "fingerprinting joining electing committed certified configured starting running degraded"
+	var got []string
+	for p := PhaseFingerprinting; p <= PhaseDegraded; p++ {
+		got = append(got, p.String())
+		var back Phase
+		if err := back.UnmarshalText([]byte(p.String())); err != nil || back != p {
+			t.Errorf("round trip of %s: %v, %v", p, back, err)
+		}
+	}
+	if strings.Join(got, " ") != want {
+		t.Errorf("phases %q, want %q", got, want)
+	}
+	if Phase(99).String() != "phase(99)" {
+		t.Errorf("unknown phase prints %q", Phase(99).String())
+	}
+}
