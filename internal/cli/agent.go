@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+)
+
+const agentHelp = `Usage: nomad-bootstrapd agent [flags]
+
+Runs the agent on this machine. It gossips with the seeds given by -join,
+takes part in electing the Nomad servers and the CA holder, and keeps
+running to serve the cluster. Settings come from the built-in defaults, then
+the configuration file, then the environment (` + config.TokenEnv + `), then
+flags.
+`
+
+const agentExamples = `  # the first machines of a cluster, all with the same seeds
+  nomad-bootstrapd agent -token-file /etc/nomad-bootstrapd/token -join 10.0.0.5,10.0.0.6
+  # a machine that must be a client in the batch pool of zone b
+  nomad-bootstrapd agent -token-file /etc/nomad-bootstrapd/token -join 10.0.0.5 -role client -pool batch -zone b
+  # advertise the address of eth1, whatever it is
+  nomad-bootstrapd agent -advertise '{{ GetInterfaceIP "eth1" }}' -join 10.0.0.5`
+
+// loadAgentConfig parses the agent flags and merges every configuration layer.
+func loadAgentConfig(name string, args []string, stderr io.Writer) (config.Config, *config.Flags, int) {
+	fs := newFlagSet(name, agentHelp, agentExamples, stderr)
+	flags := config.RegisterFlags(fs)
+	if code := parseFlags(fs, args); code >= 0 {
+		return config.Config{}, nil, code
+	}
+	cfg := config.Default()
+	path, required := flags.ConfigFile, flags.ConfigFile != ""
+	if !required {
+		path = paths.New(flags.Root).ConfigFile()
+	}
+	if err := cfg.LoadFile(path, required); err != nil {
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+		return cfg, nil, exitError
+	}
+	cfg.ApplyEnv(os.Getenv)
+	flags.Apply(&cfg)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "nomad-bootstrapd: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return cfg, nil, exitError
+	}
+	return cfg, flags, -1
+}
+
+func runAgent(args []string, stdout, stderr io.Writer) int {
+	cfg, flags, code := loadAgentConfig("agent", args, stderr)
+	if code >= 0 {
+		return code
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	text, err := cfg.ResolveToken(func(w string) { log.Warn(w) })
+	if err != nil {
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+		return exitError
+	}
+	token, err := certs.ParseToken(text)
+	if err != nil {
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+		return exitError
+	}
+	a, err := agent.New(agent.Options{Config: cfg, Token: token, Root: flags.Root, Logger: log, Version: Version})
+	if err != nil {
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+		return exitError
+	}
+	if flags.DryRun {
+		fmt.Fprintf(stdout, "node %s (%s) of cluster %s would join %s with role=%s pool=%s zone=%q region=%s expect=%d\nnothing was written\n",
+			a.Name(), a.ID(), token.ClusterIDString(), strings.Join(cfg.Join, ","), cfg.Role, cfg.Pool, cfg.Zone, cfg.Region, cfg.Expect)
+		return exitOK
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := a.Start(); err != nil {
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+		return exitError
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("agent failed", slog.Any("error", err))
+		return exitError
+	}
+	return exitOK
+}
