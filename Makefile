@@ -1,0 +1,56 @@
+# nomad-bootstrapd: `make demo` runs a local cluster, `make test` runs every check.
+
+GO            ?= go
+BIN           := bin/nomad-bootstrapd
+NOMAD_VERSION := 1.11.3
+NOMAD         := .cache/nomad-v$(NOMAD_VERSION)
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME      ?= 30s
+VERSION       ?= 0.1.0-dev
+LDFLAGS       := -s -w -X github.com/nomad-bootstrapd/nomad-bootstrapd/internal/cli.Version=$(VERSION)
+
+.PHONY: all build demo test lint unit fuzz bench nomad clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nomad-bootstrapd
+
+## demo: a local cluster of 5 agents on 127.0.0.2-6; Ctrl-C stops it
+demo: build
+	$(BIN) demo -nodes 5
+
+## test: formatting, vet, staticcheck and every test with the race detector
+test: lint unit
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "==> $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## bench: benchmarks that print figures (see BENCHMARKS.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
+
+## nomad: the real Nomad binary, built once from the Go module proxy and cached
+nomad: $(NOMAD)
+
+$(NOMAD):
+	@echo "==> building Nomad v$(NOMAD_VERSION) from source (once; a few minutes, cached in $(NOMAD))"
+	@mkdir -p .cache
+	cd tools/nomad && GOFLAGS=-mod=mod $(GO) build -trimpath -o ../../$(NOMAD).tmp github.com/hashicorp/nomad
+	mv $(NOMAD).tmp $(NOMAD)
+
+clean:
+	rm -rf bin dist
