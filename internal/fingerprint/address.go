@@ -100,7 +100,7 @@ func checkAddr(addr netip.Addr) error {
 		return errors.New("has a zone; use an address without one (a link-local address cannot be advertised)")
 	}
 	if addr.Unmap().IsUnspecified() {
-		return errors.New("cannot be used: an advertise address must be a single address other peers can reach, not 0.0.0.0 or ::")
+		return errors.New("cannot be used: an advertise address must be a single address other peers can reach, not 0.0.0.0 or the IPv6 unspecified address")
 	}
 	return nil
 }

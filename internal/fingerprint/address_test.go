@@ -49,11 +49,11 @@ func TestResolveAddressFake(t *testing.T) {
 		{name: "IPv4-mapped literal unmapped", spec: "::ffff:10.0.0.5", want: "10.0.0.5"},
 		{
 			name: "unspecified IPv4", spec: "0.0.0.0",
-			wantErr: `fingerprint: address "0.0.0.0" cannot be used: an advertise address must be a single address other peers can reach, not 0.0.0.0 or ::`,
+			wantErr: `fingerprint: address "0.0.0.0" cannot be used: an advertise address must be a single address other peers can reach, not 0.0.0.0 or the IPv6 unspecified address`,
 		},
 		{
 			name: "unspecified IPv6", spec: "::",
-			wantErr: `fingerprint: address "::" cannot be used: an advertise address must be a single address other peers can reach, not 0.0.0.0 or ::`,
+			wantErr: `fingerprint: address "::" cannot be used: an advertise address must be a single address other peers can reach, not 0.0.0.0 or the IPv6 unspecified address`,
 		},
 		{
 			name: "zone", spec: "fe80::1%eth0",
@@ -93,7 +93,7 @@ func TestResolveAddressFake(t *testing.T) {
 		},
 		{
 			name: "template gave unspecified", spec: `{{ "0.0.0.0" }}`, out: "0.0.0.0",
-			wantErr: `fingerprint: address template '{{ "0.0.0.0" }}' gave 0.0.0.0, which cannot be used: an advertise address must be a single address other peers can reach, not 0.0.0.0 or ::`,
+			wantErr: `fingerprint: address template '{{ "0.0.0.0" }}' gave 0.0.0.0, which cannot be used: an advertise address must be a single address other peers can reach, not 0.0.0.0 or the IPv6 unspecified address`,
 		},
 		{
 			name: "evaluation error", spec: "{{ Broken }}", evalErr: errEval,
