@@ -1,0 +1,338 @@
+// Package casvc is the network side of the cluster CA: the HTTPS endpoint
+// on the CA holder that signs the nodes' certificate requests, and the
+// client with which a node reaches it, pinning the CA by fingerprint.
+//
+// It knows nothing of plans or gossip. The signing policy lives in
+// internal/certs (names, key types, lifetimes); who gets which certificate
+// is the Authority's decision, which the agent implements from the
+// committed plan.
+//
+// Protocol (HTTPS, TLS 1.2 or later):
+//
+//	POST /v1/sign   body: certs.SignRequest.Encode (at most 32 KiB)
+//	                200: {"certificate": PEM, "ca_bundle": PEM}
+//	                400 malformed, 401 not authenticated (MAC, timestamp,
+//	                replay), 403 refused by the authority, 429 rate limited,
+//	                500 internal; all errors are {"error": "..."}
+//	GET  /v1/ca     the CA bundle (PEM); public
+package casvc
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+)
+
+// Endpoint paths.
+const (
+	// SignPath is where nodes POST their sign requests.
+	SignPath = "/v1/sign"
+	// CAPath serves the CA bundle.
+	CAPath = "/v1/ca"
+)
+
+// Authority decides what a node may be certified as. The server calls it
+// only for requests that are authenticated by the cluster's token, fresh and
+// within the node's rate, possibly from many goroutines at once.
+type Authority interface {
+	// Authorize returns the identity to certify for req: the node's role
+	// (from the committed plan, whatever role the request asks for), its
+	// address (from gossip) and the region. An error refuses the request
+	// (403); its text is sent to the node, so it should say why, e.g.
+	// "node c1 is a client in plan epoch 3, not a server".
+	Authorize(req *certs.SignRequest) (certs.Identity, error)
+}
+
+// AuthorityFunc adapts a function to Authority.
+type AuthorityFunc func(req *certs.SignRequest) (certs.Identity, error)
+
+// Authorize calls f(req).
+func (f AuthorityFunc) Authorize(req *certs.SignRequest) (certs.Identity, error) { return f(req) }
+
+// RateLimit is a token bucket: Burst requests at once, then one every
+// Every.
+type RateLimit struct {
+	// Every is the time to earn one request.
+	Every time.Duration
+	// Burst is the bucket size.
+	Burst int
+}
+
+// DefaultRatePerNode allows each node 5 requests a minute with a burst of
+// 10: a node needs one or two certificates per renewal, and a retry loop
+// cannot keep the CA busy.
+var DefaultRatePerNode = RateLimit{Every: 12 * time.Second, Burst: 10}
+
+// Config configures a Server. CA, Verifier and Authority are required.
+type Config struct {
+	// CA signs the certificates.
+	CA *certs.CA
+	// ServerCert is the endpoint's own certificate, issued by CA. Its
+	// chain is completed with the CA bundle when it holds the leaf only,
+	// since clients pin the CA from the presented chain.
+	ServerCert tls.Certificate
+	// Verifier authenticates requests (MAC, timestamp, replay).
+	Verifier *certs.Verifier
+	// Authority decides each node's identity.
+	Authority Authority
+	// Lifetime of issued certificates; certs.DefaultLeafLifetime when 0.
+	Lifetime time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives refusals (WARN) and issues (INFO); discarded when
+	// nil. Request bodies, CSRs and MACs are never logged.
+	Logger *slog.Logger
+	// RatePerNode limits requests per node ID; DefaultRatePerNode when
+	// zero.
+	RatePerNode RateLimit
+}
+
+// Server is the CA endpoint. Make it with NewServer.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	limiter *limiter
+	srv     *http.Server
+	handler http.Handler
+
+	signed, refused atomic.Uint64
+}
+
+// maxHeaderBytes bounds request headers; requests carry almost none.
+const maxHeaderBytes = 8 << 10
+
+// NewServer returns a server for cfg. It panics if CA, Verifier or
+// Authority is nil, which is a programming error.
+func NewServer(cfg Config) *Server {
+	if cfg.CA == nil || cfg.Verifier == nil || cfg.Authority == nil {
+		panic("casvc: NewServer needs CA, Verifier and Authority")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Lifetime == 0 {
+		cfg.Lifetime = certs.DefaultLeafLifetime
+	}
+	if cfg.RatePerNode.Every <= 0 || cfg.RatePerNode.Burst <= 0 {
+		cfg.RatePerNode = DefaultRatePerNode
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		limiter: newLimiter(cfg.RatePerNode),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(SignPath, s.handleSign)
+	mux.HandleFunc(CAPath, s.handleCA)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint; use POST "+SignPath+" or GET "+CAPath)
+	})
+	s.handler = mux
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Handler returns the HTTP handler of the endpoint, for tests and for
+// serving on a listener of the caller's own. It expects TLS in front.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Stats returns how many requests were answered with a certificate and how
+// many were refused, for metrics.
+func (s *Server) Stats() (signed, refused uint64) {
+	return s.signed.Load(), s.refused.Load()
+}
+
+// Serve accepts HTTPS connections on l (TLS 1.2 or later, with
+// cfg.ServerCert) until Close or Shutdown, after which it returns nil. It
+// fails at once if ServerCert is not a certificate of the CA.
+func (s *Server) Serve(l net.Listener) error {
+	cert, err := s.serverCert()
+	if err != nil {
+		return err
+	}
+	s.srv.TLSConfig = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+	}
+	if err := s.srv.ServeTLS(l, "", ""); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("casvc: serving: %w", err)
+	}
+	return nil
+}
+
+// serverCert checks cfg.ServerCert against the CA and completes its chain.
+func (s *Server) serverCert() (tls.Certificate, error) {
+	cert := s.cfg.ServerCert
+	if len(cert.Certificate) == 0 || cert.PrivateKey == nil {
+		return tls.Certificate{}, errors.New("casvc: Config.ServerCert holds no certificate and key")
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("casvc: Config.ServerCert: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(s.cfg.CA.Cert)
+	if _, err := leaf.Verify(x509.VerifyOptions{
+		Roots:       roots,
+		CurrentTime: s.cfg.Now(),
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}); err != nil {
+		return tls.Certificate{}, fmt.Errorf("casvc: Config.ServerCert is not a server certificate of the CA %s: %w", s.cfg.CA.Fingerprint(), err)
+	}
+	if len(cert.Certificate) == 1 {
+		chain := [][]byte{cert.Certificate[0], s.cfg.CA.Cert.Raw}
+		for _, c := range s.cfg.CA.Chain {
+			chain = append(chain, c.Raw)
+		}
+		cert.Certificate = chain
+	}
+	cert.Leaf = leaf
+	return cert, nil
+}
+
+// Close closes the listeners and connections at once.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// Shutdown stops accepting connections and waits for requests in flight,
+// until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// signResponse is the body of a successful sign request.
+type signResponse struct {
+	Certificate string `json:"certificate"`
+	CABundle    string `json:"ca_bundle"`
+}
+
+// errorResponse is the body of every error.
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorResponse{Error: msg})
+}
+
+// handleCA serves the CA bundle.
+func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "use GET "+CAPath)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(s.cfg.CA.BundlePEM())
+}
+
+// handleSign authenticates, rate-limits, authorizes and signs one request.
+func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "use POST "+SignPath)
+		return
+	}
+	var req *certs.SignRequest
+	refuse := func(code int, reason error, msg string) {
+		s.refused.Add(1)
+		attrs := []any{"remote", r.RemoteAddr, "status", code, "reason", reason.Error()}
+		if req != nil {
+			attrs = append(attrs, "node", req.NodeName, "node_id", req.NodeID, "role", string(req.Role))
+		}
+		s.log.Warn("casvc: certificate request refused", attrs...)
+		if code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RatePerNode.Every.Seconds()+0.999)))
+		}
+		writeError(w, code, msg)
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, certs.MaxSignRequestSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			err = fmt.Errorf("casvc: request body is larger than %d bytes", certs.MaxSignRequestSize)
+		} else {
+			err = fmt.Errorf("casvc: reading the request: %w", err)
+		}
+		refuse(http.StatusBadRequest, err, err.Error())
+		return
+	}
+	if req, err = certs.DecodeSignRequest(body); err != nil {
+		refuse(http.StatusBadRequest, err, err.Error())
+		return
+	}
+	if err := s.cfg.Verifier.Verify(req); err != nil {
+		refuse(http.StatusUnauthorized, err, err.Error())
+		return
+	}
+	now := s.cfg.Now()
+	if !s.limiter.allow(req.NodeID, now) {
+		err := fmt.Errorf("casvc: node %q sent more than %d requests; at most one every %s", req.NodeID, s.cfg.RatePerNode.Burst, s.cfg.RatePerNode.Every)
+		refuse(http.StatusTooManyRequests, err, err.Error())
+		return
+	}
+	id, err := s.cfg.Authority.Authorize(req)
+	if err != nil {
+		refuse(http.StatusForbidden, err, err.Error())
+		return
+	}
+	csr, err := certs.ParseCSR(req.CSR)
+	if err != nil {
+		refuse(http.StatusBadRequest, err, err.Error())
+		return
+	}
+	der, err := s.cfg.CA.Sign(csr, id, now, s.cfg.Lifetime)
+	if err != nil {
+		if errors.Is(err, certs.ErrCSRRejected) {
+			refuse(http.StatusBadRequest, err, err.Error())
+		} else {
+			refuse(http.StatusInternalServerError, err, "casvc: the CA could not sign the certificate; see the CA holder's log")
+		}
+		return
+	}
+	s.signed.Add(1)
+	if s.log.Enabled(r.Context(), slog.LevelInfo) {
+		attrs := []any{"node", req.NodeName, "node_id", req.NodeID, "role", string(id.Role), "remote", r.RemoteAddr}
+		if c, err := x509.ParseCertificate(der); err == nil {
+			attrs = append(attrs, "serial", c.SerialNumber.Text(16), "not_after", c.NotAfter.UTC().Format(time.RFC3339))
+		}
+		s.log.Info("casvc: certificate issued", attrs...)
+	}
+	writeJSON(w, http.StatusOK, signResponse{
+		Certificate: string(certs.EncodeCertPEM(der)),
+		CABundle:    string(s.cfg.CA.BundlePEM()),
+	})
+}
