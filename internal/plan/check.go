@@ -6,18 +6,34 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 )
+
+func validFingerprint(s string) bool {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
+}
 
 // Validate checks the structure of a committed plan, such as one received
 // from the network: Epoch >= 1, a non-empty region, a valid Expect with that
 // many servers, server IDs and names non-empty and unique, and a CA holder
-// that is one of the servers.
+// that is one of the servers, a CA fingerprint and a CA port.
 func (p Plan) Validate() error {
 	if p.Epoch < 1 {
 		return fmt.Errorf("plan: epoch %d is not committed (want >= 1)", p.Epoch)
 	}
 	if p.Region == "" {
 		return fmt.Errorf("plan: region is empty")
+	}
+	if !validFingerprint(p.CAFingerprint) {
+		return fmt.Errorf("plan: CA fingerprint %q is not sha256:<64 hex digits>", p.CAFingerprint)
+	}
+	if p.CAPort < 1 || p.CAPort > 65535 {
+		return fmt.Errorf("plan: CA port %d is out of range 1-65535", p.CAPort)
 	}
 	if err := ValidateExpect(p.Expect); err != nil {
 		return err
@@ -96,6 +112,8 @@ func (p Plan) Equal(q Plan) bool {
 		p.Region == q.Region &&
 		p.Expect == q.Expect &&
 		p.CAHolder == q.CAHolder &&
+		p.CAFingerprint == q.CAFingerprint &&
+		p.CAPort == q.CAPort &&
 		slices.Equal(p.Servers, q.Servers)
 }
 

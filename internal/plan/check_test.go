@@ -19,9 +19,13 @@ func validPlan() plan.Plan {
 			{ID: "id-b", Name: "b", Address: "10.0.0.2", Zone: "z2"},
 			{ID: "id-c", Name: "c", Address: "10.0.0.3"},
 		},
-		CAHolder: "id-a",
+		CAHolder:      "id-a",
+		CAFingerprint: testFingerprint,
+		CAPort:        4651,
 	}
 }
+
+const testFingerprint = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 func TestValidate(t *testing.T) {
 	tests := []struct {
@@ -47,6 +51,9 @@ func TestValidate(t *testing.T) {
 		{"empty server name", func(p *plan.Plan) { p.Servers[1].Name = "" }, `plan: server 1 ("id-b") has an empty name`},
 		{"CA holder not a server", func(p *plan.Plan) { p.CAHolder = "id-z" }, `plan: CA holder "id-z" is not one of the servers`},
 		{"empty CA holder", func(p *plan.Plan) { p.CAHolder = "" }, `plan: CA holder "" is not one of the servers`},
+		{"no CA fingerprint", func(p *plan.Plan) { p.CAFingerprint = "" }, "CA fingerprint"},
+		{"bad CA fingerprint", func(p *plan.Plan) { p.CAFingerprint = "sha256:XYZ" }, "CA fingerprint"},
+		{"bad CA port", func(p *plan.Plan) { p.CAPort = 0 }, "CA port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -65,6 +65,11 @@ type Plan struct {
 	Expect   int      `json:"expect"`
 	Servers  []Server `json:"servers"`   // in rank order
 	CAHolder string   `json:"ca_holder"` // node ID; one of Servers
+	// CAFingerprint pins the cluster CA ("sha256:<hex>" of its certificate):
+	// nodes trust the CA endpoint only if it presents this CA.
+	CAFingerprint string `json:"ca_fingerprint"`
+	// CAPort is the port of the CA holder's certificate endpoint.
+	CAPort int `json:"ca_port"`
 }
 
 // MaxExpect is the largest number of servers a cluster may ask for.

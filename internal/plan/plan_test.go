@@ -369,7 +369,7 @@ func TestElect(t *testing.T) {
 					t.Errorf("server %+v; want %+v", s, want)
 				}
 			}
-			p.Epoch = 1
+			p.Epoch, p.CAFingerprint, p.CAPort = 1, testFingerprint, 4651
 			if err := p.Validate(); err != nil {
 				t.Errorf("Validate: %v", err)
 			}

@@ -177,7 +177,7 @@ func TestElectOrderIndependent(t *testing.T) {
 // checkPlan checks the invariants of a plan elected among members.
 func checkPlan(t *testing.T, members []plan.Member, p plan.Plan) {
 	t.Helper()
-	p.Epoch = 1
+	p.Epoch, p.CAFingerprint, p.CAPort = 1, testFingerprint, 4651
 	if err := p.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
