@@ -68,6 +68,12 @@ type Config struct {
 	Nomad string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// DedicatedServers keeps Nomad servers from also running a client. A
+	// node with role=server never runs a client either way.
+	DedicatedServers bool
+	// RawExec enables Nomad's raw_exec driver on clients (tasks run
+	// unisolated as root: only for trusted jobs).
+	RawExec bool
 }
 
 // Default returns the built-in defaults.
@@ -107,6 +113,8 @@ type file struct {
 	Supervise  *string   `hcl:"supervise,optional"`
 	Nomad      *string   `hcl:"nomad,optional"`
 	LogLevel   *string   `hcl:"log_level,optional"`
+	Dedicated  *bool     `hcl:"dedicated_servers,optional"`
+	RawExec    *bool     `hcl:"raw_exec,optional"`
 }
 
 // LoadFile applies the HCL file at path over c. A missing file is an error
@@ -168,6 +176,12 @@ func (c *Config) loadBytes(src []byte, path string) error {
 	setS(&c.Supervise, fc.Supervise)
 	setS(&c.Nomad, fc.Nomad)
 	setS(&c.LogLevel, fc.LogLevel)
+	if fc.Dedicated != nil {
+		c.DedicatedServers = *fc.Dedicated
+	}
+	if fc.RawExec != nil {
+		c.RawExec = *fc.RawExec
+	}
 	return nil
 }
 
@@ -243,6 +257,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.vals.Supervise, "supervise", d.Supervise, "how Nomad is run: systemd, process or none")
 	fs.StringVar(&f.vals.Nomad, "nomad", d.Nomad, "`path` of the nomad binary")
 	fs.StringVar(&f.vals.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
+	fs.BoolVar(&f.vals.DedicatedServers, "dedicated-servers", false, "Nomad servers do not also run a client")
+	fs.BoolVar(&f.vals.RawExec, "raw-exec", false, "enable Nomad's raw_exec driver on clients (unisolated tasks: trusted jobs only)")
 	return f
 }
 
@@ -252,24 +268,26 @@ func (f *Flags) Apply(c *Config) {
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	v := f.vals
 	apply := map[string]func(){
-		"token":       func() { c.Token, c.TokenFile = v.Token, "" },
-		"token-file":  func() { c.TokenFile, c.Token = v.TokenFile, "" },
-		"join":        func() { c.Join = SplitList(f.join) },
-		"bind":        func() { c.Bind = v.Bind },
-		"advertise":   func() { c.Advertise = v.Advertise },
-		"port":        func() { c.Port = v.Port },
-		"name":        func() { c.Name = v.Name },
-		"role":        func() { c.Role = v.Role },
-		"pool":        func() { c.Pool = v.Pool },
-		"zone":        func() { c.Zone = v.Zone },
-		"datacenter":  func() { c.Datacenter = v.Datacenter },
-		"region":      func() { c.Region = v.Region },
-		"expect":      func() { c.Expect = v.Expect },
-		"min-members": func() { c.MinMembers = v.MinMembers },
-		"settle":      func() { c.Settle = v.Settle },
-		"supervise":   func() { c.Supervise = v.Supervise },
-		"nomad":       func() { c.Nomad = v.Nomad },
-		"log-level":   func() { c.LogLevel = v.LogLevel },
+		"token":             func() { c.Token, c.TokenFile = v.Token, "" },
+		"token-file":        func() { c.TokenFile, c.Token = v.TokenFile, "" },
+		"join":              func() { c.Join = SplitList(f.join) },
+		"bind":              func() { c.Bind = v.Bind },
+		"advertise":         func() { c.Advertise = v.Advertise },
+		"port":              func() { c.Port = v.Port },
+		"name":              func() { c.Name = v.Name },
+		"role":              func() { c.Role = v.Role },
+		"pool":              func() { c.Pool = v.Pool },
+		"zone":              func() { c.Zone = v.Zone },
+		"datacenter":        func() { c.Datacenter = v.Datacenter },
+		"region":            func() { c.Region = v.Region },
+		"expect":            func() { c.Expect = v.Expect },
+		"min-members":       func() { c.MinMembers = v.MinMembers },
+		"settle":            func() { c.Settle = v.Settle },
+		"supervise":         func() { c.Supervise = v.Supervise },
+		"nomad":             func() { c.Nomad = v.Nomad },
+		"log-level":         func() { c.LogLevel = v.LogLevel },
+		"dedicated-servers": func() { c.DedicatedServers = v.DedicatedServers },
+		"raw-exec":          func() { c.RawExec = v.RawExec },
 	}
 	for name, fn := range apply {
 		if set[name] {

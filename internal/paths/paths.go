@@ -48,3 +48,13 @@ func (p Paths) NomadConfigDir() string { return p.join("etc", "nomad.d") }
 
 // NomadTLSDir holds Nomad's TLS material, /etc/nomad.d/tls.
 func (p Paths) NomadTLSDir() string { return p.join("etc", "nomad.d", "tls") }
+
+// CADir holds the cluster CA on the CA holder and the escrowed CA key on the
+// other servers, /var/lib/nomad-bootstrapd/ca (0700).
+func (p Paths) CADir() string { return filepath.Join(p.StateDir(), "ca") }
+
+// NomadDataDir is Nomad's data_dir, /opt/nomad/data as in the official package.
+func (p Paths) NomadDataDir() string { return p.join("opt", "nomad", "data") }
+
+// NomadLog receives Nomad's output when the agent runs Nomad as its child.
+func (p Paths) NomadLog() string { return filepath.Join(p.StateDir(), "nomad.log") }
