@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
@@ -59,7 +60,7 @@ const (
 	requestTimeout  = 3 * time.Second
 	promiseLease    = 10 * time.Second
 	proposalBackoff = time.Second
-	joinBackoffMax  = 30 * time.Second
+	joinBackoffMax  = 5 * time.Second
 	deadNodeReclaim = 10 * time.Second
 )
 
@@ -83,6 +84,7 @@ type Agent struct {
 	tr   transport
 	srv  *http.Server
 	kick chan struct{}
+	bg   sync.WaitGroup // goroutines that Run waits for on shutdown
 
 	mu           sync.Mutex
 	phase        Phase
@@ -97,6 +99,10 @@ type Agent struct {
 	warnings     map[string]string
 	pending      map[uint64]chan message
 	nextReq      uint64
+	ca           *certs.CA     // the CA, on the coordinator and the CA holder
+	caSrv        *casvc.Server // the CA endpoint, on the CA holder
+	nomad        *NomadStatus  // the local Nomad agent, once started
+	pipeline     bool          // the post-commit pipeline runs
 }
 
 // promise is a server's pledge to serve in one proposed plan.
@@ -302,12 +308,17 @@ func (a *Agent) seeds() []string {
 
 // Run drives the agent until ctx ends, then shuts it down.
 func (a *Agent) Run(ctx context.Context) error {
-	defer a.shutdown()
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		a.bg.Wait()
+		a.shutdown()
+	}()
 	a.mu.Lock()
 	joined := a.joined
 	a.mu.Unlock()
 	if !joined {
-		go a.joinLoop(ctx)
+		a.bg.Go(func() { a.joinLoop(ctx) })
 	}
 	t := time.NewTicker(tickInterval)
 	defer t.Stop()
@@ -427,8 +438,17 @@ func (a *Agent) Status() Status {
 	}
 	if a.plan != nil {
 		s.Plan = &PlanStatus{Epoch: a.plan.Epoch, Servers: a.plan.ServerNames(), CAHolder: a.plan.CAHolderName(),
-			Expect: a.plan.Expect, Region: a.plan.Region}
+			Expect: a.plan.Expect, Region: a.plan.Region, CAFingerprint: a.plan.CAFingerprint}
 		s.Node.Role = roleIn(a.plan, a.id)
+		if a.phase >= PhaseCertified {
+			if notAfter, ok := a.certNotAfter(*a.plan); ok {
+				s.Certs = &CertStatus{NotAfter: notAfter}
+			}
+		}
+	}
+	if a.nomad != nil {
+		n := *a.nomad
+		s.Nomad = &n
 	}
 	for _, m := range members {
 		ms := MemberStatus{Name: m.Name, ID: m.Meta.ID, Address: m.Address, Status: string(m.State),

@@ -14,7 +14,6 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
 
 // subnet hands every test its own 127.0.<n>.0/24, so agents of different
@@ -187,8 +186,8 @@ func TestClusterAgrees(t *testing.T) {
 					t.Errorf("%s: plan not persisted: %v", node.agent.Name(), err)
 				}
 				s := node.agent.Status()
-				if s.Phase != PhaseCommitted {
-					t.Errorf("%s: phase %s, want committed", s.Node.Name, s.Phase)
+				if s.Phase < PhaseCommitted || s.Phase == PhaseDegraded {
+					t.Errorf("%s: phase %s (%s), want committed or later", s.Node.Name, s.Phase, s.Reason)
 				}
 				if len(s.Members) != n {
 					t.Errorf("%s sees %d members, want %d", s.Node.Name, len(s.Members), n)
@@ -329,7 +328,7 @@ func TestMismatchedSettingsAreReported(t *testing.T) {
 
 func TestStateFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	p := plan.Plan{Epoch: 1, Region: "global", Expect: 1, Servers: []plan.Server{{ID: "a", Name: "a", Address: "127.0.0.1"}}, CAHolder: "a"}
+	p := *validPlan()
 	good := filepath.Join(dir, "plan.json")
 	if err := savePlan(good, "c1", "a", p, time.Now()); err != nil {
 		t.Fatal(err)

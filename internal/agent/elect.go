@@ -36,6 +36,11 @@ func (a *Agent) step(ctx context.Context) {
 		if a.phase < PhaseCommitted {
 			a.phase = PhaseCommitted
 		}
+		if !a.pipeline {
+			a.pipeline = true
+			p := a.plan.Clone()
+			a.bg.Go(func() { a.runPipeline(ctx, p) })
+		}
 		return
 	}
 	if !a.joined {
@@ -64,7 +69,7 @@ func (a *Agent) step(ctx context.Context) {
 	}
 	a.reason = fmt.Sprintf("proposing servers %s", strings.Join(cand.ServerNames(), ", "))
 	a.proposing = true
-	go a.propose(ctx, cand)
+	a.bg.Go(func() { a.propose(ctx, cand) })
 }
 
 func countAlive(ms []gossip.Member) int {
@@ -133,7 +138,14 @@ func (a *Agent) propose(ctx context.Context, cand plan.Plan) {
 		a.mu.Unlock()
 		a.poke()
 	}()
+	ca, err := a.proposalCA()
+	if err != nil {
+		a.setDegraded(fmt.Sprintf("cannot create the cluster CA: %v", err))
+		return
+	}
 	cand.Epoch = 1
+	cand.CAFingerprint = ca.Fingerprint()
+	cand.CAPort = a.caPort()
 	hash := cand.Hash()
 	a.mu.Lock()
 	if reason := a.promiseLocked(hash, a.name); reason != "" {
@@ -189,8 +201,16 @@ func (a *Agent) propose(ctx context.Context, cand plan.Plan) {
 		}
 		return
 	}
-	// Tell the servers first: should this node die now, they hold the plan
-	// and gossip it, and this node adopts it from them when it returns.
+	// Keep the CA key before anyone pins its certificate; then tell the
+	// servers: should this node die now, they hold the plan and gossip it,
+	// and this node adopts it from them when it returns.
+	if err := a.saveCA(ca); err != nil {
+		a.mu.Lock()
+		a.releaseLocked(hash)
+		a.mu.Unlock()
+		a.setDegraded(fmt.Sprintf("cannot persist the cluster CA: %v", err))
+		return
+	}
 	commit := message{Type: msgCommit, Plan: &cand}.encode()
 	for _, name := range others {
 		if err := a.tr.SendTo(name, commit); err != nil {
@@ -283,6 +303,8 @@ func (a *Agent) handleMessage(from string, payload []byte) {
 		if !have && from != "" {
 			a.reply(from, message{}, message{Type: msgFetch})
 		}
+	case msgEscrow:
+		a.handleEscrow(from, m)
 	case msgFetch:
 		a.mu.Lock()
 		p := a.plan

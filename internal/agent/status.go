@@ -35,6 +35,8 @@ type PlanStatus struct {
 	CAHolder string   `json:"ca_holder"`
 	Expect   int      `json:"expect"`
 	Region   string   `json:"region"`
+	// CAFingerprint pins the cluster CA.
+	CAFingerprint string `json:"ca_fingerprint"`
 }
 
 // MemberStatus is one gossip member as this node sees it.

@@ -17,6 +17,7 @@ const (
 	msgCommit   = "commit"   // anyone -> anyone: this plan is committed
 	msgAnnounce = "announce" // broadcast when a commit does not fit a packet: plan hash and epoch
 	msgFetch    = "fetch"    // ask a node for its committed plan (answered with commit)
+	msgEscrow   = "escrow"   // CA holder -> servers: the CA key sealed with a token-derived key
 )
 
 // maxMessageSize bounds what decodeMessage accepts.
@@ -30,6 +31,7 @@ type message struct {
 	Hash   string     `json:"h,omitempty"`
 	Epoch  uint64     `json:"e,omitempty"`
 	Reason string     `json:"r,omitempty"`
+	Sealed []byte     `json:"s,omitempty"`
 }
 
 func (m message) encode() []byte { return encodeJSON(m) }
@@ -52,6 +54,10 @@ func decodeMessage(b []byte) (message, error) {
 			return message{}, fmt.Errorf("agent: %s message: %w", m.Type, err)
 		}
 	case msgAck, msgNack, msgFetch:
+	case msgEscrow:
+		if len(m.Sealed) == 0 || len(m.Sealed) > 8<<10 || len(m.Hash) != 64 {
+			return message{}, errors.New("agent: escrow message without a sealed key and plan hash")
+		}
 	case msgRelease, msgAnnounce:
 		if len(m.Hash) != 64 {
 			return message{}, fmt.Errorf("agent: %s message without a plan hash", m.Type)

@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// File names under paths.CADir.
+const (
+	caCertFile   = "ca.pem"
+	caKeyFile    = "ca-key.pem"
+	caEscrowFile = "ca-key.sealed"
+)
+
+// caPort is the CA endpoint's port: the gossip port + 1 (4651 by default).
+func (a *Agent) caPort() int { return a.cfg.Port + 1 }
+
+// proposalCA returns the CA a coordinator pins in its proposal: the one on
+// disk from an earlier proposal, else the one made for an earlier attempt,
+// else a new one (persisted only if the plan is committed).
+func (a *Agent) proposalCA() (*certs.CA, error) {
+	if ca, err := a.loadCA(); err != nil || ca != nil {
+		return ca, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ca == nil {
+		ca, err := certs.NewCA(rand.Reader, a.token.ClusterIDString(), a.now(), 0)
+		if err != nil {
+			return nil, err
+		}
+		a.ca = ca
+	}
+	return a.ca, nil
+}
+
+// loadCA reads the CA from disk; nil when there is none.
+func (a *Agent) loadCA() (*certs.CA, error) {
+	dir := a.paths.CADir()
+	certPEM, err := os.ReadFile(filepath.Join(dir, caCertFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: reading the CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, caKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent: reading the CA key: %w", err)
+	}
+	ca, err := certs.LoadCA(certPEM, keyPEM, nil, a.now())
+	if err != nil {
+		return nil, fmt.Errorf("agent: the CA in %s cannot be used: %w", dir, err)
+	}
+	return ca, nil
+}
+
+// saveCA persists the CA before the plan pinning it is committed, so that a
+// crash never leaves a committed plan whose CA key is lost.
+func (a *Agent) saveCA(ca *certs.CA) error {
+	dir := a.paths.CADir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return err
+	}
+	if _, err := atomicfile.WriteFileIfChanged(filepath.Join(dir, caKeyFile), keyPEM, 0o600); err != nil {
+		return err
+	}
+	_, err = atomicfile.WriteFileIfChanged(filepath.Join(dir, caCertFile), ca.CertPEM(), 0o644)
+	return err
+}
+
+// startCA serves certificate requests on the CA holder.
+func (a *Agent) startCA(ctx context.Context, p plan.Plan) error {
+	ca, err := a.loadCA()
+	if err != nil {
+		return err
+	}
+	if ca == nil || ca.Fingerprint() != p.CAFingerprint {
+		return fmt.Errorf("agent: this node holds the CA of the plan, but %s holds no CA with fingerprint %s; restore it from a backup", a.paths.CADir(), p.CAFingerprint)
+	}
+	a.mu.Lock()
+	a.ca = ca
+	a.mu.Unlock()
+
+	// The endpoint's own certificate: a server certificate for this
+	// address, whose key lives in memory only.
+	key, err := certs.NewKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	csrDER, err := certs.CreateCSR(key, a.name)
+	if err != nil {
+		return err
+	}
+	csr, err := certs.ParseCSR(csrDER)
+	if err != nil {
+		return err
+	}
+	der, err := ca.Sign(csr, certs.Identity{NodeID: a.id, NodeName: a.name, Region: p.Region, Address: a.advertise, Role: certs.RoleServer}, a.now(), 0)
+	if err != nil {
+		return err
+	}
+	srv := casvc.NewServer(casvc.Config{
+		CA:         ca,
+		ServerCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		Verifier:   certs.NewVerifier(a.token.CSRKey(), 0, a.now),
+		Authority:  casvc.AuthorityFunc(a.authorize),
+		Now:        a.now,
+		Logger:     a.log.With("component", "ca"),
+	})
+	l, err := net.Listen("tcp", net.JoinHostPort(a.bind, strconv.Itoa(p.CAPort)))
+	if err != nil {
+		return fmt.Errorf("agent: CA endpoint: %w", err)
+	}
+	a.mu.Lock()
+	a.caSrv = srv
+	a.mu.Unlock()
+	go srv.Serve(l)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	a.log.Info("CA endpoint listening", "address", l.Addr().String(), "fingerprint", p.CAFingerprint)
+	a.escrowCA(ca, p)
+	return nil
+}
+
+// authorize decides what a requesting node is certified as: its role comes
+// from the committed plan and its address from gossip, never from the request.
+func (a *Agent) authorize(req *certs.SignRequest) (certs.Identity, error) {
+	a.mu.Lock()
+	p := a.plan
+	a.mu.Unlock()
+	if p == nil {
+		return certs.Identity{}, errors.New("no plan is committed yet")
+	}
+	var member *gossip.Member
+	for _, m := range a.tr.Members() {
+		if m.Name == req.NodeName && m.State == gossip.StateAlive && m.MetaErr == nil && m.Meta.ID == req.NodeID {
+			member = &m
+			break
+		}
+	}
+	if member == nil {
+		return certs.Identity{}, fmt.Errorf("node %s (%s) is not an alive member of this cluster", req.NodeName, req.NodeID)
+	}
+	isServer := p.IsServer(req.NodeID)
+	switch req.Role {
+	case certs.RoleServer, certs.RoleCLI:
+		if !isServer {
+			return certs.Identity{}, fmt.Errorf("node %s is a client in plan epoch %d, not a server", req.NodeName, p.Epoch)
+		}
+	case certs.RoleClient:
+	default:
+		return certs.Identity{}, fmt.Errorf("unknown role %q", req.Role)
+	}
+	return certs.Identity{NodeID: req.NodeID, NodeName: req.NodeName, Region: p.Region, Address: member.Address, Role: req.Role}, nil
+}
+
+// escrowCA sends the CA key, sealed with a key derived from the join token,
+// to the other servers, so that another server can sign when this one is
+// gone for good.
+func (a *Agent) escrowCA(ca *certs.CA, p plan.Plan) {
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		a.log.Warn("cannot escrow the CA key", "error", err)
+		return
+	}
+	sealed, err := certs.SealCAKey(a.token, keyPEM, rand.Reader)
+	if err != nil {
+		a.log.Warn("cannot escrow the CA key", "error", err)
+		return
+	}
+	msg := message{Type: msgEscrow, Sealed: sealed, Hash: p.Hash()}.encode()
+	for _, s := range p.Servers {
+		if s.ID == a.id {
+			continue
+		}
+		if err := a.tr.SendTo(s.Name, msg); err != nil {
+			a.log.Warn("cannot escrow the CA key", "to", s.Name, "error", err)
+		}
+	}
+}
+
+// handleEscrow stores an escrowed CA key sent by the plan's CA holder.
+func (a *Agent) handleEscrow(from string, m message) {
+	a.mu.Lock()
+	p := a.plan
+	a.mu.Unlock()
+	if p == nil || p.Hash() != m.Hash || p.CAHolderName() != from || !p.IsServer(a.id) {
+		a.log.Warn("ignoring an escrowed CA key", "from", from)
+		return
+	}
+	if _, err := certs.OpenCAKey(a.token, m.Sealed); err != nil {
+		a.log.Warn("ignoring an escrowed CA key", "from", from, "error", err)
+		return
+	}
+	if err := os.MkdirAll(a.paths.CADir(), 0o700); err != nil {
+		a.log.Warn("cannot store the escrowed CA key", "error", err)
+		return
+	}
+	changed, err := atomicfile.WriteFileIfChanged(filepath.Join(a.paths.CADir(), caEscrowFile), m.Sealed, 0o600)
+	if err != nil {
+		a.log.Warn("cannot store the escrowed CA key", "error", err)
+		return
+	}
+	if changed {
+		a.log.Info("stored the escrowed CA key", "from", from)
+	}
+}

@@ -1,0 +1,195 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// certRoles returns the certificates this node needs under p: a server
+// certificate (and the operator's CLI certificate) on servers, a client
+// certificate on clients.
+func (a *Agent) certRoles(p plan.Plan) []certs.Role {
+	if p.IsServer(a.id) {
+		return []certs.Role{certs.RoleServer, certs.RoleCLI}
+	}
+	return []certs.Role{certs.RoleClient}
+}
+
+// certify makes sure every certificate this node needs exists, chains to the
+// plan's CA and is not due for renewal. It reports whether it changed any
+// file and the earliest renewal time.
+func (a *Agent) certify(ctx context.Context, p plan.Plan) (changed bool, renewAt time.Time, err error) {
+	files := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}
+	pool, err := a.pinnedPool(files, p)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	for _, role := range a.certRoles(p) {
+		key, err := files.LoadKey(role)
+		if errors.Is(err, fs.ErrNotExist) {
+			k, kerr := certs.NewKey(rand.Reader)
+			if kerr != nil {
+				return changed, time.Time{}, kerr
+			}
+			pemKey, kerr := certs.MarshalKeyPEM(k)
+			if kerr != nil {
+				return changed, time.Time{}, kerr
+			}
+			if _, kerr := files.WriteKey(role, pemKey); kerr != nil {
+				return changed, time.Time{}, kerr
+			}
+			key, err = k, nil
+		}
+		if err != nil {
+			return changed, time.Time{}, fmt.Errorf("agent: %s key: %w", role, err)
+		}
+		cert, err := files.LoadCert(role)
+		if err == nil && a.certUsable(cert, key, pool, p, role) {
+			renewAt = earliest(renewAt, certs.RenewAt(cert))
+			continue
+		}
+		certPEM, bundlePEM, err := a.requestCert(ctx, p, role, key)
+		if err != nil {
+			return changed, time.Time{}, fmt.Errorf("agent: %s certificate: %w", role, err)
+		}
+		if _, err := files.WriteCA(bundlePEM); err != nil {
+			return changed, time.Time{}, err
+		}
+		if pool, err = a.pinnedPool(files, p); err != nil {
+			return changed, time.Time{}, err
+		}
+		if _, err := files.WriteCert(role, certPEM); err != nil {
+			return changed, time.Time{}, err
+		}
+		cert, err = certs.ParseCertPEM(certPEM)
+		if err != nil {
+			return changed, time.Time{}, err
+		}
+		changed = true
+		renewAt = earliest(renewAt, certs.RenewAt(cert))
+		a.log.Info("certificate issued", "role", role, "not_after", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return changed, renewAt, nil
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// pinnedPool returns the CA bundle on disk as a pool when it holds the CA
+// the plan pins; an empty pool otherwise.
+func (a *Agent) pinnedPool(files certs.TLSFiles, p plan.Plan) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	b, err := os.ReadFile(files.CAPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return pool, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	cas, err := certs.ParseCertsPEM(b)
+	if err != nil {
+		return pool, nil // replaced by the next issue
+	}
+	if !slices.ContainsFunc(cas, func(c *x509.Certificate) bool { return certs.Fingerprint(c) == p.CAFingerprint }) {
+		return pool, nil
+	}
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// certUsable reports whether cert can be kept: it belongs to key, chains to
+// the pinned CA for its role's names and is not due for renewal.
+func (a *Agent) certUsable(cert *x509.Certificate, key crypto.Signer, pool *x509.CertPool, p plan.Plan, role certs.Role) bool {
+	type pub interface{ Equal(crypto.PublicKey) bool }
+	if k, ok := key.Public().(pub); !ok || !k.Equal(cert.PublicKey) {
+		return false
+	}
+	if certs.NeedsRenewal(cert, a.now()) {
+		return false
+	}
+	dns, ips, err := certs.Names(a.identity(p, role))
+	if err != nil || !slices.Equal(cert.DNSNames, dns) || len(cert.IPAddresses) != len(ips) {
+		return false
+	}
+	for i := range ips {
+		if !bytes.Equal(cert.IPAddresses[i].To16(), ips[i].To16()) {
+			return false
+		}
+	}
+	_, err = cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: a.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err == nil
+}
+
+func (a *Agent) identity(p plan.Plan, role certs.Role) certs.Identity {
+	return certs.Identity{NodeID: a.id, NodeName: a.name, Region: p.Region, Address: a.advertise, Role: role}
+}
+
+// requestCert obtains a certificate for key: signed locally on the CA
+// holder, through the CA holder's endpoint, pinned to the plan's CA,
+// everywhere else.
+func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, key crypto.Signer) (certPEM, bundlePEM []byte, err error) {
+	csrDER, err := certs.CreateCSR(key, a.name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.CAHolder == a.id {
+		a.mu.Lock()
+		ca := a.ca
+		a.mu.Unlock()
+		if ca == nil {
+			return nil, nil, errors.New("the CA is not loaded")
+		}
+		csr, err := certs.ParseCSR(csrDER)
+		if err != nil {
+			return nil, nil, err
+		}
+		der, err := ca.Sign(csr, a.identity(p, role), a.now(), 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		return certs.EncodeCertPEM(der), ca.BundlePEM(), nil
+	}
+	var holder plan.Server
+	for _, s := range p.Servers {
+		if s.ID == p.CAHolder {
+			holder = s
+		}
+	}
+	req := &certs.SignRequest{NodeID: a.id, NodeName: a.name, Role: role, CSR: csrDER}
+	if err := req.Seal(a.token.CSRKey(), a.now(), rand.Reader); err != nil {
+		return nil, nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return casvc.Request(rctx, net.JoinHostPort(holder.Address, strconv.Itoa(p.CAPort)), p.CAFingerprint, req)
+}
+
+// certNotAfter returns the expiry of this node's main certificate.
+func (a *Agent) certNotAfter(p plan.Plan) (time.Time, bool) {
+	cert, err := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}.LoadCert(a.certRoles(p)[0])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return cert.NotAfter, true
+}

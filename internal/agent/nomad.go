@@ -1,0 +1,180 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/supervise"
+)
+
+// Nomad's timings chosen by the plan.
+const (
+	nomadRetryInterval = 2 * time.Second
+	nomadHTTPPort      = "4646"
+)
+
+// cloudFingerprinters probe cloud metadata services; on loopback-only nodes
+// (tests, the demo) they can only fail.
+const cloudFingerprinters = "env_aws,env_gce,env_azure,env_digitalocean"
+
+// runsClient reports whether this node runs a Nomad client under p: every
+// client, and every server except those with role=server or in a cluster
+// of dedicated servers.
+func (a *Agent) runsClient(p plan.Plan) bool {
+	if !p.IsServer(a.id) {
+		return true
+	}
+	return a.cfg.Role != string(plan.RoleServer) && !a.cfg.DedicatedServers
+}
+
+// nomadAgent returns this node's Nomad configuration under p.
+func (a *Agent) nomadAgent(p plan.Plan) nomadconf.Agent {
+	files := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}
+	role := a.certRoles(p)[0]
+	na := nomadconf.Agent{
+		Name:          a.name,
+		Region:        p.Region,
+		Datacenter:    a.cfg.Datacenter,
+		DataDir:       a.paths.NomadDataDir(),
+		BindAddr:      a.bind,
+		AdvertiseAddr: a.advertise,
+		LogLevel:      "INFO",
+		TLS:           nomadconf.TLS{CAFile: files.CAPath(), CertFile: files.CertPath(role), KeyFile: files.KeyPath(role)},
+		ACL:           true,
+		Telemetry:     true,
+	}
+	var servers []string
+	for _, s := range p.Servers {
+		servers = append(servers, s.Address)
+	}
+	if p.IsServer(a.id) {
+		na.Server = &nomadconf.Server{
+			BootstrapExpect: p.Expect,
+			Encrypt:         a.token.NomadEncryptKey(),
+			RetryJoin:       servers,
+			RetryInterval:   nomadRetryInterval,
+		}
+	}
+	if a.runsClient(p) {
+		c := &nomadconf.Client{Servers: servers, NodePool: a.cfg.Pool, RawExec: a.cfg.RawExec}
+		if addr, err := netip.ParseAddr(a.advertise); err == nil && addr.IsLoopback() {
+			c.Options = map[string]string{"fingerprint.denylist": cloudFingerprinters}
+		}
+		na.Client = c
+	}
+	return na
+}
+
+// nomadAPI returns a client of the Nomad HTTP API at addr, authenticated
+// with this node's certificate (the CLI certificate on servers).
+func (a *Agent) nomadAPI(p plan.Plan, addr string) (*api.Client, error) {
+	files := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}
+	role := certs.RoleClient
+	if p.IsServer(a.id) {
+		role = certs.RoleCLI
+	}
+	cfg := api.DefaultConfig()
+	cfg.Address = "https://" + net.JoinHostPort(addr, nomadHTTPPort)
+	cfg.Region = p.Region
+	cfg.SecretID = ""
+	cfg.Namespace = ""
+	cfg.TLSConfig = &api.TLSConfig{CACert: files.CAPath(), ClientCert: files.CertPath(role), ClientKey: files.KeyPath(role)}
+	return api.NewClient(cfg)
+}
+
+// queryCtx bounds one Nomad API call.
+func queryCtx(ctx context.Context) (*api.QueryOptions, context.CancelFunc) {
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	return (&api.QueryOptions{AllowStale: true}).WithContext(qctx), cancel
+}
+
+// serversReady reports whether a server of p has a Nomad leader whose
+// keyring is initialised: a client that registers earlier is refused and
+// backs off for about 25 s.
+func (a *Agent) serversReady(ctx context.Context, p plan.Plan) (bool, string) {
+	last := "no server answered"
+	for _, s := range p.Servers {
+		c, err := a.nomadAPI(p, s.Address)
+		if err != nil {
+			return false, err.Error()
+		}
+		q, cancel := queryCtx(ctx)
+		leader, err := c.Status().Leader()
+		if err != nil || leader == "" {
+			cancel()
+			last = fmt.Sprintf("%s: no leader yet", s.Name)
+			continue
+		}
+		var jwks struct {
+			Keys []any `json:"keys"`
+		}
+		_, err = c.Raw().Query("/.well-known/jwks.json", &jwks, q)
+		cancel()
+		if err == nil && len(jwks.Keys) > 0 {
+			return true, ""
+		}
+		last = fmt.Sprintf("%s: leader %s, keyring not ready", s.Name, leader)
+	}
+	return false, last
+}
+
+// nomadHealth queries the local Nomad agent.
+func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) NomadStatus {
+	st := NomadStatus{Unit: unit, Peers: []string{}}
+	c, err := a.nomadAPI(p, a.advertise)
+	if err != nil {
+		return st
+	}
+	q, cancel := queryCtx(ctx)
+	defer cancel()
+	st.Leader, _ = c.Status().Leader()
+	if peers, err := c.Status().Peers(); err == nil {
+		st.Peers = peers
+	}
+	var health api.AgentHealthResponse
+	if _, err := c.Raw().Query("/v1/agent/health", &health, q); err != nil {
+		return st
+	}
+	ok := st.Leader != "" && len(st.Peers) == p.Expect
+	if p.IsServer(a.id) {
+		ok = ok && health.Server != nil && health.Server.Ok
+	}
+	if a.runsClient(p) {
+		ok = ok && health.Client != nil && health.Client.Ok
+	}
+	st.Healthy = ok
+	return st
+}
+
+// startNomad runs `nomad agent` as this agent's child.
+func (a *Agent) startNomad(ctx context.Context) (*supervise.Supervisor, error) {
+	logf, err := os.OpenFile(a.paths.NomadLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if _, err := os.Stat(a.cfg.Nomad); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("agent: the nomad binary %s: %w; install Nomad or pass -nomad PATH", a.cfg.Nomad, err)
+	}
+	sup := supervise.New(supervise.Config{
+		Path:   a.cfg.Nomad,
+		Args:   []string{"agent", "-config", a.paths.NomadConfigDir()},
+		Output: logf,
+		Logger: a.log.With("component", "nomad"),
+	})
+	a.bg.Go(func() {
+		defer logf.Close()
+		if err := sup.Run(ctx); err != nil {
+			a.setDegraded(err.Error())
+		}
+	})
+	return sup, nil
+}

@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/supervise"
+)
+
+// monitorInterval is how often the agent looks at Nomad and its certificates.
+const monitorInterval = 2 * time.Second
+
+// runPipeline takes the node from a committed plan to a running Nomad agent:
+// certificates, configuration, start, then it watches Nomad's health and
+// renews certificates for as long as ctx lasts.
+func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
+	if p.CAHolder == a.id {
+		if err := a.startCA(ctx, p); err != nil {
+			a.setDegraded(err.Error())
+			return
+		}
+	}
+	var renewAt time.Time
+	if !a.retry(ctx, "obtaining certificates", func() error {
+		var err error
+		_, renewAt, err = a.certify(ctx, p)
+		return err
+	}) {
+		return
+	}
+	a.advance(PhaseCertified)
+
+	files, err := nomadconf.Render(a.nomadAgent(p))
+	if err != nil {
+		a.setDegraded(fmt.Sprintf("rendering Nomad's configuration: %v", err))
+		return
+	}
+	changes, err := install.Apply(a.paths.NomadConfigDir(), files)
+	if err != nil {
+		a.setDegraded(fmt.Sprintf("writing Nomad's configuration: %v", err))
+		return
+	}
+	for _, c := range changes {
+		a.log.Info("nomad configuration", "action", c.Action, "path", c.Path)
+	}
+	a.advance(PhaseConfigured)
+
+	var sup *supervise.Supervisor
+	unit := ""
+	switch a.cfg.Supervise {
+	case config.SuperviseNone:
+		a.setReason("Nomad's configuration is written; supervise=none starts nothing")
+	case config.SuperviseSystemd:
+		a.setReason("Nomad's configuration is written; start Nomad with: systemctl enable --now nomad")
+	case config.SuperviseProcess:
+		if !p.IsServer(a.id) && !a.waitServers(ctx, p) {
+			return
+		}
+		if sup, err = a.startNomad(ctx); err != nil {
+			a.setDegraded(err.Error())
+			return
+		}
+		unit = "process"
+		a.advance(PhaseStarting)
+	}
+
+	t := time.NewTicker(monitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !renewAt.IsZero() && !a.now().Before(renewAt) {
+			changed, next, err := a.certify(ctx, p)
+			if err != nil {
+				a.log.Warn("renewing certificates; retrying", "error", err)
+			} else {
+				renewAt = next
+				if changed && sup != nil {
+					a.log.Info("certificates renewed; reloading Nomad")
+					sup.Signal(syscall.SIGHUP)
+				}
+			}
+		}
+		if sup == nil {
+			continue
+		}
+		st := a.nomadHealth(ctx, p, fmt.Sprintf("%s (pid %d)", unit, sup.State().PID))
+		a.mu.Lock()
+		a.nomad = &st
+		if st.Healthy {
+			a.phase, a.reason = PhaseRunning, ""
+		} else if a.phase == PhaseRunning {
+			a.phase, a.reason = PhaseStarting, "Nomad is not healthy"
+		}
+		a.mu.Unlock()
+	}
+}
+
+// waitServers waits until the servers have a Nomad leader with a keyring.
+func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
+	for {
+		ok, why := a.serversReady(ctx, p)
+		if ok {
+			return true
+		}
+		a.setReason("waiting for the Nomad servers: " + why)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// retry runs f until it succeeds or ctx ends, showing failures as the
+// reason; it reports whether f succeeded.
+func (a *Agent) retry(ctx context.Context, what string, f func() error) bool {
+	backoff := 500 * time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return true
+		}
+		a.setReason(fmt.Sprintf("%s: %v; retrying", what, err))
+		a.log.Warn(what+"; retrying", "error", err, "after", backoff)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// advance moves the node forward to phase.
+func (a *Agent) advance(phase Phase) {
+	a.mu.Lock()
+	if a.phase < phase {
+		a.phase, a.reason = phase, ""
+	}
+	a.mu.Unlock()
+	a.log.Info("phase", "phase", phase)
+}
+
+func (a *Agent) setDegraded(reason string) {
+	a.mu.Lock()
+	a.degraded = reason
+	a.mu.Unlock()
+	a.log.Error("degraded", "reason", reason)
+}

@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+)
+
+// snapshot returns every file under root with its content and mode.
+func snapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Type()&os.ModeSocket != 0 {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		fi, _ := d.Info()
+		out[p] = fi.Mode().String() + " " + string(b)
+		return nil
+	})
+	return out
+}
+
+func TestCertificatesAndNomadConfig(t *testing.T) {
+	c := newCluster(t)
+	c.startN(5, nil)
+	waitFor(t, 30*time.Second, "every node to write Nomad's configuration", func() bool {
+		for _, n := range c.nodes {
+			if n.agent.Status().Phase != PhaseConfigured {
+				return false
+			}
+		}
+		return true
+	})
+	for _, n := range c.nodes {
+		s := n.agent.Status()
+		p := n.agent.plan
+		files := certs.TLSFiles{Dir: n.agent.paths.NomadTLSDir()}
+		bundle, err := os.ReadFile(files.CAPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas, err := certs.ParseCertsPEM(bundle)
+		if err != nil || certs.Fingerprint(cas[0]) != p.CAFingerprint {
+			t.Fatalf("%s: ca.pem does not hold the pinned CA %s: %v", s.Node.Name, p.CAFingerprint, err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(cas[0])
+		roles := map[certs.Role]string{certs.RoleClient: "client.global.nomad"}
+		if s.Node.Role == "server" {
+			roles = map[certs.Role]string{certs.RoleServer: "server.global.nomad", certs.RoleCLI: "cli.global.nomad"}
+		}
+		for role, name := range roles {
+			cert, err := files.LoadCert(role)
+			if err != nil {
+				t.Fatalf("%s: %s certificate: %v", s.Node.Name, role, err)
+			}
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: name, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+				t.Errorf("%s: %s certificate does not verify for %s: %v", s.Node.Name, role, name, err)
+			}
+			fi, err := os.Stat(files.KeyPath(role))
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %s key mode %v, %v; want 0600", s.Node.Name, role, fi.Mode().Perm(), err)
+			}
+		}
+		if s.Certs == nil || s.Certs.NotAfter.Before(time.Now().Add(80*24*time.Hour)) {
+			t.Errorf("%s: status certs %+v; want an expiry about 90 days away", s.Node.Name, s.Certs)
+		}
+		dir := n.agent.paths.NomadConfigDir()
+		server, err := os.ReadFile(filepath.Join(dir, nomadconf.ServerFile))
+		if s.Node.Role == "server" {
+			if err != nil || !regexp.MustCompile(`bootstrap_expect\s+= 3\n`).Match(server) || !strings.Contains(string(server), n.agent.token.NomadEncryptKey()) {
+				t.Errorf("%s: server configuration lacks bootstrap_expect or encrypt (%v):\n%s", s.Node.Name, err, server)
+			}
+		} else if err == nil {
+			t.Errorf("%s: a client has a server configuration", s.Node.Name)
+		}
+		client, err := os.ReadFile(filepath.Join(dir, nomadconf.ClientFile))
+		if err != nil || !strings.Contains(string(client), `node_pool`) {
+			t.Errorf("%s: client configuration (%v):\n%s", s.Node.Name, err, client)
+		}
+	}
+
+	// A restart changes no byte.
+	n := c.nodes[2]
+	before := snapshot(t, n.opts.Root)
+	n.stop()
+	restarted := c.start(n.opts)
+	waitFor(t, 20*time.Second, "the restarted node to write Nomad's configuration", func() bool {
+		return restarted.agent.Status().Phase == PhaseConfigured
+	})
+	after := snapshot(t, n.opts.Root)
+	for p, v := range before {
+		if after[p] != v {
+			t.Errorf("restart changed %s", p)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("restart created %s", p)
+		}
+	}
+}
