@@ -142,6 +142,13 @@ func cluster(t *testing.T, net, n int, extra ...string) (token string, procs []*
 		p := start(t, filepath.Join(dir, name), name, args...)
 		p.addr = addr
 		procs = append(procs, p)
+		if i == 0 {
+			// The others join the seed: start them once it answers.
+			waitFor(t, 30*time.Second, "the seed agent to answer", func() bool {
+				_, code := status(t, p.root)
+				return code != 2
+			})
+		}
 	}
 	return token, procs
 }
@@ -227,7 +234,7 @@ func TestFiveProcessesAgreeAndSurviveRestart(t *testing.T) {
 
 func TestTwoAgentsWithExpectThreeWait(t *testing.T) {
 	_, procs := cluster(t, 202, 2, "-expect", "3")
-	waitFor(t, 20*time.Second, "both agents to see each other", func() bool {
+	waitFor(t, 30*time.Second, "both agents to see each other", func() bool {
 		for _, p := range procs {
 			if s, code := status(t, p.root); code == 2 || len(s.Members) != 2 {
 				return false
@@ -252,11 +259,7 @@ func TestTwoAgentsWithExpectThreeWait(t *testing.T) {
 }
 
 func TestWrongTokenFailsFast(t *testing.T) {
-	_, procs := cluster(t, 203, 1)
-	waitFor(t, 20*time.Second, "the seed to answer", func() bool {
-		_, code := status(t, procs[0].root)
-		return code != 2
-	})
+	cluster(t, 203, 1)
 	root := filepath.Join(t.TempDir(), "intruder")
 	os.MkdirAll(root, 0o755)
 	began := time.Now()
