@@ -17,6 +17,9 @@ import (
 // -ldflags "-X github.com/nomad-bootstrapd/nomad-bootstrapd/internal/cli.Version=…".
 var Version = "0.1.0-dev"
 
+// NomadVersion is the Nomad version this release is built and tested with.
+const NomadVersion = "1.11.3"
+
 // Exit codes.
 const (
 	exitOK    = 0

@@ -33,6 +33,9 @@ type Options struct {
 	Once    bool          // return once the cluster agreed, instead of waiting for ctx
 	Timeout time.Duration // how long the cluster may take to agree
 	Out     io.Writer     // progress and the final table
+	// Nomad is the nomad binary; when set every agent runs Nomad as its
+	// child and the demo waits for a healthy Nomad cluster.
+	Nomad string
 }
 
 // MaxNodes bounds the demo's size.
@@ -64,6 +67,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
+		if o.Nomad != "" {
+			o.Timeout = 180 * time.Second
+		}
 	}
 	dir, err := os.MkdirTemp("", "nomad-bootstrapd-demo-")
 	if err != nil {
@@ -92,6 +98,11 @@ func Run(ctx context.Context, o Options) (err error) {
 		expect = 1
 	}
 	fmt.Fprintf(o.Out, "==> starting %d agents of cluster %s in %s (expect %d servers)\n", o.Nodes, token.ClusterIDString(), dir, expect)
+	supervise := []string{"-supervise", "none"}
+	if o.Nomad != "" {
+		fmt.Fprintf(o.Out, "==> every agent runs %s with mTLS and ACLs\n", o.Nomad)
+		supervise = []string{"-supervise", "process", "-nomad", o.Nomad, "-raw-exec"}
+	}
 	addr := o.Base
 	for i := range o.Nodes {
 		n := &node{name: fmt.Sprintf("node%d", i+1), addr: addr.String(), done: make(chan error, 1), phase: -1}
@@ -103,11 +114,11 @@ func Run(ctx context.Context, o Options) (err error) {
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
-		n.cmd = exec.Command(o.Exe, "agent",
+		args := append([]string{"agent",
 			"-root", n.root, "-name", n.name, "-bind", n.addr, "-join", o.Base.String(),
 			"-token-file", tokenFile, "-expect", fmt.Sprint(expect), "-min-members", fmt.Sprint(o.Nodes),
-			"-settle", "1s", "-supervise", "none",
-			"-pool", pools[i%len(pools)], "-zone", zones[i%len(zones)])
+			"-settle", "1s", "-pool", pools[i%len(pools)], "-zone", zones[i%len(zones)]}, supervise...)
+		n.cmd = exec.Command(o.Exe, args...)
 		n.cmd.Stdout, n.cmd.Stderr = log, log
 		n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the demo, which stops the agents in order
 		if err := n.cmd.Start(); err != nil {
@@ -128,7 +139,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		if err := poll(ctx, nodes, o.Out); err != nil {
 			return err
 		}
-		if agreed(nodes) {
+		if agreed(nodes) && (o.Nomad == "" || allRunning(nodes)) {
 			break
 		}
 		select {
@@ -168,7 +179,7 @@ func poll(ctx context.Context, nodes []*node, out io.Writer) error {
 		n.status = &s
 		if s.Phase != n.phase {
 			line := fmt.Sprintf("    %-8s %-15s %s", n.name, n.addr, s.Phase)
-			if s.Reason != "" && s.Phase != agent.PhaseCommitted {
+			if s.Reason != "" && s.Phase != agent.PhaseCommitted && s.Phase != agent.PhaseRunning {
 				line += ": " + s.Reason
 			}
 			fmt.Fprintln(out, line)
@@ -176,6 +187,16 @@ func poll(ctx context.Context, nodes []*node, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// allRunning reports whether every node runs a healthy Nomad.
+func allRunning(nodes []*node) bool {
+	for _, n := range nodes {
+		if n.status == nil || n.status.Phase != agent.PhaseRunning {
+			return false
+		}
+	}
+	return true
 }
 
 // agreed reports whether every node committed the same plan.
@@ -201,14 +222,18 @@ func printTable(out io.Writer, nodes []*node) {
 	fmt.Fprintf(out, "\n==> every node committed plan epoch %d: servers %s; CA holder %s\n\n",
 		p.Epoch, strings.Join(p.Servers, ", "), p.CAHolder)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tPHASE\tROLE\tPOOL\tZONE\tCA")
+	fmt.Fprintln(tw, "NODE\tADDRESS\tPHASE\tROLE\tPOOL\tZONE\tCA\tNOMAD")
 	for _, n := range nodes {
 		s := n.status
 		ca := ""
 		if s.Node.Name == p.CAHolder {
 			ca = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Node.Name, s.Node.Address, s.Phase, s.Node.Role, s.Node.Pool, s.Node.Zone, ca)
+		nomad := "-"
+		if s.Nomad != nil {
+			nomad = fmt.Sprintf("leader %s, %d peers, healthy %v", s.Nomad.Leader, len(s.Nomad.Peers), s.Nomad.Healthy)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Node.Name, s.Node.Address, s.Phase, s.Node.Role, s.Node.Pool, s.Node.Zone, ca, nomad)
 	}
 	tw.Flush()
 }
