@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -133,7 +132,7 @@ func (a *Agent) certUsable(cert *x509.Certificate, key crypto.Signer, pool *x509
 		return false
 	}
 	for i := range ips {
-		if !bytes.Equal(cert.IPAddresses[i].To16(), ips[i].To16()) {
+		if !cert.IPAddresses[i].Equal(ips[i]) {
 			return false
 		}
 	}
