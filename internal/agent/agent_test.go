@@ -22,8 +22,7 @@ var subnet atomic.Int32
 
 func nextSubnet() int { return 100 + int(subnet.Add(1)) }
 
-func testToken(t *testing.T, seed byte) certs.Token {
-	t.Helper()
+func testToken(t testing.TB, seed byte) certs.Token {
 	var tok certs.Token
 	for i := range tok.ClusterID {
 		tok.ClusterID[i] = seed
@@ -75,7 +74,10 @@ func newCluster(t *testing.T) *cluster {
 func (c *cluster) addr(i int) string { return fmt.Sprintf("127.0.%d.%d", c.net, i+1) }
 
 // options returns node i's options; mutate may change them before start.
-func (c *cluster) options(i int) Options {
+func (c *cluster) options(i int) Options { return c.optionsFor(c.t.TempDir(), i) }
+
+// optionsFor returns node i's options with its root under dir.
+func (c *cluster) optionsFor(dir string, i int) Options {
 	cfg := config.Default()
 	cfg.Name = fmt.Sprintf("n%02d", i)
 	cfg.Bind = c.addr(i)
@@ -85,7 +87,7 @@ func (c *cluster) options(i int) Options {
 	return Options{
 		Config:       cfg,
 		Token:        c.token,
-		Root:         filepath.Join(c.t.TempDir(), cfg.Name),
+		Root:         filepath.Join(dir, cfg.Name),
 		Sources:      fakeSources(2+i%3, 1024*(1+i%4)),
 		GossipTuning: fastGossip,
 	}
@@ -94,12 +96,22 @@ func (c *cluster) options(i int) Options {
 // start starts a node with opts and registers its cleanup.
 func (c *cluster) start(opts Options) *testNode {
 	c.t.Helper()
+	n, err := startNode(opts)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(n.stop)
+	return n
+}
+
+// startNode starts an agent and runs it until stop.
+func startNode(opts Options) (*testNode, error) {
 	a, err := New(opts)
 	if err != nil {
-		c.t.Fatalf("New(%s): %v", opts.Config.Name, err)
+		return nil, fmt.Errorf("New(%s): %w", opts.Config.Name, err)
 	}
 	if err := a.Start(); err != nil {
-		c.t.Fatalf("Start(%s): %v", opts.Config.Name, err)
+		return nil, fmt.Errorf("Start(%s): %w", opts.Config.Name, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{opts: opts, agent: a, cancel: cancel, done: make(chan struct{})}
@@ -107,8 +119,7 @@ func (c *cluster) start(opts Options) *testNode {
 		defer close(n.done)
 		a.Run(ctx)
 	}()
-	c.t.Cleanup(n.stop)
-	return n
+	return n, nil
 }
 
 func (n *testNode) stop() {
