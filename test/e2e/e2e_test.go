@@ -129,6 +129,11 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // cluster starts n agents on 127.0.<net>.1..n, all joining the first.
 func cluster(t *testing.T, net, n int, extra ...string) (token string, procs []*proc) {
+	return clusterEach(t, net, n, func(int) []string { return extra })
+}
+
+// clusterEach is cluster with per-node extra arguments.
+func clusterEach(t *testing.T, net, n int, each func(i int) []string) (token string, procs []*proc) {
 	t.Helper()
 	token = newToken(t)
 	dir := t.TempDir()
@@ -138,7 +143,7 @@ func cluster(t *testing.T, net, n int, extra ...string) (token string, procs []*
 	for i := range n {
 		addr := fmt.Sprintf("127.0.%d.%d", net, i+1)
 		name := fmt.Sprintf("node%d", i+1)
-		args := append([]string{"-bind", addr, "-join", seed, "-token-file", tokenFile, "-settle", "1s", "-supervise", "none"}, extra...)
+		args := append([]string{"-bind", addr, "-join", seed, "-token-file", tokenFile, "-settle", "1s", "-supervise", "none"}, each(i)...)
 		p := start(t, filepath.Join(dir, name), name, args...)
 		p.addr = addr
 		procs = append(procs, p)
@@ -320,7 +325,7 @@ func TestStatusWithoutAgent(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	out, stderr, code := run(t, "demo", "-nodes", "4", "-once", "-base", "127.0.204.2", "-timeout", "25s")
+	out, stderr, code := run(t, "demo", "-nodes", "4", "-once", "-base", "127.0.204.2", "-timeout", "25s", "-nomad", "")
 	if code != 0 {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 	}
