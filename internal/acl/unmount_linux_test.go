@@ -1,0 +1,5 @@
+package acl
+
+import "syscall"
+
+func unmount(path string) error { return syscall.Unmount(path, syscall.MNT_DETACH) }
