@@ -21,6 +21,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/mounts"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 )
 
@@ -78,6 +79,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	var nodes []*node
 	defer func() {
 		stopAll(nodes)
+		if err := mounts.UnmountUnder(dir); err != nil {
+			fmt.Fprintf(o.Out, "warning: %v\n", err)
+		}
 		if o.Keep {
 			fmt.Fprintf(o.Out, "kept %s\n", dir)
 		} else {
