@@ -103,6 +103,7 @@ type Agent struct {
 	caSrv        *casvc.Server // the CA endpoint, on the CA holder
 	nomad        *NomadStatus  // the local Nomad agent, once started
 	pipeline     bool          // the post-commit pipeline runs
+	aclState     string        // servers: pending, bootstrapped, bootstrapped elsewhere
 }
 
 // promise is a server's pledge to serve in one proposed plan.
@@ -449,6 +450,9 @@ func (a *Agent) Status() Status {
 	if a.nomad != nil {
 		n := *a.nomad
 		s.Nomad = &n
+	}
+	if a.aclState != "" {
+		s.ACL = &ACLStatus{State: a.aclState, TokensDir: a.paths.ACLDir()}
 	}
 	for _, m := range members {
 		ms := MemberStatus{Name: m.Name, ID: m.Meta.ID, Address: m.Address, Status: string(m.State),

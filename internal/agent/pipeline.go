@@ -49,6 +49,12 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	for _, c := range changes {
 		a.log.Info("nomad configuration", "action", c.Action, "path", c.Path)
 	}
+	if p.IsServer(a.id) {
+		if _, err := a.writeProfile(); err != nil {
+			a.setDegraded(fmt.Sprintf("writing the shell profile: %v", err))
+			return
+		}
+	}
 	a.advance(PhaseConfigured)
 
 	var sup *supervise.Supervisor
@@ -96,9 +102,28 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		st := a.nomadHealth(ctx, p, fmt.Sprintf("%s (pid %d)", unit, sup.State().PID))
 		a.mu.Lock()
 		a.nomad = &st
-		if st.Healthy {
+		aclState := a.aclState
+		a.mu.Unlock()
+		if p.IsServer(a.id) && st.Leader != "" && aclState != aclReady && aclState != aclElsewhere {
+			state, err := a.setupACL(ctx, p)
+			a.mu.Lock()
+			a.aclState = state
+			a.mu.Unlock()
+			switch {
+			case state == aclElsewhere:
+				a.setDegraded(err.Error())
+			case err != nil:
+				a.log.Info("ACL setup not done yet; retrying", "reason", err)
+			}
+			aclState = state
+		}
+		a.mu.Lock()
+		switch {
+		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):
 			a.phase, a.reason = PhaseRunning, ""
-		} else if a.phase == PhaseRunning {
+		case st.Healthy:
+			a.phase, a.reason = PhaseStarting, "waiting for Nomad's ACLs to be bootstrapped"
+		case a.phase == PhaseRunning:
 			a.phase, a.reason = PhaseStarting, "Nomad is not healthy"
 		}
 		a.mu.Unlock()

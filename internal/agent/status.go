@@ -5,15 +5,17 @@ import "time"
 // Status is what `nomad-bootstrapd status -json` prints: the contract of
 // DESIGN §6. Fields that belong to later phases are null until known.
 type Status struct {
-	Node     NodeStatus     `json:"node"`
-	Phase    Phase          `json:"phase"`
-	Reason   string         `json:"reason,omitempty"` // why the node waits or is degraded
-	Plan     *PlanStatus    `json:"plan"`             // null before commit
-	Members  []MemberStatus `json:"members"`
-	Certs    *CertStatus    `json:"certs"`
-	Nomad    *NomadStatus   `json:"nomad"`
-	Warnings []string       `json:"warnings,omitempty"`
-	Agent    AgentStatus    `json:"agent"`
+	Node    NodeStatus     `json:"node"`
+	Phase   Phase          `json:"phase"`
+	Reason  string         `json:"reason,omitempty"` // why the node waits or is degraded
+	Plan    *PlanStatus    `json:"plan"`             // null before commit
+	Members []MemberStatus `json:"members"`
+	Certs   *CertStatus    `json:"certs"`
+	Nomad   *NomadStatus   `json:"nomad"`
+	ACL     *ACLStatus     `json:"acl"` // on servers once Nomad runs
+
+	Warnings []string    `json:"warnings,omitempty"`
+	Agent    AgentStatus `json:"agent"`
 }
 
 // NodeStatus describes this node.
@@ -61,6 +63,13 @@ type NomadStatus struct {
 	Leader  string   `json:"leader"`
 	Peers   []string `json:"peers"`
 	Healthy bool     `json:"healthy"`
+}
+
+// ACLStatus describes Nomad's ACL system as this server set it up. It says
+// where the tokens are, never what they are.
+type ACLStatus struct {
+	State     string `json:"state"` // pending, bootstrapped, bootstrapped elsewhere
+	TokensDir string `json:"tokens_dir"`
 }
 
 // AgentStatus describes the nomad-bootstrapd process.

@@ -58,3 +58,10 @@ func (p Paths) NomadDataDir() string { return p.join("opt", "nomad", "data") }
 
 // NomadLog receives Nomad's output when the agent runs Nomad as its child.
 func (p Paths) NomadLog() string { return filepath.Join(p.StateDir(), "nomad.log") }
+
+// ProfileScript sets the Nomad CLI's environment for root's login shells on
+// servers, /etc/profile.d/nomad-bootstrapd.sh (0600: root only).
+func (p Paths) ProfileScript() string { return p.join("etc", "profile.d", "nomad-bootstrapd.sh") }
+
+// ACLDir holds the ACL tokens on servers, /var/lib/nomad-bootstrapd/acl (0700).
+func (p Paths) ACLDir() string { return filepath.Join(p.StateDir(), "acl") }
