@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/mounts"
 )
 
 // bin is the nomad-bootstrapd binary built once for all tests.
@@ -137,6 +138,13 @@ func clusterEach(t *testing.T, net, n int, each func(i int) []string) (token str
 	t.Helper()
 	token = newToken(t)
 	dir := t.TempDir()
+	// Runs after the agents stop, before the directory is removed: Nomad
+	// clients leave tmpfs mounts in their allocation directories.
+	t.Cleanup(func() {
+		if err := mounts.UnmountUnder(dir); err != nil {
+			t.Error(err)
+		}
+	})
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
 	seed := fmt.Sprintf("127.0.%d.1", net)

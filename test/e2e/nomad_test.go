@@ -1,0 +1,368 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nomadBin returns the real nomad binary: $NOMAD_BIN (set by make), else
+// the one `make nomad` links under .cache. Without either the test is
+// skipped, never faked.
+func nomadBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("NOMAD_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("NOMAD_BIN=%s: %v", p, err)
+		}
+		return p
+	}
+	p, _ := filepath.Abs("../../.cache/nomad-v1.11.3")
+	if _, err := os.Stat(p); err != nil {
+		t.Skip("the real nomad is not built; run make nomad")
+	}
+	return p
+}
+
+// nomadEnv returns the environment for the nomad CLI on a server node.
+func nomadEnv(root, addr string) []string {
+	tls := filepath.Join(root, "etc", "nomad.d", "tls")
+	return append(os.Environ(),
+		"NOMAD_ADDR=https://"+addr+":4646",
+		"NOMAD_CACERT="+filepath.Join(tls, "ca.pem"),
+		"NOMAD_CLIENT_CERT="+filepath.Join(tls, "cli.pem"),
+		"NOMAD_CLIENT_KEY="+filepath.Join(tls, "cli-key.pem"),
+	)
+}
+
+// nomadCLI runs the real nomad CLI (bounded by 30 s).
+func nomadCLI(t *testing.T, bin string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		return string(out), fmt.Errorf("nomad %v timed out", args)
+	}
+	return string(out), err
+}
+
+// pools gives nodes 4 and 5 the client pools warm and batch; nodes 1-3 are
+// the only server candidates.
+func realNomadArgs(bin string) func(i int) []string {
+	return func(i int) []string {
+		args := []string{"-min-members", "5", "-supervise", "process", "-nomad", bin, "-raw-exec"}
+		switch i {
+		case 3:
+			args = append(args, "-role", "client", "-pool", "warm")
+		case 4:
+			args = append(args, "-role", "client", "-pool", "batch")
+		}
+		return args
+	}
+}
+
+func TestRealNomadCluster(t *testing.T) {
+	bin := nomadBin(t)
+	_, procs := clusterEach(t, 205, 5, realNomadArgs(bin))
+	defer func() {
+		if t.Failed() {
+			for _, p := range procs {
+				out, _, _ := run(t, "status", "-root", p.root)
+				t.Logf("%s:\n%s\nlog:\n%s", p.name, out, p.log.String())
+			}
+		}
+	}()
+	waitFor(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
+		for _, p := range procs {
+			s, code := status(t, p.root)
+			if code != 0 || s.Phase.String() != "running" {
+				return false
+			}
+		}
+		return true
+	})
+	var server *proc
+	for _, p := range procs {
+		s, _ := status(t, p.root)
+		if s.Nomad == nil || !s.Nomad.Healthy || len(s.Nomad.Peers) != 3 || s.Nomad.Leader == "" {
+			t.Errorf("%s: nomad status %+v; want healthy with a leader and 3 peers", p.name, s.Nomad)
+		}
+		if s.Node.Role == "server" && server == nil {
+			server = p
+		}
+	}
+	if server == nil {
+		t.Fatal("no server")
+	}
+	tlsDir := filepath.Join(server.root, "etc", "nomad.d", "tls")
+	url := "https://" + server.addr + ":4646/v1/status/peers"
+
+	// The Nomad API answers only over TLS, and only to holders of a
+	// certificate of the cluster's CA.
+	plain, err := http.Get("http://" + server.addr + ":4646/v1/status/peers")
+	if err == nil {
+		body, _ := io.ReadAll(plain.Body)
+		plain.Body.Close()
+		if plain.StatusCode == http.StatusOK {
+			t.Errorf("plain HTTP answered 200: %s", body)
+		}
+	}
+	caPEM, err := os.ReadFile(filepath.Join(tlsDir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if resp, err := noCert.Get(url); err == nil {
+		resp.Body.Close()
+		t.Errorf("TLS without a client certificate answered %s", resp.Status)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, "cli.pem"), filepath.Join(tlsDir, "cli-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	resp, err := withCert.Get(url)
+	if err != nil {
+		t.Fatalf("mTLS request: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Count(string(body), ":4647") != 3 {
+		t.Errorf("mTLS peers: %s %s; want 3 peers", resp.Status, body)
+	}
+
+	checkNomadCLI(t, bin, server, procs)
+	checkACL(t, bin, server, procs)
+
+	// Restarting every agent keeps the plan and creates no duplicate
+	// policy, token or pool.
+	before, _ := status(t, server.root)
+	for i, p := range procs {
+		p.stop(syscall.SIGTERM)
+		procs[i] = start(t, p.root, p.name, p.args...)
+		procs[i].addr = p.addr
+	}
+	server = procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == server.name })]
+	waitFor(t, 120*time.Second, "every restarted agent to run a healthy Nomad", func() bool {
+		for _, p := range procs {
+			if s, code := status(t, p.root); code != 0 || s.Phase.String() != "running" {
+				return false
+			}
+		}
+		return true
+	})
+	if after, _ := status(t, server.root); planKey(after.Plan) != planKey(before.Plan) {
+		t.Errorf("plan after restarting every agent %s, before %s", planKey(after.Plan), planKey(before.Plan))
+	}
+	checkACL(t, bin, server, procs)
+
+	// Stopping the agents stops every Nomad they started.
+	for _, p := range procs {
+		p.stop(syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		if out, _ := exec.Command("pgrep", "-f", p.root).Output(); len(strings.TrimSpace(string(out))) > 0 {
+			t.Errorf("processes under %s survive their agent: %s", p.root, out)
+		}
+	}
+}
+
+// managementToken reads the management token a server stored.
+func managementToken(t *testing.T, root string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "var", "lib", "nomad-bootstrapd", "acl", "management.token"))
+	if err != nil {
+		t.Fatalf("management token: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// checkNomadCLI checks the cluster as an operator would, with the nomad CLI.
+func checkNomadCLI(t *testing.T, bin string, server *proc, procs []*proc) {
+	t.Helper()
+	env := append(nomadEnv(server.root, server.addr), "NOMAD_TOKEN="+managementToken(t, server.root))
+	out, err := nomadCLI(t, bin, env, "server", "members")
+	if err != nil {
+		t.Fatalf("nomad server members: %v\n%s", err, out)
+	}
+	if n := strings.Count(out, "alive"); n != 3 || strings.Count(out, "true") != 1 {
+		t.Errorf("nomad server members: %d alive, want 3 with one leader:\n%s", n, out)
+	}
+	var nodes string
+	waitFor(t, 60*time.Second, "five ready Nomad nodes", func() bool {
+		nodes, err = nomadCLI(t, bin, env, "node", "status", "-verbose")
+		return err == nil && strings.Count(nodes, "ready") == 5
+	})
+	for _, want := range []struct{ name, pool string }{{procs[3].name, "warm"}, {procs[4].name, "batch"}} {
+		id := ""
+		for _, line := range strings.Split(nodes, "\n") {
+			if f := strings.Fields(line); len(f) > 3 && strings.Contains(line, " "+want.name+" ") {
+				id = f[0]
+			}
+		}
+		if id == "" {
+			t.Errorf("node %s missing from:\n%s", want.name, nodes)
+			continue
+		}
+		info, err := nomadCLI(t, bin, env, "node", "status", "-verbose", id)
+		if err != nil {
+			t.Errorf("nomad node status %s: %v\n%s", id, err, info)
+			continue
+		}
+		for _, w := range []string{`Node Pool\s+= ` + want.pool, `Class\s+= ` + want.pool, `\n\s*pool\s+= ` + want.pool + `\n`} {
+			if !regexp.MustCompile(w).MatchString(info) {
+				t.Errorf("node %s lacks %q:\n%s", want.name, w, info)
+			}
+		}
+	}
+}
+
+// checkACL checks what the servers set up in Nomad's ACL system.
+func checkACL(t *testing.T, bin string, server *proc, procs []*proc) {
+	t.Helper()
+	mgmt := managementToken(t, server.root)
+	env := append(nomadEnv(server.root, server.addr), "NOMAD_TOKEN="+mgmt)
+	out, err := nomadCLI(t, bin, env, "acl", "policy", "list", "-json")
+	if err != nil {
+		t.Fatalf("nomad acl policy list: %v\n%s", err, out)
+	}
+	var policies []struct{ Name string }
+	json.Unmarshal([]byte(out), &policies)
+	var names []string
+	for _, p := range policies {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"anonymous", "deployer", "ops-admin", "readonly"}; !slices.Equal(names, want) {
+		t.Errorf("policies %v, want %v", names, want)
+	}
+	out, err = nomadCLI(t, bin, env, "acl", "token", "list", "-json")
+	if err != nil {
+		t.Fatalf("nomad acl token list: %v\n%s", err, out)
+	}
+	var tokens []struct{ Name string }
+	json.Unmarshal([]byte(out), &tokens)
+	count := map[string]int{}
+	for _, tk := range tokens {
+		count[tk.Name]++
+	}
+	for _, name := range []string{"nomad-bootstrapd-readonly", "nomad-bootstrapd-deployer", "nomad-bootstrapd-ops-admin"} {
+		if count[name] != 1 {
+			t.Errorf("%d tokens named %s, want 1 (%v)", count[name], name, count)
+		}
+	}
+	out, err = nomadCLI(t, bin, env, "node", "pool", "list", "-json")
+	if err != nil {
+		t.Fatalf("nomad node pool list: %v\n%s", err, out)
+	}
+	var pools []struct{ Name string }
+	json.Unmarshal([]byte(out), &pools)
+	var poolNames []string
+	for _, p := range pools {
+		poolNames = append(poolNames, p.Name)
+	}
+	for _, want := range []string{"warm", "batch", "special"} {
+		if !slices.Contains(poolNames, want) {
+			t.Errorf("node pool %s missing from %v", want, poolNames)
+		}
+	}
+
+	// Every server stores the tokens, 0600; status says where, never what.
+	for _, p := range procs {
+		s, _ := status(t, p.root)
+		if s.Node.Role != "server" {
+			continue
+		}
+		if s.ACL == nil || s.ACL.State != "bootstrapped" {
+			t.Errorf("%s: acl status %+v, want bootstrapped", p.name, s.ACL)
+		}
+		for _, name := range []string{"management", "readonly", "deployer", "ops-admin"} {
+			fi, err := os.Stat(filepath.Join(p.root, "var", "lib", "nomad-bootstrapd", "acl", name+".token"))
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %s token: %v (mode %v)", p.name, name, err, fi.Mode().Perm())
+			}
+		}
+		if js, _, _ := run(t, "status", "-json", "-root", p.root); strings.Contains(js, mgmt) {
+			t.Errorf("%s: status prints the management token", p.name)
+		}
+	}
+
+	// With the deployer token a raw_exec batch job in pool batch runs to
+	// completion; the anonymous and readonly tokens cannot submit it.
+	job := filepath.Join(t.TempDir(), "hello.nomad.hcl")
+	os.WriteFile(job, []byte(`job "hello" {
+  type      = "batch"
+  node_pool = "batch"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "echo hello from the batch pool"]
+      }
+    }
+  }
+}
+`), 0o644)
+	readonly := readToken(t, server.root, "readonly")
+	deployer := readToken(t, server.root, "deployer")
+	base := nomadEnv(server.root, server.addr)
+	if out, err := nomadCLI(t, bin, base, "job", "run", "-detach", job); err == nil || !strings.Contains(out, "403") {
+		t.Errorf("anonymous job run: err %v, want 403:\n%s", err, out)
+	}
+	if out, err := nomadCLI(t, bin, append(base, "NOMAD_TOKEN="+readonly), "job", "run", "-detach", job); err == nil || !strings.Contains(out, "403") {
+		t.Errorf("readonly job run: err %v, want 403:\n%s", err, out)
+	}
+	if out, err := nomadCLI(t, bin, append(base, "NOMAD_TOKEN="+readonly), "job", "status"); err != nil {
+		t.Errorf("readonly job status: %v\n%s", err, out)
+	}
+	dep := append(base, "NOMAD_TOKEN="+deployer)
+	if out, err := nomadCLI(t, bin, dep, "job", "run", "-detach", job); err != nil {
+		t.Fatalf("deployer job run: %v\n%s", err, out)
+	}
+	waitFor(t, 60*time.Second, "the batch job to complete", func() bool {
+		out, err := nomadCLI(t, bin, dep, "job", "allocs", "-json", "hello")
+		if err != nil {
+			return false
+		}
+		var allocs []struct{ ClientStatus, NodeName string }
+		json.Unmarshal([]byte(out), &allocs)
+		for _, a := range allocs {
+			if a.ClientStatus == "complete" && a.NodeName == procs[4].name {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func readToken(t *testing.T, root, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "var", "lib", "nomad-bootstrapd", "acl", name+".token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
