@@ -109,3 +109,44 @@ func TestCertificatesAndNomadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestDryRun(t *testing.T) {
+	c := newCluster(t)
+	c.startN(3, nil)
+	waitFor(t, 30*time.Second, "every node to write Nomad's configuration", func() bool {
+		for _, n := range c.nodes {
+			if n.agent.Status().Phase != PhaseConfigured {
+				return false
+			}
+		}
+		return true
+	})
+	n := c.nodes[1]
+	n.stop()
+	fresh, err := New(n.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := fresh.DryRun()
+	if err != nil || !strings.Contains(out, "configuration is up to date") {
+		t.Errorf("dry run on an up-to-date node: %v\n%s", err, out)
+	}
+	// An operator edits a managed file: the dry run shows the change back.
+	p := filepath.Join(n.agent.paths.NomadConfigDir(), nomadconf.AgentFile)
+	old, _ := os.ReadFile(p)
+	edited := strings.Replace(string(old), "log_level", "log_level_edited", 1)
+	os.WriteFile(p, []byte(edited), 0o644)
+	before := snapshot(t, n.opts.Root)
+	out, err = fresh.DryRun()
+	if err != nil || !strings.Contains(out, "-log_level_edited") || !strings.Contains(out, "+log_level") {
+		t.Errorf("dry run after an edit: %v\n%s", err, out)
+	}
+	if after := snapshot(t, n.opts.Root); len(after) != len(before) {
+		t.Errorf("dry run changed the files under the root")
+	}
+	for k, v := range before {
+		if snapshot(t, n.opts.Root)[k] != v {
+			t.Errorf("dry run changed %s", k)
+		}
+	}
+}

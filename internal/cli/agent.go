@@ -79,8 +79,12 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	if flags.DryRun {
-		fmt.Fprintf(stdout, "node %s (%s) of cluster %s would join %s with role=%s pool=%s zone=%q region=%s expect=%d\nnothing was written\n",
-			a.Name(), a.ID(), token.ClusterIDString(), strings.Join(cfg.Join, ","), cfg.Role, cfg.Pool, cfg.Zone, cfg.Region, cfg.Expect)
+		out, err := a.DryRun()
+		if err != nil {
+			fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+			return exitError
+		}
+		fmt.Fprint(stdout, out)
 		return exitOK
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
