@@ -43,9 +43,10 @@ fuzz:
 	  done; \
 	done
 
-## bench: benchmarks that print figures (see BENCHMARKS.md)
+## bench: benchmarks that print figures (recorded in BENCHMARKS.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
+	$(GO) test -run '^$$' -bench Convergence -benchtime 1x -count 3 ./internal/agent/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/certs/
 
 ## nomad: the real Nomad binary, built once from the Go module proxy and cached
 nomad: $(NOMAD_LINK)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
@@ -218,6 +219,37 @@ func (a *Agent) propose(ctx context.Context, cand plan.Plan) {
 		}
 	}
 	a.adopt(cand, a.name)
+	a.pushCommit(cand, others)
+}
+
+// pushFanout bounds the coordinator's concurrent direct sends of a commit.
+const pushFanout = 16
+
+// pushCommit sends the committed plan straight to every other live member
+// but the servers, which have it already: gossip alone spreads it slowly
+// while a large cluster's membership is still converging. Gossip relays and
+// push/pull syncs remain the fallback for anything this misses.
+func (a *Agent) pushCommit(p plan.Plan, done []string) {
+	skip := map[string]bool{a.name: true}
+	for _, n := range done {
+		skip[n] = true
+	}
+	msg := message{Type: msgCommit, Plan: &p}.encode()
+	sem := make(chan struct{}, pushFanout)
+	var wg sync.WaitGroup
+	for _, m := range a.tr.Members() {
+		if m.State != gossip.StateAlive || skip[m.Name] {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := a.tr.SendTo(m.Name, msg); err != nil {
+				a.log.Debug("pushing the commit", "to", m.Name, "error", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // promiseLocked pledges this node to the plan with hash, proposed by from;
