@@ -71,6 +71,9 @@ type Config struct {
 	// DedicatedServers keeps Nomad servers from also running a client. A
 	// node with role=server never runs a client either way.
 	DedicatedServers bool
+	// CAFailoverAfter is how long the CA holder must be down before the
+	// next server signs with the escrowed CA key.
+	CAFailoverAfter time.Duration
 	// RawExec enables Nomad's raw_exec driver on clients (tasks run
 	// unisolated as root: only for trusted jobs).
 	RawExec bool
@@ -79,16 +82,17 @@ type Config struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Port:       4650,
-		Role:       "auto",
-		Pool:       "default",
-		Datacenter: "dc1",
-		Region:     "global",
-		Expect:     3,
-		Settle:     3 * time.Second,
-		Supervise:  SuperviseSystemd,
-		Nomad:      "/usr/bin/nomad",
-		LogLevel:   "info",
+		Port:            4650,
+		Role:            "auto",
+		Pool:            "default",
+		Datacenter:      "dc1",
+		Region:          "global",
+		Expect:          3,
+		Settle:          3 * time.Second,
+		CAFailoverAfter: 2 * time.Minute,
+		Supervise:       SuperviseSystemd,
+		Nomad:           "/usr/bin/nomad",
+		LogLevel:        "info",
 	}
 }
 
@@ -115,6 +119,7 @@ type file struct {
 	LogLevel   *string   `hcl:"log_level,optional"`
 	Dedicated  *bool     `hcl:"dedicated_servers,optional"`
 	RawExec    *bool     `hcl:"raw_exec,optional"`
+	CAFailover *string   `hcl:"ca_failover_after,optional"`
 }
 
 // LoadFile applies the HCL file at path over c. A missing file is an error
@@ -181,6 +186,13 @@ func (c *Config) loadBytes(src []byte, path string) error {
 	}
 	if fc.RawExec != nil {
 		c.RawExec = *fc.RawExec
+	}
+	if fc.CAFailover != nil {
+		d, err := time.ParseDuration(*fc.CAFailover)
+		if err != nil {
+			return fmt.Errorf("config: %s: ca_failover_after %q is not a duration such as \"2m\"", path, *fc.CAFailover)
+		}
+		c.CAFailoverAfter = d
 	}
 	return nil
 }
@@ -258,6 +270,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.vals.Nomad, "nomad", d.Nomad, "`path` of the nomad binary")
 	fs.StringVar(&f.vals.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
 	fs.BoolVar(&f.vals.DedicatedServers, "dedicated-servers", false, "Nomad servers do not also run a client")
+	fs.DurationVar(&f.vals.CAFailoverAfter, "ca-failover-after", d.CAFailoverAfter, "how long the CA holder must be down before another server signs certificates")
 	fs.BoolVar(&f.vals.RawExec, "raw-exec", false, "enable Nomad's raw_exec driver on clients (unisolated tasks: trusted jobs only)")
 	return f
 }
@@ -288,6 +301,7 @@ func (f *Flags) Apply(c *Config) {
 		"log-level":         func() { c.LogLevel = v.LogLevel },
 		"dedicated-servers": func() { c.DedicatedServers = v.DedicatedServers },
 		"raw-exec":          func() { c.RawExec = v.RawExec },
+		"ca-failover-after": func() { c.CAFailoverAfter = v.CAFailoverAfter },
 	}
 	for name, fn := range apply {
 		if set[name] {

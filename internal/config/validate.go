@@ -29,6 +29,9 @@ func (c *Config) Validate() error {
 	if c.Port < 1 || c.Port > 65535 {
 		add(fmt.Errorf("config: port %d is out of range 1-65535", c.Port))
 	}
+	if c.CAFailoverAfter <= 0 {
+		add(fmt.Errorf("config: ca_failover_after %v must be positive", c.CAFailoverAfter))
+	}
 	if c.Settle < 0 {
 		add(fmt.Errorf("config: settle %v is negative", c.Settle))
 	}
