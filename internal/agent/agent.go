@@ -62,6 +62,7 @@ const (
 	proposalBackoff = time.Second
 	joinBackoffMax  = 5 * time.Second
 	deadNodeReclaim = 10 * time.Second
+	certWarnBefore  = 30 * 24 * time.Hour
 )
 
 // Agent is one node's daemon.
@@ -75,7 +76,8 @@ type Agent struct {
 	tuning    func(*memberlist.Config)
 	facts     fingerprint.Facts
 	id        string
-	idFresh   bool
+	idMu      sync.Mutex // guards idFresh
+	idFresh   bool       // the node ID is not on disk yet
 	name      string
 	advertise string
 	bind      string
@@ -99,11 +101,12 @@ type Agent struct {
 	warnings     map[string]string
 	pending      map[uint64]chan message
 	nextReq      uint64
-	ca           *certs.CA     // the CA, on the coordinator and the CA holder
-	caSrv        *casvc.Server // the CA endpoint, on the CA holder
-	nomad        *NomadStatus  // the local Nomad agent, once started
-	pipeline     bool          // the post-commit pipeline runs
-	aclState     string        // servers: pending, bootstrapped, bootstrapped elsewhere
+	ca           *certs.CA            // the CA, on the coordinator and the CA holder
+	caSrv        *casvc.Server        // the CA endpoint, on the CA holder
+	nomad        *NomadStatus         // the local Nomad agent, once started
+	pipeline     bool                 // the post-commit pipeline runs
+	downSince    map[string]time.Time // plan servers not alive, since when
+	aclState     string               // servers: pending, bootstrapped, bootstrapped elsewhere
 }
 
 // promise is a server's pledge to serve in one proposed plan.
@@ -121,16 +124,17 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:      cfg,
-		token:    opts.Token,
-		paths:    paths.New(opts.Root),
-		log:      opts.Logger,
-		now:      opts.Now,
-		version:  opts.Version,
-		tuning:   opts.GossipTuning,
-		kick:     make(chan struct{}, 1),
-		warnings: map[string]string{},
-		pending:  map[uint64]chan message{},
+		cfg:       cfg,
+		token:     opts.Token,
+		paths:     paths.New(opts.Root),
+		log:       opts.Logger,
+		now:       opts.Now,
+		version:   opts.Version,
+		tuning:    opts.GossipTuning,
+		kick:      make(chan struct{}, 1),
+		warnings:  map[string]string{},
+		pending:   map[uint64]chan message{},
+		downSince: map[string]time.Time{},
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -234,7 +238,7 @@ func (a *Agent) Start() error {
 				a.log.Warn("some seeds could not be joined", "error", err)
 			}
 			a.setJoined()
-		case refused(err, !a.idFresh):
+		case refused(err, !a.isFresh()):
 			node.Shutdown()
 			return fmt.Errorf("agent: cannot join the cluster: %w", err)
 		default:
@@ -243,16 +247,9 @@ func (a *Agent) Start() error {
 		}
 	}
 
-	if err := os.MkdirAll(a.paths.StateDir(), 0o700); err != nil {
+	if err := a.persistIdentity(); err != nil {
 		node.Shutdown()
-		return fmt.Errorf("agent: %w", err)
-	}
-	if a.idFresh {
-		if err := fingerprint.SaveNodeID(a.paths.NodeIDFile(), a.id); err != nil {
-			node.Shutdown()
-			return err
-		}
-		a.idFresh = false
+		return err
 	}
 	srv, _, err := listenControl(a.paths.Socket(), a.Status)
 	if err != nil {
@@ -260,6 +257,30 @@ func (a *Agent) Start() error {
 		return err
 	}
 	a.srv = srv
+	return nil
+}
+
+func (a *Agent) isFresh() bool {
+	a.idMu.Lock()
+	defer a.idMu.Unlock()
+	return a.idFresh
+}
+
+// persistIdentity creates the state directory and writes the node ID, once.
+// It runs after the first successful join, or earlier when a peer hands this
+// node the committed plan during that join.
+func (a *Agent) persistIdentity() error {
+	a.idMu.Lock()
+	defer a.idMu.Unlock()
+	if err := os.MkdirAll(a.paths.StateDir(), 0o700); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if a.idFresh {
+		if err := fingerprint.SaveNodeID(a.paths.NodeIDFile(), a.id); err != nil {
+			return err
+		}
+		a.idFresh = false
+	}
 	return nil
 }
 
@@ -444,6 +465,10 @@ func (a *Agent) Status() Status {
 		if a.phase >= PhaseCertified {
 			if notAfter, ok := a.certNotAfter(*a.plan); ok {
 				s.Certs = &CertStatus{NotAfter: notAfter}
+				if left := notAfter.Sub(a.now()); left < certWarnBefore {
+					s.Warnings = append(s.Warnings, fmt.Sprintf("this node's certificate expires in %s (%s); renewal has not succeeded: see the agent's log",
+						left.Round(time.Hour), notAfter.UTC().Format(time.RFC3339)))
+				}
 			}
 		}
 	}

@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
@@ -96,6 +99,103 @@ func (a *Agent) startCA(ctx context.Context, p plan.Plan) error {
 	if ca == nil || ca.Fingerprint() != p.CAFingerprint {
 		return fmt.Errorf("agent: this node holds the CA of the plan, but %s holds no CA with fingerprint %s; restore it from a backup", a.paths.CADir(), p.CAFingerprint)
 	}
+	if err := a.serveCA(ctx, p, ca); err != nil {
+		return err
+	}
+	a.escrowCA(ca, p)
+	return nil
+}
+
+// escrowedCA opens the CA key escrowed to this server and pairs it with the
+// pinned CA certificate from the node's CA bundle.
+func (a *Agent) escrowedCA(p plan.Plan) (*certs.CA, error) {
+	sealed, err := os.ReadFile(filepath.Join(a.paths.CADir(), caEscrowFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent: no escrowed CA key: %w", err)
+	}
+	keyPEM, err := certs.OpenCAKey(a.token, sealed)
+	if err != nil {
+		return nil, err
+	}
+	bundle, err := os.ReadFile(certs.TLSFiles{Dir: a.paths.NomadTLSDir()}.CAPath())
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	cas, err := certs.ParseCertsPEM(bundle)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(cas, func(c *x509.Certificate) bool { return certs.Fingerprint(c) == p.CAFingerprint })
+	if i < 0 {
+		return nil, fmt.Errorf("agent: the CA bundle does not hold the pinned CA %s", p.CAFingerprint)
+	}
+	var chain []byte
+	for _, c := range cas[i+1:] {
+		chain = append(chain, certs.EncodeCertPEM(c.Raw)...)
+	}
+	return certs.LoadCA(certs.EncodeCertPEM(cas[i].Raw), keyPEM, chain, a.now())
+}
+
+// caHolderDown returns how long the plan's CA holder has been down, as this
+// node saw it; 0 while it is alive.
+func (a *Agent) caHolderDown(p plan.Plan) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	since, ok := a.downSince[p.CAHolderName()]
+	if !ok {
+		return 0
+	}
+	return a.now().Sub(since)
+}
+
+// maybeTakeOverCA makes this server sign for the cluster CA when the CA
+// holder has been down for ca_failover_after and this is the first live
+// server after it in the plan's order.
+func (a *Agent) maybeTakeOverCA(ctx context.Context, p plan.Plan) {
+	a.mu.Lock()
+	serving := a.caSrv != nil
+	a.mu.Unlock()
+	down := a.caHolderDown(p)
+	if serving || p.CAHolder == a.id || !p.IsServer(a.id) || down < a.cfg.CAFailoverAfter {
+		return
+	}
+	alive := a.aliveNames()
+	for _, s := range p.Servers {
+		if s.ID == p.CAHolder {
+			continue
+		}
+		if s.ID != a.id && alive[s.Name] {
+			return // an earlier server in the plan takes over
+		}
+		if s.ID == a.id {
+			break
+		}
+	}
+	ca, err := a.escrowedCA(p)
+	if err != nil {
+		a.warn("ca-failover", fmt.Sprintf("the CA holder %s has been down for %s, but this server cannot take over: %v", p.CAHolderName(), down.Round(time.Second), err))
+		return
+	}
+	if err := a.serveCA(ctx, p, ca); err != nil {
+		a.warn("ca-failover", fmt.Sprintf("taking over the CA: %v", err))
+		return
+	}
+	a.warn("ca-failover", fmt.Sprintf("the CA holder %s has been down for %s: this server now signs certificates with the escrowed CA key", p.CAHolderName(), down.Round(time.Second)))
+}
+
+// aliveNames returns the names of the members alive in gossip.
+func (a *Agent) aliveNames() map[string]bool {
+	alive := map[string]bool{}
+	for _, m := range a.tr.Members() {
+		if m.State == gossip.StateAlive {
+			alive[m.Name] = true
+		}
+	}
+	return alive
+}
+
+// serveCA runs the CA endpoint with ca on this node.
+func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 	a.mu.Lock()
 	a.ca = ca
 	a.mu.Unlock()
@@ -139,7 +239,6 @@ func (a *Agent) startCA(ctx context.Context, p plan.Plan) error {
 		srv.Close()
 	}()
 	a.log.Info("CA endpoint listening", "address", l.Addr().String(), "fingerprint", p.CAFingerprint)
-	a.escrowCA(ca, p)
 	return nil
 }
 

@@ -169,19 +169,47 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 		}
 		return certs.EncodeCertPEM(der), ca.BundlePEM(), nil
 	}
-	var holder plan.Server
-	for _, s := range p.Servers {
-		if s.ID == p.CAHolder {
-			holder = s
+	// The CA holder first; when it is down, the servers that may have taken
+	// over, in the plan's order. Each one must present the pinned CA.
+	alive := a.aliveNames()
+	var errs []error
+	for _, s := range caCandidates(p) {
+		if !alive[s.Name] {
+			continue
+		}
+		req := &certs.SignRequest{NodeID: a.id, NodeName: a.name, Role: role, CSR: csrDER}
+		if err := req.Seal(a.token.CSRKey(), a.now(), rand.Reader); err != nil {
+			return nil, nil, err
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		certPEM, bundlePEM, err = casvc.Request(rctx, net.JoinHostPort(s.Address, strconv.Itoa(p.CAPort)), p.CAFingerprint, req)
+		cancel()
+		if err == nil {
+			return certPEM, bundlePEM, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
+		var se *casvc.StatusError
+		if errors.As(err, &se) {
+			break // the CA answered and refused: another server would too
 		}
 	}
-	req := &certs.SignRequest{NodeID: a.id, NodeName: a.name, Role: role, CSR: csrDER}
-	if err := req.Seal(a.token.CSRKey(), a.now(), rand.Reader); err != nil {
-		return nil, nil, err
+	if len(errs) == 0 {
+		return nil, nil, fmt.Errorf("the CA holder %s is not alive and no other server is", p.CAHolderName())
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return casvc.Request(rctx, net.JoinHostPort(holder.Address, strconv.Itoa(p.CAPort)), p.CAFingerprint, req)
+	return nil, nil, errors.Join(errs...)
+}
+
+// caCandidates returns the plan's servers, the CA holder first.
+func caCandidates(p plan.Plan) []plan.Server {
+	out := make([]plan.Server, 0, len(p.Servers))
+	for _, s := range p.Servers {
+		if s.ID == p.CAHolder {
+			out = append([]plan.Server{s}, out...)
+		} else {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // certNotAfter returns the expiry of this node's main certificate.

@@ -37,6 +37,7 @@ func (a *Agent) step(ctx context.Context) {
 		if a.phase < PhaseCommitted {
 			a.phase = PhaseCommitted
 		}
+		a.trackServersLocked(members)
 		if !a.pipeline {
 			a.pipeline = true
 			p := a.plan.Clone()
@@ -71,6 +72,24 @@ func (a *Agent) step(ctx context.Context) {
 	a.reason = fmt.Sprintf("proposing servers %s", strings.Join(cand.ServerNames(), ", "))
 	a.proposing = true
 	a.bg.Go(func() { a.propose(ctx, cand) })
+}
+
+// trackServersLocked records since when each of the plan's servers has not
+// been alive; a server this node never saw counts from the first look.
+func (a *Agent) trackServersLocked(members []gossip.Member) {
+	alive := map[string]bool{}
+	for _, m := range members {
+		if m.State == gossip.StateAlive {
+			alive[m.Name] = true
+		}
+	}
+	for _, s := range a.plan.Servers {
+		if alive[s.Name] {
+			delete(a.downSince, s.Name)
+		} else if _, ok := a.downSince[s.Name]; !ok {
+			a.downSince[s.Name] = a.now()
+		}
+	}
 }
 
 func countAlive(ms []gossip.Member) int {
@@ -437,7 +456,11 @@ func (a *Agent) adopt(p plan.Plan, source string) bool {
 		}
 		return false
 	}
-	if err := savePlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id, p, a.now()); err != nil {
+	err := a.persistIdentity()
+	if err == nil {
+		err = savePlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id, p, a.now())
+	}
+	if err != nil {
 		a.degraded = fmt.Sprintf("cannot persist the committed plan: %v", err)
 		a.mu.Unlock()
 		a.log.Error("cannot persist the committed plan", "error", err)

@@ -96,6 +96,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 				}
 			}
 		}
+		a.maybeTakeOverCA(ctx, p)
 		if sup == nil {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,5 +149,95 @@ func TestDryRun(t *testing.T) {
 		if snapshot(t, n.opts.Root)[k] != v {
 			t.Errorf("dry run changed %s", k)
 		}
+	}
+}
+
+func TestStatusWarnsBeforeCertificateExpiry(t *testing.T) {
+	c := newCluster(t)
+	var offset atomic.Int64
+	c.startN(3, func(_ int, o *Options) {
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	waitFor(t, 30*time.Second, "every node to be certified", func() bool {
+		for _, n := range c.nodes {
+			if n.agent.Status().Certs == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if w := c.nodes[0].agent.Status().Warnings; len(w) != 0 {
+		t.Fatalf("fresh certificate: warnings %q", w)
+	}
+	offset.Store(int64(75 * 24 * time.Hour)) // 15 days before the 90-day certificate ends
+	w := c.nodes[0].agent.Status().Warnings
+	if len(w) != 1 || !strings.Contains(w[0], "certificate expires in") {
+		t.Errorf("warnings %q; want one about the certificate's expiry", w)
+	}
+}
+
+func TestCAFailover(t *testing.T) {
+	c := newCluster(t)
+	c.startN(4, func(_ int, o *Options) { o.Config.CAFailoverAfter = 500 * time.Millisecond })
+	waitFor(t, 30*time.Second, "every node to write Nomad's configuration", func() bool {
+		for _, n := range c.nodes {
+			if n.agent.Status().Phase != PhaseConfigured {
+				return false
+			}
+		}
+		return true
+	})
+	p := *c.nodes[0].agent.plan
+	var holder *testNode
+	for _, n := range c.nodes {
+		if n.agent.ID() == p.CAHolder {
+			holder = n
+		}
+	}
+	holder.stop() // the CA holder is gone for good
+
+	late := c.options(4)
+	late.Config.CAFailoverAfter = 500 * time.Millisecond
+	if holder == c.nodes[0] {
+		late.Config.Join = []string{c.addr(1)}
+	}
+	n := c.start(late)
+	defer func() {
+		if t.Failed() {
+			for _, m := range append(c.nodes, n) {
+				s := m.agent.Status()
+				t.Logf("%s: %s %s %q", s.Node.Name, s.Phase, s.Reason, s.Warnings)
+			}
+		}
+	}()
+	waitFor(t, 30*time.Second, "the late node to be certified", func() bool {
+		return n.agent.Status().Phase >= PhaseCertified && n.agent.Status().Phase != PhaseDegraded
+	})
+	files := certs.TLSFiles{Dir: n.agent.paths.NomadTLSDir()}
+	bundle, _ := os.ReadFile(files.CAPath())
+	cas, err := certs.ParseCertsPEM(bundle)
+	if err != nil || certs.Fingerprint(cas[0]) != p.CAFingerprint {
+		t.Fatalf("the late node's CA is not the pinned one: %v", err)
+	}
+	cert, err := files.LoadCert(certs.RoleClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cas[0])
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "client.global.nomad", KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the late node's certificate does not chain to the cluster CA: %v", err)
+	}
+	var takenOver bool
+	for _, m := range c.nodes {
+		if m == holder {
+			continue
+		}
+		for _, w := range m.agent.Status().Warnings {
+			takenOver = takenOver || strings.Contains(w, "now signs certificates")
+		}
+	}
+	if !takenOver {
+		t.Error("no server reports that it took over the CA")
 	}
 }
