@@ -173,6 +173,11 @@ func New(opts Options) (*Agent, error) {
 	if a.plan, err = loadPlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id); err != nil {
 		return nil, err
 	}
+	if cfg.CA.Set() {
+		if _, err := a.operatorCA(); err != nil {
+			return nil, err
+		}
+	}
 	a.phase = PhaseJoining
 	if a.plan != nil {
 		a.phase = PhaseCommitted

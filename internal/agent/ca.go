@@ -39,6 +39,9 @@ func (a *Agent) proposalCA() (*certs.CA, error) {
 	if ca, err := a.loadCA(); err != nil || ca != nil {
 		return ca, err
 	}
+	if a.cfg.CA.Set() {
+		return a.operatorCA()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.ca == nil {
@@ -49,6 +52,35 @@ func (a *Agent) proposalCA() (*certs.CA, error) {
 		a.ca = ca
 	}
 	return a.ca, nil
+}
+
+// operatorCA loads the intermediate CA of the operator's offline root and
+// verifies its chain up to the root.
+func (a *Agent) operatorCA() (*certs.CA, error) {
+	read := func(what, path string) ([]byte, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("agent: the ca block's %s: %w", what, err)
+		}
+		return b, nil
+	}
+	certPEM, err := read("cert_file", a.cfg.CA.CertFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := read("key_file", a.cfg.CA.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	chainPEM, err := read("chain_file", a.cfg.CA.ChainFile)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := certs.LoadCA(certPEM, keyPEM, chainPEM, a.now())
+	if err != nil {
+		return nil, fmt.Errorf("agent: the intermediate CA of the ca block cannot be used: %w", err)
+	}
+	return ca, nil
 }
 
 // loadCA reads the CA from disk; nil when there is none.
@@ -86,7 +118,8 @@ func (a *Agent) saveCA(ca *certs.CA) error {
 	if _, err := atomicfile.WriteFileIfChanged(filepath.Join(dir, caKeyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	_, err = atomicfile.WriteFileIfChanged(filepath.Join(dir, caCertFile), ca.CertPEM(), 0o644)
+	// The bundle: an intermediate's chain up to the offline root follows it.
+	_, err = atomicfile.WriteFileIfChanged(filepath.Join(dir, caCertFile), ca.BundlePEM(), 0o644)
 	return err
 }
 

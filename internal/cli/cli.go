@@ -35,6 +35,7 @@ configure Nomad: no hand-written Nomad configuration is needed.
 
 Commands:
   token create   print a new join token for a new cluster
+  ca csr         make an intermediate CA request for an offline root
   agent          run the agent on this machine
   status         show this node, the plan, the members and Nomad's health
   demo           run a local cluster of agents on 127.0.0.x
@@ -54,6 +55,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "token":
 		return runToken(rest, stdout, stderr)
+	case "ca":
+		return runCA(rest, stdout, stderr)
 	case "agent":
 		return runAgent(rest, stdout, stderr)
 	case "status":

@@ -74,6 +74,9 @@ type Config struct {
 	// CAFailoverAfter is how long the CA holder must be down before the
 	// next server signs with the escrowed CA key.
 	CAFailoverAfter time.Duration
+	// CA names an intermediate CA signed by the operator's offline root;
+	// the zero value lets the CA holder create its own CA.
+	CA CAFiles
 	// RawExec enables Nomad's raw_exec driver on clients (tasks run
 	// unisolated as root: only for trusted jobs).
 	RawExec bool
@@ -94,6 +97,23 @@ func Default() Config {
 		Nomad:           "/usr/bin/nomad",
 		LogLevel:        "info",
 	}
+}
+
+// CAFiles locate an operator-supplied intermediate CA.
+type CAFiles struct {
+	CertFile  string // the intermediate's certificate (PEM)
+	KeyFile   string // its private key (PEM, 0600)
+	ChainFile string // the certificates above it, up to the offline root (PEM)
+}
+
+// Set reports whether an intermediate CA is configured.
+func (f CAFiles) Set() bool { return f.CertFile != "" || f.KeyFile != "" || f.ChainFile != "" }
+
+// caBlock is the `ca { … }` block of the configuration file.
+type caBlock struct {
+	CertFile  string `hcl:"cert_file"`
+	KeyFile   string `hcl:"key_file"`
+	ChainFile string `hcl:"chain_file"`
 }
 
 // file is the HCL schema of the configuration file. Pointers tell "unset"
@@ -120,6 +140,7 @@ type file struct {
 	Dedicated  *bool     `hcl:"dedicated_servers,optional"`
 	RawExec    *bool     `hcl:"raw_exec,optional"`
 	CAFailover *string   `hcl:"ca_failover_after,optional"`
+	CA         *caBlock  `hcl:"ca,block"`
 }
 
 // LoadFile applies the HCL file at path over c. A missing file is an error
@@ -186,6 +207,9 @@ func (c *Config) loadBytes(src []byte, path string) error {
 	}
 	if fc.RawExec != nil {
 		c.RawExec = *fc.RawExec
+	}
+	if fc.CA != nil {
+		c.CA = CAFiles{CertFile: fc.CA.CertFile, KeyFile: fc.CA.KeyFile, ChainFile: fc.CA.ChainFile}
 	}
 	if fc.CAFailover != nil {
 		d, err := time.ParseDuration(*fc.CAFailover)

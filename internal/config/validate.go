@@ -29,6 +29,9 @@ func (c *Config) Validate() error {
 	if c.Port < 1 || c.Port > 65535 {
 		add(fmt.Errorf("config: port %d is out of range 1-65535", c.Port))
 	}
+	if c.CA.Set() && (c.CA.CertFile == "" || c.CA.KeyFile == "" || c.CA.ChainFile == "") {
+		add(fmt.Errorf("config: the ca block needs cert_file, key_file and chain_file (the offline root's chain)"))
+	}
 	if c.CAFailoverAfter <= 0 {
 		add(fmt.Errorf("config: ca_failover_after %v must be positive", c.CAFailoverAfter))
 	}
