@@ -1,0 +1,112 @@
+//go:build systemd
+
+// These tests drive a real systemd over D-Bus and change units on the
+// machine they run on: make test-system runs them as root inside a booted
+// throw-away Debian (test/system/run.sh).
+
+package systemd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestManagerBooted(t *testing.T) {
+	if !booted() {
+		t.Skip("needs a machine booted with systemd")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	const name = "nbd-manager-test.service"
+	marker := filepath.Join(t.TempDir(), "reloaded")
+	content := []byte("[Unit]\nDescription=nomad-bootstrapd manager test\n\n" +
+		"[Service]\nType=notify\nNotifyAccess=all\n" +
+		"ExecStart=/bin/sh -c 'systemd-notify --ready; exec sleep infinity'\n" +
+		"ExecReload=/bin/touch " + marker + "\n\n" +
+		"[Install]\nWantedBy=multi-user.target\n")
+	if _, err := WriteUnit(EtcDir, name, content); err != nil {
+		t.Fatal(err)
+	}
+
+	m, err := Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	t.Cleanup(func() {
+		ctx := context.Background()
+		m.conn.StopUnitContext(ctx, name, "replace", nil)
+		m.conn.DisableUnitFilesContext(ctx, []string{name}, false)
+		os.Remove(filepath.Join(EtcDir, name))
+		m.DaemonReload(ctx)
+	})
+
+	if err := m.DaemonReload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, enabled, err := m.State(ctx, name); err != nil || enabled != "disabled" {
+		t.Fatalf("State before Enable: enabled=%q err=%v, want disabled", enabled, err)
+	}
+	for range 2 { // enabling twice is fine
+		if err := m.Enable(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Start(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	active, sub, enabled, err := m.State(ctx, name)
+	if err != nil || active != "active" || sub != "running" || enabled != "enabled" {
+		t.Fatalf("State = %q %q %q %v, want active running enabled", active, sub, enabled, err)
+	}
+	pid := func() uint32 {
+		p, err := m.conn.GetServicePropertyContext(ctx, name, "MainPID")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Value.Value().(uint32)
+	}
+	before := pid()
+	if err := m.Start(ctx, name); err != nil { // already active: nothing happens
+		t.Fatal(err)
+	}
+	if after := pid(); after != before {
+		t.Errorf("Start of an active unit restarted it: pid %d -> %d", before, after)
+	}
+	if err := m.Reload(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("Reload did not run ExecReload: %v", err)
+	}
+	if err := m.Restart(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if after := pid(); after == before {
+		t.Errorf("Restart kept pid %d", after)
+	}
+
+	if err := m.Start(ctx, "nbd-absent.service"); err == nil {
+		t.Error("starting a unit without a file succeeded")
+	}
+	failing := "nbd-failing-test.service"
+	if _, err := WriteUnit(EtcDir, failing, []byte("[Service]\nType=oneshot\nExecStart=/bin/false\n")); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(filepath.Join(EtcDir, failing))
+	if err := m.DaemonReload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx, failing); err == nil {
+		t.Error("starting a failing unit succeeded")
+	} else {
+		t.Logf("failing unit: %v", err)
+	}
+}

@@ -1,0 +1,79 @@
+# nomad-bootstrapd agent configuration.
+#
+# Settings are read from the built-in defaults, then this file, then the
+# environment (NOMAD_BOOTSTRAPD_TOKEN), then command-line flags; each layer
+# overrides the one before. Unknown keys are errors. Every setting below
+# except token_file shows its default and is commented out.
+#
+# To join a cluster: put the join token (from `nomad-bootstrapd token create`)
+# in /etc/nomad-bootstrapd/token with mode 0600, set `join` below, then run
+#   systemctl enable --now nomad-bootstrapd
+
+# File holding the join token. A warning is logged when other users can read it.
+token_file = "/etc/nomad-bootstrapd/token"
+
+# The join token itself. Prefer token_file: this file is readable by all users.
+# token = ""
+
+# Seed addresses, "ip" or "ip:port", of machines in the cluster, for instance
+# two or three machines that come up first. A machine may list itself.
+# join = ["10.0.0.5", "10.0.0.6"]
+
+# Address to listen on: an IP or a go-sockaddr template. Default: the
+# advertise address.
+# bind = ""
+
+# Address peers reach this machine at: an IP or a go-sockaddr template that
+# yields exactly one address, e.g. "{{ GetInterfaceIP \"eth0\" }}".
+# advertise = "{{ GetPrivateIP }}"
+
+# Gossip port, TCP and UDP.
+# port = 4650
+
+# Unique node name; also the Nomad agent name. Default: the hostname.
+# name = ""
+
+# auto, server (preferred as a Nomad server) or client (never a server).
+# role = "auto"
+
+# Nomad node pool of this machine's client: warm (long-running services),
+# batch (short jobs), special (critical work) or a name of your own.
+# pool = "default"
+
+# Failure zone, e.g. "eu-west-1a"; servers are spread across zones.
+# zone = ""
+
+# Nomad datacenter.
+# datacenter = "dc1"
+
+# Nomad region; every machine of the cluster must agree.
+# region = "global"
+
+# Number of Nomad servers: 1, 3 or 5; every machine of the cluster must agree.
+# expect = 3
+
+# Machines that must be alive before servers are elected. Default: expect.
+# Set it to a majority of the machines you start, so that two halves of a
+# partitioned network cannot both elect.
+# min_members = 3
+
+# How long membership must be stable before servers are elected.
+# settle = "3s"
+
+# How Nomad is run: systemd (as nomad.service), process (as a child of this
+# agent) or none (configuration only).
+# supervise = "systemd"
+
+# Path of the nomad binary.
+# nomad = "/usr/bin/nomad"
+
+# debug, info, warn or error.
+# log_level = "info"
+
+# Keep Nomad servers from also running a client. A machine whose role is
+# "server" never runs a client either way.
+# dedicated_servers = false
+
+# Enable Nomad's raw_exec driver on clients. Its tasks run unisolated as
+# root: only for trusted jobs.
+# raw_exec = false
