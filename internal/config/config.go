@@ -71,6 +71,8 @@ type Config struct {
 	// DedicatedServers keeps Nomad servers from also running a client. A
 	// node with role=server never runs a client either way.
 	DedicatedServers bool
+	// CertLifetime is the lifetime of the certificates the CA issues.
+	CertLifetime time.Duration
 	// CAFailoverAfter is how long the CA holder must be down before the
 	// next server signs with the escrowed CA key.
 	CAFailoverAfter time.Duration
@@ -93,6 +95,7 @@ func Default() Config {
 		Expect:          3,
 		Settle:          3 * time.Second,
 		CAFailoverAfter: 2 * time.Minute,
+		CertLifetime:    90 * 24 * time.Hour,
 		Supervise:       SuperviseSystemd,
 		Nomad:           "/usr/bin/nomad",
 		LogLevel:        "info",
@@ -141,6 +144,7 @@ type file struct {
 	RawExec    *bool     `hcl:"raw_exec,optional"`
 	CAFailover *string   `hcl:"ca_failover_after,optional"`
 	CA         *caBlock  `hcl:"ca,block"`
+	CertLife   *string   `hcl:"cert_lifetime,optional"`
 }
 
 // LoadFile applies the HCL file at path over c. A missing file is an error
@@ -210,6 +214,13 @@ func (c *Config) loadBytes(src []byte, path string) error {
 	}
 	if fc.CA != nil {
 		c.CA = CAFiles{CertFile: fc.CA.CertFile, KeyFile: fc.CA.KeyFile, ChainFile: fc.CA.ChainFile}
+	}
+	if fc.CertLife != nil {
+		d, err := time.ParseDuration(*fc.CertLife)
+		if err != nil {
+			return fmt.Errorf("config: %s: cert_lifetime %q is not a duration such as \"2160h\"", path, *fc.CertLife)
+		}
+		c.CertLifetime = d
 	}
 	if fc.CAFailover != nil {
 		d, err := time.ParseDuration(*fc.CAFailover)
@@ -294,6 +305,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.vals.Nomad, "nomad", d.Nomad, "`path` of the nomad binary")
 	fs.StringVar(&f.vals.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
 	fs.BoolVar(&f.vals.DedicatedServers, "dedicated-servers", false, "Nomad servers do not also run a client")
+	fs.DurationVar(&f.vals.CertLifetime, "cert-lifetime", d.CertLifetime, "lifetime of the certificates the CA issues; renewed at two thirds")
 	fs.DurationVar(&f.vals.CAFailoverAfter, "ca-failover-after", d.CAFailoverAfter, "how long the CA holder must be down before another server signs certificates")
 	fs.BoolVar(&f.vals.RawExec, "raw-exec", false, "enable Nomad's raw_exec driver on clients (unisolated tasks: trusted jobs only)")
 	return f
@@ -326,6 +338,7 @@ func (f *Flags) Apply(c *Config) {
 		"dedicated-servers": func() { c.DedicatedServers = v.DedicatedServers },
 		"raw-exec":          func() { c.RawExec = v.RawExec },
 		"ca-failover-after": func() { c.CAFailoverAfter = v.CAFailoverAfter },
+		"cert-lifetime":     func() { c.CertLifetime = v.CertLifetime },
 	}
 	for name, fn := range apply {
 		if set[name] {

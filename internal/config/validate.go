@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
@@ -31,6 +32,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CA.Set() && (c.CA.CertFile == "" || c.CA.KeyFile == "" || c.CA.ChainFile == "") {
 		add(fmt.Errorf("config: the ca block needs cert_file, key_file and chain_file (the offline root's chain)"))
+	}
+	if c.CertLifetime < time.Minute {
+		add(fmt.Errorf("config: cert_lifetime %v is shorter than a minute", c.CertLifetime))
 	}
 	if c.CAFailoverAfter <= 0 {
 		add(fmt.Errorf("config: ca_failover_after %v must be positive", c.CAFailoverAfter))

@@ -65,3 +65,9 @@ func (p Paths) ProfileScript() string { return p.join("etc", "profile.d", "nomad
 
 // ACLDir holds the ACL tokens on servers, /var/lib/nomad-bootstrapd/acl (0700).
 func (p Paths) ACLDir() string { return filepath.Join(p.StateDir(), "acl") }
+
+// SystemdDir is where units installed by the agent go, /etc/systemd/system.
+func (p Paths) SystemdDir() string { return p.join("etc", "systemd", "system") }
+
+// Under relocates an absolute path under the root.
+func (p Paths) Under(path string) string { return p.join(path) }
