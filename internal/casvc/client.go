@@ -103,7 +103,9 @@ func Request(ctx context.Context, addr, caFingerprint string, req *certs.SignReq
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(pinned)
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	// Checked at the time the request was sealed: the caller's clock.
+	at := time.Unix(req.Timestamp, 0)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return nil, nil, fmt.Errorf("casvc: the certificate from %s does not verify against the pinned CA: %w", addr, err)
 	}
 	if eq, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(csr.PublicKey) {
