@@ -256,6 +256,7 @@ func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 		ServerCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
 		Verifier:   certs.NewVerifier(a.token.CSRKey(), 0, a.now),
 		Authority:  casvc.AuthorityFunc(a.authorize),
+		Lifetime:   a.cfg.CertLifetime,
 		Now:        a.now,
 		Logger:     a.log.With("component", "ca"),
 	})

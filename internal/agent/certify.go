@@ -163,7 +163,7 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 		if err != nil {
 			return nil, nil, err
 		}
-		der, err := ca.Sign(csr, a.identity(p, role), a.now(), 0)
+		der, err := ca.Sign(csr, a.identity(p, role), a.now(), a.cfg.CertLifetime)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/supervise"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
 // Nomad's timings chosen by the plan.
@@ -177,4 +178,48 @@ func (a *Agent) startNomad(ctx context.Context) (*supervise.Supervisor, error) {
 		}
 	})
 	return sup, nil
+}
+
+// startNomadUnit runs Nomad as nomad.service: it installs the unit when no
+// package shipped one, enables it, and starts it, or restarts it when its
+// configuration or certificates changed while it ran. An unchanged node
+// leaves a running Nomad alone.
+func (a *Agent) startNomadUnit(ctx context.Context, changed bool) (*systemd.Manager, error) {
+	m, err := systemd.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("agent: supervise=systemd: %w; on a machine without systemd use -supervise process", err)
+	}
+	etc := a.paths.SystemdDir()
+	if !systemd.UnitExists(systemd.NomadService, etc, a.paths.Under(systemd.UsrLibDir), a.paths.Under(systemd.LibDir)) {
+		if _, err := systemd.WriteUnit(etc, systemd.NomadService, systemd.NomadUnit(a.cfg.Nomad, a.paths.NomadConfigDir())); err != nil {
+			m.Close()
+			return nil, err
+		}
+		a.log.Info("installed the nomad unit", "path", etc+"/"+systemd.NomadService)
+		if err := m.DaemonReload(ctx); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	if err := m.Enable(ctx, systemd.NomadService); err != nil {
+		m.Close()
+		return nil, err
+	}
+	active, _, _, err := m.State(ctx, systemd.NomadService)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	switch {
+	case active != "active":
+		err = m.Start(ctx, systemd.NomadService)
+	case changed:
+		a.log.Info("Nomad's configuration changed; restarting nomad.service")
+		err = m.Restart(ctx, systemd.NomadService)
+	}
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }

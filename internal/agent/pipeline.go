@@ -11,6 +11,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/supervise"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
 // monitorInterval is how often the agent looks at Nomad and its certificates.
@@ -27,9 +28,10 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		}
 	}
 	var renewAt time.Time
+	var certsChanged bool
 	if !a.retry(ctx, "obtaining certificates", func() error {
 		var err error
-		_, renewAt, err = a.certify(ctx, p)
+		certsChanged, renewAt, err = a.certify(ctx, p)
 		return err
 	}) {
 		return
@@ -58,12 +60,22 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	a.advance(PhaseConfigured)
 
 	var sup *supervise.Supervisor
+	var units *systemd.Manager
 	unit := ""
 	switch a.cfg.Supervise {
 	case config.SuperviseNone:
 		a.setReason("Nomad's configuration is written; supervise=none starts nothing")
 	case config.SuperviseSystemd:
-		a.setReason("Nomad's configuration is written; start Nomad with: systemctl enable --now nomad")
+		if !p.IsServer(a.id) && !a.waitServers(ctx, p) {
+			return
+		}
+		if units, err = a.startNomadUnit(ctx, len(changes) > 0 || certsChanged); err != nil {
+			a.setDegraded(err.Error())
+			return
+		}
+		defer units.Close()
+		unit = systemd.NomadService
+		a.advance(PhaseStarting)
 	case config.SuperviseProcess:
 		if !p.IsServer(a.id) && !a.waitServers(ctx, p) {
 			return
@@ -94,13 +106,25 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 					a.log.Info("certificates renewed; reloading Nomad")
 					sup.Signal(syscall.SIGHUP)
 				}
+				if changed && units != nil {
+					a.log.Info("certificates renewed; reloading Nomad")
+					if err := units.Reload(ctx, systemd.NomadService); err != nil {
+						a.log.Warn("reloading nomad.service", "error", err)
+					}
+				}
 			}
 		}
 		a.maybeTakeOverCA(ctx, p)
-		if sup == nil {
+		var st NomadStatus
+		switch {
+		case sup != nil:
+			st = a.nomadHealth(ctx, p, fmt.Sprintf("%s (pid %d)", unit, sup.State().PID))
+		case units != nil:
+			active, sub, _, _ := units.State(ctx, systemd.NomadService)
+			st = a.nomadHealth(ctx, p, fmt.Sprintf("%s (%s/%s)", unit, active, sub))
+		default:
 			continue
 		}
-		st := a.nomadHealth(ctx, p, fmt.Sprintf("%s (pid %d)", unit, sup.State().PID))
 		a.mu.Lock()
 		a.nomad = &st
 		aclState := a.aclState

@@ -241,3 +241,33 @@ func TestCAFailover(t *testing.T) {
 		t.Error("no server reports that it took over the CA")
 	}
 }
+
+func TestCertificatesRenew(t *testing.T) {
+	c := newCluster(t)
+	var offset atomic.Int64
+	c.startN(3, func(_ int, o *Options) {
+		o.Config.CertLifetime = time.Hour
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	notAfter := map[string]time.Time{}
+	waitFor(t, 30*time.Second, "every node to be certified", func() bool {
+		for _, n := range c.nodes {
+			s := n.agent.Status()
+			if s.Certs == nil {
+				return false
+			}
+			notAfter[s.Node.Name] = s.Certs.NotAfter
+		}
+		return true
+	})
+	offset.Store(int64(45 * time.Minute)) // past two thirds of the lifetime
+	waitFor(t, 20*time.Second, "every node to renew its certificate", func() bool {
+		for _, n := range c.nodes {
+			s := n.agent.Status()
+			if s.Certs == nil || !s.Certs.NotAfter.After(notAfter[s.Node.Name]) {
+				return false
+			}
+		}
+		return true
+	})
+}
