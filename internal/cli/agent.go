@@ -14,6 +14,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
 const agentHelp = `Usage: nomad-bootstrapd agent [flags]
@@ -93,6 +94,11 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 		return exitError
 	}
+	// Under systemd (Type=notify): ready once the control socket answers.
+	if _, err := systemd.Notify(systemd.Ready); err != nil {
+		log.Warn("telling systemd the agent is ready", "error", err)
+	}
+	defer systemd.Notify(systemd.Stopping)
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", slog.Any("error", err))
 		return exitError

@@ -37,6 +37,7 @@ Commands:
   token create   print a new join token for a new cluster
   ca csr         make an intermediate CA request for an offline root
   agent          run the agent on this machine
+  join           set this machine up to join a cluster under systemd, and return
   status         show this node, the plan, the members and Nomad's health
   demo           run a local cluster of agents on 127.0.0.x
   version        print the version
@@ -59,6 +60,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return runCA(rest, stdout, stderr)
 	case "agent":
 		return runAgent(rest, stdout, stderr)
+	case "join":
+		return runJoin(rest, stdout, stderr)
 	case "status":
 		return runStatus(rest, stdout, stderr)
 	case "demo":

@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
+	"github.com/zclconf/go-cty/cty"
+)
+
+const joinHelp = `Usage: nomad-bootstrapd join -token T -join ADDR,... [agent flags]
+
+Sets this machine up to join a cluster and returns: it writes the token to
+/etc/nomad-bootstrapd/token (0600) and the agent flags given to
+/etc/nomad-bootstrapd/config.hcl, then enables and starts
+nomad-bootstrapd.service, which does the rest. Running it again with the same
+arguments changes nothing. Made for cloud-init and other provisioning tools.
+`
+
+const joinExamples = `  nomad-bootstrapd join -token "$T" -join 10.0.0.5,10.0.0.6
+  nomad-bootstrapd join -token-file /run/secrets/nbd-token -join 10.0.0.5 -pool batch -zone b`
+
+// joinManagedHeader starts a configuration file that join wrote.
+const joinManagedHeader = "# Written by `nomad-bootstrapd join`; running it again rewrites this file.\n"
+
+func runJoin(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("join", joinHelp, joinExamples, stderr)
+	flags := config.RegisterFlags(fs)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	cfg := config.Default()
+	cfg.ApplyEnv(os.Getenv)
+	flags.Apply(&cfg)
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+		return exitError
+	}
+	if len(cfg.Join) == 0 {
+		fmt.Fprintln(stderr, "nomad-bootstrapd: join needs -join with the seed addresses")
+		return exitUsage
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail(err)
+	}
+	text, err := cfg.ResolveToken(nil)
+	if err != nil {
+		return fail(err)
+	}
+	token, err := certs.ParseToken(text)
+	if err != nil {
+		return fail(err)
+	}
+
+	p := paths.New(flags.Root)
+	if err := os.MkdirAll(p.ConfigDir(), 0o755); err != nil {
+		return fail(err)
+	}
+	tokenFile := filepath.Join(p.ConfigDir(), "token")
+	if _, err := atomicfile.WriteFileIfChanged(tokenFile, []byte(token.Encode()+"\n"), 0o600); err != nil {
+		return fail(err)
+	}
+	// The agent reads the token from the real path, even under -root.
+	agentTokenFile := filepath.Join("/etc/nomad-bootstrapd", "token")
+	if flags.Root != "/" && flags.Root != "" {
+		agentTokenFile = tokenFile
+	}
+	changed, err := writeJoinConfig(p.ConfigFile(), agentConfig(fs, cfg, agentTokenFile))
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s for cluster %s\n", p.ConfigFile(), tokenFile, token.ClusterIDString())
+	if flags.Root != "/" && flags.Root != "" {
+		fmt.Fprintln(stdout, "-root is set: not starting nomad-bootstrapd.service")
+		return exitOK
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := startAgentUnit(ctx, changed); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintln(stdout, "nomad-bootstrapd.service is enabled and running; follow it with: nomad-bootstrapd status")
+	return exitOK
+}
+
+// agentConfig renders the settings given on the command line as the agent's
+// configuration file.
+func agentConfig(fs *flag.FlagSet, cfg config.Config, tokenFile string) []byte {
+	f := hclwrite.NewEmptyFile()
+	body := f.Body()
+	body.SetAttributeValue("token_file", cty.StringVal(tokenFile))
+	seeds := make([]cty.Value, 0, len(cfg.Join))
+	for _, s := range cfg.Join {
+		seeds = append(seeds, cty.StringVal(s))
+	}
+	body.SetAttributeValue("join", cty.ListVal(seeds))
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	str := func(flag, key, v string) {
+		if set[flag] {
+			body.SetAttributeValue(key, cty.StringVal(v))
+		}
+	}
+	num := func(flag, key string, v int) {
+		if set[flag] {
+			body.SetAttributeValue(key, cty.NumberIntVal(int64(v)))
+		}
+	}
+	str("bind", "bind", cfg.Bind)
+	str("advertise", "advertise", cfg.Advertise)
+	num("port", "port", cfg.Port)
+	str("name", "name", cfg.Name)
+	str("role", "role", cfg.Role)
+	str("pool", "pool", cfg.Pool)
+	str("zone", "zone", cfg.Zone)
+	str("datacenter", "datacenter", cfg.Datacenter)
+	str("region", "region", cfg.Region)
+	num("expect", "expect", cfg.Expect)
+	num("min-members", "min_members", cfg.MinMembers)
+	str("settle", "settle", cfg.Settle.String())
+	str("supervise", "supervise", cfg.Supervise)
+	str("nomad", "nomad", cfg.Nomad)
+	str("log-level", "log_level", cfg.LogLevel)
+	str("ca-failover-after", "ca_failover_after", cfg.CAFailoverAfter.String())
+	if set["dedicated-servers"] {
+		body.SetAttributeValue("dedicated_servers", cty.BoolVal(cfg.DedicatedServers))
+	}
+	if set["raw-exec"] {
+		body.SetAttributeValue("raw_exec", cty.BoolVal(cfg.RawExec))
+	}
+	return append([]byte(joinManagedHeader), f.Bytes()...)
+}
+
+// writeJoinConfig writes the configuration file, keeping a copy of one that
+// join did not write (such as the package's commented default).
+func writeJoinConfig(path string, content []byte) (bool, error) {
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return false, err
+	case bytes.Equal(old, content):
+		return false, nil
+	case !strings.HasPrefix(string(old), joinManagedHeader):
+		if err := atomicfile.WriteFile(path+".bak", old, 0o600); err != nil {
+			return false, err
+		}
+	}
+	return atomicfile.WriteFileIfChanged(path, content, 0o600)
+}
+
+// startAgentUnit enables and starts nomad-bootstrapd.service, restarting it
+// when its configuration changed while it ran.
+func startAgentUnit(ctx context.Context, changed bool) error {
+	m, err := systemd.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if !systemd.UnitExists(systemd.AgentService, systemd.EtcDir, systemd.UsrLibDir, systemd.LibDir) {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		if _, err := systemd.WriteUnit(systemd.EtcDir, systemd.AgentService, systemd.AgentUnit(exe)); err != nil {
+			return err
+		}
+		if err := m.DaemonReload(ctx); err != nil {
+			return err
+		}
+	}
+	if err := m.Enable(ctx, systemd.AgentService); err != nil {
+		return err
+	}
+	active, _, _, err := m.State(ctx, systemd.AgentService)
+	if err != nil {
+		return err
+	}
+	switch {
+	case active != "active":
+		return m.Start(ctx, systemd.AgentService)
+	case changed:
+		return m.Restart(ctx, systemd.AgentService)
+	}
+	return nil
+}
