@@ -374,7 +374,7 @@ func (a *Agent) shutdown() {
 // joinLoop retries the seeds with backoff until one answers or another node
 // joins this one.
 func (a *Agent) joinLoop(ctx context.Context) {
-	backoff := time.Second
+	backoff := 250 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():

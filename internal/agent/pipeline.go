@@ -14,8 +14,12 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
-// monitorInterval is how often the agent looks at Nomad and its certificates.
-const monitorInterval = 2 * time.Second
+// How often the agent looks at Nomad and its certificates: often while Nomad
+// is starting, then at a calmer pace.
+const (
+	bootstrapInterval = 250 * time.Millisecond
+	monitorInterval   = 2 * time.Second
+)
 
 // runPipeline takes the node from a committed plan to a running Nomad agent:
 // certificates, configuration, start, then it watches Nomad's health and
@@ -88,13 +92,22 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		a.advance(PhaseStarting)
 	}
 
-	t := time.NewTicker(monitorInterval)
+	// Look often until Nomad runs, then every monitorInterval.
+	t := time.NewTimer(bootstrapInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		a.mu.Lock()
+		running := a.phase == PhaseRunning
+		a.mu.Unlock()
+		if running {
+			t.Reset(monitorInterval)
+		} else {
+			t.Reset(bootstrapInterval)
 		}
 		if !renewAt.IsZero() && !a.now().Before(renewAt) {
 			changed, next, err := a.certify(ctx, p)
@@ -166,7 +179,7 @@ func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(bootstrapInterval):
 		}
 	}
 }

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 // run runs the binary to completion (bounded by 30 s).
-func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+func run(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -58,7 +58,7 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return o.String(), e.String(), code
 }
 
-func newToken(t *testing.T) string {
+func newToken(t testing.TB) string {
 	t.Helper()
 	out, _, code := run(t, "token", "create")
 	if code != 0 {
@@ -76,7 +76,7 @@ type proc struct {
 	done             chan struct{}
 }
 
-func start(t *testing.T, root, name string, args ...string) *proc {
+func start(t testing.TB, root, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, root: root, args: args, log: &bytes.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"agent", "-root", root, "-name", name}, args...)...)
@@ -105,7 +105,7 @@ func (p *proc) stop(sig syscall.Signal) {
 	}
 }
 
-func status(t *testing.T, root string) (agent.Status, int) {
+func status(t testing.TB, root string) (agent.Status, int) {
 	t.Helper()
 	out, _, code := run(t, "status", "-json", "-root", root)
 	var s agent.Status
@@ -117,7 +117,7 @@ func status(t *testing.T, root string) (agent.Status, int) {
 	return s, code
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -129,12 +129,12 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // cluster starts n agents on 127.0.<net>.1..n, all joining the first.
-func cluster(t *testing.T, net, n int, extra ...string) (token string, procs []*proc) {
+func cluster(t testing.TB, net, n int, extra ...string) (token string, procs []*proc) {
 	return clusterEach(t, net, n, func(int) []string { return extra })
 }
 
 // clusterEach is cluster with per-node extra arguments.
-func clusterEach(t *testing.T, net, n int, each func(i int) []string) (token string, procs []*proc) {
+func clusterEach(t testing.TB, net, n int, each func(i int) []string) (token string, procs []*proc) {
 	t.Helper()
 	token = newToken(t)
 	dir := t.TempDir()

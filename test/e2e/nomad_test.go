@@ -21,7 +21,7 @@ import (
 // nomadBin returns the real nomad binary: $NOMAD_BIN (set by make), else
 // the one `make nomad` links under .cache. Without either the test is
 // skipped, never faked.
-func nomadBin(t *testing.T) string {
+func nomadBin(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("NOMAD_BIN"); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -48,7 +48,7 @@ func nomadEnv(root, addr string) []string {
 }
 
 // nomadCLI runs the real nomad CLI (bounded by 30 s).
-func nomadCLI(t *testing.T, bin string, env []string, args ...string) (string, error) {
+func nomadCLI(t testing.TB, bin string, env []string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
@@ -190,7 +190,7 @@ func TestRealNomadCluster(t *testing.T) {
 }
 
 // managementToken reads the management token a server stored.
-func managementToken(t *testing.T, root string) string {
+func managementToken(t testing.TB, root string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "var", "lib", "nomad-bootstrapd", "acl", "management.token"))
 	if err != nil {

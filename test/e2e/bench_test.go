@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/mounts"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+)
+
+// BenchmarkHealthyCluster compares the time from start to a healthy 5-node
+// Nomad cluster of 3 dedicated servers and 2 clients (a leader, ACLs
+// bootstrapped, both clients ready, mTLS)
+// through nomad-bootstrapd with the same cluster hand-configured: the same
+// topology, pre-made certificates, static retry_join, everything started at
+// once, ACLs bootstrapped as soon as a leader exists. Runs alternate, five
+// of each. Run it with -benchtime 1x.
+func BenchmarkHealthyCluster(b *testing.B) {
+	bin := nomadBin(b)
+	const runs = 5
+	var ours, hand []time.Duration
+	for r := range runs {
+		hand = append(hand, handConfigured(b, bin, 208))
+		ours = append(ours, bootstrapped(b, bin, 209))
+		b.Logf("run %d: nomad-bootstrapd %.2fs, hand-configured %.2fs", r+1, ours[r].Seconds(), hand[r].Seconds())
+	}
+	slices.Sort(ours)
+	slices.Sort(hand)
+	med := func(d []time.Duration) float64 { return d[len(d)/2].Seconds() }
+	b.ReportMetric(med(ours), "s-median-bootstrapd")
+	b.ReportMetric(med(hand), "s-median-hand")
+	b.ReportMetric(ours[len(ours)-1].Seconds(), "s-worst-bootstrapd")
+	b.ReportMetric(hand[0].Seconds(), "s-best-hand")
+	b.ReportMetric(med(ours)/med(hand), "median-ratio")
+	b.ReportMetric(ours[len(ours)-1].Seconds()/hand[0].Seconds(), "worst/best-ratio")
+}
+
+// bootstrapped runs five agents (three may be servers, dedicated; two are
+// clients in pools warm and batch) and returns the time to a healthy cluster.
+func bootstrapped(b *testing.B, bin string, net int) time.Duration {
+	dir := b.TempDir()
+	defer mounts.UnmountUnder(dir)
+	token := newToken(b)
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	seed := fmt.Sprintf("127.0.%d.1", net)
+	extra := realNomadArgs(bin)
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.stop(syscall.SIGTERM)
+		}
+	}()
+	began := time.Now()
+	for i := range 5 {
+		addr := fmt.Sprintf("127.0.%d.%d", net, i+1)
+		args := append([]string{"-bind", addr, "-join", seed, "-token-file", tokenFile, "-settle", "1s", "-dedicated-servers"}, extra(i)...)
+		p := start(b, filepath.Join(dir, fmt.Sprint("node", i+1)), fmt.Sprint("node", i+1), args...)
+		p.addr = addr
+		procs = append(procs, p)
+	}
+	var server *proc
+	waitFor(b, 180*time.Second, "every agent to run a healthy Nomad", func() bool {
+		for _, p := range procs {
+			s, code := status(b, p.root)
+			if code != 0 {
+				return false
+			}
+			if s.Node.Role == "server" {
+				server = p
+			}
+		}
+		return true
+	})
+	tls := filepath.Join(server.root, "etc", "nomad.d", "tls")
+	c := apiClient(b, server.addr, filepath.Join(tls, "ca.pem"), filepath.Join(tls, "cli.pem"), filepath.Join(tls, "cli-key.pem"))
+	waitReady(b, c, managementToken(b, server.root), 2)
+	return time.Since(began)
+}
+
+// handConfigured starts the same cluster from hand-written configuration and
+// pre-made certificates, bootstraps ACLs once a leader exists, and returns
+// the time to a healthy cluster.
+func handConfigured(b *testing.B, bin string, net int) time.Duration {
+	dir := b.TempDir()
+	defer mounts.UnmountUnder(dir)
+	ca, err := certs.NewCA(rand.Reader, "handconfigured", time.Now(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	encrypt := base64.StdEncoding.EncodeToString(key)
+	addr := func(i int) string { return fmt.Sprintf("127.0.%d.%d", net, i+1) }
+	servers := []string{addr(0), addr(1), addr(2)}
+	pools := []string{"default", "default", "default", "warm", "batch"}
+	var cmds []*exec.Cmd
+	var roots []string
+	for i := range 5 {
+		root := filepath.Join(dir, fmt.Sprint("node", i+1))
+		roots = append(roots, root)
+		files := certs.TLSFiles{Dir: filepath.Join(root, "tls")}
+		role := certs.RoleClient
+		if i < 3 {
+			role = certs.RoleServer
+		}
+		issue(b, ca, files, role, addr(i))
+		if i < 3 {
+			issue(b, ca, files, certs.RoleCLI, addr(i))
+		}
+		files.WriteCA(ca.BundlePEM())
+		a := nomadconf.Agent{
+			Name: fmt.Sprint("node", i+1), Region: "global", Datacenter: "dc1", DataDir: filepath.Join(root, "data"),
+			BindAddr: addr(i), AdvertiseAddr: addr(i), LogLevel: "INFO", ACL: true, Telemetry: true,
+			TLS:    nomadconf.TLS{CAFile: files.CAPath(), CertFile: files.CertPath(role), KeyFile: files.KeyPath(role)},
+		}
+		if i < 3 {
+			a.Server = &nomadconf.Server{BootstrapExpect: 3, Encrypt: encrypt, RetryJoin: servers, RetryInterval: 2 * time.Second}
+		} else {
+			a.Client = &nomadconf.Client{Servers: servers, NodePool: pools[i], Options: map[string]string{"fingerprint.denylist": "env_aws,env_gce,env_azure,env_digitalocean"}}
+		}
+		rendered, err := nomadconf.Render(a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := install.Apply(filepath.Join(root, "nomad.d"), rendered); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, c := range cmds {
+			c.Process.Signal(os.Interrupt)
+		}
+		for _, c := range cmds {
+			done := make(chan struct{})
+			go func() { c.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				c.Process.Kill()
+				<-done
+			}
+		}
+	}()
+	began := time.Now()
+	for _, root := range roots {
+		cmd := exec.Command(bin, "agent", "-config", filepath.Join(root, "nomad.d"))
+		log, _ := os.Create(filepath.Join(root, "nomad.log"))
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		log.Close()
+		cmds = append(cmds, cmd)
+	}
+	tls := certs.TLSFiles{Dir: filepath.Join(roots[0], "tls")}
+	c := apiClient(b, addr(0), tls.CAPath(), tls.CertPath(certs.RoleCLI), tls.KeyPath(certs.RoleCLI))
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	if err := acl.WaitLeader(ctx, c, 120*time.Second); err != nil {
+		b.Fatal(err)
+	}
+	secret := acl.ManagementSecret(key)
+	if _, err := acl.Bootstrap(ctx, c, secret); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := acl.Apply(ctx, c, secret, acl.DefaultPools()); err != nil {
+		b.Fatal(err)
+	}
+	waitReady(b, c, secret, 2)
+	return time.Since(began)
+}
+
+// issue writes a key and a certificate for role into files.
+func issue(b *testing.B, ca *certs.CA, files certs.TLSFiles, role certs.Role, addr string) {
+	key, _ := certs.NewKey(rand.Reader)
+	keyPEM, _ := certs.MarshalKeyPEM(key)
+	csrDER, _ := certs.CreateCSR(key, "node")
+	csr, _ := certs.ParseCSR(csrDER)
+	der, err := ca.Sign(csr, certs.Identity{NodeName: "node", Region: "global", Address: addr, Role: role}, time.Now(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	files.WriteKey(role, keyPEM)
+	files.WriteCert(role, certs.EncodeCertPEM(der))
+}
+
+// apiClient returns a Nomad API client over mTLS.
+func apiClient(b *testing.B, addr, ca, cert, key string) *api.Client {
+	cfg := api.DefaultConfig()
+	cfg.Address = "https://" + net.JoinHostPort(addr, "4646")
+	cfg.SecretID = ""
+	cfg.TLSConfig = &api.TLSConfig{CACert: ca, ClientCert: cert, ClientKey: key}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// waitReady waits until n nodes are ready.
+func waitReady(b *testing.B, c *api.Client, token string, n int) {
+	waitFor(b, 120*time.Second, fmt.Sprintf("%d ready Nomad nodes", n), func() bool {
+		nodes, _, err := c.Nodes().List(&api.QueryOptions{AuthToken: token})
+		if err != nil {
+			return false
+		}
+		ready := 0
+		for _, node := range nodes {
+			if node.Status == "ready" {
+				ready++
+			}
+		}
+		return ready == n
+	})
+}
