@@ -126,7 +126,7 @@ func handConfigured(b *testing.B, bin string, net int) time.Duration {
 		a := nomadconf.Agent{
 			Name: fmt.Sprint("node", i+1), Region: "global", Datacenter: "dc1", DataDir: filepath.Join(root, "data"),
 			BindAddr: addr(i), AdvertiseAddr: addr(i), LogLevel: "INFO", ACL: true, Telemetry: true,
-			TLS:    nomadconf.TLS{CAFile: files.CAPath(), CertFile: files.CertPath(role), KeyFile: files.KeyPath(role)},
+			TLS: nomadconf.TLS{CAFile: files.CAPath(), CertFile: files.CertPath(role), KeyFile: files.KeyPath(role)},
 		}
 		if i < 3 {
 			a.Server = &nomadconf.Server{BootstrapExpect: 3, Encrypt: encrypt, RetryJoin: servers, RetryInterval: 2 * time.Second}
