@@ -13,7 +13,7 @@ FUZZTIME      ?= 30s
 VERSION       ?= 0.1.0-dev
 LDFLAGS       := -s -w -X github.com/nomad-bootstrapd/nomad-bootstrapd/internal/cli.Version=$(VERSION)
 
-.PHONY: all build demo test lint unit fuzz bench nomad clean
+.PHONY: all build demo test check lint unit fuzz bench nomad clean
 
 all: build
 
@@ -24,8 +24,11 @@ build:
 demo: build nomad
 	$(BIN) demo -nodes 5 -nomad $(NOMAD)
 
-## test: formatting, vet, staticcheck and every test with the race detector
-test: lint unit
+## test: everything CI runs: check, then the packages and the booted-systemd scenario (root)
+test: check test-package test-system
+
+## check: formatting, vet, staticcheck and every Go test with the race detector
+check: lint unit
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -73,7 +76,15 @@ NFPM         := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 PKG_ARCH     ?= $(shell $(GO) env GOARCH)
 SYSTEM_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nomad-bootstrapd
 
-.PHONY: package test-package test-system
+.PHONY: package test-package test-system system-deps
+
+## system-deps: Debian's packaging and system-test tools, installed when missing
+system-deps:
+	@missing=""; for t in lintian:lintian rpm:rpm cloud-init:cloud-init debootstrap:debootstrap; do \
+	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 ## package: dist/*.deb and dist/*.rpm of a static build (VERSION=x.y.z make package)
 package:
@@ -84,10 +95,7 @@ package:
 	VERSION=$(VERSION) GOARCH=$(PKG_ARCH) $(GO) run $(NFPM) package --config nfpm.yaml --packager rpm --target dist/
 
 ## test-package: lintian (no errors), rpm -qpl/-qpi and cloud-init schema on what package built
-test-package: package
-	@command -v lintian >/dev/null || apt-get install -y lintian
-	@command -v rpm >/dev/null || apt-get install -y rpm
-	@command -v cloud-init >/dev/null || apt-get install -y cloud-init
+test-package: package system-deps
 	lintian --fail-on error dist/nomad-bootstrapd_*.deb
 	@set -e; rpm=$$(ls dist/nomad-bootstrapd-*.rpm); rpm -qpi $$rpm; \
 	  files=$$(rpm -qpl $$rpm); echo "$$files"; \
@@ -99,6 +107,7 @@ test-package: package
 	cloud-init schema --config-file packaging/cloud-init.yaml
 
 ## test-system: the .deb in three booted Debian systems with real systemd (root; see test/system/run.sh)
-test-system: package nomad
+test-system: package nomad system-deps
 	DEB=$$(ls $(abspath dist)/nomad-bootstrapd_*.deb) NOMAD_BIN=$(abspath $(NOMAD)) \
-	  ROOTFS_CACHE=$(SYSTEM_CACHE)/rootfs-bookworm test/system/run.sh
+	  ROOTFS_CACHE=$(SYSTEM_CACHE)/rootfs-bookworm SYSTEM_TEST_HOOK=$(abspath test/system/cluster.sh) \
+	  SYSTEM_TEST_HOOK_TIMEOUT=600 test/system/run.sh

@@ -214,7 +214,7 @@ build_rootfs() {
 	fi
 	if ! command -v debootstrap >/dev/null; then
 		log "installing debootstrap"
-		timeout 600 apt-get install -y debootstrap >/dev/null
+		timeout 600 apt-get update -qq && timeout 600 apt-get install -y debootstrap >/dev/null
 	fi
 	local m tmp t
 	m=$(mirror)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The cluster scenario of `make test-system`, run by test/system/run.sh as its
+# SYSTEM_TEST_HOOK once the .deb is installed in every booted node: the
+# cloud-init one-liner on each node, then the checks an operator would make.
+# Every wait is bounded; the harness tears everything down.
+set -euo pipefail
+
+read -ra ADDRS <<<"$NODE_ADDRS"
+read -ra ROOTS <<<"$NODE_ROOTS"
+n=${#ADDRS[@]}
+seeds=$(IFS=,; echo "${ADDRS[*]}")
+
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; exit 1; }
+in_node() { "$NODE_EXEC" "$@"; }
+
+# wait_for SECONDS WHAT CMD...: run CMD every second until it succeeds.
+wait_for() {
+	local limit=$1 what=$2 deadline=$((SECONDS + $1))
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || fail "$what: not within $limit s"
+		sleep 1
+	done
+}
+
+# fingerprint I: checksums of every file the agent manages on node I.
+fingerprint() {
+	local d dirs=()
+	for d in etc/nomad.d etc/nomad-bootstrapd var/lib/nomad-bootstrapd etc/systemd/system; do
+		[[ -d ${ROOTS[$1 - 1]}/$d ]] && dirs+=("$d")
+	done
+	(cd "${ROOTS[$1 - 1]}" && find "${dirs[@]}" -type f -exec sha256sum {} + | sort)
+}
+
+token=$(in_node 1 nomad-bootstrapd token create 2>/dev/null)
+for ((i = 1; i <= n; i++)); do
+	in_node "$i" nomad-bootstrapd join -token "$token" -join "$seeds" -advertise "${ADDRS[i - 1]}" -name "node$i" \
+		>"$SYSTEM_TEST_DIR/join$i.log" 2>&1 || { cat "$SYSTEM_TEST_DIR/join$i.log"; fail "node$i: join"; }
+done
+pass "the one-liner on $n nodes"
+
+before=$(fingerprint 1)
+in_node 1 nomad-bootstrapd join -token "$token" -join "$seeds" -advertise "${ADDRS[0]}" -name node1 >/dev/null 2>&1 ||
+	fail "node1: second join"
+[[ $(fingerprint 1) == "$before" ]] || fail "node1: a second identical join changed files"
+pass "a second identical join changes nothing"
+
+for ((i = 1; i <= n; i++)); do
+	wait_for 300 "node$i: nomad-bootstrapd status exits 0" in_node "$i" nomad-bootstrapd status
+done
+pass "nomad-bootstrapd status exits 0 on every node"
+
+for ((i = 1; i <= n; i++)); do
+	for unit in nomad-bootstrapd nomad; do
+		[[ $(in_node "$i" systemctl is-enabled "$unit") == enabled ]] || fail "node$i: $unit is not enabled"
+		[[ $(in_node "$i" systemctl is-active "$unit") == active ]] || fail "node$i: $unit is not active"
+	done
+	json=$(in_node "$i" nomad-bootstrapd status -json | tr -d ' \n')
+	peers=$(grep -o '"peers":\[[^]]*\]' <<<"$json" | grep -o ':4647' | wc -l)
+	[[ $peers == 3 ]] || fail "node$i: Nomad reports $peers raft peers, want 3"
+	grep -q '"leader":"[0-9.]*:4647"' <<<"$json" || fail "node$i: no Nomad leader"
+done
+pass "both units enabled and active everywhere; Nomad has a leader and 3 servers"
+
+# Restarting the agent on a server changes no file and leaves Nomad running.
+before=$(fingerprint 1)
+pid=$(in_node 1 systemctl show -p MainPID --value nomad)
+in_node 1 systemctl restart nomad-bootstrapd
+wait_for 120 "node1: status after the restart" in_node 1 nomad-bootstrapd status
+[[ $(fingerprint 1) == "$before" ]] || {
+	diff <(echo "$before") <(fingerprint 1) || true
+	fail "node1: restarting nomad-bootstrapd changed files"
+}
+[[ $(in_node 1 systemctl show -p MainPID --value nomad) == "$pid" ]] || fail "node1: restarting nomad-bootstrapd restarted Nomad"
+pass "systemctl restart nomad-bootstrapd changes no file and does not restart Nomad"
