@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
@@ -64,12 +63,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	text, err := cfg.ResolveToken(func(w string) { log.Warn(w) })
-	if err != nil {
-		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
-		return exitError
-	}
-	token, err := certs.ParseToken(text)
+	token, err := loadToken(&cfg, func(w string) { log.Warn(w) })
 	if err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 		return exitError

@@ -36,19 +36,15 @@ const caExamples = `  nomad-bootstrapd ca csr -dir ./ca -token-file token
     -extfile <(printf "basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign")`
 
 func runCA(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "csr" {
-		if len(args) > 0 && (args[0] == "-help" || args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprint(stdout, caHelp, "\nExamples:\n", caExamples, "\n")
-			return exitOK
-		}
-		fmt.Fprint(stderr, caHelp)
-		return exitUsage
+	rest, code := subcommand(args, "csr", caHelp, caExamples, stdout, stderr)
+	if code >= 0 {
+		return code
 	}
 	fs := newFlagSet("ca csr", caHelp, caExamples, stderr)
 	dir := fs.String("dir", "", "`directory` to write the key and the request into")
 	tokenFlag := fs.String("token", "", "join `token` of the cluster (names it in the CA's common name)")
 	tokenFile := fs.String("token-file", "", "`file` holding the join token")
-	if code := parseFlags(fs, args[1:]); code >= 0 {
+	if code := parseFlags(fs, rest); code >= 0 {
 		return code
 	}
 	if *dir == "" {
@@ -57,12 +53,7 @@ func runCA(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := config.Config{Token: *tokenFlag, TokenFile: *tokenFile}
 	cfg.ApplyEnv(os.Getenv)
-	text, err := cfg.ResolveToken(nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
-		return exitError
-	}
-	token, err := certs.ParseToken(text)
+	token, err := loadToken(&cfg, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 		return exitError

@@ -11,6 +11,9 @@ import (
 	"os"
 	"runtime"
 	"strings"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 )
 
 // Version is the program's version, set at build time with
@@ -125,4 +128,28 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// subcommand checks that args start with the one subcommand a command has
+// (token create, ca csr) and returns the arguments after it, or the exit
+// code when -help was asked for or the subcommand is missing.
+func subcommand(args []string, name, help, examples string, stdout, stderr io.Writer) ([]string, int) {
+	if len(args) > 0 && args[0] == name {
+		return args[1:], -1
+	}
+	if len(args) > 0 && (args[0] == "-help" || args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, help, "\nExamples:\n", examples, "\n")
+		return nil, exitOK
+	}
+	fmt.Fprint(stderr, help)
+	return nil, exitUsage
+}
+
+// loadToken reads the join token that cfg names and parses it.
+func loadToken(cfg *config.Config, warn func(string)) (certs.Token, error) {
+	text, err := cfg.ResolveToken(warn)
+	if err != nil {
+		return certs.Token{}, err
+	}
+	return certs.ParseToken(text)
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
@@ -57,11 +56,7 @@ func runJoin(args []string, stdout, stderr io.Writer) int {
 	if err := cfg.Validate(); err != nil {
 		return fail(err)
 	}
-	text, err := cfg.ResolveToken(nil)
-	if err != nil {
-		return fail(err)
-	}
-	token, err := certs.ParseToken(text)
+	token, err := loadToken(&cfg, nil)
 	if err != nil {
 		return fail(err)
 	}

@@ -20,16 +20,12 @@ const tokenExamples = `  T=$(nomad-bootstrapd token create)
   nomad-bootstrapd token create > /etc/nomad-bootstrapd/token && chmod 600 /etc/nomad-bootstrapd/token`
 
 func runToken(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "create" {
-		if len(args) > 0 && (args[0] == "-help" || args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprint(stdout, tokenHelp, "\nExamples:\n", tokenExamples, "\n")
-			return exitOK
-		}
-		fmt.Fprint(stderr, tokenHelp)
-		return exitUsage
+	rest, code := subcommand(args, "create", tokenHelp, tokenExamples, stdout, stderr)
+	if code >= 0 {
+		return code
 	}
 	fs := newFlagSet("token create", tokenHelp, tokenExamples, stderr)
-	if code := parseFlags(fs, args[1:]); code >= 0 {
+	if code := parseFlags(fs, rest); code >= 0 {
 		return code
 	}
 	t, err := certs.NewToken(rand.Reader)
