@@ -158,7 +158,18 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.Once {
 		return nil
 	}
-	fmt.Fprintf(o.Out, "\nThe cluster is up. In another terminal:\n  %s status -root %s\nPress Ctrl-C to stop every agent and remove %s.\n", o.Exe, nodes[0].root, dir)
+	fmt.Fprintf(o.Out, "\nThe cluster is up. In another terminal:\n  %s status -root %s\n", o.Exe, nodes[0].root)
+	if o.Nomad != "" {
+		for _, n := range nodes {
+			if n.status.Node.Role == "server" {
+				p := paths.New(n.root)
+				fmt.Fprintf(o.Out, "and with the nomad CLI:\n  . %s\n  export NOMAD_TOKEN=$(cat %s)\n  %s server members\n",
+					p.ProfileScript(), filepath.Join(p.ACLDir(), "ops-admin.token"), o.Nomad)
+				break
+			}
+		}
+	}
+	fmt.Fprintf(o.Out, "Press Ctrl-C to stop every agent and remove %s.\n", dir)
 	<-ctx.Done()
 	fmt.Fprintln(o.Out, "\n==> stopping")
 	return nil
