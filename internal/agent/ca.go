@@ -217,9 +217,12 @@ func (a *Agent) maybeTakeOverCA(ctx context.Context, p plan.Plan) {
 }
 
 // aliveNames returns the names of the members alive in gossip.
-func (a *Agent) aliveNames() map[string]bool {
+func (a *Agent) aliveNames() map[string]bool { return aliveIn(a.tr.Members()) }
+
+// aliveIn returns the names of the alive members among members.
+func aliveIn(members []gossip.Member) map[string]bool {
 	alive := map[string]bool{}
-	for _, m := range a.tr.Members() {
+	for _, m := range members {
 		if m.State == gossip.StateAlive {
 			alive[m.Name] = true
 		}

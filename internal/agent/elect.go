@@ -77,12 +77,7 @@ func (a *Agent) step(ctx context.Context) {
 // trackServersLocked records since when each of the plan's servers has not
 // been alive; a server this node never saw counts from the first look.
 func (a *Agent) trackServersLocked(members []gossip.Member) {
-	alive := map[string]bool{}
-	for _, m := range members {
-		if m.State == gossip.StateAlive {
-			alive[m.Name] = true
-		}
-	}
+	alive := aliveIn(members)
 	for _, s := range a.plan.Servers {
 		if alive[s.Name] {
 			delete(a.downSince, s.Name)

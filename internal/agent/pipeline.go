@@ -66,13 +66,14 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	var sup *supervise.Supervisor
 	var units *systemd.Manager
 	unit := ""
+	// Clients start Nomad only once the servers have a leader with a keyring.
+	if a.cfg.Supervise != config.SuperviseNone && !p.IsServer(a.id) && !a.waitServers(ctx, p) {
+		return
+	}
 	switch a.cfg.Supervise {
 	case config.SuperviseNone:
 		a.setReason("Nomad's configuration is written; supervise=none starts nothing")
 	case config.SuperviseSystemd:
-		if !p.IsServer(a.id) && !a.waitServers(ctx, p) {
-			return
-		}
 		if units, err = a.startNomadUnit(ctx, len(changes) > 0 || certsChanged); err != nil {
 			a.setDegraded(err.Error())
 			return
@@ -81,9 +82,6 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		unit = systemd.NomadService
 		a.advance(PhaseStarting)
 	case config.SuperviseProcess:
-		if !p.IsServer(a.id) && !a.waitServers(ctx, p) {
-			return
-		}
 		if sup, err = a.startNomad(ctx); err != nil {
 			a.setDegraded(err.Error())
 			return

@@ -192,11 +192,7 @@ func TestRealNomadCluster(t *testing.T) {
 // managementToken reads the management token a server stored.
 func managementToken(t testing.TB, root string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "var", "lib", "nomad-bootstrapd", "acl", "management.token"))
-	if err != nil {
-		t.Fatalf("management token: %v", err)
-	}
-	return strings.TrimSpace(string(b))
+	return readToken(t, root, "management")
 }
 
 // checkNomadCLI checks the cluster as an operator would, with the nomad CLI.
@@ -358,7 +354,7 @@ func checkACL(t *testing.T, bin string, server *proc, procs []*proc) {
 	})
 }
 
-func readToken(t *testing.T, root, name string) string {
+func readToken(t testing.TB, root, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "var", "lib", "nomad-bootstrapd", "acl", name+".token"))
 	if err != nil {
