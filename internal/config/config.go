@@ -82,7 +82,13 @@ type Config struct {
 	// RawExec enables Nomad's raw_exec driver on clients (tasks run
 	// unisolated as root: only for trusted jobs).
 	RawExec bool
+	// MetricsAddr is the host:port of the agent's Prometheus endpoint;
+	// empty turns it off.
+	MetricsAddr string
 }
+
+// DefaultMetricsAddr serves the agent's metrics on this machine only.
+const DefaultMetricsAddr = "127.0.0.1:4652"
 
 // Default returns the built-in defaults.
 func Default() Config {
@@ -99,6 +105,7 @@ func Default() Config {
 		Supervise:       SuperviseSystemd,
 		Nomad:           "/usr/bin/nomad",
 		LogLevel:        "info",
+		MetricsAddr:     DefaultMetricsAddr,
 	}
 }
 
@@ -145,6 +152,7 @@ type file struct {
 	CAFailover *string   `hcl:"ca_failover_after,optional"`
 	CA         *caBlock  `hcl:"ca,block"`
 	CertLife   *string   `hcl:"cert_lifetime,optional"`
+	Metrics    *string   `hcl:"metrics_addr,optional"`
 }
 
 // LoadFile applies the HCL file at path over c. A missing file is an error
@@ -206,6 +214,7 @@ func (c *Config) loadBytes(src []byte, path string) error {
 	setS(&c.Supervise, fc.Supervise)
 	setS(&c.Nomad, fc.Nomad)
 	setS(&c.LogLevel, fc.LogLevel)
+	setS(&c.MetricsAddr, fc.Metrics)
 	if fc.Dedicated != nil {
 		c.DedicatedServers = *fc.Dedicated
 	}
@@ -308,6 +317,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.vals.CertLifetime, "cert-lifetime", d.CertLifetime, "lifetime of the certificates the CA issues; renewed at two thirds")
 	fs.DurationVar(&f.vals.CAFailoverAfter, "ca-failover-after", d.CAFailoverAfter, "how long the CA holder must be down before another server signs certificates")
 	fs.BoolVar(&f.vals.RawExec, "raw-exec", false, "enable Nomad's raw_exec driver on clients (unisolated tasks: trusted jobs only)")
+	fs.StringVar(&f.vals.MetricsAddr, "metrics-addr", d.MetricsAddr, "`host:port` of the agent's Prometheus endpoint; empty turns it off")
 	return f
 }
 
@@ -339,6 +349,7 @@ func (f *Flags) Apply(c *Config) {
 		"raw-exec":          func() { c.RawExec = v.RawExec },
 		"ca-failover-after": func() { c.CAFailoverAfter = v.CAFailoverAfter },
 		"cert-lifetime":     func() { c.CertLifetime = v.CertLifetime },
+		"metrics-addr":      func() { c.MetricsAddr = v.MetricsAddr },
 	}
 	for name, fn := range apply {
 		if set[name] {
