@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,7 +80,12 @@ type proc struct {
 func start(t testing.TB, root, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, root: root, args: args, log: &bytes.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"agent", "-root", root, "-name", name}, args...)...)
+	base := []string{"agent", "-root", root, "-name", name}
+	if !slices.Contains(args, "-metrics-addr") {
+		// Many agents share this machine: each would want 127.0.0.1:4652.
+		base = append(base, "-metrics-addr", "")
+	}
+	p.cmd = exec.Command(bin, append(base, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
