@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,13 +74,31 @@ type proc struct {
 	name, addr, root string
 	args             []string
 	cmd              *exec.Cmd
-	log              *bytes.Buffer
+	log              *syncBuffer
 	done             chan struct{}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes to while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func start(t testing.TB, root, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, root: root, args: args, log: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{name: name, root: root, args: args, log: &syncBuffer{}, done: make(chan struct{})}
 	base := []string{"agent", "-root", root, "-name", name}
 	if !slices.Contains(args, "-metrics-addr") {
 		// Many agents share this machine: each would want 127.0.0.1:4652.
