@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -37,15 +38,28 @@ const statusExamples = `  nomad-bootstrapd status
   nomad-bootstrapd status -json | jq .plan.servers
   nomad-bootstrapd status >/dev/null || echo "not healthy yet"`
 
+// statusOptions are status's flags.
+type statusOptions struct {
+	json, noColor *bool
+	root, config  *string
+}
+
+func statusFlags(fs *flag.FlagSet) statusOptions {
+	return statusOptions{
+		json:    fs.Bool("json", false, "print one JSON object"),
+		root:    fs.String("root", "/", "`dir`ectory every path is relative to"),
+		config:  fs.String("config", "", "agent configuration `file`, read when the agent is not running (default <root>/etc/nomad-bootstrapd/config.hcl)"),
+		noColor: fs.Bool("no-color", false, "never use colours"),
+	}
+}
+
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("status", statusHelp, statusExamples, stderr)
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	root := fs.String("root", "/", "`dir`ectory every path is relative to")
-	configFile := fs.String("config", "", "agent configuration `file`, read when the agent is not running (default <root>/etc/nomad-bootstrapd/config.hcl)")
-	noColor := fs.Bool("no-color", false, "never use colours")
+	f := statusFlags(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
+	asJSON, root, configFile, noColor := f.json, f.root, f.config, f.noColor
 	p := paths.New(*root)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
