@@ -171,6 +171,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 		}
 	}
+	fmt.Fprintf(o.Out, "Each agent's Prometheus metrics:\n  curl http://%s/metrics\n", net.JoinHostPort(nodes[0].addr, "4652"))
 	fmt.Fprintf(o.Out, "Press Ctrl-C to stop every agent and remove %s.\n", dir)
 	<-ctx.Done()
 	fmt.Fprintln(o.Out, "\n==> stopping")
