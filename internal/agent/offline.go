@@ -81,10 +81,11 @@ func readSavedPlan(path string) (*savedPlan, error) {
 		return nil, fmt.Errorf("reading the committed plan: %w", err)
 	}
 	var sp savedPlan
-	if err := json.Unmarshal(b, &sp); err != nil {
-		return nil, fmt.Errorf("the committed plan %s is corrupted (%v): restore %s.bak, or remove it and the node adopts the plan from its peers", path, err, path)
+	err = json.Unmarshal(b, &sp)
+	if err == nil {
+		err = sp.Plan.Validate()
 	}
-	if err := sp.Plan.Validate(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("the committed plan %s is corrupted (%v): restore %s.bak, or remove it and the node adopts the plan from its peers", path, err, path)
 	}
 	return &sp, nil

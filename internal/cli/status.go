@@ -13,6 +13,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/statusview"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
 const statusHelp = `Usage: nomad-bootstrapd status [-json] [-root DIR]
@@ -97,7 +98,29 @@ func persistedStatus(p paths.Paths, root, configFile string, stderr io.Writer) a
 	if err := cfg.LoadFile(path, required); err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 	}
-	return agent.PersistedStatus(p, cfg, startHint(root))
+	s := agent.PersistedStatus(p, cfg, startHint(root))
+	if p.Root == "/" && cfg.Supervise == config.SuperviseSystemd {
+		addUnitStates(&s)
+	}
+	return s
+}
+
+// addUnitStates adds what systemd says of the two units to a stopped
+// agent's status, when systemd answers within two seconds.
+func addUnitStates(s *agent.Status) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m, err := systemd.Connect(ctx)
+	if err != nil {
+		return
+	}
+	defer m.Close()
+	if active, sub, enabled, err := m.State(ctx, systemd.AgentService); err == nil {
+		s.Reason = fmt.Sprintf("%s is %s/%s (%s); %s", systemd.AgentService, active, sub, enabled, s.Reason)
+	}
+	if active, sub, _, err := m.State(ctx, systemd.NomadService); err == nil {
+		s.Nomad = &agent.NomadStatus{Unit: fmt.Sprintf("%s (%s/%s)", systemd.NomadService, active, sub), Peers: []string{}}
+	}
 }
 
 // startHint says how to start the agent of root.
