@@ -467,11 +467,10 @@ func (a *Agent) Status() Status {
 		s.Plan = planStatus(a.plan)
 		s.Node.Role = roleIn(a.plan, a.id)
 		if a.phase >= PhaseCertified {
-			if notAfter, ok := a.certNotAfter(*a.plan); ok {
-				s.Certs = &CertStatus{NotAfter: notAfter, Files: certFiles(a.paths, a.certRoles(*a.plan))}
-				if left := notAfter.Sub(a.now()); left < certWarnBefore {
+			if s.Certs = certStatus(a.paths, a.certRoles(*a.plan)); s.Certs != nil {
+				if left := s.Certs.NotAfter.Sub(a.now()); left < certWarnBefore {
 					s.Warnings = append(s.Warnings, fmt.Sprintf("this node's certificate expires in %s (%s); renewal has not succeeded: see the agent's log",
-						inDays(left), notAfter.UTC().Format(time.RFC3339)))
+						inDays(left), s.Certs.NotAfter.Format(time.RFC3339)))
 				}
 			}
 		}

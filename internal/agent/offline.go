@@ -54,18 +54,7 @@ func PersistedStatus(p paths.Paths, cfg config.Config, startHint string) Status 
 			s.Node.Name, s.Node.Address = self.Name, self.Address
 		}
 		s.Node.Role = roleIn(&pl, s.Node.ID)
-		roles := []certs.Role{certs.RoleClient}
-		if pl.IsServer(s.Node.ID) {
-			roles = []certs.Role{certs.RoleServer, certs.RoleCLI}
-		}
-		if files := certFiles(p, roles); len(files) > 0 {
-			s.Certs = &CertStatus{NotAfter: files[0].NotAfter, Files: files}
-			for _, f := range files {
-				if f.NotAfter.Before(s.Certs.NotAfter) {
-					s.Certs.NotAfter = f.NotAfter
-				}
-			}
-		}
+		s.Certs = certStatus(p, certRolesOf(pl, s.Node.ID))
 	}
 	return s
 }
@@ -107,20 +96,30 @@ func planStatus(p *plan.Plan) *PlanStatus {
 		Expect: p.Expect, Region: p.Region, CAFingerprint: p.CAFingerprint}
 }
 
-// certFiles describes the certificates of roles and the cluster CA under
-// p's TLS directory, skipping those that are missing or unreadable.
-func certFiles(p paths.Paths, roles []certs.Role) []CertFileStatus {
+// certStatus describes the certificates of roles and the cluster CA under
+// p's TLS directory, skipping those that are missing or unreadable. Its
+// NotAfter is the first role's, the node's main certificate; nil when that
+// one cannot be read.
+func certStatus(p paths.Paths, roles []certs.Role) *CertStatus {
 	files := certs.TLSFiles{Dir: p.NomadTLSDir()}
-	var out []CertFileStatus
-	for _, r := range roles {
-		if c, err := files.LoadCert(r); err == nil {
-			out = append(out, CertFileStatus{Role: string(r), Path: files.CertPath(r), NotAfter: c.NotAfter.UTC()})
+	var cs CertStatus
+	for i, r := range roles {
+		c, err := files.LoadCert(r)
+		if err != nil {
+			if i == 0 {
+				return nil
+			}
+			continue
 		}
+		if i == 0 {
+			cs.NotAfter = c.NotAfter.UTC()
+		}
+		cs.Files = append(cs.Files, CertFileStatus{Role: string(r), Path: files.CertPath(r), NotAfter: c.NotAfter.UTC()})
 	}
 	if b, err := os.ReadFile(files.CAPath()); err == nil {
 		if c, err := certs.ParseCertPEM(b); err == nil {
-			out = append(out, CertFileStatus{Role: "ca", Path: files.CAPath(), NotAfter: c.NotAfter.UTC()})
+			cs.Files = append(cs.Files, CertFileStatus{Role: "ca", Path: files.CAPath(), NotAfter: c.NotAfter.UTC()})
 		}
 	}
-	return out
+	return &cs
 }
