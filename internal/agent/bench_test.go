@@ -151,3 +151,44 @@ func hasPlan(a *Agent) bool {
 	defer a.mu.Unlock()
 	return a.plan != nil
 }
+
+// BenchmarkIdle runs five agents in this process with memberlist's LAN
+// defaults and, once every one holds the plan and has written Nomad's
+// configuration, lets them idle for 30 s. It reports nothing of its own:
+// it is there to profile what an idle agent spends its CPU on
+// (go test -run '^$' -bench Idle -benchtime 1x -cpuprofile cpu.prof).
+func BenchmarkIdle(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		k := int(benchNet.Add(1))
+		token := testToken(b, 7)
+		dir := b.TempDir()
+		var nodes []*testNode
+		for i := range 5 {
+			cfg := config.Default()
+			cfg.Name = fmt.Sprintf("n%03d", i)
+			cfg.Bind = fmt.Sprintf("127.11.%d.%d", k, i+1)
+			cfg.Join = []string{fmt.Sprintf("127.11.%d.1", k)}
+			cfg.Settle = 500 * time.Millisecond
+			cfg.MinMembers = 5
+			cfg.Supervise = config.SuperviseNone
+			nd, err := startNode(Options{Config: cfg, Token: token, Root: filepath.Join(dir, cfg.Name), Sources: fakeSources(2, 2048)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer nd.stop()
+			nodes = append(nodes, nd)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for _, nd := range nodes {
+			for p := nd.agent.Status().Phase; p < PhaseConfigured || p == PhaseDegraded; p = nd.agent.Status().Phase {
+				if time.Now().After(deadline) {
+					b.Fatalf("%s: phase %s after a minute", nd.agent.Name(), p)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		b.StartTimer()
+		time.Sleep(30 * time.Second)
+	}
+}
