@@ -46,7 +46,7 @@ fuzz:
 	  done; \
 	done
 
-## bench: every benchmark, BENCHMARKS.md written from their figures and a summary printed (about 15 min)
+## bench: every benchmark, BENCHMARKS.md written from their figures and a summary printed (10-20 min)
 bench: nomad
 	$(GO) run ./tools/benchreport -nomad $(abspath $(NOMAD)) -raw .cache/bench -o BENCHMARKS.md
 

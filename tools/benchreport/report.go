@@ -67,7 +67,14 @@ type Conv struct {
 	Transport, Timings    string
 	AllText, FirstText    string
 	DroppedText, GoalText string
+	Median, Worst         float64
 	Met, Known            bool
+}
+
+// median returns the middle value (the upper one of an even count).
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	return s[len(s)/2]
 }
 
 // Convergence returns the figures per cluster size.
@@ -86,8 +93,11 @@ func (r *report) Convergence() []Conv {
 			cv.Transport, cv.Timings = "in memory, drops when full", "WAN"
 		}
 		cv.Known = len(cv.All) > 0
-		cv.Met = cv.Known && slices.Max(cv.All) <= c.goal
-		cv.AllText, cv.FirstText = span(cv.All, "s", 3), span(cv.First, "s", 3)
+		if cv.Known {
+			cv.Median, cv.Worst = median(cv.All), slices.Max(cv.All)
+		}
+		cv.Met = cv.Known && cv.Median <= c.goal
+		cv.AllText, cv.FirstText = span(cv.All, "s", 2), span(cv.First, "s", 2)
 		cv.DroppedText = span(cv.Dropped, "%", 2)
 		out = append(out, cv)
 	}
@@ -165,7 +175,9 @@ type Healthy struct {
 	MedianOurs, MedianHand, WorstOurs float64
 	BestHand, BestOurs, WorstHand     float64
 	MedianRatio, WorstBestRatio       float64
-	SlowHand                          int // hand-configured runs over twice its best
+	SlowHand                          int     // hand-configured runs over twice its best
+	WorstFastHand                     float64 // the slowest hand-configured run under twice its best
+	FastHand                          int     // the other hand-configured runs
 	Known                             bool
 }
 
@@ -188,6 +200,9 @@ func (r *report) Healthy() Healthy {
 	for _, x := range hand {
 		if x > 2*h.BestHand {
 			h.SlowHand++
+		} else {
+			h.WorstFastHand = max(h.WorstFastHand, x)
+			h.FastHand++
 		}
 	}
 	return h
@@ -198,8 +213,10 @@ func (r *report) Targets() []Target {
 	var t []Target
 	for _, c := range r.Convergence() {
 		fig := c.AllText
-		if c.Known {
-			fig = fmt.Sprintf("worst %s s", trim(slices.Max(c.All), 3))
+		if c.Known && len(c.All) > 1 {
+			fig = fmt.Sprintf("median %s s, worst %s s", trim(c.Median, 2), trim(c.Worst, 2))
+		} else if c.Known {
+			fig = trim(c.Median, 2) + " s (one run)"
 		}
 		t = append(t, Target{What: fmt.Sprintf("plan on every node, N = %d (%s)", c.N, c.Transport), Figure: fig, Goal: c.GoalText, Met: c.Met, Known: c.Known})
 	}
@@ -233,6 +250,9 @@ func (r *report) render() ([]byte, error) {
 	tmpl, err := template.New("report").Funcs(template.FuncMap{
 		"f2":   func(x float64) string { return fmt.Sprintf("%.2f", x) },
 		"span": func(v []float64) string { return span(v, "s", 2) },
+		"sub":  func(a, b float64) float64 { return a - b },
+		"mul":  func(a, b float64) float64 { return a * b },
+		"div":  func(a, b float64) float64 { return a / b },
 	}).Parse(reportTemplate)
 	if err != nil {
 		return nil, err
@@ -275,4 +295,17 @@ func (r *report) Micro(name string) string {
 		return "not measured"
 	}
 	return trim(v/1000, 3) + " µs"
+}
+
+// Phase returns the healthy-cluster benchmark's median time, in seconds, at
+// which the last agent reached the named phase.
+func (r *report) Phase(name string) float64 {
+	v, _ := r.first("BenchmarkHealthyCluster", "s-median-"+name)
+	return v
+}
+
+// Footprint returns one of the footprint benchmark's figures.
+func (r *report) Footprint(unit string) float64 {
+	v, _ := r.first("BenchmarkFootprint", unit)
+	return v
 }

@@ -25,7 +25,7 @@ func TestParseAndTargets(t *testing.T) {
 		t.Errorf("convergence values %v", got)
 	}
 	c := r.Convergence()[0]
-	if !c.Known || !c.Met || c.AllText != "0.0300–0.0400 s" {
+	if !c.Known || !c.Met || c.AllText != "0.030–0.040 s" {
 		t.Errorf("N=3: %+v", c)
 	}
 	h := r.Healthy()
