@@ -46,12 +46,9 @@ fuzz:
 	  done; \
 	done
 
-## bench: benchmarks that print figures (recorded in BENCHMARKS.md)
+## bench: every benchmark, BENCHMARKS.md written from their figures and a summary printed (10-20 min)
 bench: nomad
-	$(GO) test -run '^$$' -bench Convergence -benchtime 1x -count 3 ./internal/agent/
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/certs/
-	$(GO) test -run '^$$' -bench Certify500 -benchtime 3x ./internal/casvc/
-	NOMAD_BIN=$(abspath $(NOMAD)) $(GO) test -run '^$$' -bench HealthyCluster -benchtime 1x -timeout 30m ./test/e2e/
+	$(GO) run ./tools/benchreport -nomad $(abspath $(NOMAD)) -raw .cache/bench -o BENCHMARKS.md
 
 ## nomad: the real Nomad binary, built once from the Go module proxy and cached
 nomad: $(NOMAD_LINK)

@@ -10,12 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/mounts"
@@ -33,10 +36,20 @@ func BenchmarkHealthyCluster(b *testing.B) {
 	bin := nomadBin(b)
 	const runs = 5
 	var ours, hand []time.Duration
+	phases := map[agent.Phase][]time.Duration{}
 	for r := range runs {
-		hand = append(hand, handConfigured(b, bin, 208))
-		ours = append(ours, bootstrapped(b, bin, 209))
-		b.Logf("run %d: nomad-bootstrapd %.2fs, hand-configured %.2fs", r+1, ours[r].Seconds(), hand[r].Seconds())
+		// Each cluster gets addresses of its own under 127.13.0.0/16, which
+		// no other test uses, so no run waits for the last one's ports.
+		hand = append(hand, handConfigured(b, bin, 1+2*r))
+		t, ph := bootstrapped(b, bin, 2+2*r)
+		ours = append(ours, t)
+		// One line a run: benchmark logs are cut after ten lines.
+		line := fmt.Sprintf("run %d: nomad-bootstrapd %.2fs, hand-configured %.2fs; every agent", r+1, ours[r].Seconds(), hand[r].Seconds())
+		for _, p := range timedPhases {
+			phases[p] = append(phases[p], ph[p])
+			line += fmt.Sprintf(" %s %.2fs,", p, ph[p].Seconds())
+		}
+		b.Log(strings.TrimSuffix(line, ","))
 	}
 	slices.Sort(ours)
 	slices.Sort(hand)
@@ -47,17 +60,26 @@ func BenchmarkHealthyCluster(b *testing.B) {
 	b.ReportMetric(hand[0].Seconds(), "s-best-hand")
 	b.ReportMetric(med(ours)/med(hand), "median-ratio")
 	b.ReportMetric(ours[len(ours)-1].Seconds()/hand[0].Seconds(), "worst/best-ratio")
+	for _, p := range timedPhases {
+		slices.Sort(phases[p])
+		b.ReportMetric(med(phases[p]), "s-median-"+p.String())
+	}
 }
 
+// timedPhases are the phases whose times BenchmarkHealthyCluster reports:
+// when the last agent reached each.
+var timedPhases = []agent.Phase{agent.PhaseCommitted, agent.PhaseCertified, agent.PhaseConfigured, agent.PhaseStarting, agent.PhaseRunning}
+
 // bootstrapped runs five agents (three may be servers, dedicated; two are
-// clients in pools warm and batch) and returns the time to a healthy cluster.
-func bootstrapped(b *testing.B, bin string, net int) time.Duration {
+// clients in pools warm and batch) and returns the time to a healthy
+// cluster, and when the last agent reached each of timedPhases.
+func bootstrapped(b *testing.B, bin string, net int) (time.Duration, map[agent.Phase]time.Duration) {
 	dir := b.TempDir()
 	defer mounts.UnmountUnder(dir)
 	token := newToken(b)
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
-	seed := fmt.Sprintf("127.0.%d.1", net)
+	seed := fmt.Sprintf("127.13.%d.1", net)
 	extra := realNomadArgs(bin)
 	var procs []*proc
 	defer func() {
@@ -67,29 +89,41 @@ func bootstrapped(b *testing.B, bin string, net int) time.Duration {
 	}()
 	began := time.Now()
 	for i := range 5 {
-		addr := fmt.Sprintf("127.0.%d.%d", net, i+1)
+		addr := fmt.Sprintf("127.13.%d.%d", net, i+1)
 		args := append([]string{"-bind", addr, "-join", seed, "-token-file", tokenFile, "-settle", "1s", "-dedicated-servers"}, extra(i)...)
 		p := start(b, filepath.Join(dir, fmt.Sprint("node", i+1)), fmt.Sprint("node", i+1), args...)
 		p.addr = addr
 		procs = append(procs, p)
 	}
 	var server *proc
+	reached := map[agent.Phase]time.Duration{}
 	waitFor(b, 180*time.Second, "every agent to run a healthy Nomad", func() bool {
+		healthy, least := true, agent.PhaseRunning
 		for _, p := range procs {
 			s, code := status(b, p.root)
 			if code != 0 {
-				return false
+				healthy = false
+			}
+			if code == 2 || s.Phase == agent.PhaseDegraded {
+				least = agent.PhaseFingerprinting
+			} else {
+				least = min(least, s.Phase)
 			}
 			if s.Node.Role == "server" {
 				server = p
 			}
 		}
-		return true
+		for _, ph := range timedPhases {
+			if _, ok := reached[ph]; !ok && ph <= least {
+				reached[ph] = time.Since(began)
+			}
+		}
+		return healthy
 	})
 	tls := filepath.Join(server.root, "etc", "nomad.d", "tls")
 	c := apiClient(b, server.addr, filepath.Join(tls, "ca.pem"), filepath.Join(tls, "cli.pem"), filepath.Join(tls, "cli-key.pem"))
 	waitReady(b, c, managementToken(b, server.root), 2)
-	return time.Since(began)
+	return time.Since(began), reached
 }
 
 // handConfigured starts the same cluster from hand-written configuration and
@@ -105,7 +139,7 @@ func handConfigured(b *testing.B, bin string, net int) time.Duration {
 	key := make([]byte, 32)
 	rand.Read(key)
 	encrypt := base64.StdEncoding.EncodeToString(key)
-	addr := func(i int) string { return fmt.Sprintf("127.0.%d.%d", net, i+1) }
+	addr := func(i int) string { return fmt.Sprintf("127.13.%d.%d", net, i+1) }
 	servers := []string{addr(0), addr(1), addr(2)}
 	pools := []string{"default", "default", "default", "warm", "batch"}
 	var cmds []*exec.Cmd
@@ -227,4 +261,125 @@ func waitReady(b *testing.B, c *api.Client, token string, n int) {
 		}
 		return ready == n
 	})
+}
+
+// BenchmarkFootprint reports the size of the binary as `make build` makes it
+// (-trimpath, -ldflags '-s -w') and what an idle agent costs: five agents
+// with -supervise none (no Nomad, so the figure is the agent's own) form a
+// cluster, get their certificates and write Nomad's configuration; then,
+// after a minute of idling, the resident set of each process and the CPU
+// it used during that minute. Run it with -benchtime 1x.
+func BenchmarkFootprint(b *testing.B) {
+	stripped := filepath.Join(b.TempDir(), "nomad-bootstrapd")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", stripped, "../../cmd/nomad-bootstrapd")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	fi, err := os.Stat(stripped)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const agents, idle = 5, 60 * time.Second
+	var rssMax, rssSum, cpuMax, cpuSum float64
+	for range b.N {
+		rss, cpu := idleAgents(b, agents, idle)
+		for i := range rss {
+			rssMax, cpuMax = max(rssMax, rss[i]), max(cpuMax, cpu[i])
+			rssSum += rss[i]
+			cpuSum += cpu[i]
+		}
+	}
+	b.ReportMetric(float64(fi.Size())/1e6, "MB-binary")
+	b.ReportMetric(rssMax, "MB-rss-max")
+	b.ReportMetric(rssSum/float64(agents*b.N), "MB-rss-mean")
+	b.ReportMetric(cpuMax, "cpu-%-max")
+	b.ReportMetric(cpuSum/float64(agents*b.N), "cpu-%-mean")
+	b.ReportMetric(idle.Seconds(), "s-idle")
+}
+
+// idleAgents starts n agents on 127.14.1.x, waits until every one has
+// written Nomad's configuration, lets them idle, and returns each process's
+// VmRSS in MB (10^6 bytes) after the idle time and the CPU it used during it, in
+// percent of one core.
+func idleAgents(b *testing.B, n int, idle time.Duration) (rss, cpu []float64) {
+	dir := b.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(newToken(b)+"\n"), 0o600)
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.stop(syscall.SIGTERM)
+		}
+	}()
+	for i := range n {
+		addr := fmt.Sprintf("127.14.1.%d", i+1)
+		name := fmt.Sprint("node", i+1)
+		p := start(b, filepath.Join(dir, name), name, "-bind", addr, "-join", "127.14.1.1",
+			"-token-file", tokenFile, "-settle", "1s", "-min-members", strconv.Itoa(n), "-supervise", "none")
+		p.addr = addr
+		procs = append(procs, p)
+	}
+	waitFor(b, 120*time.Second, "every agent to write Nomad's configuration", func() bool {
+		for _, p := range procs {
+			s, code := status(b, p.root)
+			if code == 2 || s.Phase < agent.PhaseConfigured || s.Phase == agent.PhaseDegraded {
+				return false
+			}
+		}
+		return true
+	})
+	before := make([]int64, n)
+	for i, p := range procs {
+		before[i] = cpuTicks(b, p.cmd.Process.Pid)
+	}
+	began := time.Now()
+	time.Sleep(idle)
+	elapsed := time.Since(began).Seconds()
+	for i, p := range procs {
+		pid := p.cmd.Process.Pid
+		rss = append(rss, vmRSS(b, pid))
+		// Linux reports utime and stime in clock ticks of 1/100 s (USER_HZ).
+		cpu = append(cpu, float64(cpuTicks(b, pid)-before[i])/100/elapsed*100)
+	}
+	return rss, cpu
+}
+
+// vmRSS returns the resident set of process pid in MB, from /proc.
+func vmRSS(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				b.Fatalf("VmRSS %q: %v", rest, err)
+			}
+			return kb * 1024 / 1e6
+		}
+	}
+	b.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// cpuTicks returns utime+stime of process pid, from /proc/PID/stat.
+func cpuTicks(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	_, rest, ok := strings.Cut(string(data), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	// rest starts at field 3 (state); utime and stime are fields 14 and 15.
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	return utime + stime
 }
