@@ -80,7 +80,10 @@ func TestStreams(t *testing.T) {
 
 // TestMemberlist joins more nodes than MockNetwork survives.
 func TestMemberlist(t *testing.T) {
-	const count = 120
+	count := 120
+	if raceDetector {
+		count = 30 // the race detector's slowdown, not the transport, limits the size
+	}
 	var n Network
 	var lists []*memberlist.Memberlist
 	defer func() {

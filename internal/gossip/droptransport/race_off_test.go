@@ -1,0 +1,5 @@
+//go:build !race
+
+package droptransport
+
+const raceDetector = false
