@@ -28,6 +28,7 @@ type memberTable struct {
 	mu      sync.Mutex
 	members map[string]Member
 	leaving map[string]time.Time // name -> when its leave notice arrived
+	sorted  []Member             // members sorted by name; nil after a change
 }
 
 func newMemberTable() *memberTable {
@@ -55,6 +56,7 @@ func (t *memberTable) alive(n *memberlist.Node) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.members[m.Name] = m
+	t.sorted = nil
 	delete(t.leaving, m.Name)
 }
 
@@ -68,6 +70,7 @@ func (t *memberTable) gone(n *memberlist.Node, self bool) {
 		m.State = StateLeft
 	}
 	t.members[m.Name] = m
+	t.sorted = nil
 }
 
 // markLeaving records a leave notice from name and reports whether that
@@ -88,6 +91,7 @@ func (t *memberTable) markLeaving(name string) bool {
 	}
 	m.State = StateLeft
 	t.members[name] = m
+	t.sorted = nil
 	return true
 }
 
@@ -99,14 +103,18 @@ func (t *memberTable) get(name string) (Member, bool) {
 	return m, ok
 }
 
-// list returns every member sorted by name.
+// list returns every member sorted by name, in a slice of the caller's.
+// The agent asks for the list on every tick, so the sorted list is kept
+// until the membership changes.
 func (t *memberTable) list() []Member {
 	t.mu.Lock()
-	out := make([]Member, 0, len(t.members))
-	for _, m := range t.members {
-		out = append(out, m)
+	defer t.mu.Unlock()
+	if t.sorted == nil {
+		t.sorted = make([]Member, 0, len(t.members))
+		for _, m := range t.members {
+			t.sorted = append(t.sorted, m)
+		}
+		slices.SortFunc(t.sorted, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	}
-	t.mu.Unlock()
-	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
-	return out
+	return slices.Clone(t.sorted)
 }
