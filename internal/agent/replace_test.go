@@ -125,3 +125,64 @@ func TestServerReplacement(t *testing.T) {
 		return p != nil && p.Equal(p2)
 	})
 }
+
+// TestAdoptOnlySuccessors feeds one node committed plans in sequence: a
+// plan of the same epoch is never adopted, and a higher epoch only when it
+// is a valid successor of the plan the node holds.
+func TestAdoptOnlySuccessors(t *testing.T) {
+	c := newCluster(t)
+	o := c.options(0)
+	o.Config.Bind = replaceAddr(0)
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := *validPlan()
+	edit := func(epoch uint64, f func(p *plan.Plan)) plan.Plan {
+		p := p1.Clone()
+		p.Epoch = epoch
+		f(&p)
+		return p
+	}
+	d := plan.Server{ID: "d", Name: "n4", Address: "127.0.0.5"}
+	e := plan.Server{ID: "e", Name: "n5", Address: "127.0.0.6"}
+	p2 := edit(2, func(p *plan.Plan) { p.Servers[2] = d })
+	tests := []struct {
+		name  string
+		in    plan.Plan
+		want  bool
+		holds plan.Plan // the plan held afterwards
+	}{
+		{"first plan", p1, true, p1},
+		{"same plan again", p1, false, p1},
+		{"same epoch, other servers", edit(1, func(p *plan.Plan) { p.Servers[2] = d }), false, p1},
+		{"epoch skipped", edit(3, func(p *plan.Plan) { p.Servers[2] = d }), false, p1},
+		{"majority replaced", edit(2, func(p *plan.Plan) { p.Servers[1], p.Servers[2] = d, e }), false, p1},
+		{"other CA", edit(2, func(p *plan.Plan) {
+			p.Servers[2] = d
+			p.CAFingerprint = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+		}), false, p1},
+		{"valid successor", p2, true, p2},
+		{"older epoch", p1, false, p2},
+		{"same epoch as the successor, other server", edit(2, func(p *plan.Plan) { p.Servers[2] = e }), false, p2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := a.adopt(tt.in, "n9"); got != tt.want {
+				t.Errorf("adopt = %v, want %v", got, tt.want)
+			}
+			if a.plan == nil || !a.plan.Equal(tt.holds) {
+				t.Errorf("holds %v, want servers %v epoch %d", a.plan, tt.holds.ServerNames(), tt.holds.Epoch)
+			}
+		})
+	}
+	saved, err := loadPlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id)
+	if err != nil || saved == nil || !saved.Equal(p2) {
+		t.Errorf("plan.json holds %v (%v), want epoch 2", saved, err)
+	}
+	b, err := os.ReadFile(a.paths.PlanFile() + ".bak")
+	var s savedPlan
+	if err != nil || json.Unmarshal(b, &s) != nil || !s.Plan.Equal(p1) {
+		t.Errorf("plan.json.bak does not hold epoch 1: %v", err)
+	}
+}
