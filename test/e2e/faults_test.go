@@ -202,3 +202,107 @@ func TestFaultCorruptedStateFile(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "the restored cluster to report its plan", func() bool { _, ok := settled(t, procs); return ok })
 }
+
+// snapshot returns what must not change across restarts on a node: its
+// plan file and its certificates and keys.
+func snapshot(t *testing.T, p *proc) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	pp := paths.New(p.root)
+	files, _ := filepath.Glob(filepath.Join(pp.NomadTLSDir(), "*"))
+	for _, f := range append(files, pp.PlanFile()) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+		out[f] = string(b)
+	}
+	return out
+}
+
+// Scenario 3: restart every agent one by one, then all at once: the same
+// plan, the same plan file and the same certificates.
+func TestFaultRestartEveryAgent(t *testing.T) {
+	procs := faultCluster(t, 101, 4)
+	var before *agent.PlanStatus
+	waitFor(t, 60*time.Second, "the cluster to settle", func() bool { var ok bool; before, ok = settled(t, procs); return ok })
+	snaps := map[string]map[string]string{}
+	for _, p := range procs {
+		snaps[p.name] = snapshot(t, p)
+	}
+	restart := func(i int) {
+		p := procs[i]
+		p.stop(syscall.SIGTERM)
+		procs[i] = start(t, p.root, p.name, p.args...)
+		procs[i].addr = p.addr
+	}
+	var recovery []time.Duration
+	failures := 0
+	check := func(what string) {
+		t.Helper()
+		began := time.Now()
+		var after *agent.PlanStatus
+		waitFor(t, 60*time.Second, "the cluster to settle "+what, func() bool { var ok bool; after, ok = settled(t, procs); return ok })
+		recovery = append(recovery, time.Since(began))
+		if planKey(after) != planKey(before) {
+			failures++
+			t.Errorf("%s: plan %s, was %s", what, planKey(after), planKey(before))
+		}
+		for _, p := range procs {
+			for f, b := range snapshot(t, p) {
+				if snaps[p.name][f] != b {
+					failures++
+					t.Errorf("%s: %s changed on %s", what, filepath.Base(f), p.name)
+				}
+			}
+		}
+	}
+	for i := range procs {
+		restart(i)
+		check(fmt.Sprintf("after restarting %s", procs[i].name))
+	}
+	for _, p := range procs {
+		p.stop(syscall.SIGTERM)
+	}
+	for i, p := range procs {
+		procs[i] = start(t, p.root, p.name, p.args...)
+		procs[i].addr = p.addr
+	}
+	check("after restarting every agent at once")
+	figures(t, "restart-every-agent", len(procs)+1, failures, recovery)
+}
+
+// Scenario 4: the CA holder is lost for good; after ca_failover_after
+// another server signs, and a node joining afterwards gets its certificate
+// from it, under the pinned CA.
+func TestFaultCAHolderLost(t *testing.T) {
+	procs := faultCluster(t, 102, 4, "-ca-failover-after", "1s")
+	var p *agent.PlanStatus
+	waitFor(t, 60*time.Second, "the cluster to settle", func() bool { var ok bool; p, ok = settled(t, procs); return ok })
+	holder := slices.IndexFunc(procs, func(q *proc) bool { return q.name == p.CAHolder })
+	procs[holder].stop(syscall.SIGKILL)
+	lost := time.Now()
+	live := slices.Delete(slices.Clone(procs), holder, holder+1)
+	args := slices.Clone(live[0].args)
+	for i, a := range args {
+		if a == "-bind" {
+			args[i+1] = "127.21.102.9"
+		}
+		if a == "-join" {
+			args[i+1] = live[0].addr
+		}
+	}
+	late := start(t, filepath.Join(filepath.Dir(live[0].root), "late"), "late", args...)
+	failures := 0
+	waitFor(t, 90*time.Second, "the late node to get its certificate", func() bool {
+		s, code := status(t, late.root)
+		return code != 2 && s.Certs != nil && s.Phase >= agent.PhaseConfigured && s.Phase != agent.PhaseDegraded
+	})
+	took := time.Since(lost)
+	s, _ := status(t, late.root)
+	if s.Plan == nil || s.Plan.CAFingerprint != p.CAFingerprint {
+		failures++
+		t.Errorf("the late node holds plan %s, want the cluster's CA %s", planKey(s.Plan), p.CAFingerprint)
+	}
+	figures(t, "ca-holder-lost", 1, failures, []time.Duration{took})
+}
