@@ -71,6 +71,13 @@ func faultCluster(t *testing.T, net, n int, extra ...string) []*proc {
 		p := start(t, filepath.Join(dir, name), name, args...)
 		p.addr = addr
 		procs = append(procs, p)
+		if i == 0 {
+			// The others join the seed: start them once it answers.
+			waitFor(t, 30*time.Second, "the seed agent to answer", func() bool {
+				_, code := status(t, p.root)
+				return code != 2
+			})
+		}
 	}
 	return procs
 }
