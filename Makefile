@@ -13,7 +13,7 @@ FUZZTIME      ?= 30s
 VERSION       ?= 0.1.0-dev
 LDFLAGS       := -s -w -X github.com/nomad-bootstrapd/nomad-bootstrapd/internal/cli.Version=$(VERSION)
 
-.PHONY: all build demo test check lint unit fuzz bench nomad clean
+.PHONY: all build demo test check lint unit fuzz bench reliability nomad clean
 
 all: build
 
@@ -52,6 +52,10 @@ bench: nomad
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/certs/
 	$(GO) test -run '^$$' -bench Certify500 -benchtime 3x ./internal/casvc/
 	NOMAD_BIN=$(abspath $(NOMAD)) $(GO) test -run '^$$' -bench HealthyCluster -benchtime 1x -timeout 30m ./test/e2e/
+
+## reliability: the fault suite with RELIABILITY_ROUNDS (default 20) rounds; figures into RELIABILITY.md
+reliability: nomad
+	GO=$(GO) NOMAD_BIN=$(abspath $(NOMAD)) RELIABILITY_ROUNDS=$(or $(RELIABILITY_ROUNDS),20) sh tools/reliability.sh
 
 ## nomad: the real Nomad binary, built once from the Go module proxy and cached
 nomad: $(NOMAD_LINK)
