@@ -144,6 +144,15 @@ func TestFaultKillDuringElection(t *testing.T) {
 						s, _ := status(t, q.root)
 						t.Logf("%s: %s %s plan %s %q", q.name, s.Phase, s.Reason, planKey(s.Plan), s.Warnings)
 					}
+					for i, q := range procs {
+						select {
+						case <-q.done:
+							if i != victim {
+								t.Logf("%s exited:\n%s", q.name, q.log)
+							}
+						default:
+						}
+					}
 					t.Fatalf("killed %s: no single plan with three live servers after 90s", procs[victim].name)
 				}
 				time.Sleep(200 * time.Millisecond)
