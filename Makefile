@@ -93,8 +93,11 @@ system-deps:
 ## package: dist/*.deb and dist/*.rpm of a static build (VERSION=x.y.z make package)
 package:
 	CGO_ENABLED=0 $(MAKE) --no-print-directory build VERSION=$(VERSION)
-	@mkdir -p dist
+	@mkdir -p dist/completion
 	rm -f dist/nomad-bootstrapd_*.deb dist/nomad-bootstrapd-*.rpm
+	$(BIN) completion bash > dist/completion/nomad-bootstrapd.bash
+	$(BIN) completion zsh > dist/completion/_nomad-bootstrapd
+	$(BIN) completion fish > dist/completion/nomad-bootstrapd.fish
 	VERSION=$(VERSION) GOARCH=$(PKG_ARCH) $(GO) run $(NFPM) package --config nfpm.yaml --packager deb --target dist/
 	VERSION=$(VERSION) GOARCH=$(PKG_ARCH) $(GO) run $(NFPM) package --config nfpm.yaml --packager rpm --target dist/
 
@@ -103,7 +106,8 @@ test-package: package system-deps
 	lintian --fail-on error dist/nomad-bootstrapd_*.deb
 	@set -e; rpm=$$(ls dist/nomad-bootstrapd-*.rpm); rpm -qpi $$rpm; \
 	  files=$$(rpm -qpl $$rpm); echo "$$files"; \
-	  for f in /usr/bin/nomad-bootstrapd /usr/lib/systemd/system/nomad-bootstrapd.service /etc/nomad-bootstrapd/config.hcl; do \
+	  for f in /usr/bin/nomad-bootstrapd /usr/lib/systemd/system/nomad-bootstrapd.service /etc/nomad-bootstrapd/config.hcl \
+	    /usr/share/bash-completion/completions/nomad-bootstrapd /usr/share/zsh/site-functions/_nomad-bootstrapd; do \
 	    echo "$$files" | grep -qx "$$f" || { echo "FAIL: $$rpm lacks $$f"; exit 1; }; \
 	  done; \
 	  rpm -qpc $$rpm | grep -qx /etc/nomad-bootstrapd/config.hcl || { echo "FAIL: config.hcl is not a config file in $$rpm"; exit 1; }; \

@@ -460,22 +460,26 @@ func (a *Agent) Status() Status {
 		Phase:   a.phase,
 		Reason:  a.reason,
 		Members: []MemberStatus{},
-		Agent:   AgentStatus{Running: true, Version: a.version, PID: os.Getpid()},
+		Agent:   AgentStatus{Running: true, Version: a.version, PID: os.Getpid(), Metrics: a.cfg.MetricsAddr},
 	}
 	if a.degraded != "" {
 		s.Phase, s.Reason = PhaseDegraded, a.degraded
 	}
 	if a.plan != nil {
-		s.Plan = &PlanStatus{Epoch: a.plan.Epoch, Servers: a.plan.ServerNames(), CAHolder: a.plan.CAHolderName(),
-			Expect: a.plan.Expect, Region: a.plan.Region, CAFingerprint: a.plan.CAFingerprint}
+		s.Plan = planStatus(a.plan)
 		s.Node.Role = roleIn(a.plan, a.id)
 		if a.phase >= PhaseCertified {
-			if notAfter, ok := a.certNotAfter(*a.plan); ok {
-				s.Certs = &CertStatus{NotAfter: notAfter}
-				if left := notAfter.Sub(a.now()); left < certWarnBefore {
+			if s.Certs = certStatus(a.paths, a.certRoles(*a.plan)); s.Certs != nil {
+				if left := s.Certs.NotAfter.Sub(a.now()); left < certWarnBefore {
 					s.Warnings = append(s.Warnings, fmt.Sprintf("this node's certificate expires in %s (%s); renewal has not succeeded: see the agent's log",
-						left.Round(time.Hour), notAfter.UTC().Format(time.RFC3339)))
+						inDays(left), s.Certs.NotAfter.Format(time.RFC3339)))
 				}
+			}
+		}
+		for _, srv := range a.plan.Servers {
+			if since, down := a.downSince[srv.Name]; down && srv.ID != a.id {
+				s.Warnings = append(s.Warnings, fmt.Sprintf("Nomad server %s (%s) of the plan has not been alive in gossip for %s",
+					srv.Name, srv.Address, a.now().Sub(since).Round(time.Second)))
 			}
 		}
 	}
@@ -499,6 +503,26 @@ func (a *Agent) Status() Status {
 	}
 	sort.Strings(s.Warnings)
 	return s
+}
+
+// inDays shows a time left in days, or in hours under two days.
+func inDays(d time.Duration) string {
+	if d < 48*time.Hour {
+		return d.Round(time.Hour).String()
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}
+
+// CAStats reports how many certificate requests this node's CA endpoint
+// signed and refused since the agent started; zero on nodes that hold no CA.
+func (a *Agent) CAStats() (signed, refused uint64) {
+	a.mu.Lock()
+	srv := a.caSrv
+	a.mu.Unlock()
+	if srv == nil {
+		return 0, 0
+	}
+	return srv.Stats()
 }
 
 func roleIn(p *plan.Plan, id string) string {

@@ -22,8 +22,12 @@ import (
 // certRoles returns the certificates this node needs under p: a server
 // certificate (and the operator's CLI certificate) on servers, a client
 // certificate on clients.
-func (a *Agent) certRoles(p plan.Plan) []certs.Role {
-	if p.IsServer(a.id) {
+func (a *Agent) certRoles(p plan.Plan) []certs.Role { return certRolesOf(p, a.id) }
+
+// certRolesOf returns the certificates node id needs under p, its main one
+// first.
+func certRolesOf(p plan.Plan, id string) []certs.Role {
+	if p.IsServer(id) {
 		return []certs.Role{certs.RoleServer, certs.RoleCLI}
 	}
 	return []certs.Role{certs.RoleClient}
@@ -210,13 +214,4 @@ func caCandidates(p plan.Plan) []plan.Server {
 		}
 	}
 	return out
-}
-
-// certNotAfter returns the expiry of this node's main certificate.
-func (a *Agent) certNotAfter(p plan.Plan) (time.Time, bool) {
-	cert, err := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}.LoadCert(a.certRoles(p)[0])
-	if err != nil {
-		return time.Time{}, false
-	}
-	return cert.NotAfter, true
 }

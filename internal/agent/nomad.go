@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
@@ -127,7 +129,8 @@ func (a *Agent) serversReady(ctx context.Context, p plan.Plan) (bool, string) {
 	return false, last
 }
 
-// nomadHealth queries the local Nomad agent.
+// nomadHealth queries the local Nomad agent: leader, peers, its own health,
+// the servers it knows, the clients per pool and, on servers, autopilot.
 func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) NomadStatus {
 	st := NomadStatus{Unit: unit, Peers: []string{}}
 	c, err := a.nomadAPI(p, a.advertise)
@@ -152,7 +155,87 @@ func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) Nomad
 		ok = ok && health.Client != nil && health.Client.Ok
 	}
 	st.Healthy = ok
+	a.nomadCluster(ctx, c, p, &st)
 	return st
+}
+
+// nomadCluster adds what Nomad says of the whole cluster to st: best effort,
+// since a cluster that is still forming answers only some of it.
+func (a *Agent) nomadCluster(ctx context.Context, c *api.Client, p plan.Plan, st *NomadStatus) {
+	if p.IsServer(a.id) {
+		// The readonly token may read the operator API; anonymous may not.
+		if secret, err := acl.LoadToken(a.paths.ACLDir(), acl.PolicyReadonly); err == nil {
+			c.SetSecretID(secret)
+		}
+	}
+	q, cancel := queryCtx(ctx)
+	defer cancel()
+	if members, err := c.Agent().MembersOpts(q); err == nil && members != nil {
+		st.Servers = nomadServers(members.Members, st.Leader)
+	}
+	q, cancel = queryCtx(ctx)
+	defer cancel()
+	if nodes, _, err := c.Nodes().List(q); err == nil {
+		st.Clients = poolClients(nodes)
+	}
+	if !p.IsServer(a.id) {
+		return
+	}
+	q, cancel = queryCtx(ctx)
+	defer cancel()
+	if h, _, err := c.Operator().AutopilotServerHealth(q); err == nil && h != nil {
+		voters := 0
+		for _, s := range h.Servers {
+			if s.Voter {
+				voters++
+			}
+		}
+		st.Autopilot = &AutopilotStatus{Healthy: h.Healthy, FailureTolerance: h.FailureTolerance, Voters: voters}
+	}
+}
+
+// nomadServers lists Nomad's server members, sorted by name, marking the
+// one whose RPC address is leader.
+func nomadServers(members []*api.AgentMember, leader string) []NomadServerStatus {
+	var out []NomadServerStatus
+	for _, m := range members {
+		if m == nil {
+			continue
+		}
+		rpc := net.JoinHostPort(m.Addr, m.Tags["port"])
+		out = append(out, NomadServerStatus{Name: m.Name, Address: m.Addr, Status: m.Status, Leader: leader != "" && rpc == leader})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// poolClients counts Nomad's clients per node pool, sorted by pool.
+func poolClients(nodes []*api.NodeListStub) []PoolClientsStatus {
+	byPool := map[string]*PoolClientsStatus{}
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		pool := n.NodePool
+		if pool == "" {
+			pool = "default"
+		}
+		pc := byPool[pool]
+		if pc == nil {
+			pc = &PoolClientsStatus{Pool: pool}
+			byPool[pool] = pc
+		}
+		pc.Total++
+		if n.Status == api.NodeStatusReady {
+			pc.Ready++
+		}
+	}
+	out := make([]PoolClientsStatus, 0, len(byPool))
+	for _, pc := range byPool {
+		out = append(out, *pc)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pool < out[j].Pool })
+	return out
 }
 
 // startNomad runs `nomad agent` as this agent's child.

@@ -17,6 +17,7 @@ const (
 	PhaseStarting                    // Nomad is starting
 	PhaseRunning                     // Nomad runs in its role
 	PhaseDegraded                    // something needs attention; see the reason
+	PhaseStopped                     // no agent runs; status read the files it left
 )
 
 var phaseNames = [...]string{
@@ -29,6 +30,7 @@ var phaseNames = [...]string{
 	PhaseStarting:       "starting",
 	PhaseRunning:        "running",
 	PhaseDegraded:       "degraded",
+	PhaseStopped:        "stopped",
 }
 
 // String returns the phase's name as shown by status.

@@ -52,17 +52,58 @@ type MemberStatus struct {
 	Zone    string `json:"zone"`
 }
 
-// CertStatus describes this node's certificate.
+// CertStatus describes this node's certificates.
 type CertStatus struct {
+	// NotAfter is when the first of this node's certificates expires.
+	NotAfter time.Time `json:"not_after"`
+	// Files lists each certificate: the node's own (server or client),
+	// the CLI certificate on servers, and the cluster CA.
+	Files []CertFileStatus `json:"files,omitempty"`
+}
+
+// CertFileStatus describes one certificate file.
+type CertFileStatus struct {
+	Role     string    `json:"role"` // server, client, cli or ca
+	Path     string    `json:"path"`
 	NotAfter time.Time `json:"not_after"`
 }
 
 // NomadStatus describes the local Nomad agent and the cluster it sees.
 type NomadStatus struct {
-	Unit    string   `json:"unit"`
-	Leader  string   `json:"leader"`
-	Peers   []string `json:"peers"`
+	Unit    string   `json:"unit"`   // how Nomad runs and its state
+	Leader  string   `json:"leader"` // the raft leader's RPC address
+	Peers   []string `json:"peers"`  // the raft peers' RPC addresses
 	Healthy bool     `json:"healthy"`
+	// Servers are the Nomad servers as `nomad server members` lists them.
+	Servers []NomadServerStatus `json:"servers,omitempty"`
+	// Autopilot is the servers' health as autopilot sees it; known on
+	// servers, which hold a token that may read it.
+	Autopilot *AutopilotStatus `json:"autopilot,omitempty"`
+	// Clients counts the Nomad clients per node pool, as `nomad node
+	// status` lists them.
+	Clients []PoolClientsStatus `json:"clients,omitempty"`
+}
+
+// NomadServerStatus is one Nomad server of the cluster.
+type NomadServerStatus struct {
+	Name    string `json:"name"` // Nomad's member name, <agent name>.<region>
+	Address string `json:"address"`
+	Status  string `json:"status"` // alive, failed, left
+	Leader  bool   `json:"leader"`
+}
+
+// AutopilotStatus is Nomad autopilot's view of the servers.
+type AutopilotStatus struct {
+	Healthy          bool `json:"healthy"`
+	FailureTolerance int  `json:"failure_tolerance"`
+	Voters           int  `json:"voters"`
+}
+
+// PoolClientsStatus counts the Nomad clients of one node pool.
+type PoolClientsStatus struct {
+	Pool  string `json:"pool"`
+	Ready int    `json:"ready"`
+	Total int    `json:"total"`
 }
 
 // ACLStatus describes Nomad's ACL system as this server set it up. It says
@@ -75,8 +116,10 @@ type ACLStatus struct {
 // AgentStatus describes the nomad-bootstrapd process.
 type AgentStatus struct {
 	Running bool   `json:"running"`
-	Version string `json:"version"`
+	Version string `json:"version,omitempty"`
 	PID     int    `json:"pid,omitempty"`
+	// Metrics is the address of the Prometheus endpoint; empty when off.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // Healthy reports whether the node has reached PhaseRunning without warnings.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/metrics"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
@@ -84,6 +85,15 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.MetricsAddr != "" {
+		m, err := metrics.Listen(cfg.MetricsAddr, a)
+		if err != nil {
+			fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+			return exitError
+		}
+		defer m.Close()
+		log.Info("metrics endpoint listening", "address", "http://"+m.Addr()+metrics.Path)
+	}
 	if err := a.Start(); err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 		return exitError

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"crypto/rand"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,15 +36,21 @@ const caExamples = `  nomad-bootstrapd ca csr -dir ./ca -token-file token
     -days 1825 -sha256 -out ca/intermediate.pem \
     -extfile <(printf "basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign")`
 
+// caFlags registers ca csr's flags.
+func caFlags(fs *flag.FlagSet) (dir, token, tokenFile *string) {
+	dir = fs.String("dir", "", "`directory` to write the key and the request into")
+	token = fs.String("token", "", "join `token` of the cluster (names it in the CA's common name)")
+	tokenFile = fs.String("token-file", "", "`file` holding the join token")
+	return dir, token, tokenFile
+}
+
 func runCA(args []string, stdout, stderr io.Writer) int {
 	rest, code := subcommand(args, "csr", caHelp, caExamples, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
 	fs := newFlagSet("ca csr", caHelp, caExamples, stderr)
-	dir := fs.String("dir", "", "`directory` to write the key and the request into")
-	tokenFlag := fs.String("token", "", "join `token` of the cluster (names it in the CA's common name)")
-	tokenFile := fs.String("token-file", "", "`file` holding the join token")
+	dir, tokenFlag, tokenFile := caFlags(fs)
 	if code := parseFlags(fs, rest); code >= 0 {
 		return code
 	}

@@ -30,29 +30,25 @@ const (
 	exitUsage = 2
 )
 
-const usage = `Usage: nomad-bootstrapd <command> [flags]
+// usage is the program's help: the commands, from the commands table.
+func usage() string {
+	return `Usage: nomad-bootstrapd <command> [flags]
 
 nomad-bootstrapd runs on every machine of a Nomad cluster. The machines find
 each other, elect three Nomad servers and a CA holder, issue certificates and
 configure Nomad: no hand-written Nomad configuration is needed.
 
 Commands:
-  token create   print a new join token for a new cluster
-  ca csr         make an intermediate CA request for an offline root
-  agent          run the agent on this machine
-  join           set this machine up to join a cluster under systemd, and return
-  status         show this node, the plan, the members and Nomad's health
-  demo           run a local cluster of agents on 127.0.0.x
-  version        print the version
-
+` + commandUsage() + `
 Run 'nomad-bootstrapd <command> -help' for a command's flags and examples.
 `
+}
 
 // Run runs the command line args (without the program name) and returns the
 // exit code.
 func Run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
 	cmd, rest := args[0], args[1:]
@@ -69,14 +65,20 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return runStatus(rest, stdout, stderr)
 	case "demo":
 		return runDemo(rest, stdout, stderr)
+	case "completion":
+		return runCompletion(rest, stdout, stderr)
 	case "version", "-version", "--version":
+		if len(rest) > 0 && (rest[0] == "-help" || rest[0] == "-h" || rest[0] == "--help") {
+			fmt.Fprint(stdout, "Usage: nomad-bootstrapd version\n\nPrints the version of nomad-bootstrapd, the Go version it was built with and\nits platform.\n\nExamples:\n  nomad-bootstrapd version\n")
+			return exitOK
+		}
 		fmt.Fprintf(stdout, "nomad-bootstrapd v%s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
 	case "help", "-help", "--help", "-h":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "nomad-bootstrapd: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "nomad-bootstrapd: unknown command %q\n\n%s", cmd, usage())
 		return exitUsage
 	}
 }
@@ -86,8 +88,13 @@ func newFlagSet(name, help, examples string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\nFlags:\n", strings.TrimSpace(help))
-		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "%s\n", strings.TrimSpace(help))
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintf(stderr, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 		if examples != "" {
 			fmt.Fprintf(stderr, "\nExamples:\n%s\n", strings.TrimRight(examples, "\n"))
 		}

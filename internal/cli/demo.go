@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/demo"
 )
@@ -27,17 +29,32 @@ the directory.
 const demoExamples = `  nomad-bootstrapd demo
   nomad-bootstrapd demo -nodes 10 -keep`
 
+// demoOptions are demo's flags.
+type demoOptions struct {
+	nodes       *int
+	base, nomad *string
+	keep, once  *bool
+	timeout     *time.Duration
+}
+
+func demoFlags(fs *flag.FlagSet) demoOptions {
+	return demoOptions{
+		nodes:   fs.Int("nodes", 5, "number of agents"),
+		base:    fs.String("base", "127.0.0.2", "loopback `address` of the first agent; the others follow"),
+		keep:    fs.Bool("keep", false, "keep the temporary directory (logs, state) on exit"),
+		once:    fs.Bool("once", false, "exit once the agents agree instead of waiting for Ctrl-C"),
+		timeout: fs.Duration("timeout", 0, "how long the agents may take to agree (default 60s, 180s with Nomad)"),
+		nomad:   fs.String("nomad", defaultNomad(), "`path` of the nomad binary; empty runs the agents without Nomad"),
+	}
+}
+
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", demoHelp, demoExamples, stderr)
-	nodes := fs.Int("nodes", 5, "number of agents")
-	base := fs.String("base", "127.0.0.2", "loopback `address` of the first agent; the others follow")
-	keep := fs.Bool("keep", false, "keep the temporary directory (logs, state) on exit")
-	once := fs.Bool("once", false, "exit once the agents agree instead of waiting for Ctrl-C")
-	timeout := fs.Duration("timeout", 0, "how long the agents may take to agree (default 60s, 180s with Nomad)")
-	nomad := fs.String("nomad", defaultNomad(), "`path` of the nomad binary; empty runs the agents without Nomad")
+	f := demoFlags(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
+	nodes, base, keep, once, timeout, nomad := f.nodes, f.base, f.keep, f.once, f.timeout, f.nomad
 	addr, err := netip.ParseAddr(*base)
 	if err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: -base %q is not an IP address\n", *base)

@@ -131,6 +131,8 @@ func agentConfig(fs *flag.FlagSet, cfg config.Config, tokenFile string) []byte {
 	str("nomad", "nomad", cfg.Nomad)
 	str("log-level", "log_level", cfg.LogLevel)
 	str("ca-failover-after", "ca_failover_after", cfg.CAFailoverAfter.String())
+	str("cert-lifetime", "cert_lifetime", cfg.CertLifetime.String())
+	str("metrics-addr", "metrics_addr", cfg.MetricsAddr)
 	if set["dedicated-servers"] {
 		body.SetAttributeValue("dedicated_servers", cty.BoolVal(cfg.DedicatedServers))
 	}

@@ -2,99 +2,144 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
+	"os"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/statusview"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
 const statusHelp = `Usage: nomad-bootstrapd status [-json] [-root DIR]
 
-Shows this node, its phase, the committed plan (servers, CA holder, epoch),
-the members, certificate expiry and Nomad's health, as the local agent sees
-them. Exit code 0: healthy; 1: degraded or not yet running; 2: the agent
-cannot be reached.
+Shows this node (name, ID, address, role, pool, zone), its phase and why it
+waits or is degraded, the committed plan (epoch, servers, CA holder), the
+certificates and when they expire, how Nomad runs, Nomad's leader, raft
+peers, autopilot health, clients ready per pool and the ACL state, the
+warnings and the gossip members, as the local agent sees them.
+
+When the agent is not running, status shows what the agent left on disk
+(the node, the committed plan, the certificates), says how to start the
+agent, and exits 2.
+
+Colours are used only on a terminal, and never with -no-color or when
+NO_COLOR is set.
+
+Exit code 0: healthy (Nomad runs in its role, nothing to warn about);
+1: degraded or not running yet; 2: the agent cannot be reached.
 `
 
 const statusExamples = `  nomad-bootstrapd status
-  nomad-bootstrapd status -json | jq .plan.servers`
+  nomad-bootstrapd status -json | jq .plan.servers
+  nomad-bootstrapd status >/dev/null || echo "not healthy yet"`
+
+// statusOptions are status's flags.
+type statusOptions struct {
+	json, noColor *bool
+	root, config  *string
+}
+
+func statusFlags(fs *flag.FlagSet) statusOptions {
+	return statusOptions{
+		json:    fs.Bool("json", false, "print one JSON object"),
+		root:    fs.String("root", "/", "`dir`ectory every path is relative to"),
+		config:  fs.String("config", "", "agent configuration `file`, read when the agent is not running (default <root>/etc/nomad-bootstrapd/config.hcl)"),
+		noColor: fs.Bool("no-color", false, "never use colours"),
+	}
+}
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("status", statusHelp, statusExamples, stderr)
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	root := fs.String("root", "/", "`dir`ectory every path is relative to")
+	f := statusFlags(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	sock := paths.New(*root).Socket()
+	asJSON, root, configFile, noColor := f.json, f.root, f.config, f.noColor
+	p := paths.New(*root)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := agent.QueryStatus(ctx, sock)
-	if err != nil {
-		if errors.Is(err, agent.ErrAgentDown) {
-			fmt.Fprintf(stderr, "nomad-bootstrapd: the agent is not running (%v)\nstart it with: systemctl start nomad-bootstrapd\n", err)
-			return 2
+	s, err := agent.QueryStatus(ctx, p.Socket())
+	code := exitError
+	switch {
+	case err == nil:
+		if s.Healthy() {
+			code = exitOK
 		}
+	case errors.Is(err, agent.ErrAgentDown):
+		s = persistedStatus(p, *root, *configFile, stderr)
+		fmt.Fprintf(stderr, "nomad-bootstrapd: the agent is not running (%v)\nstart it with: %s\n", err, startHint(*root))
+		code = exitUsage
+	default:
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
-		return 2
+		return exitUsage
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(s)
+		statusview.JSON(stdout, s)
 	} else {
-		printStatus(stdout, s)
+		statusview.Table(stdout, s, statusview.Options{Color: useColor(stdout, *noColor)})
 	}
-	if s.Healthy() {
-		return exitOK
-	}
-	return exitError
+	return code
 }
 
-// printStatus prints s as an aligned table.
-func printStatus(w io.Writer, s agent.Status) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	n := s.Node
-	fmt.Fprintf(tw, "Node\t%s (%s)\n", n.Name, n.ID)
-	fmt.Fprintf(tw, "Address\t%s\n", n.Address)
-	fmt.Fprintf(tw, "Role\t%s, pool %s, zone %s, datacenter %s, region %s\n", n.Role, n.Pool, orNone(n.Zone), n.Datacenter, n.Region)
-	fmt.Fprintf(tw, "Phase\t%s\n", s.Phase)
-	if s.Reason != "" {
-		fmt.Fprintf(tw, "Reason\t%s\n", s.Reason)
+// persistedStatus reads what a stopped agent left under p, with the
+// node's configuration for what the files do not say.
+func persistedStatus(p paths.Paths, root, configFile string, stderr io.Writer) agent.Status {
+	cfg := config.Default()
+	path, required := configFile, configFile != ""
+	if !required {
+		path = p.ConfigFile()
 	}
-	if p := s.Plan; p != nil {
-		fmt.Fprintf(tw, "Plan\tepoch %d: servers %s; CA holder %s\n", p.Epoch, strings.Join(p.Servers, ", "), p.CAHolder)
-	} else {
-		fmt.Fprintf(tw, "Plan\tnone committed yet\n")
+	if err := cfg.LoadFile(path, required); err != nil {
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 	}
-	if s.Certs != nil {
-		fmt.Fprintf(tw, "Certificate\texpires %s\n", s.Certs.NotAfter.Format(time.RFC3339))
-	}
-	if nm := s.Nomad; nm != nil {
-		fmt.Fprintf(tw, "Nomad\tunit %s, leader %s, %d peers, healthy %v\n", nm.Unit, orNone(nm.Leader), len(nm.Peers), nm.Healthy)
-	}
-	tw.Flush()
-	for _, warning := range s.Warnings {
-		fmt.Fprintf(w, "WARNING: %s\n", warning)
-	}
-	fmt.Fprintf(w, "\nMembers (%d)\n", len(s.Members))
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tROLE\tPOOL\tZONE")
-	for _, m := range s.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Address, m.Status, m.Role, m.Pool, orNone(m.Zone))
-	}
-	tw.Flush()
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "-"
+	s := agent.PersistedStatus(p, cfg, startHint(root))
+	if p.Root == "/" && cfg.Supervise == config.SuperviseSystemd {
+		addUnitStates(&s)
 	}
 	return s
+}
+
+// addUnitStates adds what systemd says of the two units to a stopped
+// agent's status, when systemd answers within two seconds.
+func addUnitStates(s *agent.Status) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m, err := systemd.Connect(ctx)
+	if err != nil {
+		return
+	}
+	defer m.Close()
+	if active, sub, enabled, err := m.State(ctx, systemd.AgentService); err == nil {
+		s.Reason = fmt.Sprintf("%s is %s/%s (%s); %s", systemd.AgentService, active, sub, enabled, s.Reason)
+	}
+	if active, sub, _, err := m.State(ctx, systemd.NomadService); err == nil {
+		s.Nomad = &agent.NomadStatus{Unit: fmt.Sprintf("%s (%s/%s)", systemd.NomadService, active, sub), Peers: []string{}}
+	}
+}
+
+// startHint says how to start the agent of root.
+func startHint(root string) string {
+	if paths.New(root).Root == "/" {
+		return "systemctl start nomad-bootstrapd"
+	}
+	return fmt.Sprintf("nomad-bootstrapd agent -root %s [flags]", root)
+}
+
+// useColor reports whether w is a terminal that colours may be sent to.
+func useColor(w io.Writer, never bool) bool {
+	if never || os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -85,7 +85,13 @@ type Config struct {
 	// RawExec enables Nomad's raw_exec driver on clients (tasks run
 	// unisolated as root: only for trusted jobs).
 	RawExec bool
+	// MetricsAddr is the host:port of the agent's Prometheus endpoint;
+	// empty turns it off.
+	MetricsAddr string
 }
+
+// DefaultMetricsAddr serves the agent's metrics on this machine only.
+const DefaultMetricsAddr = "127.0.0.1:4652"
 
 // Default returns the built-in defaults.
 func Default() Config {
@@ -101,9 +107,10 @@ func Default() Config {
 		CertLifetime:    90 * 24 * time.Hour,
 		Supervise:       SuperviseSystemd,
 		Nomad:           "/usr/bin/nomad",
+		LogLevel:        "info",
+		MetricsAddr:     DefaultMetricsAddr,
 
 		ServerReplaceAfter: 10 * time.Minute,
-		LogLevel:           "info",
 	}
 }
 
@@ -151,6 +158,7 @@ type file struct {
 	Replace    *string   `hcl:"server_replace_after,optional"`
 	CA         *caBlock  `hcl:"ca,block"`
 	CertLife   *string   `hcl:"cert_lifetime,optional"`
+	Metrics    *string   `hcl:"metrics_addr,optional"`
 }
 
 // LoadFile applies the HCL file at path over c. A missing file is an error
@@ -212,6 +220,7 @@ func (c *Config) loadBytes(src []byte, path string) error {
 	setS(&c.Supervise, fc.Supervise)
 	setS(&c.Nomad, fc.Nomad)
 	setS(&c.LogLevel, fc.LogLevel)
+	setS(&c.MetricsAddr, fc.Metrics)
 	if fc.Dedicated != nil {
 		c.DedicatedServers = *fc.Dedicated
 	}
@@ -322,6 +331,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.vals.CAFailoverAfter, "ca-failover-after", d.CAFailoverAfter, "how long the CA holder must be down before another server signs certificates")
 	fs.DurationVar(&f.vals.ServerReplaceAfter, "server-replace-after", d.ServerReplaceAfter, "how long a server must be down before the other servers replace it")
 	fs.BoolVar(&f.vals.RawExec, "raw-exec", false, "enable Nomad's raw_exec driver on clients (unisolated tasks: trusted jobs only)")
+	fs.StringVar(&f.vals.MetricsAddr, "metrics-addr", d.MetricsAddr, "`host:port` of the agent's Prometheus endpoint; empty turns it off")
 	return f
 }
 
@@ -353,6 +363,7 @@ func (f *Flags) Apply(c *Config) {
 		"raw-exec":          func() { c.RawExec = v.RawExec },
 		"ca-failover-after": func() { c.CAFailoverAfter = v.CAFailoverAfter },
 		"cert-lifetime":     func() { c.CertLifetime = v.CertLifetime },
+		"metrics-addr":      func() { c.MetricsAddr = v.MetricsAddr },
 
 		"server-replace-after": func() { c.ServerReplaceAfter = v.ServerReplaceAfter },
 	}

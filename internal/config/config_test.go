@@ -131,6 +131,13 @@ func TestValidate(t *testing.T) {
 		{"bad port", func(c *Config) { c.Port = 70000 }, "port"},
 		{"bad log level", func(c *Config) { c.LogLevel = "trace" }, "log_level"},
 		{"zero server_replace_after", func(c *Config) { c.ServerReplaceAfter = 0 }, "server_replace_after"},
+		{"metrics off", func(c *Config) { c.MetricsAddr = "" }, ""},
+		{"metrics on all addresses", func(c *Config) { c.MetricsAddr = "0.0.0.0:9100" }, ""},
+		{"metrics on localhost", func(c *Config) { c.MetricsAddr = "localhost:9100" }, ""},
+		{"metrics on IPv6 loopback", func(c *Config) { c.MetricsAddr = "[::1]:4652" }, ""},
+		{"metrics without port", func(c *Config) { c.MetricsAddr = "127.0.0.1" }, "metrics_addr"},
+		{"metrics on a host name", func(c *Config) { c.MetricsAddr = "metrics.example:4652" }, "not an IP address"},
+		{"metrics port out of range", func(c *Config) { c.MetricsAddr = "127.0.0.1:0" }, "out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
@@ -64,7 +67,26 @@ func (c *Config) Validate() error {
 	default:
 		add(fmt.Errorf("config: log_level %q is not one of debug, info, warn, error", c.LogLevel))
 	}
+	add(validateMetricsAddr(c.MetricsAddr))
 	return errors.Join(errs...)
+}
+
+// validateMetricsAddr accepts "" (off) or an IP address and port.
+func validateMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("config: metrics_addr %q is not host:port, such as %q (empty turns the endpoint off)", addr, DefaultMetricsAddr)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+		return fmt.Errorf("config: metrics_addr %q: %q is not an IP address", addr, host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("config: metrics_addr %q: port %q is out of range 1-65535", addr, port)
+	}
+	return nil
 }
 
 // EffectiveMinMembers returns MinMembers, or Expect when it is 0.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -121,7 +122,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		args := append([]string{"agent",
 			"-root", n.root, "-name", n.name, "-bind", n.addr, "-join", o.Base.String(),
 			"-token-file", tokenFile, "-expect", fmt.Sprint(expect), "-min-members", fmt.Sprint(o.Nodes),
-			"-settle", "1s", "-pool", pools[i%len(pools)], "-zone", zones[i%len(zones)]}, supervise...)
+			"-settle", "1s", "-pool", pools[i%len(pools)], "-zone", zones[i%len(zones)],
+			"-metrics-addr", net.JoinHostPort(n.addr, "4652")}, supervise...)
 		n.cmd = exec.Command(o.Exe, args...)
 		n.cmd.Stdout, n.cmd.Stderr = log, log
 		n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the demo, which stops the agents in order
@@ -169,6 +171,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 		}
 	}
+	fmt.Fprintf(o.Out, "Each agent's Prometheus metrics:\n  curl http://%s/metrics\n", net.JoinHostPort(nodes[0].addr, "4652"))
 	fmt.Fprintf(o.Out, "Press Ctrl-C to stop every agent and remove %s.\n", dir)
 	<-ctx.Done()
 	fmt.Fprintln(o.Out, "\n==> stopping")

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -72,14 +74,37 @@ type proc struct {
 	name, addr, root string
 	args             []string
 	cmd              *exec.Cmd
-	log              *bytes.Buffer
+	log              *syncBuffer
 	done             chan struct{}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes to while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func start(t testing.TB, root, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, root: root, args: args, log: &bytes.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"agent", "-root", root, "-name", name}, args...)...)
+	p := &proc{name: name, root: root, args: args, log: &syncBuffer{}, done: make(chan struct{})}
+	base := []string{"agent", "-root", root, "-name", name}
+	if !slices.Contains(args, "-metrics-addr") {
+		// Many agents share this machine: each would want 127.0.0.1:4652.
+		base = append(base, "-metrics-addr", "")
+	}
+	p.cmd = exec.Command(bin, append(base, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

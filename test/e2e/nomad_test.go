@@ -154,6 +154,7 @@ func TestRealNomadCluster(t *testing.T) {
 	}
 
 	checkNomadCLI(t, bin, server, procs)
+	checkStatusAgreesWithNomad(t, bin, server)
 	checkACL(t, bin, server, procs)
 
 	// Restarting every agent keeps the plan and creates no duplicate
@@ -233,6 +234,82 @@ func checkNomadCLI(t *testing.T, bin string, server *proc, procs []*proc) {
 			}
 		}
 	}
+}
+
+// checkStatusAgreesWithNomad compares `status -json` on a server with what
+// `nomad server members` and `nomad node status` say.
+func checkStatusAgreesWithNomad(t *testing.T, bin string, server *proc) {
+	t.Helper()
+	env := append(nomadEnv(server.root, server.addr), "NOMAD_TOKEN="+managementToken(t, server.root))
+	var why string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last disagreement: %s", why)
+		}
+	}()
+	waitFor(t, 30*time.Second, "status -json to agree with the nomad CLI", func() bool {
+		members, err := nomadCLI(t, bin, env, "server", "members")
+		if err != nil {
+			why = fmt.Sprintf("nomad server members: %v\n%s", err, members)
+			return false
+		}
+		var fromCLI []string
+		for _, line := range strings.Split(strings.TrimSpace(members), "\n")[1:] {
+			// Name  Address  Port  Status  Leader  ...
+			if f := strings.Fields(line); len(f) >= 5 && !strings.HasPrefix(line, "==>") {
+				fromCLI = append(fromCLI, strings.Join([]string{f[0], f[1], f[3], f[4]}, " "))
+			}
+		}
+		nodes, err := nomadCLI(t, bin, env, "node", "status", "-json")
+		if err != nil {
+			why = fmt.Sprintf("nomad node status -json: %v\n%s", err, nodes)
+			return false
+		}
+		var stubs []struct{ NodePool, Status string }
+		if err := json.Unmarshal([]byte(nodes), &stubs); err != nil {
+			why = fmt.Sprintf("nomad node status -json: %v", err)
+			return false
+		}
+		ready := map[string]int{}
+		total := map[string]int{}
+		for _, n := range stubs {
+			total[n.NodePool]++
+			if n.Status == "ready" {
+				ready[n.NodePool]++
+			}
+		}
+
+		s, code := status(t, server.root)
+		if code == 2 || s.Nomad == nil {
+			why = "status has no Nomad section"
+			return false
+		}
+		var fromStatus []string
+		for _, sv := range s.Nomad.Servers {
+			fromStatus = append(fromStatus, fmt.Sprintf("%s %s %s %v", sv.Name, sv.Address, sv.Status, sv.Leader))
+		}
+		slices.Sort(fromCLI)
+		slices.Sort(fromStatus)
+		if !slices.Equal(fromCLI, fromStatus) {
+			why = fmt.Sprintf("servers: nomad server members %q, status %q", fromCLI, fromStatus)
+			return false
+		}
+		if len(s.Nomad.Clients) != len(total) {
+			why = fmt.Sprintf("pools: nomad node status %v, status %+v", total, s.Nomad.Clients)
+			return false
+		}
+		for _, pc := range s.Nomad.Clients {
+			if pc.Ready != ready[pc.Pool] || pc.Total != total[pc.Pool] {
+				why = fmt.Sprintf("pool %s: nomad node status %d/%d ready, status %d/%d", pc.Pool, ready[pc.Pool], total[pc.Pool], pc.Ready, pc.Total)
+				return false
+			}
+		}
+		if ap := s.Nomad.Autopilot; ap == nil || !ap.Healthy || ap.Voters != 3 || ap.FailureTolerance != 1 {
+			why = fmt.Sprintf("autopilot %+v, want healthy with 3 voters and failure tolerance 1", ap)
+			return false
+		}
+		return true
+	})
 }
 
 // checkACL checks what the servers set up in Nomad's ACL system.

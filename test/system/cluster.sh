@@ -74,3 +74,23 @@ wait_for 120 "node1: status after the restart" in_node 1 nomad-bootstrapd status
 }
 [[ $(in_node 1 systemctl show -p MainPID --value nomad) == "$pid" ]] || fail "node1: restarting nomad-bootstrapd restarted Nomad"
 pass "systemctl restart nomad-bootstrapd changes no file and does not restart Nomad"
+
+# The agent's Prometheus endpoint answers on the node's loopback.
+metrics=$(in_node 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4652 && printf "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3')
+grep -q '^nomad_bootstrapd_phase{phase="running"} 1' <<<"$metrics" || fail "node2: metrics do not show phase running"
+grep -q '^nomad_bootstrapd_plan_epoch 1' <<<"$metrics" || fail "node2: metrics do not show plan epoch 1"
+pass "the metrics endpoint answers on 127.0.0.1:4652"
+
+# With the agent stopped, status reads what it left, shows the units and exits 2.
+in_node 2 systemctl stop nomad-bootstrapd
+set +e
+out=$(in_node 2 nomad-bootstrapd status 2>&1)
+code=$?
+set -e
+[[ $code == 2 ]] || { echo "$out"; fail "node2: status with the agent stopped exited $code, want 2"; }
+for want in "Phase    stopped" "systemctl start nomad-bootstrapd" "nomad-bootstrapd.service is inactive/dead" "nomad.service (active/running)" "Plan     epoch 1"; do
+	grep -qF "$want" <<<"$out" || { echo "$out"; fail "node2: status with the agent stopped lacks: $want"; }
+done
+in_node 2 systemctl start nomad-bootstrapd
+wait_for 120 "node2: status after starting the agent again" in_node 2 nomad-bootstrapd status
+pass "status with the agent stopped shows the persisted state and the units, and exits 2"

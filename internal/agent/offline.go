@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// PersistedStatus is what status shows while no agent answers: the node's
+// identity, the committed plan and the certificates, read from the files
+// the agent left, without the join token. Agent.Running is false, the phase
+// is PhaseStopped and the reason says how to start the agent; whatever
+// cannot be read is a warning, never a guess.
+func PersistedStatus(p paths.Paths, cfg config.Config, startHint string) Status {
+	s := Status{
+		Node: NodeStatus{
+			Name: cfg.Name, Role: cfg.Role, Pool: cfg.Pool, Zone: cfg.Zone,
+			Datacenter: cfg.Datacenter, Region: cfg.Region,
+		},
+		Phase:   PhaseStopped,
+		Reason:  "the agent is not running; start it with: " + startHint,
+		Members: []MemberStatus{},
+	}
+	if s.Node.Name == "" {
+		if h, err := os.Hostname(); err == nil {
+			s.Node.Name = fingerprint.SanitizeHostname(h)
+		}
+	}
+	if b, err := os.ReadFile(p.NodeIDFile()); err == nil {
+		s.Node.ID = strings.TrimSpace(string(b))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("reading the node ID: %v", err))
+	}
+	saved, err := readSavedPlan(p.PlanFile())
+	switch {
+	case err != nil:
+		s.Warnings = append(s.Warnings, err.Error())
+	case saved != nil:
+		pl := saved.Plan
+		s.Plan = planStatus(&pl)
+		if s.Node.ID == "" {
+			s.Node.ID = saved.NodeID
+		}
+		if self, ok := planMember(pl, s.Node.ID); ok {
+			s.Node.Name, s.Node.Address = self.Name, self.Address
+		}
+		s.Node.Role = roleIn(&pl, s.Node.ID)
+		s.Certs = certStatus(p, certRolesOf(pl, s.Node.ID))
+	}
+	return s
+}
+
+// readSavedPlan reads the plan file without checking it against a token;
+// nil when there is none.
+func readSavedPlan(path string) (*savedPlan, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the committed plan: %w", err)
+	}
+	var sp savedPlan
+	err = json.Unmarshal(b, &sp)
+	if err == nil {
+		err = sp.Plan.Validate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the committed plan %s is corrupted (%v): restore %s.bak, or remove it and the node adopts the plan from its peers", path, err, path)
+	}
+	return &sp, nil
+}
+
+// planMember finds the node with id among p's members, if p names it.
+func planMember(p plan.Plan, id string) (plan.Server, bool) {
+	for _, s := range p.Servers {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return plan.Server{}, false
+}
+
+// planStatus shows p with node names.
+func planStatus(p *plan.Plan) *PlanStatus {
+	return &PlanStatus{Epoch: p.Epoch, Servers: p.ServerNames(), CAHolder: p.CAHolderName(),
+		Expect: p.Expect, Region: p.Region, CAFingerprint: p.CAFingerprint}
+}
+
+// certStatus describes the certificates of roles and the cluster CA under
+// p's TLS directory, skipping those that are missing or unreadable. Its
+// NotAfter is the first role's, the node's main certificate; nil when that
+// one cannot be read.
+func certStatus(p paths.Paths, roles []certs.Role) *CertStatus {
+	files := certs.TLSFiles{Dir: p.NomadTLSDir()}
+	var cs CertStatus
+	for i, r := range roles {
+		c, err := files.LoadCert(r)
+		if err != nil {
+			if i == 0 {
+				return nil
+			}
+			continue
+		}
+		if i == 0 {
+			cs.NotAfter = c.NotAfter.UTC()
+		}
+		cs.Files = append(cs.Files, CertFileStatus{Role: string(r), Path: files.CertPath(r), NotAfter: c.NotAfter.UTC()})
+	}
+	if b, err := os.ReadFile(files.CAPath()); err == nil {
+		if c, err := certs.ParseCertPEM(b); err == nil {
+			cs.Files = append(cs.Files, CertFileStatus{Role: "ca", Path: files.CAPath(), NotAfter: c.NotAfter.UTC()})
+		}
+	}
+	return &cs
+}

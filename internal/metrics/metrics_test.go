@@ -1,0 +1,126 @@
+package metrics
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+)
+
+type fakeSource struct {
+	s               agent.Status
+	signed, refused uint64
+}
+
+func (f fakeSource) Status() agent.Status              { return f.s }
+func (f fakeSource) CAStats() (signed, refused uint64) { return f.signed, f.refused }
+
+var now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func scrape(t *testing.T, src Source) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	Handler(src, func() time.Time { return now }).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, Path, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("scrape answered %d: %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
+}
+
+func TestMetrics(t *testing.T) {
+	running := agent.Status{
+		Node:  agent.NodeStatus{Name: "node1", ID: "id-1", Role: "server"},
+		Phase: agent.PhaseRunning,
+		Plan:  &agent.PlanStatus{Epoch: 2, Servers: []string{"node1", "node2", "node3"}},
+		Members: []agent.MemberStatus{
+			{Name: "node1", Status: "alive"}, {Name: "node2", Status: "alive"}, {Name: "node3", Status: "dead"},
+		},
+		Certs: &agent.CertStatus{Files: []agent.CertFileStatus{
+			{Role: "server", NotAfter: now.Add(time.Hour)}, {Role: "ca", NotAfter: now.Add(-time.Minute)},
+		}},
+		Nomad:    &agent.NomadStatus{Healthy: true, Peers: []string{"a", "b", "c"}},
+		Warnings: []string{"Nomad server node3 ..."},
+		Agent:    agent.AgentStatus{Running: true, Version: "0.1.0-dev"},
+	}
+	electing := agent.Status{Node: agent.NodeStatus{Name: "node4", ID: "id-4", Role: "auto"}, Phase: agent.PhaseElecting,
+		Members: []agent.MemberStatus{{Name: "node4", Status: "alive"}}, Agent: agent.AgentStatus{Running: true}}
+	tests := []struct {
+		name    string
+		src     fakeSource
+		want    []string
+		notWant []string
+	}{
+		{"a running server and CA holder", fakeSource{s: running, signed: 7, refused: 2}, []string{
+			`nomad_bootstrapd_info{node="node1",node_id="id-1",version="0.1.0-dev"} 1`,
+			`nomad_bootstrapd_phase{phase="running"} 1`,
+			`nomad_bootstrapd_phase{phase="electing"} 0`,
+			`nomad_bootstrapd_healthy 0`, // a warning
+			`nomad_bootstrapd_warnings 1`,
+			`nomad_bootstrapd_members{state="alive"} 2`,
+			`nomad_bootstrapd_members{state="dead"} 1`,
+			`nomad_bootstrapd_members{state="suspect"} 0`,
+			`nomad_bootstrapd_plan_epoch 2`,
+			`nomad_bootstrapd_plan_server 1`,
+			`nomad_bootstrapd_certificate_expiry_seconds{role="server"} 3600`,
+			`nomad_bootstrapd_certificate_expiry_seconds{role="ca"} -60`,
+			`nomad_bootstrapd_csr_signed_total 7`,
+			`nomad_bootstrapd_csr_refused_total 2`,
+			`nomad_bootstrapd_nomad_healthy 1`,
+			`nomad_bootstrapd_nomad_raft_peers 3`,
+			`# TYPE nomad_bootstrapd_csr_signed_total counter`,
+			`go_goroutines`,
+		}, nil},
+		{"a node still electing", fakeSource{s: electing}, []string{
+			`nomad_bootstrapd_phase{phase="electing"} 1`,
+			`nomad_bootstrapd_plan_epoch 0`,
+			`nomad_bootstrapd_plan_server 0`,
+			`nomad_bootstrapd_csr_signed_total 0`,
+		}, []string{"nomad_bootstrapd_certificate_expiry_seconds{", "nomad_bootstrapd_nomad_healthy "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := scrape(t, tt.src)
+			for _, w := range tt.want {
+				if !strings.Contains(out, w+"\n") && !strings.Contains(out, w) {
+					t.Errorf("missing %q in:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("unexpected %q in:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestListen(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", fakeSource{s: agent.Status{Phase: agent.PhaseJoining}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	resp, err := http.Get("http://" + s.Addr() + Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `nomad_bootstrapd_phase{phase="joining"} 1`) {
+		t.Errorf("GET %s:\n%s", Path, body)
+	}
+
+	// A taken address fails at once and says what to do.
+	_, err = Listen(s.Addr(), fakeSource{})
+	if err == nil || !strings.Contains(err.Error(), "metrics_addr") {
+		t.Errorf("listening twice on %s: %v, want an error naming metrics_addr", s.Addr(), err)
+	}
+	if _, _, err := net.SplitHostPort(s.Addr()); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,194 @@
+package statusview
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// now is the clock of every golden file.
+var now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func members() []agent.MemberStatus {
+	return []agent.MemberStatus{
+		{Name: "node1", ID: "7b0c5d1e-0001", Address: "10.0.0.5", Status: "alive", Role: "server", Pool: "warm", Zone: "a"},
+		{Name: "node2", ID: "7b0c5d1e-0002", Address: "10.0.0.6", Status: "alive", Role: "server", Pool: "batch", Zone: "b"},
+		{Name: "node3", ID: "7b0c5d1e-0003", Address: "10.0.0.7", Status: "alive", Role: "server", Pool: "special", Zone: "c"},
+		{Name: "node4", ID: "7b0c5d1e-0004", Address: "10.0.0.8", Status: "alive", Role: "client", Pool: "warm", Zone: "a"},
+		{Name: "node5", ID: "7b0c5d1e-0005", Address: "10.0.0.9", Status: "alive", Role: "client", Pool: "batch", Zone: "b"},
+	}
+}
+
+func node() agent.NodeStatus {
+	return agent.NodeStatus{Name: "node1", ID: "7b0c5d1e-0001-4a7e-9c1d-5f0e6a7b8c9d", Address: "10.0.0.5", Role: "server",
+		Pool: "warm", Zone: "a", Datacenter: "dc1", Region: "global"}
+}
+
+func committed() *agent.PlanStatus {
+	return &agent.PlanStatus{Epoch: 1, Servers: []string{"node1", "node2", "node3"}, CAHolder: "node1", Expect: 3,
+		Region: "global", CAFingerprint: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
+}
+
+func certFiles(serverLeft time.Duration) *agent.CertStatus {
+	notAfter := now.Add(serverLeft)
+	return &agent.CertStatus{NotAfter: notAfter, Files: []agent.CertFileStatus{
+		{Role: "server", Path: "/etc/nomad.d/tls/server.pem", NotAfter: notAfter},
+		{Role: "cli", Path: "/etc/nomad.d/tls/cli.pem", NotAfter: notAfter},
+		{Role: "ca", Path: "/etc/nomad.d/tls/ca.pem", NotAfter: now.Add(5 * 365 * 24 * time.Hour)},
+	}}
+}
+
+func healthyNomad() *agent.NomadStatus {
+	return &agent.NomadStatus{
+		Unit: "nomad.service (active/running)", Leader: "10.0.0.6:4647", Healthy: true,
+		Peers: []string{"10.0.0.5:4647", "10.0.0.6:4647", "10.0.0.7:4647"},
+		Servers: []agent.NomadServerStatus{
+			{Name: "node1.global", Address: "10.0.0.5", Status: "alive"},
+			{Name: "node2.global", Address: "10.0.0.6", Status: "alive", Leader: true},
+			{Name: "node3.global", Address: "10.0.0.7", Status: "alive"},
+		},
+		Autopilot: &agent.AutopilotStatus{Healthy: true, FailureTolerance: 1, Voters: 3},
+		Clients:   []agent.PoolClientsStatus{{Pool: "batch", Ready: 2, Total: 2}, {Pool: "special", Ready: 1, Total: 1}, {Pool: "warm", Ready: 2, Total: 2}},
+	}
+}
+
+func running() agent.AgentStatus {
+	return agent.AgentStatus{Running: true, Version: "0.1.0-dev", PID: 1200, Metrics: "127.0.0.1:4652"}
+}
+
+// cases are the screens an operator meets: each has a .txt and a .json
+// golden file.
+func cases() map[string]agent.Status {
+	acl := &agent.ACLStatus{State: "bootstrapped", TokensDir: "/var/lib/nomad-bootstrapd/acl"}
+
+	healthy := agent.Status{Node: node(), Phase: agent.PhaseRunning, Plan: committed(), Members: members(),
+		Certs: certFiles(81 * 24 * time.Hour), Nomad: healthyNomad(), ACL: acl, Agent: running()}
+
+	electing := agent.Status{Node: node(), Phase: agent.PhaseElecting,
+		Reason:  "waiting for 3 members to be alive (2 are)",
+		Members: members()[:2], Agent: running()}
+	electing.Node.Role = "auto"
+	for i := range electing.Members {
+		electing.Members[i].Role = "auto"
+	}
+
+	dead := healthy
+	dead.Members = members()
+	dead.Members[2].Status = "dead"
+	dead.Phase, dead.Reason = agent.PhaseStarting, "Nomad is not healthy"
+	dn := healthyNomad()
+	dn.Healthy = false
+	dn.Peers = dn.Peers[:2]
+	dn.Servers[2].Status = "failed"
+	dn.Autopilot = &agent.AutopilotStatus{Healthy: false, FailureTolerance: 0, Voters: 3}
+	dead.Nomad = dn
+	dead.Warnings = []string{"Nomad server node3 (10.0.0.7) of the plan has not been alive in gossip for 4m10s"}
+
+	expiring := healthy
+	expiring.Certs = certFiles(9 * 24 * time.Hour)
+	expiring.Warnings = []string{"this node's certificate expires in 9 days (2026-12-10T10:00:00Z); renewal has not succeeded: see the agent's log"}
+
+	down := agent.Status{Node: node(), Phase: agent.PhaseStopped,
+		Reason: "the agent is not running; start it with: systemctl start nomad-bootstrapd",
+		Plan:   committed(), Members: []agent.MemberStatus{}, Certs: certFiles(81 * 24 * time.Hour)}
+
+	return map[string]agent.Status{
+		"healthy":                healthy,
+		"electing":               electing,
+		"degraded-dead-server":   dead,
+		"degraded-expiring-cert": expiring,
+		"agent-down":             down,
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for name, s := range cases() {
+		t.Run(name, func(t *testing.T) {
+			var txt, js bytes.Buffer
+			Table(&txt, s, Options{Now: now})
+			if err := JSON(&js, s); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name+".txt", txt.Bytes())
+			golden(t, name+".json", js.Bytes())
+			if strings.Contains(txt.String(), "\x1b[") {
+				t.Error("colours without Options.Color")
+			}
+		})
+	}
+}
+
+func TestColorKeepsAlignment(t *testing.T) {
+	s := cases()["degraded-dead-server"]
+	var plainOut, colored bytes.Buffer
+	Table(&plainOut, s, Options{Now: now})
+	Table(&colored, s, Options{Now: now, Color: true})
+	golden(t, "degraded-dead-server.color.txt", colored.Bytes())
+	stripped := ansi.ReplaceAllString(colored.String(), "")
+	if diff := cmp.Diff(plainOut.String(), stripped); diff != "" {
+		t.Errorf("the coloured table, without its colours, differs from the plain one (-plain +colour):\n%s", diff)
+	}
+}
+
+func TestJSONRoundTrips(t *testing.T) {
+	for name, s := range cases() {
+		var b bytes.Buffer
+		if err := JSON(&b, s); err != nil {
+			t.Fatal(err)
+		}
+		got, err := decode(b.Bytes())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff(s, got); diff != "" {
+			t.Errorf("%s: JSON does not round-trip (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "expired"},
+		{0, "expired"},
+		{90 * time.Second, "1m"},
+		{119 * time.Minute, "119m"},
+		{5 * time.Hour, "5h"},
+		{47 * time.Hour, "47h"},
+		{81 * 24 * time.Hour, "81d"},
+	}
+	for _, tt := range tests {
+		if got := humanDuration(tt.d); got != tt.want {
+			t.Errorf("humanDuration(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
