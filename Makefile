@@ -13,7 +13,7 @@ FUZZTIME      ?= 30s
 VERSION       ?= 0.1.0-dev
 LDFLAGS       := -s -w -X github.com/nomad-bootstrapd/nomad-bootstrapd/internal/cli.Version=$(VERSION)
 
-.PHONY: all build demo test check lint unit fuzz bench nomad clean
+.PHONY: all build demo test check lint unit fuzz bench reliability nomad clean
 
 all: build
 
@@ -49,6 +49,10 @@ fuzz:
 ## bench: every benchmark, BENCHMARKS.md written from their figures and a summary printed (10-20 min)
 bench: nomad
 	$(GO) run ./tools/benchreport -nomad $(abspath $(NOMAD)) -raw .cache/bench -o BENCHMARKS.md
+
+## reliability: the fault suite with RELIABILITY_ROUNDS (default 20) rounds; figures into RELIABILITY.md
+reliability: nomad
+	GO=$(GO) NOMAD_BIN=$(abspath $(NOMAD)) RELIABILITY_ROUNDS=$(or $(RELIABILITY_ROUNDS),20) sh tools/reliability.sh
 
 ## nomad: the real Nomad binary, built once from the Go module proxy and cached
 nomad: $(NOMAD_LINK)

@@ -105,6 +105,8 @@ type Agent struct {
 	caSrv        *casvc.Server        // the CA endpoint, on the CA holder
 	nomad        *NomadStatus         // the local Nomad agent, once started
 	pipeline     bool                 // the post-commit pipeline runs
+	pipeStop     context.CancelFunc   // stops the pipeline, to restart it with a successor plan
+	pipeDone     chan struct{}        // closed when the pipeline has ended
 	downSince    map[string]time.Time // plan servers not alive, since when
 	aclState     string               // servers: pending, bootstrapped, bootstrapped elsewhere
 }

@@ -38,10 +38,9 @@ func (a *Agent) step(ctx context.Context) {
 			a.phase = PhaseCommitted
 		}
 		a.trackServersLocked(members)
+		a.maybeReplaceLocked(ctx, members)
 		if !a.pipeline {
-			a.pipeline = true
-			p := a.plan.Clone()
-			a.bg.Go(func() { a.runPipeline(ctx, p) })
+			a.startPipelineLocked(ctx)
 		}
 		return
 	}
@@ -385,6 +384,9 @@ func (a *Agent) handlePropose(from string, m message) {
 		nack(fmt.Sprintf("settings differ: proposal has region=%s expect=%d, %s has region=%s expect=%d",
 			p.Region, p.Expect, a.name, a.cfg.Region, a.cfg.Expect))
 		return
+	case p.Epoch > 1:
+		a.handleSuccessor(from, m)
+		return
 	case !p.IsServer(a.id):
 		nack(a.name + " is not a server in this plan")
 		return
@@ -438,18 +440,23 @@ func (a *Agent) adopt(p plan.Plan, source string) bool {
 	a.mu.Lock()
 	if cur := a.plan; cur != nil {
 		curHash, curEpoch := cur.Hash(), cur.Epoch
-		a.mu.Unlock()
-		switch {
-		case curHash == hash, p.Epoch < curEpoch:
-		case p.Epoch == curEpoch:
-			a.warn("conflict", fmt.Sprintf(
-				"node %s holds another committed plan of epoch %d (servers %s); this node keeps its own (servers %s). "+
-					"Two groups of nodes elected apart: set min_members to a majority of the cluster's nodes",
-				source, p.Epoch, strings.Join(p.ServerNames(), ", "), strings.Join(cur.ServerNames(), ", ")))
-		default:
-			a.warn("epoch", fmt.Sprintf("node %s holds plan epoch %d, newer than this node's %d; this version cannot adopt it", source, p.Epoch, curEpoch))
+		// A valid successor replaces dead servers (replace.go); any other
+		// plan leaves this node's own in place.
+		if succErr := plan.CheckSuccessor(*cur, p); succErr != nil {
+			a.mu.Unlock()
+			switch {
+			case curHash == hash, p.Epoch < curEpoch:
+			case p.Epoch == curEpoch:
+				a.warn("conflict", fmt.Sprintf(
+					"node %s holds another committed plan of epoch %d (servers %s); this node keeps its own (servers %s). "+
+						"Two groups of nodes elected apart: set min_members to a majority of the cluster's nodes",
+					source, p.Epoch, strings.Join(p.ServerNames(), ", "), strings.Join(cur.ServerNames(), ", ")))
+			default:
+				a.warn("epoch", fmt.Sprintf("node %s holds plan epoch %d, which is not a valid successor of this node's epoch %d (%v); this node keeps its own",
+					source, p.Epoch, curEpoch, succErr))
+			}
+			return false
 		}
-		return false
 	}
 	err := a.persistIdentity()
 	if err == nil {
@@ -460,6 +467,9 @@ func (a *Agent) adopt(p plan.Plan, source string) bool {
 		a.mu.Unlock()
 		a.log.Error("cannot persist the committed plan", "error", err)
 		return false
+	}
+	if a.plan != nil {
+		a.succeedLocked(p)
 	}
 	a.plan = &p
 	a.promise = nil

@@ -76,6 +76,9 @@ type Config struct {
 	// CAFailoverAfter is how long the CA holder must be down before the
 	// next server signs with the escrowed CA key.
 	CAFailoverAfter time.Duration
+	// ServerReplaceAfter is how long a server must be down before the
+	// remaining servers agree on a plan that replaces it.
+	ServerReplaceAfter time.Duration
 	// CA names an intermediate CA signed by the operator's offline root;
 	// the zero value lets the CA holder create its own CA.
 	CA CAFiles
@@ -106,6 +109,8 @@ func Default() Config {
 		Nomad:           "/usr/bin/nomad",
 		LogLevel:        "info",
 		MetricsAddr:     DefaultMetricsAddr,
+
+		ServerReplaceAfter: 10 * time.Minute,
 	}
 }
 
@@ -150,6 +155,7 @@ type file struct {
 	Dedicated  *bool     `hcl:"dedicated_servers,optional"`
 	RawExec    *bool     `hcl:"raw_exec,optional"`
 	CAFailover *string   `hcl:"ca_failover_after,optional"`
+	Replace    *string   `hcl:"server_replace_after,optional"`
 	CA         *caBlock  `hcl:"ca,block"`
 	CertLife   *string   `hcl:"cert_lifetime,optional"`
 	Metrics    *string   `hcl:"metrics_addr,optional"`
@@ -238,6 +244,13 @@ func (c *Config) loadBytes(src []byte, path string) error {
 		}
 		c.CAFailoverAfter = d
 	}
+	if fc.Replace != nil {
+		d, err := time.ParseDuration(*fc.Replace)
+		if err != nil {
+			return fmt.Errorf("config: %s: server_replace_after %q is not a duration such as \"10m\"", path, *fc.Replace)
+		}
+		c.ServerReplaceAfter = d
+	}
 	return nil
 }
 
@@ -316,6 +329,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.vals.DedicatedServers, "dedicated-servers", false, "Nomad servers do not also run a client")
 	fs.DurationVar(&f.vals.CertLifetime, "cert-lifetime", d.CertLifetime, "lifetime of the certificates the CA issues; renewed at two thirds")
 	fs.DurationVar(&f.vals.CAFailoverAfter, "ca-failover-after", d.CAFailoverAfter, "how long the CA holder must be down before another server signs certificates")
+	fs.DurationVar(&f.vals.ServerReplaceAfter, "server-replace-after", d.ServerReplaceAfter, "how long a server must be down before the other servers replace it")
 	fs.BoolVar(&f.vals.RawExec, "raw-exec", false, "enable Nomad's raw_exec driver on clients (unisolated tasks: trusted jobs only)")
 	fs.StringVar(&f.vals.MetricsAddr, "metrics-addr", d.MetricsAddr, "`host:port` of the agent's Prometheus endpoint; empty turns it off")
 	return f
@@ -350,6 +364,8 @@ func (f *Flags) Apply(c *Config) {
 		"ca-failover-after": func() { c.CAFailoverAfter = v.CAFailoverAfter },
 		"cert-lifetime":     func() { c.CertLifetime = v.CertLifetime },
 		"metrics-addr":      func() { c.MetricsAddr = v.MetricsAddr },
+
+		"server-replace-after": func() { c.ServerReplaceAfter = v.ServerReplaceAfter },
 	}
 	for name, fn := range apply {
 		if set[name] {

@@ -48,6 +48,7 @@ settle     = "10s"
 			c.Token, c.TokenFile = "", "/tmp/t"
 		}},
 		{"unset flags keep file values", []string{"-name", "n1"}, nil, func(c *Config) { c.Name = "n1" }},
+		{"server replace flag", []string{"-server-replace-after", "90s"}, nil, func(c *Config) { c.ServerReplaceAfter = 90 * time.Second }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +86,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{"wrong type", "expect = \"three\"\n", []string{"config.hcl:1", "expect"}},
 		{"syntax", "pool = \n", []string{"config.hcl:1"}},
 		{"bad duration", "settle = \"soon\"\n", []string{"settle", "soon"}},
+		{"bad server_replace_after", "server_replace_after = \"later\"\n", []string{"server_replace_after", "later", "10m"}},
 		{"block not allowed", "server {\n}\n", []string{"config.hcl:1", "server"}},
 	}
 	for _, tt := range tests {
@@ -128,6 +130,7 @@ func TestValidate(t *testing.T) {
 		{"bad supervise", func(c *Config) { c.Supervise = "docker" }, "supervise"},
 		{"bad port", func(c *Config) { c.Port = 70000 }, "port"},
 		{"bad log level", func(c *Config) { c.LogLevel = "trace" }, "log_level"},
+		{"zero server_replace_after", func(c *Config) { c.ServerReplaceAfter = 0 }, "server_replace_after"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "" }, ""},
 		{"metrics on all addresses", func(c *Config) { c.MetricsAddr = "0.0.0.0:9100" }, ""},
 		{"metrics on localhost", func(c *Config) { c.MetricsAddr = "localhost:9100" }, ""},

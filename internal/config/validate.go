@@ -42,6 +42,9 @@ func (c *Config) Validate() error {
 	if c.CAFailoverAfter <= 0 {
 		add(fmt.Errorf("config: ca_failover_after %v must be positive", c.CAFailoverAfter))
 	}
+	if c.ServerReplaceAfter <= 0 {
+		add(fmt.Errorf("config: server_replace_after %v must be positive", c.ServerReplaceAfter))
+	}
 	if c.Settle < 0 {
 		add(fmt.Errorf("config: settle %v is negative", c.Settle))
 	}

@@ -1,0 +1,188 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// replaceAddr gives the nodes of the replacement tests addresses of their
+// own, apart from the other in-process tests' 127.0.x subnets.
+func replaceAddr(i int) string { return fmt.Sprintf("127.20.1.%d", i+1) }
+
+// planOf returns a copy of the plan node n holds, or nil.
+func planOf(n *testNode) *plan.Plan {
+	n.agent.mu.Lock()
+	defer n.agent.mu.Unlock()
+	if n.agent.plan == nil {
+		return nil
+	}
+	p := n.agent.plan.Clone()
+	return &p
+}
+
+func TestServerReplacement(t *testing.T) {
+	c := newCluster(t)
+	c.startN(4, func(i int, o *Options) {
+		o.Config.Bind = replaceAddr(i)
+		o.Config.Join = []string{replaceAddr(0), replaceAddr(1)}
+		o.Config.CAFailoverAfter = 500 * time.Millisecond
+		o.Config.ServerReplaceAfter = time.Second
+	})
+	waitFor(t, 30*time.Second, "every node to write Nomad's configuration", func() bool {
+		for _, n := range c.nodes {
+			if n.agent.Status().Phase != PhaseConfigured {
+				return false
+			}
+		}
+		return true
+	})
+	p1 := planOf(c.nodes[0])
+	var dead, spare *testNode
+	for _, n := range c.nodes {
+		switch {
+		case !p1.IsServer(n.agent.ID()):
+			spare = n
+		case n.agent.ID() != p1.CAHolder && dead == nil:
+			dead = n
+		}
+	}
+	if dead == nil || spare == nil {
+		t.Fatalf("plan %v: want a server that is not the CA holder and a non-server", p1.ServerNames())
+	}
+	dead.stop() // a server is gone for good
+	defer func() {
+		if t.Failed() {
+			for _, m := range c.nodes {
+				s := m.agent.Status()
+				t.Logf("%s: %s %s %q", s.Node.Name, s.Phase, s.Reason, s.Warnings)
+			}
+		}
+	}()
+	var live []*testNode
+	for _, n := range c.nodes {
+		if n != dead {
+			live = append(live, n)
+		}
+	}
+	waitFor(t, 60*time.Second, "every live node to commit epoch 2", func() bool {
+		for _, n := range live {
+			if p := planOf(n); p == nil || p.Epoch != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	p2 := *planOf(live[0])
+	for _, n := range live[1:] {
+		if p := planOf(n); !p.Equal(p2) {
+			t.Errorf("%s holds servers %v, %s holds %v", n.agent.Name(), p.ServerNames(), live[0].agent.Name(), p2.ServerNames())
+		}
+	}
+	if p2.IsServer(dead.agent.ID()) || !p2.IsServer(spare.agent.ID()) {
+		t.Errorf("epoch 2 servers %v: want %s replaced by %s", p2.ServerNames(), dead.agent.Name(), spare.agent.Name())
+	}
+	if p2.CAHolder != p1.CAHolder || p2.CAFingerprint != p1.CAFingerprint {
+		t.Errorf("epoch 2 changed the CA holder or the CA")
+	}
+
+	// The previous plan is kept as plan.json.bak on every live node.
+	for _, n := range live {
+		b, err := os.ReadFile(n.agent.paths.PlanFile() + ".bak")
+		if err != nil {
+			t.Errorf("%s: %v", n.agent.Name(), err)
+			continue
+		}
+		var s savedPlan
+		if err := json.Unmarshal(b, &s); err != nil || !s.Plan.Equal(*p1) {
+			t.Errorf("%s: plan.json.bak does not hold epoch 1 (%v)", n.agent.Name(), err)
+		}
+	}
+
+	// The new server rewrites Nomad's configuration as a server.
+	waitFor(t, 30*time.Second, "the new server to write a server configuration", func() bool {
+		files, _ := filepath.Glob(filepath.Join(spare.agent.paths.NomadConfigDir(), "*"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			if strings.Contains(string(b), "bootstrap_expect") {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Restarting a node keeps epoch 2: it is on disk.
+	spare.stop()
+	again := c.start(spare.opts)
+	waitFor(t, 30*time.Second, "the restarted node to load epoch 2", func() bool {
+		p := planOf(again)
+		return p != nil && p.Equal(p2)
+	})
+}
+
+// TestAdoptOnlySuccessors feeds one node committed plans in sequence: a
+// plan of the same epoch is never adopted, and a higher epoch only when it
+// is a valid successor of the plan the node holds.
+func TestAdoptOnlySuccessors(t *testing.T) {
+	c := newCluster(t)
+	o := c.options(0)
+	o.Config.Bind = replaceAddr(0)
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := *validPlan()
+	edit := func(epoch uint64, f func(p *plan.Plan)) plan.Plan {
+		p := p1.Clone()
+		p.Epoch = epoch
+		f(&p)
+		return p
+	}
+	d := plan.Server{ID: "d", Name: "n4", Address: "127.0.0.5"}
+	e := plan.Server{ID: "e", Name: "n5", Address: "127.0.0.6"}
+	p2 := edit(2, func(p *plan.Plan) { p.Servers[2] = d })
+	tests := []struct {
+		name  string
+		in    plan.Plan
+		want  bool
+		holds plan.Plan // the plan held afterwards
+	}{
+		{"first plan", p1, true, p1},
+		{"same plan again", p1, false, p1},
+		{"same epoch, other servers", edit(1, func(p *plan.Plan) { p.Servers[2] = d }), false, p1},
+		{"epoch skipped", edit(3, func(p *plan.Plan) { p.Servers[2] = d }), false, p1},
+		{"majority replaced", edit(2, func(p *plan.Plan) { p.Servers[1], p.Servers[2] = d, e }), false, p1},
+		{"other CA", edit(2, func(p *plan.Plan) {
+			p.Servers[2] = d
+			p.CAFingerprint = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+		}), false, p1},
+		{"valid successor", p2, true, p2},
+		{"older epoch", p1, false, p2},
+		{"same epoch as the successor, other server", edit(2, func(p *plan.Plan) { p.Servers[2] = e }), false, p2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := a.adopt(tt.in, "n9"); got != tt.want {
+				t.Errorf("adopt = %v, want %v", got, tt.want)
+			}
+			if a.plan == nil || !a.plan.Equal(tt.holds) {
+				t.Errorf("holds %v, want servers %v epoch %d", a.plan, tt.holds.ServerNames(), tt.holds.Epoch)
+			}
+		})
+	}
+	saved, err := loadPlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id)
+	if err != nil || saved == nil || !saved.Equal(p2) {
+		t.Errorf("plan.json holds %v (%v), want epoch 2", saved, err)
+	}
+	b, err := os.ReadFile(a.paths.PlanFile() + ".bak")
+	var s savedPlan
+	if err != nil || json.Unmarshal(b, &s) != nil || !s.Plan.Equal(p1) {
+		t.Errorf("plan.json.bak does not hold epoch 1: %v", err)
+	}
+}

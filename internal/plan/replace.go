@@ -1,0 +1,149 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Replace computes the successor of the committed plan prev in which each
+// server whose ID is in dead is replaced by the best eligible member of live
+// that is not already a server, ranked as in Elect (role, zone spread given
+// the surviving servers, pool, score, ID). The surviving servers keep their
+// places, the replacements take the places of the servers they replace, and
+// the epoch is prev's plus one. The CA stays the same; if the CA holder is
+// dead, the first surviving server in plan order holds it, the server that
+// takes over signing (DESIGN §6).
+//
+// Only a minority of the servers may be replaced at once: the others must
+// stay to agree on the successor. The error is a *NotEnoughError when too
+// few members are eligible.
+func Replace(prev Plan, dead []string, live []Member) (Plan, error) {
+	if err := prev.Validate(); err != nil {
+		return Plan{}, err
+	}
+	if err := validateMembers(live); err != nil {
+		return Plan{}, err
+	}
+	isDead := make(map[string]bool, len(dead))
+	for _, id := range dead {
+		if !prev.IsServer(id) {
+			return Plan{}, fmt.Errorf("plan: node %q to replace is not a server of epoch %d", id, prev.Epoch)
+		}
+		isDead[id] = true
+	}
+	if len(isDead) == 0 {
+		return Plan{}, fmt.Errorf("plan: no server to replace")
+	}
+	if survivors := len(prev.Servers) - len(isDead); survivors <= len(prev.Servers)/2 {
+		return Plan{}, fmt.Errorf("plan: %d of %d servers to replace; a majority of the servers must survive to agree on a replacement",
+			len(isDead), len(prev.Servers))
+	}
+
+	inZone := make(map[string]int)
+	for _, s := range prev.Servers {
+		if !isDead[s.ID] {
+			inZone[s.Zone]++
+		}
+	}
+	var eligible []Member
+	for _, m := range live {
+		if m.Role != RoleClient && !prev.IsServer(m.ID) {
+			eligible = append(eligible, m)
+		}
+	}
+	if len(eligible) < len(isDead) {
+		return Plan{}, &NotEnoughError{Expect: len(isDead), Eligible: len(eligible), Members: len(live)}
+	}
+	slices.SortFunc(eligible, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+
+	next := prev.Clone()
+	next.Epoch = prev.Epoch + 1
+	for i, s := range next.Servers {
+		if !isDead[s.ID] {
+			continue
+		}
+		best := 0
+		for j := 1; j < len(eligible); j++ {
+			if rank(eligible[j], eligible[best], inZone) < 0 {
+				best = j
+			}
+		}
+		m := eligible[best]
+		eligible = slices.Delete(eligible, best, best+1)
+		inZone[m.Zone]++
+		next.Servers[i] = Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone}
+	}
+	if isDead[prev.CAHolder] {
+		for _, s := range prev.Servers {
+			if !isDead[s.ID] {
+				next.CAHolder = s.ID
+				break
+			}
+		}
+	}
+	return next, nil
+}
+
+// Replaced returns the IDs of prev's servers that next replaces.
+func Replaced(prev, next Plan) []string {
+	var ids []string
+	for _, s := range prev.Servers {
+		if !next.IsServer(s.ID) {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}
+
+// CheckSuccessor reports why next is not a valid successor of the committed
+// plan prev, or nil: next must be valid, have epoch prev.Epoch+1, the same
+// region, expect and CA, and differ from prev only in replacing a minority
+// of its servers, each in its place, by nodes that were not servers; the CA
+// holder stays unless it is replaced, and then it is the first surviving
+// server.
+func CheckSuccessor(prev, next Plan) error {
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case next.Epoch != prev.Epoch+1:
+		return fmt.Errorf("plan: epoch %d does not follow epoch %d", next.Epoch, prev.Epoch)
+	case next.Region != prev.Region || next.Expect != prev.Expect:
+		return fmt.Errorf("plan: epoch %d has region=%s expect=%d, epoch %d has region=%s expect=%d",
+			next.Epoch, next.Region, next.Expect, prev.Epoch, prev.Region, prev.Expect)
+	case next.CAFingerprint != prev.CAFingerprint || next.CAPort != prev.CAPort:
+		return fmt.Errorf("plan: epoch %d changes the cluster CA", next.Epoch)
+	case len(next.Servers) != len(prev.Servers):
+		return fmt.Errorf("plan: epoch %d has %d servers, epoch %d has %d", next.Epoch, len(next.Servers), prev.Epoch, len(prev.Servers))
+	}
+	replaced := 0
+	firstSurvivor := ""
+	for i, s := range prev.Servers {
+		n := next.Servers[i]
+		if n == s {
+			if firstSurvivor == "" {
+				firstSurvivor = s.ID
+			}
+			continue
+		}
+		if prev.IsServer(n.ID) {
+			return fmt.Errorf("plan: epoch %d moves server %s to another place", next.Epoch, n.Name)
+		}
+		replaced++
+	}
+	if replaced == 0 {
+		return fmt.Errorf("plan: epoch %d replaces no server", next.Epoch)
+	}
+	if replaced > (len(prev.Servers)-1)/2 {
+		return fmt.Errorf("plan: epoch %d replaces %d of %d servers; at most a minority may be replaced", next.Epoch, replaced, len(prev.Servers))
+	}
+	want := prev.CAHolder
+	if !next.IsServer(prev.CAHolder) {
+		want = firstSurvivor
+	}
+	if next.CAHolder != want {
+		return fmt.Errorf("plan: epoch %d moves the CA holder to %s", next.Epoch, next.CAHolderName())
+	}
+	return nil
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs the fault suite (RELIABILITY.md) with $RELIABILITY_ROUNDS rounds and
+# writes the figures it prints into RELIABILITY.md between the figures marks.
+set -eu
+: "${GO:=go}"
+: "${RELIABILITY_ROUNDS:=20}"
+export RELIABILITY_ROUNDS
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+$GO test -count=1 -v -timeout 60m -run '^(TestFault|TestServerReplacement|TestAdoptOnlySuccessors|TestSavePlanDiskFullOrReadOnly|TestCAFailover|TestBadInputIsRefusedClearly|TestWrongTokenFailsFast)' ./test/e2e/ ./internal/agent/ >"$log" 2>&1 || status=$?
+grep -E '^(--- (PASS|FAIL)|ok|FAIL)' "$log" || true
+figures=$(grep '^RELIABILITY ' "$log" | sed 's/^RELIABILITY /    /' || true)
+if [ "$status" -ne 0 ]; then
+	tail -n 100 "$log"
+	echo "reliability: the suite failed; RELIABILITY.md left as it was" >&2
+	exit "$status"
+fi
+{
+	printf '    # %s, RELIABILITY_ROUNDS=%s, %s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$RELIABILITY_ROUNDS" "$(uname -m)"
+	printf '%s\n' "$figures"
+} >"$log.figures"
+awk -v f="$log.figures" '
+	/^<!-- figures -->$/ { print; while ((getline l < f) > 0) print l; skip = 1; next }
+	/^<!-- \/figures -->$/ { skip = 0 }
+	!skip { print }
+' RELIABILITY.md >"$log.md"
+cat "$log.md" >RELIABILITY.md
+rm -f "$log.figures" "$log.md"
+printf '%s\n' "$figures"
