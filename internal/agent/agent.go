@@ -56,7 +56,8 @@ type transport interface {
 
 // Timings of the agreement protocol.
 const (
-	tickInterval    = 100 * time.Millisecond
+	tickInterval    = 100 * time.Millisecond // while electing
+	committedTick   = time.Second            // once a plan is committed; membership changes wake the loop too
 	requestTimeout  = 3 * time.Second
 	promiseLease    = 10 * time.Second
 	proposalBackoff = time.Second
@@ -351,8 +352,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(tickInterval)
 	defer t.Stop()
+	slow := false
 	for {
 		a.step(ctx)
+		if !slow && a.committed() {
+			// Past the election a tick only tracks dead servers, whose
+			// timeouts are seconds to minutes: tick less when idle.
+			t.Reset(committedTick)
+			slow = true
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -400,6 +408,13 @@ func (a *Agent) joinLoop(ctx context.Context) {
 		}
 		backoff = min(2*backoff, joinBackoffMax)
 	}
+}
+
+// committed reports whether the node holds a committed plan.
+func (a *Agent) committed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.plan != nil
 }
 
 func (a *Agent) isJoined() bool {
