@@ -315,7 +315,8 @@ func idleAgents(b *testing.B, n int, idle time.Duration) (rss, cpu []float64) {
 		addr := fmt.Sprintf("127.14.1.%d", i+1)
 		name := fmt.Sprint("node", i+1)
 		p := start(b, filepath.Join(dir, name), name, "-bind", addr, "-join", "127.14.1.1",
-			"-token-file", tokenFile, "-settle", "1s", "-min-members", strconv.Itoa(n), "-supervise", "none")
+			"-token-file", tokenFile, "-settle", "1s", "-min-members", strconv.Itoa(n), "-supervise", "none",
+			"-metrics-addr", addr+":4652") // the endpoint is on by default
 		p.addr = addr
 		procs = append(procs, p)
 	}
