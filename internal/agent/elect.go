@@ -175,44 +175,14 @@ func (a *Agent) propose(ctx context.Context, cand plan.Plan) {
 			others = append(others, s.Name)
 		}
 	}
-	type result struct {
-		name  string
-		reply message
-		err   error
-	}
-	results := make(chan result, len(others))
-	for _, name := range others {
-		go func() {
-			r, err := a.request(ctx, name, message{Type: msgPropose, Plan: &cand})
-			results <- result{name, r, err}
-		}()
-	}
-	var acked, refusals []string
-	for range others {
-		r := <-results
-		switch {
-		case r.err != nil:
-			refusals = append(refusals, fmt.Sprintf("%s: %v", r.name, r.err))
-		case r.reply.Type == msgAck:
-			acked = append(acked, r.name)
-		case r.reply.Type == msgCommit:
-			refusals = append(refusals, fmt.Sprintf("%s already holds a committed plan", r.name))
-			a.adopt(*r.reply.Plan, r.name)
-		default:
-			refusals = append(refusals, fmt.Sprintf("%s: %s", r.name, r.reply.Reason))
-		}
-	}
+	acked, refusals := a.canvass(ctx, cand, others, "already holds a committed plan")
 	if len(refusals) > 0 {
-		slices.Sort(refusals)
 		a.mu.Lock()
 		a.releaseLocked(hash)
 		a.reason = "proposal not accepted (" + strings.Join(refusals, "; ") + "); retrying"
 		a.mu.Unlock()
 		a.log.Info("proposal not accepted; retrying", "refusals", strings.Join(refusals, "; "))
-		rel := message{Type: msgRelease, Hash: hash}.encode()
-		for _, name := range acked {
-			a.tr.SendTo(name, rel)
-		}
+		a.sendRelease(hash, acked)
 		return
 	}
 	// Keep the CA key before anyone pins its certificate; then tell the
@@ -233,6 +203,49 @@ func (a *Agent) propose(ctx context.Context, cand plan.Plan) {
 	}
 	a.adopt(cand, a.name)
 	a.pushCommit(cand, others)
+}
+
+// canvass proposes p to voters and sorts their answers into those that
+// acknowledged and refusals, sorted. A voter that answers with a committed
+// plan of its own refuses (holds says how) and this node adopts that plan.
+func (a *Agent) canvass(ctx context.Context, p plan.Plan, voters []string, holds string) (acked, refusals []string) {
+	type result struct {
+		name  string
+		reply message
+		err   error
+	}
+	results := make(chan result, len(voters))
+	for _, name := range voters {
+		go func() {
+			r, err := a.request(ctx, name, message{Type: msgPropose, Plan: &p})
+			results <- result{name, r, err}
+		}()
+	}
+	for range voters {
+		r := <-results
+		switch {
+		case r.err != nil:
+			refusals = append(refusals, fmt.Sprintf("%s: %v", r.name, r.err))
+		case r.reply.Type == msgAck:
+			acked = append(acked, r.name)
+		case r.reply.Type == msgCommit:
+			refusals = append(refusals, fmt.Sprintf("%s %s", r.name, holds))
+			a.adopt(*r.reply.Plan, r.name)
+		default:
+			refusals = append(refusals, fmt.Sprintf("%s: %s", r.name, r.reply.Reason))
+		}
+	}
+	slices.Sort(refusals)
+	return acked, refusals
+}
+
+// sendRelease frees the promises that the nodes named in to made for the
+// proposal hash.
+func (a *Agent) sendRelease(hash string, to []string) {
+	rel := message{Type: msgRelease, Hash: hash}.encode()
+	for _, name := range to {
+		a.tr.SendTo(name, rel)
+	}
 }
 
 // pushFanout bounds the coordinator's concurrent direct sends of a commit.

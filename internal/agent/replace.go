@@ -109,45 +109,15 @@ func (a *Agent) proposeSuccessor(ctx context.Context, cur, next plan.Plan) {
 		}
 	}
 	a.log.Info("proposing a server replacement", "epoch", next.Epoch, "servers", strings.Join(next.ServerNames(), ","))
-	type result struct {
-		name  string
-		reply message
-		err   error
-	}
-	results := make(chan result, len(voters))
-	for _, name := range voters {
-		go func() {
-			r, err := a.request(ctx, name, message{Type: msgPropose, Plan: &next})
-			results <- result{name, r, err}
-		}()
-	}
-	var acked, refusals []string
-	for range voters {
-		r := <-results
-		switch {
-		case r.err != nil:
-			refusals = append(refusals, fmt.Sprintf("%s: %v", r.name, r.err))
-		case r.reply.Type == msgAck:
-			acked = append(acked, r.name)
-		case r.reply.Type == msgCommit:
-			refusals = append(refusals, fmt.Sprintf("%s holds another plan", r.name))
-			a.adopt(*r.reply.Plan, r.name)
-		default:
-			refusals = append(refusals, fmt.Sprintf("%s: %s", r.name, r.reply.Reason))
-		}
-	}
+	acked, refusals := a.canvass(ctx, next, voters, "holds another plan")
 	if need := len(cur.Servers)/2 + 1; 1+len(acked) < need {
-		slices.Sort(refusals)
 		a.mu.Lock()
 		a.releaseLocked(hash)
 		a.reason = fmt.Sprintf("server replacement not agreed by %d of the %d servers (%s); retrying",
 			need, len(cur.Servers), strings.Join(refusals, "; "))
 		a.mu.Unlock()
 		a.log.Info("server replacement not agreed; retrying", "refusals", strings.Join(refusals, "; "))
-		rel := message{Type: msgRelease, Hash: hash}.encode()
-		for _, name := range acked {
-			a.tr.SendTo(name, rel)
-		}
+		a.sendRelease(hash, acked)
 		return
 	}
 	sent := slices.Clone(acked)
