@@ -23,6 +23,14 @@ func TestStatusMetricsAndAgentDown(t *testing.T) {
 		return []string{"-min-members", "3", "-metrics-addr", metricsAddr(i)}
 	})
 	key := waitSamePlan(t, procs, 60*time.Second)
+	waitFor(t, 60*time.Second, "every agent to hold its certificates and Nomad's configuration", func() bool {
+		for _, p := range procs {
+			if s, code := status(t, p.root); code == 2 || s.Phase < agent.PhaseConfigured || s.Phase == agent.PhaseDegraded {
+				return false
+			}
+		}
+		return true
+	})
 
 	// The table names every member; exit 1 while Nomad is not run.
 	out, _, code := run(t, "status", "-root", procs[1].root)
