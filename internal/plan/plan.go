@@ -179,15 +179,8 @@ func Elect(members []Member, s Settings) (Plan, error) {
 	p := Plan{Region: s.Region, Expect: s.Expect, Servers: make([]Server, 0, s.Expect)}
 	inZone := make(map[string]int)
 	for range s.Expect {
-		best := 0
-		for i := 1; i < len(eligible); i++ {
-			if rank(eligible[i], eligible[best], inZone) < 0 {
-				best = i
-			}
-		}
-		m := eligible[best]
-		eligible = slices.Delete(eligible, best, best+1)
-		inZone[m.Zone]++
+		var m Member
+		m, eligible = pickBest(eligible, inZone)
 		p.Servers = append(p.Servers, Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone})
 	}
 	p.CAHolder = p.Servers[0].ID
@@ -251,4 +244,18 @@ func validateMembers(members []Member) error {
 		names[m.Name] = true
 	}
 	return nil
+}
+
+// pickBest takes the best-ranked member out of eligible (not empty),
+// counting it in its zone, and returns it with the members left.
+func pickBest(eligible []Member, inZone map[string]int) (Member, []Member) {
+	best := 0
+	for i := 1; i < len(eligible); i++ {
+		if rank(eligible[i], eligible[best], inZone) < 0 {
+			best = i
+		}
+	}
+	m := eligible[best]
+	inZone[m.Zone]++
+	return m, slices.Delete(eligible, best, best+1)
 }

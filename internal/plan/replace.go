@@ -63,15 +63,8 @@ func Replace(prev Plan, dead []string, live []Member) (Plan, error) {
 		if !isDead[s.ID] {
 			continue
 		}
-		best := 0
-		for j := 1; j < len(eligible); j++ {
-			if rank(eligible[j], eligible[best], inZone) < 0 {
-				best = j
-			}
-		}
-		m := eligible[best]
-		eligible = slices.Delete(eligible, best, best+1)
-		inZone[m.Zone]++
+		var m Member
+		m, eligible = pickBest(eligible, inZone)
 		next.Servers[i] = Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone}
 	}
 	if isDead[prev.CAHolder] {
