@@ -161,13 +161,9 @@ func (a *Agent) propose(ctx context.Context, cand plan.Plan) {
 	cand.CAFingerprint = ca.Fingerprint()
 	cand.CAPort = a.caPort()
 	hash := cand.Hash()
-	a.mu.Lock()
-	if reason := a.promiseLocked(hash, a.name); reason != "" {
-		a.mu.Unlock()
-		a.log.Debug("not proposing", "reason", reason)
+	if !a.promiseOwn(hash) {
 		return
 	}
-	a.mu.Unlock()
 
 	var others []string
 	for _, s := range cand.Servers {
@@ -203,6 +199,19 @@ func (a *Agent) propose(ctx context.Context, cand plan.Plan) {
 	}
 	a.adopt(cand, a.name)
 	a.pushCommit(cand, others)
+}
+
+// promiseOwn makes this node promise its own proposal hash, reporting
+// whether it could (it may have promised another proposal already).
+func (a *Agent) promiseOwn(hash string) bool {
+	a.mu.Lock()
+	reason := a.promiseLocked(hash, a.name)
+	a.mu.Unlock()
+	if reason != "" {
+		a.log.Debug("not proposing", "hash", hash, "reason", reason)
+		return false
+	}
+	return true
 }
 
 // canvass proposes p to voters and sorts their answers into those that

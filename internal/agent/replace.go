@@ -94,13 +94,9 @@ func (a *Agent) proposeSuccessor(ctx context.Context, cur, next plan.Plan) {
 		a.poke()
 	}()
 	hash := next.Hash()
-	a.mu.Lock()
-	if reason := a.promiseLocked(hash, a.name); reason != "" {
-		a.mu.Unlock()
-		a.log.Debug("not proposing a replacement", "reason", reason)
+	if !a.promiseOwn(hash) {
 		return
 	}
-	a.mu.Unlock()
 	replaced := plan.Replaced(cur, next)
 	var voters []string
 	for _, s := range cur.Servers {
