@@ -161,6 +161,13 @@ func cluster(t testing.TB, net, n int, extra ...string) (token string, procs []*
 // clusterEach is cluster with per-node extra arguments.
 func clusterEach(t testing.TB, net, n int, each func(i int) []string) (token string, procs []*proc) {
 	t.Helper()
+	return clusterAt(t, fmt.Sprintf("127.0.%d", net), n, each)
+}
+
+// clusterAt starts n agents on <prefix>.1..n with supervise=none, all
+// joining the first, with per-node extra arguments.
+func clusterAt(t testing.TB, prefix string, n int, each func(i int) []string) (token string, procs []*proc) {
+	t.Helper()
 	token = newToken(t)
 	dir := t.TempDir()
 	// Runs after the agents stop, before the directory is removed: Nomad
@@ -172,9 +179,9 @@ func clusterEach(t testing.TB, net, n int, each func(i int) []string) (token str
 	})
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
-	seed := fmt.Sprintf("127.0.%d.1", net)
+	seed := prefix + ".1"
 	for i := range n {
-		addr := fmt.Sprintf("127.0.%d.%d", net, i+1)
+		addr := fmt.Sprintf("%s.%d", prefix, i+1)
 		name := fmt.Sprintf("node%d", i+1)
 		args := append([]string{"-bind", addr, "-join", seed, "-token-file", tokenFile, "-settle", "1s", "-supervise", "none"}, each(i)...)
 		p := start(t, filepath.Join(dir, name), name, args...)

@@ -57,28 +57,7 @@ func figures(t *testing.T, scenario string, rounds, failures int, recovery []tim
 // with supervise=none.
 func faultCluster(t *testing.T, net, n int, extra ...string) []*proc {
 	t.Helper()
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(newToken(t)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	seed := fmt.Sprintf("127.21.%d.1", net)
-	var procs []*proc
-	for i := range n {
-		addr := fmt.Sprintf("127.21.%d.%d", net, i+1)
-		name := fmt.Sprintf("node%d", i+1)
-		args := append([]string{"-bind", addr, "-join", seed, "-token-file", tokenFile, "-settle", "1s", "-supervise", "none"}, extra...)
-		p := start(t, filepath.Join(dir, name), name, args...)
-		p.addr = addr
-		procs = append(procs, p)
-		if i == 0 {
-			// The others join the seed: start them once it answers.
-			waitFor(t, 30*time.Second, "the seed agent to answer", func() bool {
-				_, code := status(t, p.root)
-				return code != 2
-			})
-		}
-	}
+	_, procs := clusterAt(t, fmt.Sprintf("127.21.%d", net), n, func(int) []string { return extra })
 	return procs
 }
 
