@@ -246,9 +246,15 @@ func (a *Agent) Start() error {
 				a.log.Warn("some seeds could not be joined", "error", err)
 			}
 			a.setJoined()
-		case refused(err, !a.isFresh()):
+		case refused(err, !a.isFresh()) && a.plan == nil:
 			node.Shutdown()
 			return fmt.Errorf("agent: cannot join the cluster: %w", err)
+		case refused(err, true):
+			// This node holds the cluster's committed plan, so its token
+			// is right: the seeds' address now answers for something
+			// else. Keep trying them; the operator sees why in status.
+			a.setReason(fmt.Sprintf("seeds refused this node: %v; retrying", err))
+			a.log.Error("seeds refused this node; retrying", "error", err)
 		default:
 			a.setReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
 			a.log.Warn("cannot reach any seed yet; retrying", "error", err)

@@ -135,6 +135,11 @@ func classifyJoin(addr string, err error, conflicts []*conflictError) *JoinError
 		}
 	}
 	err = unwrapMulti(err)
+	if cause, ok := dialFailure(err); ok {
+		// memberlist could not connect: the seed is down or not started
+		// yet, even if it listens by the time we could probe it.
+		return &JoinError{Seed: addr, Kind: JoinUnreachable, Err: cause}
+	}
 	if isTimeout(err) {
 		// Connected, but no answer within TCPTimeout: a hung or overloaded
 		// seed, or a service that waits for its client to speak first.
@@ -155,6 +160,21 @@ func unwrapMulti(err error) error {
 		return m.WrappedErrors()[0]
 	}
 	return err
+}
+
+// dialFailure reports whether memberlist's error is a failure to resolve or
+// connect to the seed, before any exchange with it, and returns its cause
+// ("connection refused", "no such host"). memberlist formats the dial
+// error with %v, so only the text is left.
+func dialFailure(err error) (error, bool) {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "failed to resolve ") && !strings.Contains(msg, ": dial ") {
+		return nil, false
+	}
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return errors.New(msg), true
 }
 
 // isTimeout reports whether memberlist's error is a stream timeout. It

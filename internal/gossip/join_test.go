@@ -76,3 +76,46 @@ func TestJoinErrorMessages(t *testing.T) {
 		t.Errorf("kind names: %q", got)
 	}
 }
+
+func TestClassifyJoin(t *testing.T) {
+	// A seed that listens: errors after the connection are rejections.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	listening := ln.Addr().String()
+	tests := []struct {
+		name     string
+		addr     string
+		err      error
+		kind     JoinErrorKind
+		contains string
+	}{
+		// The seed came up between memberlist's dial and ours: still a
+		// failure to connect, never a rejection.
+		{"refused dial, seed listening now", listening,
+			fmt.Errorf("failed to join %s: dial tcp %s: connect: connection refused", listening, listening),
+			JoinUnreachable, "connection refused"},
+		{"dial timeout", listening,
+			fmt.Errorf("failed to join %s: dial tcp %s: i/o timeout", listening, listening),
+			JoinUnreachable, "i/o timeout"},
+		{"name that does not resolve", "nosuch.invalid:4650",
+			errors.New("failed to resolve nosuch.invalid:4650: lookup nosuch.invalid: no such host"),
+			JoinUnreachable, "no such host"},
+		{"stream closed by the seed", listening,
+			fmt.Errorf("failed to join %s: EOF", listening),
+			JoinRejected, "rejected us"},
+		{"no answer", listening,
+			fmt.Errorf("failed to join %s: read tcp 127.0.0.1:5->%s: i/o timeout", listening, listening),
+			JoinUnreachable, "did not answer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := classifyJoin(tt.addr, tt.err, nil)
+			if got.Kind != tt.kind || !strings.Contains(got.Error(), tt.contains) {
+				t.Errorf("classifyJoin(%q) = %s %q; want %s containing %q", tt.err, got.Kind, got.Error(), tt.kind, tt.contains)
+			}
+		})
+	}
+}

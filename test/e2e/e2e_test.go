@@ -144,12 +144,46 @@ func status(t testing.TB, root string) (agent.Status, int) {
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitForOr(t, timeout, what, cond, nil)
+}
+
+// waitForOr is waitFor that calls explain, when not nil, before failing.
+func waitForOr(t testing.TB, timeout time.Duration, what string, cond func() bool, explain func()) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
+			if explain != nil {
+				explain()
+			}
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// explainCluster logs what each agent reports and the output of those that
+// exited, to tell why a wait for the cluster failed.
+func explainCluster(t testing.TB, procs []*proc) func() {
+	return func() {
+		t.Helper()
+		for _, p := range procs {
+			select {
+			case <-p.done:
+				t.Logf("%s exited:\n%s", p.name, p.log)
+				continue
+			default:
+			}
+			s, code := status(t, p.root)
+			if code == 2 {
+				t.Logf("%s: no answer on the control socket\n%s", p.name, p.log)
+				continue
+			}
+			t.Logf("%s: %s %q plan %s members %d warnings %q", p.name, s.Phase, s.Reason, planKey(s.Plan), len(s.Members), s.Warnings)
+			if os.Getenv("E2E_AGENT_LOGS") != "" {
+				t.Logf("%s log:\n%s", p.name, p.log)
+			}
+		}
 	}
 }
 

@@ -237,7 +237,7 @@ func TestFaultRestartEveryAgent(t *testing.T) {
 		t.Helper()
 		began := time.Now()
 		var after *agent.PlanStatus
-		waitFor(t, 60*time.Second, "the cluster to settle "+what, func() bool { var ok bool; after, ok = settled(t, procs); return ok })
+		waitForOr(t, 60*time.Second, "the cluster to settle "+what, func() bool { var ok bool; after, ok = settled(t, procs); return ok }, explainCluster(t, procs))
 		recovery = append(recovery, time.Since(began))
 		if planKey(after) != planKey(before) {
 			failures++
