@@ -1,21 +1,27 @@
 // Package metrics serves the agent's Prometheus metrics: its phase, the
 // members by state, the plan epoch, the seconds left on each certificate and
-// the certificate requests the CA signed and refused. Every value is read
-// from the agent at scrape time, so the endpoint holds no state of its own.
+// the certificate requests the CA signed and refused, with the Go runtime's
+// and the process's. Every value is read from the agent at scrape time, so
+// the endpoint holds no state of its own. It writes the text exposition
+// format itself and takes the runtime and process metrics from
+// VictoriaMetrics/metrics, which keeps the agent's binary and resident
+// memory small (see BENCHMARKS.md).
 package metrics
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
+	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Path is where the endpoint serves the metrics.
@@ -39,84 +45,122 @@ var phases = []agent.Phase{
 // memberStates are the gossip states; each is always exported, 0 or more.
 var memberStates = []string{"alive", "suspect", "dead", "left"}
 
+// family is one metric family of the exposition: its HELP and TYPE lines
+// and its samples.
+type family struct {
+	name, help, typ string
+	labels          []string // label names, in the order samples give values
+}
+
+// Families of the agent's own metrics.
 var (
-	descInfo = prometheus.NewDesc("nomad_bootstrapd_info",
-		"The agent's version and node; always 1.", []string{"version", "node", "node_id"}, nil)
-	descPhase = prometheus.NewDesc("nomad_bootstrapd_phase",
-		"1 for the phase the node is in, 0 for the others.", []string{"phase"}, nil)
-	descHealthy = prometheus.NewDesc("nomad_bootstrapd_healthy",
-		"1 when the node runs Nomad in its role with nothing to warn about.", nil, nil)
-	descWarnings = prometheus.NewDesc("nomad_bootstrapd_warnings",
-		"Number of warnings status shows.", nil, nil)
-	descMembers = prometheus.NewDesc("nomad_bootstrapd_members",
-		"Gossip members by state, as this node sees them.", []string{"state"}, nil)
-	descEpoch = prometheus.NewDesc("nomad_bootstrapd_plan_epoch",
-		"Epoch of the committed plan; 0 before the commit.", nil, nil)
-	descServer = prometheus.NewDesc("nomad_bootstrapd_plan_server",
-		"1 when this node is a Nomad server of the committed plan.", nil, nil)
-	descCertExpiry = prometheus.NewDesc("nomad_bootstrapd_certificate_expiry_seconds",
-		"Seconds until each of this node's certificates expires (negative once expired).", []string{"role"}, nil)
-	descSigned = prometheus.NewDesc("nomad_bootstrapd_csr_signed_total",
-		"Certificate requests this node's CA signed since the agent started.", nil, nil)
-	descRefused = prometheus.NewDesc("nomad_bootstrapd_csr_refused_total",
-		"Certificate requests this node's CA refused since the agent started.", nil, nil)
-	descNomadHealthy = prometheus.NewDesc("nomad_bootstrapd_nomad_healthy",
-		"1 when the local Nomad agent is healthy and sees a leader and every peer.", nil, nil)
-	descNomadPeers = prometheus.NewDesc("nomad_bootstrapd_nomad_raft_peers",
-		"Raft peers the local Nomad agent reports.", nil, nil)
+	famInfo = family{"nomad_bootstrapd_info",
+		"The agent's version and node; always 1.", "gauge", []string{"node", "node_id", "version"}}
+	famPhase = family{"nomad_bootstrapd_phase",
+		"1 for the phase the node is in, 0 for the others.", "gauge", []string{"phase"}}
+	famHealthy = family{"nomad_bootstrapd_healthy",
+		"1 when the node runs Nomad in its role with nothing to warn about.", "gauge", nil}
+	famWarnings = family{"nomad_bootstrapd_warnings",
+		"Number of warnings status shows.", "gauge", nil}
+	famMembers = family{"nomad_bootstrapd_members",
+		"Gossip members by state, as this node sees them.", "gauge", []string{"state"}}
+	famEpoch = family{"nomad_bootstrapd_plan_epoch",
+		"Epoch of the committed plan; 0 before the commit.", "gauge", nil}
+	famServer = family{"nomad_bootstrapd_plan_server",
+		"1 when this node is a Nomad server of the committed plan.", "gauge", nil}
+	famCertExpiry = family{"nomad_bootstrapd_certificate_expiry_seconds",
+		"Seconds until each of this node's certificates expires (negative once expired).", "gauge", []string{"role"}}
+	famSigned = family{"nomad_bootstrapd_csr_signed_total",
+		"Certificate requests this node's CA signed since the agent started.", "counter", nil}
+	famRefused = family{"nomad_bootstrapd_csr_refused_total",
+		"Certificate requests this node's CA refused since the agent started.", "counter", nil}
+	famNomadHealthy = family{"nomad_bootstrapd_nomad_healthy",
+		"1 when the local Nomad agent is healthy and sees a leader and every peer.", "gauge", nil}
+	famNomadPeers = family{"nomad_bootstrapd_nomad_raft_peers",
+		"Raft peers the local Nomad agent reports.", "gauge", nil}
 )
 
-// collector turns one Status into metrics per scrape.
-type collector struct {
-	src Source
-	now func() time.Time
+// sample is one value of a family, with its label values.
+type sample struct {
+	value  float64
+	labels []string
 }
 
-// Describe sends every metric's description.
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInfo, descPhase, descHealthy, descWarnings, descMembers, descEpoch,
-		descServer, descCertExpiry, descSigned, descRefused, descNomadHealthy, descNomadPeers} {
-		ch <- d
+// writer writes families in the Prometheus text exposition format.
+type writer struct{ w *bufio.Writer }
+
+// write writes f's HELP and TYPE lines and its samples; a family without
+// samples is left out.
+func (w writer) write(f family, samples ...sample) {
+	if len(samples) == 0 {
+		return
+	}
+	fmt.Fprintf(w.w, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
+	for _, s := range samples {
+		w.w.WriteString(f.name)
+		if len(f.labels) > 0 {
+			w.w.WriteByte('{')
+			for i, l := range f.labels {
+				if i > 0 {
+					w.w.WriteByte(',')
+				}
+				w.w.WriteString(l)
+				w.w.WriteString(`="`)
+				labelEscaper.WriteString(w.w, s.labels[i])
+				w.w.WriteByte('"')
+			}
+			w.w.WriteByte('}')
+		}
+		w.w.WriteByte(' ')
+		w.w.WriteString(strconv.FormatFloat(s.value, 'g', -1, 64))
+		w.w.WriteByte('\n')
 	}
 }
 
-// Collect reads the source once and sends the metrics.
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.src.Status()
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	gauge(descInfo, 1, s.Agent.Version, s.Node.Name, s.Node.ID)
+// labelEscaper escapes a label value as the exposition format requires.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func one(v float64, labels ...string) sample { return sample{v, labels} }
+
+// writeAgent reads the source once and writes the agent's families.
+func writeAgent(w writer, src Source, now time.Time) {
+	s := src.Status()
+	w.write(famInfo, one(1, s.Node.Name, s.Node.ID, s.Agent.Version))
+	var ph []sample
 	for _, p := range phases {
-		gauge(descPhase, boolValue(s.Phase == p), p.String())
+		ph = append(ph, one(boolValue(s.Phase == p), p.String()))
 	}
-	gauge(descHealthy, boolValue(s.Healthy()))
-	gauge(descWarnings, float64(len(s.Warnings)))
+	w.write(famPhase, ph...)
+	w.write(famHealthy, one(boolValue(s.Healthy())))
+	w.write(famWarnings, one(float64(len(s.Warnings))))
 	byState := map[string]int{}
 	for _, m := range s.Members {
 		byState[m.Status]++
 	}
+	var ms []sample
 	for _, st := range memberStates {
-		gauge(descMembers, float64(byState[st]), st)
+		ms = append(ms, one(float64(byState[st]), st))
 	}
+	w.write(famMembers, ms...)
 	var epoch float64
 	if s.Plan != nil {
 		epoch = float64(s.Plan.Epoch)
 	}
-	gauge(descEpoch, epoch)
-	gauge(descServer, boolValue(s.Plan != nil && s.Node.Role == "server"))
+	w.write(famEpoch, one(epoch))
+	w.write(famServer, one(boolValue(s.Plan != nil && s.Node.Role == "server")))
 	if s.Certs != nil {
-		now := c.now()
+		var cs []sample
 		for _, f := range s.Certs.Files {
-			gauge(descCertExpiry, f.NotAfter.Sub(now).Seconds(), f.Role)
+			cs = append(cs, one(f.NotAfter.Sub(now).Seconds(), f.Role))
 		}
+		w.write(famCertExpiry, cs...)
 	}
-	signed, refused := c.src.CAStats()
-	ch <- prometheus.MustNewConstMetric(descSigned, prometheus.CounterValue, float64(signed))
-	ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(refused))
+	signed, refused := src.CAStats()
+	w.write(famSigned, one(float64(signed)))
+	w.write(famRefused, one(float64(refused)))
 	if s.Nomad != nil {
-		gauge(descNomadHealthy, boolValue(s.Nomad.Healthy))
-		gauge(descNomadPeers, float64(len(s.Nomad.Peers)))
+		w.write(famNomadHealthy, one(boolValue(s.Nomad.Healthy)))
+		w.write(famNomadPeers, one(float64(len(s.Nomad.Peers))))
 	}
 }
 
@@ -127,6 +171,11 @@ func boolValue(b bool) float64 {
 	return 0
 }
 
+// contentType is the text exposition format's.
+const contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+var exposeMetadata sync.Once
+
 // Handler returns the HTTP handler serving src's metrics, with the Go
 // runtime's and the process's, at any path. now is the clock (time.Now
 // when nil).
@@ -134,11 +183,15 @@ func Handler(src Source, now func() time.Time) http.Handler {
 	if now == nil {
 		now = time.Now
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{src: src, now: now},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	// HELP and TYPE lines for the runtime and process metrics too.
+	exposeMetadata.Do(func() { vm.ExposeMetadata(true) })
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", contentType)
+		bw := bufio.NewWriter(rw)
+		writeAgent(writer{bw}, src, now())
+		vm.WriteProcessMetrics(bw)
+		bw.Flush()
+	})
 }
 
 // Server is a running metrics endpoint.

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 type fakeSource struct {
@@ -96,6 +99,49 @@ func TestMetrics(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExpositionParses checks the whole scrape with Prometheus's own
+// parser: families, types, label escaping and the runtime's metrics.
+func TestExpositionParses(t *testing.T) {
+	src := fakeSource{s: agent.Status{
+		Node:  agent.NodeStatus{Name: "node1", ID: "id-1"},
+		Phase: agent.PhaseRunning,
+		Certs: &agent.CertStatus{Files: []agent.CertFileStatus{{Role: `odd "role" \ with` + "\nnewline", NotAfter: now}}},
+		Agent: agent.AgentStatus{Running: true, Version: "0.1.0-dev"},
+	}}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(scrape(t, src)))
+	if err != nil {
+		t.Fatalf("Prometheus cannot parse the scrape: %v", err)
+	}
+	tests := []struct {
+		name string
+		typ  dto.MetricType
+	}{
+		{"nomad_bootstrapd_phase", dto.MetricType_GAUGE},
+		{"nomad_bootstrapd_csr_signed_total", dto.MetricType_COUNTER},
+		{"nomad_bootstrapd_certificate_expiry_seconds", dto.MetricType_GAUGE},
+		{"go_goroutines", dto.MetricType_GAUGE},
+		{"process_resident_memory_bytes", dto.MetricType_GAUGE},
+	}
+	for _, tt := range tests {
+		f, ok := fams[tt.name]
+		if !ok {
+			t.Errorf("no family %s", tt.name)
+			continue
+		}
+		if f.GetType() != tt.typ {
+			t.Errorf("%s has type %s, want %s", tt.name, f.GetType(), tt.typ)
+		}
+	}
+	if got := fams["nomad_bootstrapd_phase"].GetMetric(); len(got) != len(phases) {
+		t.Errorf("%d phase samples, want %d", len(got), len(phases))
+	}
+	role := fams["nomad_bootstrapd_certificate_expiry_seconds"].GetMetric()[0].GetLabel()[0].GetValue()
+	if want := src.s.Certs.Files[0].Role; role != want {
+		t.Errorf("label value %q after escaping and parsing, want %q", role, want)
 	}
 }
 
