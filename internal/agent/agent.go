@@ -353,8 +353,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	joined := a.joined
 	a.mu.Unlock()
-	if !joined {
-		a.bg.Go(func() { a.joinLoop(ctx) })
+	if len(a.seeds()) > 0 {
+		a.bg.Go(func() {
+			if !joined {
+				a.joinLoop(ctx)
+			}
+			if ctx.Err() == nil {
+				a.newRejoiner().run(ctx)
+			}
+		})
 	}
 	t := time.NewTicker(tickInterval)
 	defer t.Stop()
@@ -388,7 +395,8 @@ func (a *Agent) shutdown() {
 }
 
 // joinLoop retries the seeds with backoff until one answers or another node
-// joins this one.
+// joins this one. From then on the rejoiner (rejoin.go) keeps re-joining
+// the seeds that are not alive members.
 func (a *Agent) joinLoop(ctx context.Context) {
 	backoff := 250 * time.Millisecond
 	for {
