@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -323,7 +324,9 @@ func refused(err error, known bool) bool {
 	return sawRefusal
 }
 
-// seeds returns the configured seeds other than this node itself.
+// seeds returns the configured seeds other than this node itself, as
+// host:port: a seed given without a port is on this node's gossip port,
+// which the nodes of a cluster share.
 func (a *Agent) seeds() []string {
 	self := map[string]bool{
 		net.JoinHostPort(a.advertise, strconv.Itoa(a.node.Port())): true,
@@ -331,15 +334,28 @@ func (a *Agent) seeds() []string {
 	}
 	var out []string
 	for _, s := range a.cfg.Join {
-		hp := s
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			hp = net.JoinHostPort(s, strconv.Itoa(a.cfg.Port))
-		}
-		if !self[hp] {
-			out = append(out, s)
+		if hp := seedAddr(s, a.cfg.Port); !self[hp] {
+			out = append(out, hp)
 		}
 	}
 	return out
+}
+
+// seedAddr returns seed as host:port, adding port (the default gossip
+// port when 0) when seed names none. A malformed seed stays malformed, for
+// the join to report.
+func seedAddr(seed string, port int) string {
+	s := strings.TrimSpace(seed)
+	if _, _, err := net.SplitHostPort(s); err == nil {
+		return s
+	}
+	if port == 0 {
+		port = gossip.DefaultPort
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		s = s[1 : len(s)-1]
+	}
+	return net.JoinHostPort(s, strconv.Itoa(port))
 }
 
 // Run drives the agent until ctx ends, then shuts it down.

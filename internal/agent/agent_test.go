@@ -393,3 +393,26 @@ func TestPhaseNames(t *testing.T) {
 		t.Errorf("unknown phase prints %q", Phase(99).String())
 	}
 }
+
+func TestSeedAddr(t *testing.T) {
+	tests := []struct {
+		seed string
+		port int
+		want string
+	}{
+		{"10.0.0.5", 7000, "10.0.0.5:7000"},
+		{"10.0.0.5:4650", 7000, "10.0.0.5:4650"},
+		{" 10.0.0.5 ", 4650, "10.0.0.5:4650"},
+		{"10.0.0.5", 0, "10.0.0.5:4650"},
+		{"fd00::1", 7000, "[fd00::1]:7000"},
+		{"[fd00::1]", 7000, "[fd00::1]:7000"},
+		{"[fd00::1]:7001", 7000, "[fd00::1]:7001"},
+		{"node1.example.com", 7000, "node1.example.com:7000"},
+		{"a/10.0.0.1", 7000, "a/10.0.0.1:7000"}, // malformed: the join says so
+	}
+	for _, tt := range tests {
+		if got := seedAddr(tt.seed, tt.port); got != tt.want {
+			t.Errorf("seedAddr(%q, %d) = %q, want %q", tt.seed, tt.port, got, tt.want)
+		}
+	}
+}
