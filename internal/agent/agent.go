@@ -58,7 +58,8 @@ type transport interface {
 // Timings of the agreement protocol.
 const (
 	tickInterval    = 100 * time.Millisecond // while electing
-	committedTick   = time.Second            // once a plan is committed; membership changes wake the loop too
+	committedTick   = time.Second            // once a plan is committed, while a server is down
+	idleTick        = 30 * time.Second       // once a plan is committed and every server is alive; membership changes wake the loop
 	requestTimeout  = 3 * time.Second
 	promiseLease    = 10 * time.Second
 	proposalBackoff = time.Second
@@ -379,17 +380,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		})
 	}
-	t := time.NewTicker(tickInterval)
+	t := time.NewTimer(tickInterval)
 	defer t.Stop()
-	slow := false
 	for {
 		a.step(ctx)
-		if !slow && a.committed() {
-			// Past the election a tick only tracks dead servers, whose
-			// timeouts are seconds to minutes: tick less when idle.
-			t.Reset(committedTick)
-			slow = true
-		}
+		t.Reset(a.nextTick())
 		select {
 		case <-ctx.Done():
 			return nil
@@ -440,11 +435,20 @@ func (a *Agent) joinLoop(ctx context.Context) {
 	}
 }
 
-// committed reports whether the node holds a committed plan.
-func (a *Agent) committed() bool {
+// nextTick returns how long the main loop may sleep when nothing wakes it.
+// Membership changes always wake it (poke), so past the election a tick
+// only times servers that stay dead: once a second while one is down, and
+// rarely while every server is alive.
+func (a *Agent) nextTick() time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.plan != nil
+	switch {
+	case a.plan == nil:
+		return tickInterval
+	case len(a.downSince) > 0 || a.proposing:
+		return committedTick
+	}
+	return idleTick
 }
 
 func (a *Agent) isJoined() bool {
