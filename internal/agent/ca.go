@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -345,15 +346,23 @@ func (a *Agent) handleEscrow(from string, m message) {
 		a.log.Warn("ignoring an escrowed CA key", "from", from)
 		return
 	}
-	if _, err := certs.OpenCAKey(a.token, m.Sealed); err != nil {
+	key, err := certs.OpenCAKey(a.token, m.Sealed)
+	if err != nil {
 		a.log.Warn("ignoring an escrowed CA key", "from", from, "error", err)
 		return
+	}
+	path := filepath.Join(a.paths.CADir(), caEscrowFile)
+	// Each escrow is sealed anew: keep the file when it holds the same key.
+	if old, err := os.ReadFile(path); err == nil {
+		if oldKey, err := certs.OpenCAKey(a.token, old); err == nil && bytes.Equal(oldKey, key) {
+			return
+		}
 	}
 	if err := os.MkdirAll(a.paths.CADir(), 0o700); err != nil {
 		a.log.Warn("cannot store the escrowed CA key", "error", err)
 		return
 	}
-	changed, err := atomicfile.WriteFileIfChanged(filepath.Join(a.paths.CADir(), caEscrowFile), m.Sealed, 0o600)
+	changed, err := atomicfile.WriteFileIfChanged(path, m.Sealed, 0o600)
 	if err != nil {
 		a.log.Warn("cannot store the escrowed CA key", "error", err)
 		return
