@@ -126,12 +126,9 @@ func (a *Agent) saveCA(ca *certs.CA) error {
 
 // startCA serves certificate requests on the CA holder.
 func (a *Agent) startCA(ctx context.Context, p plan.Plan) error {
-	ca, err := a.loadCA()
+	ca, err := a.ownCA(p)
 	if err != nil {
 		return err
-	}
-	if ca == nil || ca.Fingerprint() != p.CAFingerprint {
-		return fmt.Errorf("agent: this node holds the CA of the plan, but %s holds no CA with fingerprint %s; restore it from a backup", a.paths.CADir(), p.CAFingerprint)
 	}
 	if err := a.serveCA(ctx, p, ca); err != nil {
 		return err

@@ -257,29 +257,32 @@ func poolClients(nodes []*api.NodeListStub) []PoolClientsStatus {
 	return out
 }
 
-// startNomad runs `nomad agent` as this agent's child.
-func (a *Agent) startNomad(ctx context.Context) (*supervise.Supervisor, error) {
+// startNomad runs `nomad agent` as this agent's child until ctx ends;
+// stopped is closed once the child has stopped.
+func (a *Agent) startNomad(ctx context.Context) (sup *supervise.Supervisor, stopped <-chan struct{}, err error) {
 	logf, err := os.OpenFile(a.paths.NomadLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
+		return nil, nil, fmt.Errorf("agent: %w", err)
 	}
 	if _, err := os.Stat(a.cfg.Nomad); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("agent: the nomad binary %s: %w; install Nomad or pass -nomad PATH", a.cfg.Nomad, err)
+		return nil, nil, fmt.Errorf("agent: the nomad binary %s: %w; install Nomad or pass -nomad PATH", a.cfg.Nomad, err)
 	}
-	sup := supervise.New(supervise.Config{
+	sup = supervise.New(supervise.Config{
 		Path:   a.cfg.Nomad,
 		Args:   []string{"agent", "-config", a.paths.NomadConfigDir()},
 		Output: logf,
 		Logger: a.log.With("component", "nomad"),
 	})
+	done := make(chan struct{})
 	a.bg.Go(func() {
+		defer close(done)
 		defer logf.Close()
 		if err := sup.Run(ctx); err != nil {
 			a.setDegraded(err.Error())
 		}
 	})
-	return sup, nil
+	return sup, done, nil
 }
 
 // startNomadUnit runs Nomad as nomad.service: it installs the unit when no
