@@ -68,6 +68,7 @@ func (a *Agent) setupACL(ctx context.Context, p plan.Plan) (string, error) {
 	if err != nil {
 		return aclPending, err
 	}
+	defer c.Close()
 	b := acl.New(c)
 	tokens := map[string]string{}
 	if p.CAHolder == a.id {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -125,12 +126,9 @@ func (a *Agent) saveCA(ca *certs.CA) error {
 
 // startCA serves certificate requests on the CA holder.
 func (a *Agent) startCA(ctx context.Context, p plan.Plan) error {
-	ca, err := a.loadCA()
+	ca, err := a.ownCA(p)
 	if err != nil {
 		return err
-	}
-	if ca == nil || ca.Fingerprint() != p.CAFingerprint {
-		return fmt.Errorf("agent: this node holds the CA of the plan, but %s holds no CA with fingerprint %s; restore it from a backup", a.paths.CADir(), p.CAFingerprint)
 	}
 	if err := a.serveCA(ctx, p, ca); err != nil {
 		return err
@@ -345,15 +343,23 @@ func (a *Agent) handleEscrow(from string, m message) {
 		a.log.Warn("ignoring an escrowed CA key", "from", from)
 		return
 	}
-	if _, err := certs.OpenCAKey(a.token, m.Sealed); err != nil {
+	key, err := certs.OpenCAKey(a.token, m.Sealed)
+	if err != nil {
 		a.log.Warn("ignoring an escrowed CA key", "from", from, "error", err)
 		return
+	}
+	path := filepath.Join(a.paths.CADir(), caEscrowFile)
+	// Each escrow is sealed anew: keep the file when it holds the same key.
+	if old, err := os.ReadFile(path); err == nil {
+		if oldKey, err := certs.OpenCAKey(a.token, old); err == nil && bytes.Equal(oldKey, key) {
+			return
+		}
 	}
 	if err := os.MkdirAll(a.paths.CADir(), 0o700); err != nil {
 		a.log.Warn("cannot store the escrowed CA key", "error", err)
 		return
 	}
-	changed, err := atomicfile.WriteFileIfChanged(filepath.Join(a.paths.CADir(), caEscrowFile), m.Sealed, 0o600)
+	changed, err := atomicfile.WriteFileIfChanged(path, m.Sealed, 0o600)
 	if err != nil {
 		a.log.Warn("cannot store the escrowed CA key", "error", err)
 		return

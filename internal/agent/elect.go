@@ -372,6 +372,8 @@ func (a *Agent) handleMessage(from string, payload []byte) {
 		}
 	case msgEscrow:
 		a.handleEscrow(from, m)
+	case msgWantCA:
+		a.handleWantCA(from, m)
 	case msgFetch:
 		a.mu.Lock()
 		p := a.plan

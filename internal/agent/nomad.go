@@ -105,28 +105,43 @@ func queryCtx(ctx context.Context) (*api.QueryOptions, context.CancelFunc) {
 func (a *Agent) serversReady(ctx context.Context, p plan.Plan) (bool, string) {
 	last := "no server answered"
 	for _, s := range p.Servers {
-		c, err := a.nomadAPI(p, s.Address)
+		ok, why, err := a.serverReady(ctx, p, s)
 		if err != nil {
 			return false, err.Error()
 		}
-		q, cancel := queryCtx(ctx)
-		leader, err := c.Status().Leader()
-		if err != nil || leader == "" {
-			cancel()
-			last = fmt.Sprintf("%s: no leader yet", s.Name)
-			continue
-		}
-		var jwks struct {
-			Keys []any `json:"keys"`
-		}
-		_, err = c.Raw().Query("/.well-known/jwks.json", &jwks, q)
-		cancel()
-		if err == nil && len(jwks.Keys) > 0 {
+		if ok {
 			return true, ""
 		}
-		last = fmt.Sprintf("%s: leader %s, keyring not ready", s.Name, leader)
+		last = why
 	}
 	return false, last
+}
+
+// serverReady asks one server whether it has a leader with a keyring.
+func (a *Agent) serverReady(ctx context.Context, p plan.Plan, s plan.Server) (ok bool, why string, err error) {
+	c, err := a.nomadAPI(p, s.Address)
+	if err != nil {
+		return false, "", err
+	}
+	// Each client keeps its own connections: close them, or polls pile up
+	// idle connections until Nomad refuses this address
+	// (http_max_conns_per_client, 100).
+	defer c.Close()
+	q, cancel := queryCtx(ctx)
+	defer cancel()
+	var leader string
+	if _, err := c.Raw().Query("/v1/status/leader", &leader, q); err != nil || leader == "" {
+		return false, fmt.Sprintf("%s: no leader yet", s.Name), nil
+	}
+	var jwks struct {
+		Keys []any `json:"keys"`
+	}
+	q, cancel = queryCtx(ctx)
+	defer cancel()
+	if _, err := c.Raw().Query("/.well-known/jwks.json", &jwks, q); err == nil && len(jwks.Keys) > 0 {
+		return true, "", nil
+	}
+	return false, fmt.Sprintf("%s: leader %s, keyring not ready", s.Name, leader), nil
 }
 
 // nomadHealth queries the local Nomad agent: leader, peers, its own health,
@@ -137,12 +152,16 @@ func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) Nomad
 	if err != nil {
 		return st
 	}
+	defer c.Close()
 	q, cancel := queryCtx(ctx)
 	defer cancel()
-	st.Leader, _ = c.Status().Leader()
-	if peers, err := c.Status().Peers(); err == nil {
+	c.Raw().Query("/v1/status/leader", &st.Leader, q)
+	var peers []string
+	if _, err := c.Raw().Query("/v1/status/peers", &peers, q); err == nil && peers != nil {
 		st.Peers = peers
 	}
+	q, cancel = queryCtx(ctx)
+	defer cancel()
 	var health api.AgentHealthResponse
 	if _, err := c.Raw().Query("/v1/agent/health", &health, q); err != nil {
 		return st
@@ -238,29 +257,32 @@ func poolClients(nodes []*api.NodeListStub) []PoolClientsStatus {
 	return out
 }
 
-// startNomad runs `nomad agent` as this agent's child.
-func (a *Agent) startNomad(ctx context.Context) (*supervise.Supervisor, error) {
+// startNomad runs `nomad agent` as this agent's child until ctx ends;
+// stopped is closed once the child has stopped.
+func (a *Agent) startNomad(ctx context.Context) (sup *supervise.Supervisor, stopped <-chan struct{}, err error) {
 	logf, err := os.OpenFile(a.paths.NomadLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
+		return nil, nil, fmt.Errorf("agent: %w", err)
 	}
 	if _, err := os.Stat(a.cfg.Nomad); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("agent: the nomad binary %s: %w; install Nomad or pass -nomad PATH", a.cfg.Nomad, err)
+		return nil, nil, fmt.Errorf("agent: the nomad binary %s: %w; install Nomad or pass -nomad PATH", a.cfg.Nomad, err)
 	}
-	sup := supervise.New(supervise.Config{
+	sup = supervise.New(supervise.Config{
 		Path:   a.cfg.Nomad,
 		Args:   []string{"agent", "-config", a.paths.NomadConfigDir()},
 		Output: logf,
 		Logger: a.log.With("component", "nomad"),
 	})
+	done := make(chan struct{})
 	a.bg.Go(func() {
+		defer close(done)
 		defer logf.Close()
 		if err := sup.Run(ctx); err != nil {
 			a.setDegraded(err.Error())
 		}
 	})
-	return sup, nil
+	return sup, done, nil
 }
 
 // startNomadUnit runs Nomad as nomad.service: it installs the unit when no

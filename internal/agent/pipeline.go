@@ -82,15 +82,20 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		unit = systemd.NomadService
 		a.advance(PhaseStarting)
 	case config.SuperviseProcess:
-		if sup, err = a.startNomad(ctx); err != nil {
+		var stopped <-chan struct{}
+		if sup, stopped, err = a.startNomad(ctx); err != nil {
 			a.setDegraded(err.Error())
 			return
 		}
+		// A pipeline that restarts for a new role starts the next Nomad
+		// only once this one has stopped.
+		defer func() { <-stopped }()
 		unit = "process"
 		a.advance(PhaseStarting)
 	}
 
 	// Look often until Nomad runs, then every monitorInterval.
+	var wantedCA time.Time
 	t := time.NewTimer(bootstrapInterval)
 	defer t.Stop()
 	for {
@@ -125,7 +130,11 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 				}
 			}
 		}
+		if next, ok := a.successorOf(p); ok {
+			p = a.followSuccessor(ctx, p, next)
+		}
 		a.maybeTakeOverCA(ctx, p)
+		a.maybeWantCA(p, &wantedCA)
 		var st NomadStatus
 		switch {
 		case sup != nil:

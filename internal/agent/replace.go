@@ -233,6 +233,14 @@ func (a *Agent) startPipelineLocked(ctx context.Context) {
 				a.log.Warn("the previous pipeline did not stop in time; starting the new one anyway")
 			}
 		}
+		if prev != nil {
+			// What the previous pipeline reported belongs to the node's
+			// previous role.
+			a.mu.Lock()
+			a.phase = min(a.phase, PhaseCommitted)
+			a.nomad, a.aclState = nil, ""
+			a.mu.Unlock()
+		}
 		a.runPipeline(pctx, p)
 	})
 }

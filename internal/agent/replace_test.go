@@ -27,11 +27,20 @@ func planOf(n *testNode) *plan.Plan {
 	return &p
 }
 
+// TestServerReplacement stops a server of a four-node cluster for good,
+// once a server that is not the CA holder and once the CA holder.
 func TestServerReplacement(t *testing.T) {
+	t.Run("server", func(t *testing.T) { testServerReplacement(t, false, replaceAddr) })
+	t.Run("CA holder", func(t *testing.T) {
+		testServerReplacement(t, true, func(i int) string { return fmt.Sprintf("127.20.2.%d", i+1) })
+	})
+}
+
+func testServerReplacement(t *testing.T, caHolder bool, addr func(int) string) {
 	c := newCluster(t)
 	c.startN(4, func(i int, o *Options) {
-		o.Config.Bind = replaceAddr(i)
-		o.Config.Join = []string{replaceAddr(0), replaceAddr(1)}
+		o.Config.Bind = addr(i)
+		o.Config.Join = []string{addr(0), addr(1)}
 		o.Config.CAFailoverAfter = 500 * time.Millisecond
 		o.Config.ServerReplaceAfter = time.Second
 	})
@@ -49,12 +58,12 @@ func TestServerReplacement(t *testing.T) {
 		switch {
 		case !p1.IsServer(n.agent.ID()):
 			spare = n
-		case n.agent.ID() != p1.CAHolder && dead == nil:
+		case (n.agent.ID() == p1.CAHolder) == caHolder && dead == nil:
 			dead = n
 		}
 	}
 	if dead == nil || spare == nil {
-		t.Fatalf("plan %v: want a server that is not the CA holder and a non-server", p1.ServerNames())
+		t.Fatalf("plan %v: want a server to stop (the CA holder: %v) and a non-server", p1.ServerNames(), caHolder)
 	}
 	dead.stop() // a server is gone for good
 	defer func() {
@@ -88,8 +97,20 @@ func TestServerReplacement(t *testing.T) {
 	if p2.IsServer(dead.agent.ID()) || !p2.IsServer(spare.agent.ID()) {
 		t.Errorf("epoch 2 servers %v: want %s replaced by %s", p2.ServerNames(), dead.agent.Name(), spare.agent.Name())
 	}
-	if p2.CAHolder != p1.CAHolder || p2.CAFingerprint != p1.CAFingerprint {
-		t.Errorf("epoch 2 changed the CA holder or the CA")
+	if p2.CAFingerprint != p1.CAFingerprint {
+		t.Errorf("epoch 2 changed the CA")
+	}
+	if want := p1.CAHolder; !caHolder && p2.CAHolder != want {
+		t.Errorf("epoch 2 moved the CA holder to %s", p2.CAHolderName())
+	}
+	var holder *testNode
+	for _, n := range live {
+		if n.agent.ID() == p2.CAHolder {
+			holder = n
+		}
+	}
+	if holder == nil {
+		t.Fatalf("epoch 2's CA holder %s is not a live node", p2.CAHolderName())
 	}
 
 	// The previous plan is kept as plan.json.bak on every live node.
@@ -105,25 +126,60 @@ func TestServerReplacement(t *testing.T) {
 		}
 	}
 
-	// The new server rewrites Nomad's configuration as a server.
-	waitFor(t, 30*time.Second, "the new server to write a server configuration", func() bool {
-		files, _ := filepath.Glob(filepath.Join(spare.agent.paths.NomadConfigDir(), "*"))
-		for _, f := range files {
-			b, _ := os.ReadFile(f)
-			if strings.Contains(string(b), "bootstrap_expect") {
-				return true
+	// Every server of epoch 2 writes a server configuration that joins the
+	// new server and not the dead one: the new server after restarting its
+	// pipeline, the others in place. The new server asks for the escrowed
+	// CA key, which it needs for the ACL tokens and a CA failover.
+	serverConf := func(n *testNode) string {
+		b, _ := os.ReadFile(filepath.Join(n.agent.paths.NomadConfigDir(), "nomad-bootstrapd-server.hcl"))
+		return string(b)
+	}
+	waitFor(t, 30*time.Second, "every server to join the new server in Nomad's configuration", func() bool {
+		for _, n := range live {
+			conf := serverConf(n)
+			if !strings.Contains(conf, "bootstrap_expect") || !strings.Contains(conf, `"`+spare.agent.advertise+`:4648"`) ||
+				strings.Contains(conf, `"`+dead.agent.advertise+`:4648"`) {
+				return false
 			}
 		}
-		return false
+		return true
+	})
+	waitFor(t, 30*time.Second, "the new server to receive the escrowed CA key", func() bool {
+		_, err := os.Stat(filepath.Join(spare.agent.paths.CADir(), caEscrowFile))
+		return err == nil
 	})
 
-	// Restarting a node keeps epoch 2: it is on disk.
-	spare.stop()
-	again := c.start(spare.opts)
-	waitFor(t, 30*time.Second, "the restarted node to load epoch 2", func() bool {
-		p := planOf(again)
-		return p != nil && p.Equal(p2)
+	// The CA holder of epoch 2 holds the CA on disk and serves it; a
+	// failover is over, so status warns of nothing.
+	waitFor(t, 30*time.Second, "the CA holder to serve the CA without a warning", func() bool {
+		s := holder.agent.Status()
+		holder.agent.mu.Lock()
+		serving := holder.agent.caSrv != nil
+		holder.agent.mu.Unlock()
+		return serving && len(s.Warnings) == 0
 	})
+	if _, err := os.Stat(filepath.Join(holder.agent.paths.CADir(), caKeyFile)); err != nil {
+		t.Errorf("the CA holder %s keeps no CA key: %v", holder.agent.Name(), err)
+	}
+
+	// Restarting a node keeps epoch 2: it is on disk. A restarted CA
+	// holder serves the CA again.
+	for _, n := range []*testNode{spare, holder} {
+		n.stop()
+		again := c.start(n.opts)
+		waitFor(t, 30*time.Second, "the restarted node to load epoch 2 and write Nomad's configuration", func() bool {
+			p := planOf(again)
+			return p != nil && p.Equal(p2) && again.agent.Status().Phase == PhaseConfigured
+		})
+		if n == holder {
+			again.agent.mu.Lock()
+			serving := again.agent.caSrv != nil
+			again.agent.mu.Unlock()
+			if !serving {
+				t.Errorf("the restarted CA holder %s does not serve the CA", n.agent.Name())
+			}
+		}
+	}
 }
 
 // TestAdoptOnlySuccessors feeds one node committed plans in sequence: a

@@ -18,6 +18,7 @@ const (
 	msgAnnounce = "announce" // broadcast when a commit does not fit a packet: plan hash and epoch
 	msgFetch    = "fetch"    // ask a node for its committed plan (answered with commit)
 	msgEscrow   = "escrow"   // CA holder -> servers: the CA key sealed with a token-derived key
+	msgWantCA   = "want-ca"  // server -> CA holder: send me the escrowed CA key of the plan with this hash
 )
 
 // maxMessageSize bounds what decodeMessage accepts.
@@ -58,7 +59,7 @@ func decodeMessage(b []byte) (message, error) {
 		if len(m.Sealed) == 0 || len(m.Sealed) > 8<<10 || len(m.Hash) != 64 {
 			return message{}, errors.New("agent: escrow message without a sealed key and plan hash")
 		}
-	case msgRelease, msgAnnounce:
+	case msgRelease, msgAnnounce, msgWantCA:
 		if len(m.Hash) != 64 {
 			return message{}, fmt.Errorf("agent: %s message without a plan hash", m.Type)
 		}

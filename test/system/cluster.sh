@@ -63,17 +63,56 @@ for ((i = 1; i <= n; i++)); do
 done
 pass "both units enabled and active everywhere; Nomad has a leader and 3 servers"
 
-# Restarting the agent on a server changes no file and leaves Nomad running.
-before=$(fingerprint 1)
-pid=$(in_node 1 systemctl show -p MainPID --value nomad)
-in_node 1 systemctl restart nomad-bootstrapd
-wait_for 120 "node1: status after the restart" in_node 1 nomad-bootstrapd status
-[[ $(fingerprint 1) == "$before" ]] || {
-	diff <(echo "$before") <(fingerprint 1) || true
-	fail "node1: restarting nomad-bootstrapd changed files"
+# Restarting the agents, on every node one by one and then on all nodes at
+# once, keeps the plan and the certificates and leaves Nomad running: no file
+# changes and nomad.service keeps its MainPID.
+# plan I: the plan node I's status reports.
+plan() { in_node "$1" nomad-bootstrapd status -json | tr -d ' \n' | grep -o '"plan":{[^}]*}'; }
+# certs I: checksums of node I's certificates and keys.
+certs() { (cd "${ROOTS[$1 - 1]}" && sha256sum etc/nomad.d/tls/*); }
+declare -a PLAN FILES CERTS NOMAD_PID
+for ((i = 1; i <= n; i++)); do
+	PLAN[i]=$(plan "$i") || fail "node$i: no plan in status -json"
+	FILES[i]=$(fingerprint "$i")
+	CERTS[i]=$(certs "$i")
+	NOMAD_PID[i]=$(in_node "$i" systemctl show -p MainPID --value nomad)
+	[[ ${NOMAD_PID[i]} =~ ^[1-9][0-9]*$ ]] || fail "node$i: nomad.service has no MainPID"
+done
+for ((i = 2; i <= n; i++)); do
+	[[ ${PLAN[i]} == "${PLAN[1]}" ]] || fail "node$i reports plan ${PLAN[i]}, node1 ${PLAN[1]}"
+done
+# unchanged WHAT: every node still has its plan, files, certificates and Nomad.
+unchanged() {
+	local i
+	for ((i = 1; i <= n; i++)); do
+		wait_for 120 "node$i: status after $1" in_node "$i" nomad-bootstrapd status
+	done
+	for ((i = 1; i <= n; i++)); do
+		[[ $(plan "$i") == "${PLAN[i]}" ]] || fail "node$i: after $1 the plan is $(plan "$i"), was ${PLAN[i]}"
+		[[ $(certs "$i") == "${CERTS[i]}" ]] || fail "node$i: $1 changed the certificates"
+		[[ $(fingerprint "$i") == "${FILES[i]}" ]] || {
+			diff <(echo "${FILES[i]}") <(fingerprint "$i") || true
+			fail "node$i: $1 changed files"
+		}
+		[[ $(in_node "$i" systemctl show -p MainPID --value nomad) == "${NOMAD_PID[i]}" ]] ||
+			fail "node$i: $1 restarted Nomad"
+	done
 }
-[[ $(in_node 1 systemctl show -p MainPID --value nomad) == "$pid" ]] || fail "node1: restarting nomad-bootstrapd restarted Nomad"
-pass "systemctl restart nomad-bootstrapd changes no file and does not restart Nomad"
+for ((i = 1; i <= n; i++)); do
+	in_node "$i" systemctl restart nomad-bootstrapd
+	unchanged "restarting nomad-bootstrapd on node$i"
+done
+pass "systemctl restart nomad-bootstrapd on each node in turn: same plan, same certificates, no file changed, Nomad not restarted"
+pids=()
+for ((i = 1; i <= n; i++)); do
+	in_node "$i" systemctl restart nomad-bootstrapd &
+	pids+=($!)
+done
+for pid in "${pids[@]}"; do
+	wait "$pid" || fail "systemctl restart nomad-bootstrapd on every node at once"
+done
+unchanged "restarting nomad-bootstrapd on every node at once"
+pass "systemctl restart nomad-bootstrapd on every node at once: same plan, same certificates, no file changed, Nomad not restarted"
 
 # The agent's Prometheus endpoint answers on the node's loopback.
 metrics=$(in_node 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4652 && printf "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3')

@@ -1,0 +1,173 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// What a node does when a successor plan replaces the one its pipeline runs
+// (replace.go commits it).
+//
+// A node whose role changes (the new server, or a replaced server that comes
+// back) restarts its pipeline: certificates for its new role, Nomad's
+// configuration, and Nomad restarted in that role. Every other node keeps
+// its pipeline and its running Nomad, and follows the successor in place:
+// it rewrites Nomad's configuration so that a later start of Nomad joins the
+// new servers (the running Nomad learns them from its own servers), and the
+// CA holder of the successor holds the CA on disk and serves it. Servers that
+// lack the escrowed CA key, the new one first, ask the CA holder for it: they
+// need it to read the ACL management token and to take over the CA.
+//
+// The dead server leaves Nomad's raft peers through autopilot
+// (cleanup_dead_servers, in every server's configuration): once Nomad's own
+// gossip declares it failed, the leader removes it, as long as a majority
+// of the voters stays. The agent never removes a raft peer itself: a server
+// that is down in this agent's gossip may still be a working Nomad server,
+// and autopilot is the one that knows.
+
+// successorOf returns the plan that replaced p on this node, when this
+// node's role is the same in both; the pipeline then follows it in place.
+// A change of role restarts the pipeline instead (succeedLocked).
+func (a *Agent) successorOf(p plan.Plan) (plan.Plan, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.plan == nil || a.plan.Epoch <= p.Epoch || a.plan.IsServer(a.id) != p.IsServer(a.id) {
+		return plan.Plan{}, false
+	}
+	return a.plan.Clone(), true
+}
+
+// followSuccessor moves a running pipeline from p to its successor next
+// without restarting Nomad. It returns the plan the pipeline runs now: p
+// again when Nomad's configuration could not be written, to retry.
+func (a *Agent) followSuccessor(ctx context.Context, p, next plan.Plan) plan.Plan {
+	files, err := nomadconf.Render(a.nomadAgent(next))
+	var changes []install.Change
+	if err == nil {
+		changes, err = install.Apply(a.paths.NomadConfigDir(), files)
+	}
+	if err != nil {
+		a.warn("follow", fmt.Sprintf("writing Nomad's configuration for plan epoch %d: %v; retrying", next.Epoch, err))
+		return p
+	}
+	a.mu.Lock()
+	delete(a.warnings, "follow")
+	a.mu.Unlock()
+	for _, c := range changes {
+		a.log.Info("nomad configuration", "action", c.Action, "path", c.Path, "epoch", next.Epoch)
+	}
+	a.log.Info("following the successor plan; the running Nomad is left alone", "epoch", next.Epoch)
+	if next.CAHolder == a.id {
+		if err := a.holdCA(ctx, next); err != nil {
+			a.warn("ca-holder", fmt.Sprintf("this server holds the CA in plan epoch %d, but cannot serve it: %v", next.Epoch, err))
+		} else {
+			a.mu.Lock()
+			delete(a.warnings, "ca-holder")
+			a.mu.Unlock()
+		}
+	}
+	return next
+}
+
+// holdCA makes this node the CA holder of p while its pipeline runs: it
+// keeps the CA on disk (taking the escrowed key when it has no CA of its
+// own), serves it unless it already does (after a CA failover, say) and
+// escrows the key to p's other servers.
+func (a *Agent) holdCA(ctx context.Context, p plan.Plan) error {
+	a.mu.Lock()
+	serving := a.caSrv != nil
+	a.mu.Unlock()
+	if !serving {
+		return a.startCA(ctx, p)
+	}
+	ca, err := a.ownCA(p)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	// A failover is over once the plan names this server the CA holder.
+	delete(a.warnings, "ca-failover")
+	a.mu.Unlock()
+	a.escrowCA(ca, p)
+	return nil
+}
+
+// ownCA returns the cluster CA this node holds on disk; a server that holds
+// only the escrowed key takes it, with the pinned CA certificate, as its own
+// CA and persists it, so that it stays the CA holder across restarts.
+func (a *Agent) ownCA(p plan.Plan) (*certs.CA, error) {
+	ca, err := a.loadCA()
+	if err != nil {
+		return nil, err
+	}
+	if ca == nil {
+		if ca, err = a.escrowedCA(p); err != nil {
+			return nil, fmt.Errorf("agent: this node holds the CA of plan epoch %d, but %s holds neither the CA nor its escrowed key (%v); restore them from a backup",
+				p.Epoch, a.paths.CADir(), err)
+		}
+		if ca.Fingerprint() == p.CAFingerprint {
+			if err := a.saveCA(ca); err != nil {
+				return nil, err
+			}
+			a.log.Info("holding the cluster CA from its escrowed key", "epoch", p.Epoch, "dir", a.paths.CADir())
+		}
+	}
+	if ca.Fingerprint() != p.CAFingerprint {
+		return nil, fmt.Errorf("agent: this node holds the CA of the plan, but %s holds no CA with fingerprint %s; restore it from a backup", a.paths.CADir(), p.CAFingerprint)
+	}
+	return ca, nil
+}
+
+// wantCAInterval spaces a server's requests for the escrowed CA key.
+const wantCAInterval = 2 * time.Second
+
+// maybeWantCA asks p's CA holder for the escrowed CA key when this node is
+// another server of p and has none yet; last is when it last asked.
+func (a *Agent) maybeWantCA(p plan.Plan, last *time.Time) {
+	if !p.IsServer(a.id) || p.CAHolder == a.id || a.now().Sub(*last) < wantCAInterval {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(a.paths.CADir(), caEscrowFile)); !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	*last = a.now()
+	if err := a.tr.SendTo(p.CAHolderName(), message{Type: msgWantCA, Hash: p.Hash()}.encode()); err != nil {
+		a.log.Debug("asking for the escrowed CA key", "to", p.CAHolderName(), "error", err)
+	}
+}
+
+// handleWantCA answers a server of this node's plan that asks the CA holder
+// for the escrowed CA key.
+func (a *Agent) handleWantCA(from string, m message) {
+	a.mu.Lock()
+	p, ca := a.plan, a.ca
+	a.mu.Unlock()
+	if p == nil || ca == nil || p.CAHolder != a.id || p.Hash() != m.Hash ||
+		!slices.ContainsFunc(p.Servers, func(s plan.Server) bool { return s.Name == from && s.ID != a.id }) {
+		a.log.Debug("not sending the escrowed CA key", "to", from)
+		return
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		a.log.Warn("cannot escrow the CA key", "error", err)
+		return
+	}
+	sealed, err := certs.SealCAKey(a.token, keyPEM, rand.Reader)
+	if err != nil {
+		a.log.Warn("cannot escrow the CA key", "error", err)
+		return
+	}
+	a.reply(from, m, message{Type: msgEscrow, Sealed: sealed, Hash: p.Hash()})
+}

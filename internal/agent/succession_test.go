@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+)
+
+// sentTo is a transport that records what is sent.
+type sentTo struct {
+	mu   sync.Mutex
+	sent map[string][]message
+}
+
+func (s *sentTo) SendTo(name string, payload []byte) error {
+	m, err := decodeMessage(payload)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent == nil {
+		s.sent = map[string][]message{}
+	}
+	s.sent[name] = append(s.sent[name], m)
+	return nil
+}
+
+func (s *sentTo) Broadcast([]byte) error   { return nil }
+func (s *sentTo) Members() []gossip.Member { return nil }
+
+func (s *sentTo) to(name string) []message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent[name]
+}
+
+// A server without the escrowed key asks the CA holder of its plan, at
+// most every wantCAInterval, and stops once it holds the key; the CA holder
+// answers only servers of its own plan.
+func TestWantCA(t *testing.T) {
+	c := newCluster(t)
+	a, p := escrowNode(t, c)
+	tr := &sentTo{}
+	a.tr = tr
+	now := a.now()
+	last := now.Add(-wantCAInterval)
+	a.now = func() time.Time { return now }
+	a.maybeWantCA(p, &last)
+	a.maybeWantCA(p, &last)
+	if got := tr.to("n1"); len(got) != 1 || got[0].Type != msgWantCA || got[0].Hash != p.Hash() {
+		t.Fatalf("sent to the CA holder %+v; want one request for the plan's key", got)
+	}
+	os.MkdirAll(a.paths.CADir(), 0o700)
+	os.WriteFile(filepath.Join(a.paths.CADir(), caEscrowFile), []byte("sealed"), 0o600)
+	now = now.Add(wantCAInterval)
+	a.maybeWantCA(p, &last)
+	if got := tr.to("n1"); len(got) != 1 {
+		t.Errorf("asked again while holding the key: %+v", got)
+	}
+
+	// The CA holder's side.
+	hc := newCluster(t)
+	h, hp := escrowNode(t, hc)
+	htr := &sentTo{}
+	h.tr = htr
+	hp.CAHolder = h.id
+	h.plan = &hp
+	ca, err := certs.NewCA(rand.Reader, "cluster", h.now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ca = ca
+	h.handleWantCA("n3", message{Type: msgWantCA, Hash: hp.Hash(), ID: 7})
+	h.handleWantCA("n9", message{Type: msgWantCA, Hash: hp.Hash()})          // not a server
+	h.handleWantCA("n1", message{Type: msgWantCA, Hash: validPlan().Hash()}) // another plan
+	waitFor(t, 5*time.Second, "the answer to n3", func() bool { return len(htr.to("n3")) == 1 })
+	if got := htr.to("n3")[0]; got.Type != msgEscrow || got.Hash != hp.Hash() || got.ID != 7 {
+		t.Errorf("answered %+v; want the escrow for the plan", got)
+	} else if key, err := certs.OpenCAKey(hc.token, got.Sealed); err != nil {
+		t.Errorf("the escrow does not open: %v", err)
+	} else if want, _ := ca.KeyPEM(); !bytes.Equal(key, want) {
+		t.Errorf("the escrow holds another key")
+	}
+	if len(htr.to("n9")) != 0 || len(htr.to("n1")) != 0 {
+		t.Errorf("answered a node that is not a server of the plan, or another plan")
+	}
+}
