@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
@@ -112,6 +113,10 @@ type Agent struct {
 	pipeDone     chan struct{}        // closed when the pipeline has ended
 	downSince    map[string]time.Time // plan servers not alive, since when
 	aclState     string               // servers: pending, bootstrapped, bootstrapped elsewhere
+
+	apiMu  sync.Mutex  // guards api and apiKey
+	api    *api.Client // the local Nomad agent's API, reused between polls
+	apiKey string      // the role and certificate api was made with
 }
 
 // promise is a server's pledge to serve in one proposed plan.
@@ -395,6 +400,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) shutdown() {
+	a.closeLocalAPI()
 	if a.srv != nil {
 		a.srv.Close()
 		os.Remove(a.paths.Socket())

@@ -93,6 +93,47 @@ func (a *Agent) nomadAPI(p plan.Plan, addr string) (*api.Client, error) {
 	return api.NewClient(cfg)
 }
 
+// localAPI returns the client of the local Nomad agent's API that the
+// pipeline polls with, kept between polls so that they reuse one TLS
+// connection instead of a handshake each. It is made anew when the role or
+// the certificate it authenticates with changes (renewal).
+func (a *Agent) localAPI(p plan.Plan) (*api.Client, error) {
+	files := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}
+	role := certs.RoleClient
+	if p.IsServer(a.id) {
+		role = certs.RoleCLI
+	}
+	key := string(role)
+	if fi, err := os.Stat(files.CertPath(role)); err == nil {
+		key += "@" + fi.ModTime().String()
+	}
+	a.apiMu.Lock()
+	defer a.apiMu.Unlock()
+	if a.api != nil && a.apiKey == key {
+		return a.api, nil
+	}
+	if a.api != nil {
+		a.api.Close()
+		a.api = nil
+	}
+	c, err := a.nomadAPI(p, a.advertise)
+	if err != nil {
+		return nil, err
+	}
+	a.api, a.apiKey = c, key
+	return c, nil
+}
+
+// closeLocalAPI drops the cached client of the local Nomad agent.
+func (a *Agent) closeLocalAPI() {
+	a.apiMu.Lock()
+	defer a.apiMu.Unlock()
+	if a.api != nil {
+		a.api.Close()
+		a.api = nil
+	}
+}
+
 // queryCtx bounds one Nomad API call.
 func queryCtx(ctx context.Context) (*api.QueryOptions, context.CancelFunc) {
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -148,11 +189,10 @@ func (a *Agent) serverReady(ctx context.Context, p plan.Plan, s plan.Server) (ok
 // the servers it knows, the clients per pool and, on servers, autopilot.
 func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) NomadStatus {
 	st := NomadStatus{Unit: unit, Peers: []string{}}
-	c, err := a.nomadAPI(p, a.advertise)
+	c, err := a.localAPI(p)
 	if err != nil {
 		return st
 	}
-	defer c.Close()
 	q, cancel := queryCtx(ctx)
 	defer cancel()
 	c.Raw().Query("/v1/status/leader", &st.Leader, q)

@@ -94,7 +94,9 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		a.advance(PhaseStarting)
 	}
 
-	// Look often until Nomad runs, then every monitorInterval.
+	// Look often until Nomad runs, then every monitorInterval; with nothing
+	// to start (supervise none), only renewals and successor plans to
+	// watch, at the calmer pace from the start.
 	var wantedCA time.Time
 	t := time.NewTimer(bootstrapInterval)
 	defer t.Stop()
@@ -107,7 +109,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		a.mu.Lock()
 		running := a.phase == PhaseRunning
 		a.mu.Unlock()
-		if running {
+		if running || (sup == nil && units == nil) {
 			t.Reset(monitorInterval)
 		} else {
 			t.Reset(bootstrapInterval)
