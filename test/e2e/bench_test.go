@@ -280,29 +280,52 @@ func BenchmarkFootprint(b *testing.B) {
 		b.Fatal(err)
 	}
 	const agents, idle = 5, 60 * time.Second
-	var rssMax, rssSum, cpuMax, cpuSum float64
-	for range b.N {
-		rss, cpu := idleAgents(b, agents, idle)
-		for i := range rss {
-			rssMax, cpuMax = max(rssMax, rss[i]), max(cpuMax, cpu[i])
-			rssSum += rss[i]
-			cpuSum += cpu[i]
+	nomad := nomadBin(b)
+	// The agent's own figures (supervise none), then the same agents
+	// watching the real Nomad they run (supervise process): the figures
+	// are the agents' processes, without their Nomad children.
+	for _, v := range []struct {
+		suffix string
+		prefix string
+		args   []string
+	}{
+		{"", "127.14.1", []string{"-supervise", "none"}},
+		{"-nomad", "127.14.2", []string{"-supervise", "process", "-nomad", nomad}},
+	} {
+		var rssMax, rssSum, cpuMax, cpuSum float64
+		for range b.N {
+			rss, cpu := idleAgents(b, v.prefix, agents, idle, v.args...)
+			for i := range rss {
+				rssMax, cpuMax = max(rssMax, rss[i]), max(cpuMax, cpu[i])
+				rssSum += rss[i]
+				cpuSum += cpu[i]
+			}
 		}
+		b.ReportMetric(rssMax, "MB-rss-max"+v.suffix)
+		b.ReportMetric(rssSum/float64(agents*b.N), "MB-rss-mean"+v.suffix)
+		b.ReportMetric(cpuMax, "cpu-%-max"+v.suffix)
+		b.ReportMetric(cpuSum/float64(agents*b.N), "cpu-%-mean"+v.suffix)
 	}
 	b.ReportMetric(float64(fi.Size())/1e6, "MB-binary")
-	b.ReportMetric(rssMax, "MB-rss-max")
-	b.ReportMetric(rssSum/float64(agents*b.N), "MB-rss-mean")
-	b.ReportMetric(cpuMax, "cpu-%-max")
-	b.ReportMetric(cpuSum/float64(agents*b.N), "cpu-%-mean")
 	b.ReportMetric(idle.Seconds(), "s-idle")
 }
 
-// idleAgents starts n agents on 127.14.1.x, waits until every one has
-// written Nomad's configuration, lets them idle, and returns each process's
-// VmRSS in MB (10^6 bytes) after the idle time and the CPU it used during it, in
-// percent of one core.
-func idleAgents(b *testing.B, n int, idle time.Duration) (rss, cpu []float64) {
+// idleAgents starts n agents on <prefix>.x with the extra arguments, waits
+// until every one has written Nomad's configuration (with supervise none)
+// or runs a healthy Nomad, lets them idle, and returns each agent process's
+// VmRSS in MB (10^6 bytes) after the idle time and the CPU it used during
+// it, in percent of one core.
+func idleAgents(b *testing.B, prefix string, n int, idle time.Duration, extra ...string) (rss, cpu []float64) {
 	dir := b.TempDir()
+	b.Cleanup(func() {
+		if err := mounts.UnmountUnder(dir); err != nil {
+			b.Error(err)
+		}
+	})
+	want := agent.PhaseConfigured
+	if slices.Contains(extra, "process") {
+		want = agent.PhaseRunning
+	}
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(newToken(b)+"\n"), 0o600)
 	var procs []*proc
@@ -312,18 +335,19 @@ func idleAgents(b *testing.B, n int, idle time.Duration) (rss, cpu []float64) {
 		}
 	}()
 	for i := range n {
-		addr := fmt.Sprintf("127.14.1.%d", i+1)
+		addr := fmt.Sprintf("%s.%d", prefix, i+1)
 		name := fmt.Sprint("node", i+1)
-		p := start(b, filepath.Join(dir, name), name, "-bind", addr, "-join", "127.14.1.1",
-			"-token-file", tokenFile, "-settle", "1s", "-min-members", strconv.Itoa(n), "-supervise", "none",
-			"-metrics-addr", addr+":4652") // the endpoint is on by default
+		args := append([]string{"-bind", addr, "-join", prefix + ".1",
+			"-token-file", tokenFile, "-settle", "1s", "-min-members", strconv.Itoa(n),
+			"-metrics-addr", addr + ":4652"}, extra...) // the endpoint is on by default
+		p := start(b, filepath.Join(dir, name), name, args...)
 		p.addr = addr
 		procs = append(procs, p)
 	}
-	waitFor(b, 120*time.Second, "every agent to write Nomad's configuration", func() bool {
+	waitFor(b, 120*time.Second, "every agent to reach "+want.String(), func() bool {
 		for _, p := range procs {
 			s, code := status(b, p.root)
-			if code == 2 || s.Phase < agent.PhaseConfigured || s.Phase == agent.PhaseDegraded {
+			if code == 2 || s.Phase < want || s.Phase == agent.PhaseDegraded {
 				return false
 			}
 		}

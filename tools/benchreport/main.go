@@ -56,7 +56,7 @@ func benches(nomad string) []bench {
 		{name: "certs", args: []string{"test", "-run", "^$", "-bench", ".", "-benchtime", "2s", "-cpu", "1", "./internal/certs/"}},
 		{name: "certify500", args: []string{"test", "-run", "^$", "-bench", "Certify500", "-benchtime", "3x", "./internal/casvc/"}},
 		{name: "healthy", args: []string{"test", "-run", "^$", "-bench", "HealthyCluster", "-benchtime", "1x", "-timeout", "30m", "./test/e2e/"}, env: env},
-		{name: "footprint", args: []string{"test", "-run", "^$", "-bench", "Footprint", "-benchtime", "1x", "-timeout", "10m", "./test/e2e/"}, env: env},
+		{name: "footprint", args: []string{"test", "-run", "^$", "-bench", "Footprint", "-benchtime", "1x", "-timeout", "15m", "./test/e2e/"}, env: env},
 	}
 }
 
