@@ -309,18 +309,26 @@ func (a *Agent) authorize(req *certs.SignRequest) (certs.Identity, error) {
 	return certs.Identity{NodeID: req.NodeID, NodeName: req.NodeName, Region: p.Region, Address: member.Address, Role: req.Role}, nil
 }
 
+// sealCAKey returns the CA key sealed with a key derived from the join
+// token, for escrow; it logs why when it cannot.
+func (a *Agent) sealCAKey(ca *certs.CA) ([]byte, bool) {
+	keyPEM, err := ca.KeyPEM()
+	if err == nil {
+		var sealed []byte
+		if sealed, err = certs.SealCAKey(a.token, keyPEM, rand.Reader); err == nil {
+			return sealed, true
+		}
+	}
+	a.log.Warn("cannot escrow the CA key", "error", err)
+	return nil, false
+}
+
 // escrowCA sends the CA key, sealed with a key derived from the join token,
 // to the other servers, so that another server can sign when this one is
 // gone for good.
 func (a *Agent) escrowCA(ca *certs.CA, p plan.Plan) {
-	keyPEM, err := ca.KeyPEM()
-	if err != nil {
-		a.log.Warn("cannot escrow the CA key", "error", err)
-		return
-	}
-	sealed, err := certs.SealCAKey(a.token, keyPEM, rand.Reader)
-	if err != nil {
-		a.log.Warn("cannot escrow the CA key", "error", err)
+	sealed, ok := a.sealCAKey(ca)
+	if !ok {
 		return
 	}
 	msg := message{Type: msgEscrow, Sealed: sealed, Hash: p.Hash()}.encode()

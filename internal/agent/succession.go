@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -159,15 +158,7 @@ func (a *Agent) handleWantCA(from string, m message) {
 		a.log.Debug("not sending the escrowed CA key", "to", from)
 		return
 	}
-	keyPEM, err := ca.KeyPEM()
-	if err != nil {
-		a.log.Warn("cannot escrow the CA key", "error", err)
-		return
+	if sealed, ok := a.sealCAKey(ca); ok {
+		a.reply(from, m, message{Type: msgEscrow, Sealed: sealed, Hash: p.Hash()})
 	}
-	sealed, err := certs.SealCAKey(a.token, keyPEM, rand.Reader)
-	if err != nil {
-		a.log.Warn("cannot escrow the CA key", "error", err)
-		return
-	}
-	a.reply(from, m, message{Type: msgEscrow, Sealed: sealed, Hash: p.Hash()})
 }
