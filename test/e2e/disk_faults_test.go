@@ -73,12 +73,7 @@ func TestFaultStateDirReadOnlyOrDiskFull(t *testing.T) {
 		t.Skip("needs root to mount file systems")
 	}
 	_, procs := clusterAt(t, "127.21.105", 3, func(int) []string { return nil })
-	var before string
-	waitForOr(t, 60*time.Second, "the cluster to settle", func() bool {
-		p, ok := settled(t, procs)
-		before = planKey(p)
-		return ok
-	}, explainCluster(t, procs))
+	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
 	failures := 0
 	var recovery []time.Duration
 
@@ -92,13 +87,9 @@ func TestFaultStateDirReadOnlyOrDiskFull(t *testing.T) {
 		began := time.Now()
 		procs[2] = start(t, p.root, p.name, p.args...)
 		procs[2].addr = p.addr
-		waitForOr(t, 60*time.Second, "the node with read-only state to report its plan", func() bool {
-			_, ok := settled(t, procs)
-			return ok
-		}, explainCluster(t, procs))
+		got := waitSettled(t, procs, 60*time.Second, "the node with read-only state to report its plan")
 		recovery = append(recovery, time.Since(began))
-		s, _ := status(t, p.root)
-		if got := planKey(s.Plan); got != before {
+		if got != before {
 			failures++
 			t.Errorf("plan %s, was %s", got, before)
 		}
@@ -133,14 +124,11 @@ func TestFaultStateDirReadOnlyOrDiskFull(t *testing.T) {
 		late := start(t, root, "node4", args...)
 		late.addr = "127.21.105.4"
 		live := append(slices.Clone(procs), late)
-		waitForOr(t, 60*time.Second, "the node to join once there is room", func() bool {
-			_, ok := settled(t, live)
-			return ok
-		}, explainCluster(t, live))
+		got := waitSettled(t, live, 60*time.Second, "the node to join once there is room")
 		recovery = append(recovery, time.Since(began))
-		if s, _ := status(t, root); planKey(s.Plan) != before {
+		if got != before {
 			failures++
-			t.Errorf("the new node holds plan %s, want %s", planKey(s.Plan), before)
+			t.Errorf("the cluster with the new node holds plan %s, want %s", got, before)
 		}
 		late.stop(syscall.SIGTERM)
 	})

@@ -98,13 +98,21 @@ func (s *syncBuffer) String() string {
 
 func start(t testing.TB, root, name string, args ...string) *proc {
 	t.Helper()
+	return startWith(t, nil, root, name, args...)
+}
+
+// startWith is start with the agent's command line run by the command
+// wrap (such as nsenter), which must exec it, when wrap is not empty.
+func startWith(t testing.TB, wrap []string, root, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, root: root, args: args, log: &syncBuffer{}, done: make(chan struct{})}
-	base := []string{"agent", "-root", root, "-name", name}
+	argv := append(slices.Clone(wrap), bin, "agent", "-root", root, "-name", name)
 	if !slices.Contains(args, "-metrics-addr") {
 		// Many agents share this machine: each would want 127.0.0.1:4652.
-		base = append(base, "-metrics-addr", "")
+		argv = append(argv, "-metrics-addr", "")
 	}
-	p.cmd = exec.Command(bin, append(base, args...)...)
+	argv = append(argv, args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -88,6 +88,19 @@ func settled(t *testing.T, procs []*proc) (*agent.PlanStatus, bool) {
 	return first, true
 }
 
+// waitSettled waits until settled(procs), explaining the cluster's state if
+// it times out, and returns the plan's key.
+func waitSettled(t *testing.T, procs []*proc, timeout time.Duration, what string) string {
+	t.Helper()
+	var key string
+	waitForOr(t, timeout, what, func() bool {
+		p, ok := settled(t, procs)
+		key = planKey(p)
+		return ok
+	}, explainCluster(t, procs))
+	return key
+}
+
 // Scenario 1: at a random moment of the election kill a node: one of the
 // servers if a plan is committed by then, any node before; the survivors
 // end with one committed plan and three live servers (a dead server
@@ -152,7 +165,7 @@ func TestFaultKillDuringElection(t *testing.T) {
 // leaves the file as it was.
 func TestFaultCorruptedStateFile(t *testing.T) {
 	procs := faultCluster(t, 100, 3)
-	waitFor(t, 60*time.Second, "the cluster to commit a plan", func() bool { _, ok := settled(t, procs); return ok })
+	waitSettled(t, procs, 60*time.Second, "the cluster to commit a plan")
 	for _, p := range procs {
 		p.stop(syscall.SIGTERM)
 	}
@@ -195,7 +208,7 @@ func TestFaultCorruptedStateFile(t *testing.T) {
 		procs[i] = start(t, p.root, p.name, p.args...)
 		procs[i].addr = p.addr
 	}
-	waitFor(t, 60*time.Second, "the restored cluster to report its plan", func() bool { _, ok := settled(t, procs); return ok })
+	waitSettled(t, procs, 60*time.Second, "the restored cluster to report its plan")
 }
 
 // snapshot returns what must not change across restarts on a node: its
@@ -219,8 +232,7 @@ func snapshot(t *testing.T, p *proc) map[string]string {
 // plan, the same plan file and the same certificates.
 func TestFaultRestartEveryAgent(t *testing.T) {
 	procs := faultCluster(t, 101, 4)
-	var before *agent.PlanStatus
-	waitFor(t, 60*time.Second, "the cluster to settle", func() bool { var ok bool; before, ok = settled(t, procs); return ok })
+	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
 	snaps := map[string]map[string]string{}
 	for _, p := range procs {
 		snaps[p.name] = snapshot(t, p)
@@ -236,12 +248,11 @@ func TestFaultRestartEveryAgent(t *testing.T) {
 	check := func(what string) {
 		t.Helper()
 		began := time.Now()
-		var after *agent.PlanStatus
-		waitForOr(t, 60*time.Second, "the cluster to settle "+what, func() bool { var ok bool; after, ok = settled(t, procs); return ok }, explainCluster(t, procs))
+		after := waitSettled(t, procs, 60*time.Second, "the cluster to settle "+what)
 		recovery = append(recovery, time.Since(began))
-		if planKey(after) != planKey(before) {
+		if after != before {
 			failures++
-			t.Errorf("%s: plan %s, was %s", what, planKey(after), planKey(before))
+			t.Errorf("%s: plan %s, was %s", what, after, before)
 		}
 		for _, p := range procs {
 			for f, b := range snapshot(t, p) {

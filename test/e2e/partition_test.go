@@ -134,18 +134,8 @@ func (n *partitionNet) heal(t *testing.T) {
 // startIn is start with the agent in network namespace ns.
 func startIn(t *testing.T, ns, root, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, root: root, args: args, log: &syncBuffer{}, done: make(chan struct{})}
-	argv := append([]string{"--net=" + filepath.Join("/run/netns", ns), "--", bin,
-		"agent", "-root", root, "-name", name, "-metrics-addr", ""}, args...)
 	// nsenter execs the agent: the process is the agent itself.
-	p.cmd = exec.Command("nsenter", argv...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.stop(syscall.SIGTERM) })
-	return p
+	return startWith(t, []string{"nsenter", "--net=" + filepath.Join("/run/netns", ns), "--"}, root, name, args...)
 }
 
 // samePlan returns the plan every proc reports, or false while they do not

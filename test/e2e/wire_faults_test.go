@@ -117,12 +117,7 @@ func rawMemberlist(t *testing.T, name, addr string, key []byte, label string, d 
 func TestFaultBadInputOnTheWire(t *testing.T) {
 	const prefix = "127.21.104"
 	token, procs := clusterAt(t, prefix, 3, func(int) []string { return nil })
-	var before string
-	waitForOr(t, 60*time.Second, "the cluster to settle", func() bool {
-		p, ok := settled(t, procs)
-		before = planKey(p)
-		return ok
-	}, explainCluster(t, procs))
+	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
 	snaps := map[string]map[string]string{}
 	for _, p := range procs {
 		snaps[p.name] = snapshot(t, p)
@@ -309,13 +304,7 @@ func TestFaultBadInputOnTheWire(t *testing.T) {
 		}
 	}
 	began := time.Now()
-	var after string
-	waitForOr(t, 30*time.Second, "the cluster to report its plan after the bad input", func() bool {
-		p, ok := settled(t, procs)
-		after = planKey(p)
-		return ok
-	}, explainCluster(t, procs))
-	if after != before {
+	if after := waitSettled(t, procs, 30*time.Second, "the cluster to report its plan after the bad input"); after != before {
 		failures++
 		t.Errorf("plan %s, was %s", after, before)
 	}
