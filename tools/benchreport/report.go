@@ -177,6 +177,7 @@ type Healthy struct {
 	MedianRatio, WorstBestRatio       float64
 	SlowHand                          int     // hand-configured runs over twice its best
 	WorstFastHand                     float64 // the slowest hand-configured run under twice its best
+	BestSlowHand                      float64 // the fastest of the slow ones; 0 when none
 	FastHand                          int     // the other hand-configured runs
 	Known                             bool
 }
@@ -199,6 +200,9 @@ func (r *report) Healthy() Healthy {
 	h.MedianRatio, h.WorstBestRatio = h.MedianOurs/h.MedianHand, h.WorstOurs/h.BestHand
 	for _, x := range hand {
 		if x > 2*h.BestHand {
+			if h.SlowHand == 0 {
+				h.BestSlowHand = x
+			}
 			h.SlowHand++
 		} else {
 			h.WorstFastHand = max(h.WorstFastHand, x)
@@ -255,6 +259,13 @@ func (r *report) render() ([]byte, error) {
 		"sub":  func(a, b float64) float64 { return a - b },
 		"mul":  func(a, b float64) float64 { return a * b },
 		"div":  func(a, b float64) float64 { return a / b },
+		// rng shows a range of seconds, or one figure when both ends agree.
+		"rng": func(a, b float64) string {
+			if fmt.Sprintf("%.2f", a) == fmt.Sprintf("%.2f", b) {
+				return fmt.Sprintf("%.2f s", a)
+			}
+			return fmt.Sprintf("%.2f–%.2f s", a, b)
+		},
 	}).Parse(reportTemplate)
 	if err != nil {
 		return nil, err
@@ -305,4 +316,3 @@ func (r *report) Phase(name string) float64 {
 	v, _ := r.first("BenchmarkHealthyCluster", "s-median-"+name)
 	return v
 }
-
