@@ -76,14 +76,21 @@ func (a *Agent) nomadAgent(p plan.Plan) nomadconf.Agent {
 	return na
 }
 
-// nomadAPI returns a client of the Nomad HTTP API at addr, authenticated
-// with this node's certificate (the CLI certificate on servers).
-func (a *Agent) nomadAPI(p plan.Plan, addr string) (*api.Client, error) {
-	files := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}
+// apiCert returns the TLS files and the role of the certificate this node
+// talks to Nomad's API with: the CLI certificate on servers, the client's
+// on clients.
+func (a *Agent) apiCert(p plan.Plan) (certs.TLSFiles, certs.Role) {
 	role := certs.RoleClient
 	if p.IsServer(a.id) {
 		role = certs.RoleCLI
 	}
+	return certs.TLSFiles{Dir: a.paths.NomadTLSDir()}, role
+}
+
+// nomadAPI returns a client of the Nomad HTTP API at addr, authenticated
+// with this node's certificate (the CLI certificate on servers).
+func (a *Agent) nomadAPI(p plan.Plan, addr string) (*api.Client, error) {
+	files, role := a.apiCert(p)
 	cfg := api.DefaultConfig()
 	cfg.Address = "https://" + net.JoinHostPort(addr, nomadHTTPPort)
 	cfg.Region = p.Region
@@ -98,11 +105,7 @@ func (a *Agent) nomadAPI(p plan.Plan, addr string) (*api.Client, error) {
 // connection instead of a handshake each. It is made anew when the role or
 // the certificate it authenticates with changes (renewal).
 func (a *Agent) localAPI(p plan.Plan) (*api.Client, error) {
-	files := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}
-	role := certs.RoleClient
-	if p.IsServer(a.id) {
-		role = certs.RoleCLI
-	}
+	files, role := a.apiCert(p)
 	key := string(role)
 	if fi, err := os.Stat(files.CertPath(role)); err == nil {
 		key += "@" + fi.ModTime().String()
