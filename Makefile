@@ -2,7 +2,7 @@
 
 GO            ?= go
 BIN           := bin/nomad-bootstrapd
-NOMAD_VERSION := 1.11.3
+NOMAD_VERSION := 1.6.3
 # The Nomad binary is cached per user, so fresh clones on one machine share it;
 # .cache/nomad-vX links to it for `go test` runs outside make.
 NOMAD_CACHE   ?= $(HOME)/.cache/nomad-bootstrapd
@@ -31,6 +31,7 @@ test: check test-package test-system
 check: lint unit
 
 lint:
+	@sh tools/no-binaries.sh
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...

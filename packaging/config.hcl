@@ -77,3 +77,9 @@ token_file = "/etc/nomad-bootstrapd/token"
 # Enable Nomad's raw_exec driver on clients. Its tasks run unisolated as
 # root: only for trusted jobs.
 # raw_exec = false
+
+# Put this client into the Nomad node pool named by `pool`, so that only jobs
+# naming that node_pool run on it. Off: the client is in Nomad's default
+# pool, where every job that names no pool runs, and jobs choose a pool with
+# node_class or constraint { attribute = "${meta.pool}" value = "warm" }.
+# isolate_pools = false

@@ -96,8 +96,9 @@ func (n nomadAPI) Leader(ctx context.Context) (string, error) {
 func (n nomadAPI) BootstrapACL(ctx context.Context, secret string) (*api.ACLToken, error) {
 	tok, _, err := n.c.ACLTokens().BootstrapOpts(secret, write(ctx, ""))
 	if err != nil {
-		// Nomad 1.11 (nomad/acl_endpoint.go) answers 400 with this text and
-		// the index to write into acl-bootstrap-reset for a reset.
+		// Nomad (nomad/acl_endpoint.go, 1.6 through 1.11) answers 400 with
+		// this text and the index to write into acl-bootstrap-reset for a
+		// reset.
 		if code, body := response(err); code == http.StatusBadRequest && strings.Contains(body, "ACL bootstrap already done") {
 			return nil, fmt.Errorf("%w: %s", ErrAlreadyBootstrapped, strings.TrimSpace(body))
 		}
@@ -108,7 +109,10 @@ func (n nomadAPI) BootstrapACL(ctx context.Context, secret string) (*api.ACLToke
 
 func (n nomadAPI) TokenSelf(ctx context.Context, secret string) (*api.ACLToken, error) {
 	tok, _, err := n.c.ACLTokens().Self(query(ctx, secret))
-	if code, _ := response(err); code == http.StatusForbidden {
+	// A secret that Nomad does not know: 403 "Permission denied" from
+	// newer Nomads, 404 "ACL token not found" from 1.6.
+	code, body := response(err)
+	if code == http.StatusForbidden || (code == http.StatusNotFound && strings.Contains(body, "ACL token not found")) {
 		return nil, nil
 	}
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
@@ -85,6 +86,8 @@ type Agent struct {
 	name      string
 	advertise string
 	bind      string
+	nomadFeat nomadver.Features // what the installed Nomad accepts and needs
+	nomadNote string            // why nomadFeat is a fallback, when it is
 
 	node *gossip.Node
 	tr   transport
@@ -157,6 +160,9 @@ func New(opts Options) (*Agent, error) {
 		src = fingerprint.DefaultSources()
 	}
 	var err error
+	if a.nomadFeat, a.nomadNote, err = detectNomad(context.Background(), cfg); err != nil {
+		return nil, err
+	}
 	if a.facts, err = fingerprint.Collect(src); err != nil {
 		return nil, err
 	}
@@ -241,6 +247,11 @@ func (a *Agent) Start() error {
 	a.lastChange = a.now()
 	a.mu.Unlock()
 	a.log.Info("gossip started", "node", a.name, "id", a.id, "address", a.GossipAddr(), "cluster", a.token.ClusterIDString())
+	if a.nomadNote != "" {
+		a.log.Info(a.nomadNote)
+	} else {
+		a.log.Info("nomad detected", "path", a.cfg.Nomad, "version", a.nomadFeat.Version.String())
+	}
 
 	seeds := a.seeds()
 	if len(seeds) == 0 {
@@ -497,6 +508,13 @@ func (a *Agent) warn(key, msg string) {
 	if !seen || old != msg {
 		a.log.Warn(msg)
 	}
+}
+
+// clearWarning drops the warning of key, once its cause is gone.
+func (a *Agent) clearWarning(key string) {
+	a.mu.Lock()
+	delete(a.warnings, key)
+	a.mu.Unlock()
 }
 
 // Status returns the node's status as shown by `nomad-bootstrapd status`.

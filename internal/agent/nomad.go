@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -67,7 +68,7 @@ func (a *Agent) nomadAgent(p plan.Plan) nomadconf.Agent {
 		}
 	}
 	if a.runsClient(p) {
-		c := &nomadconf.Client{Servers: servers, NodePool: a.cfg.Pool, RawExec: a.cfg.RawExec}
+		c := &nomadconf.Client{Servers: servers, NodePool: a.cfg.Pool, IsolatePool: a.cfg.IsolatePools, RawExec: a.cfg.RawExec}
 		if addr, err := netip.ParseAddr(a.advertise); err == nil && addr.IsLoopback() {
 			c.Options = map[string]string{"fingerprint.denylist": cloudFingerprinters}
 		}
@@ -143,9 +144,9 @@ func queryCtx(ctx context.Context) (*api.QueryOptions, context.CancelFunc) {
 	return (&api.QueryOptions{AllowStale: true}).WithContext(qctx), cancel
 }
 
-// serversReady reports whether a server of p has a Nomad leader whose
-// keyring is initialised: a client that registers earlier is refused and
-// backs off for about 25 s.
+// serversReady reports whether a server of p has a Nomad leader and, on
+// Nomad 1.7 and newer, an initialised keyring: a client that registers
+// earlier is refused and backs off for about 25 s.
 func (a *Agent) serversReady(ctx context.Context, p plan.Plan) (bool, string) {
 	last := "no server answered"
 	for _, s := range p.Servers {
@@ -176,6 +177,10 @@ func (a *Agent) serverReady(ctx context.Context, p plan.Plan, s plan.Server) (ok
 	var leader string
 	if _, err := c.Raw().Query("/v1/status/leader", &leader, q); err != nil || leader == "" {
 		return false, fmt.Sprintf("%s: no leader yet", s.Name), nil
+	}
+	if !a.nomadFeat.WorkloadIdentity {
+		// Before 1.7 a client may register as soon as there is a leader.
+		return true, "", nil
 	}
 	var jwks struct {
 		Keys []any `json:"keys"`
@@ -271,14 +276,19 @@ func nomadServers(members []*api.AgentMember, leader string) []NomadServerStatus
 	return out
 }
 
-// poolClients counts Nomad's clients per node pool, sorted by pool.
+// poolClients counts Nomad's clients per pool, sorted by pool. A client's
+// pool is its node class (nomad-bootstrapd sets it to the pool, isolated
+// in a Nomad node pool or not), else its Nomad node pool.
 func poolClients(nodes []*api.NodeListStub) []PoolClientsStatus {
 	byPool := map[string]*PoolClientsStatus{}
 	for _, n := range nodes {
 		if n == nil {
 			continue
 		}
-		pool := n.NodePool
+		pool := n.NodeClass
+		if pool == "" {
+			pool = n.NodePool
+		}
 		if pool == "" {
 			pool = "default"
 		}
@@ -337,16 +347,25 @@ func (a *Agent) startNomadUnit(ctx context.Context, changed bool) (*systemd.Mana
 	if err != nil {
 		return nil, fmt.Errorf("agent: supervise=systemd: %w; on a machine without systemd use -supervise process", err)
 	}
+	// The unit a package shipped, or one an administrator wrote, stays;
+	// the one nomad-bootstrapd wrote follows the installed Nomad (its
+	// Type= depends on the version).
 	etc := a.paths.SystemdDir()
-	if !systemd.UnitExists(systemd.NomadService, etc, a.paths.Under(systemd.UsrLibDir), a.paths.Under(systemd.LibDir)) {
-		if _, err := systemd.WriteUnit(etc, systemd.NomadService, systemd.NomadUnit(a.cfg.Nomad, a.paths.NomadConfigDir())); err != nil {
+	ours := filepath.Join(etc, systemd.NomadService)
+	shipped := systemd.UnitExists(systemd.NomadService, a.paths.Under(systemd.UsrLibDir), a.paths.Under(systemd.LibDir))
+	if !shipped && (!systemd.UnitExists(systemd.NomadService, etc) || systemd.Managed(ours)) {
+		unitChanged, err := systemd.WriteUnit(etc, systemd.NomadService, systemd.NomadUnit(a.cfg.Nomad, a.paths.NomadConfigDir(), a.nomadFeat.NotifyReady))
+		if err != nil {
 			m.Close()
 			return nil, err
 		}
-		a.log.Info("installed the nomad unit", "path", etc+"/"+systemd.NomadService)
-		if err := m.DaemonReload(ctx); err != nil {
-			m.Close()
-			return nil, err
+		if unitChanged {
+			a.log.Info("installed the nomad unit", "path", ours, "nomad", a.nomadFeat.Version.String())
+			if err := m.DaemonReload(ctx); err != nil {
+				m.Close()
+				return nil, err
+			}
+			changed = true
 		}
 	}
 	if err := m.Enable(ctx, systemd.NomadService); err != nil {

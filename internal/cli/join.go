@@ -139,6 +139,9 @@ func agentConfig(fs *flag.FlagSet, cfg config.Config, tokenFile string) []byte {
 	if set["raw-exec"] {
 		body.SetAttributeValue("raw_exec", cty.BoolVal(cfg.RawExec))
 	}
+	if set["isolate-pools"] {
+		body.SetAttributeValue("isolate_pools", cty.BoolVal(cfg.IsolatePools))
+	}
 	return append([]byte(joinManagedHeader), f.Bytes()...)
 }
 

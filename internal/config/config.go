@@ -85,6 +85,11 @@ type Config struct {
 	// RawExec enables Nomad's raw_exec driver on clients (tasks run
 	// unisolated as root: only for trusted jobs).
 	RawExec bool
+	// IsolatePools puts each client into the Nomad node pool named by
+	// Pool, so that only jobs naming that pool run on it. Off by default:
+	// clients are in Nomad's default pool, where jobs that name no pool
+	// run, and jobs choose pools with node_class or ${meta.pool}.
+	IsolatePools bool
 	// MetricsAddr is the host:port of the agent's Prometheus endpoint;
 	// empty turns it off.
 	MetricsAddr string
@@ -154,6 +159,7 @@ type file struct {
 	LogLevel   *string   `hcl:"log_level,optional"`
 	Dedicated  *bool     `hcl:"dedicated_servers,optional"`
 	RawExec    *bool     `hcl:"raw_exec,optional"`
+	Isolate    *bool     `hcl:"isolate_pools,optional"`
 	CAFailover *string   `hcl:"ca_failover_after,optional"`
 	Replace    *string   `hcl:"server_replace_after,optional"`
 	CA         *caBlock  `hcl:"ca,block"`
@@ -226,6 +232,9 @@ func (c *Config) loadBytes(src []byte, path string) error {
 	}
 	if fc.RawExec != nil {
 		c.RawExec = *fc.RawExec
+	}
+	if fc.Isolate != nil {
+		c.IsolatePools = *fc.Isolate
 	}
 	if fc.CA != nil {
 		c.CA = CAFiles{CertFile: fc.CA.CertFile, KeyFile: fc.CA.KeyFile, ChainFile: fc.CA.ChainFile}
@@ -331,6 +340,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.vals.CAFailoverAfter, "ca-failover-after", d.CAFailoverAfter, "how long the CA holder must be down before another server signs certificates")
 	fs.DurationVar(&f.vals.ServerReplaceAfter, "server-replace-after", d.ServerReplaceAfter, "how long a server must be down before the other servers replace it")
 	fs.BoolVar(&f.vals.RawExec, "raw-exec", false, "enable Nomad's raw_exec driver on clients (unisolated tasks: trusted jobs only)")
+	fs.BoolVar(&f.vals.IsolatePools, "isolate-pools", false, "put each client into the Nomad node pool of its -pool, so only jobs naming that node_pool run on it (default: Nomad's default pool, pools chosen by node_class or ${meta.pool})")
 	fs.StringVar(&f.vals.MetricsAddr, "metrics-addr", d.MetricsAddr, "`host:port` of the agent's Prometheus endpoint; empty turns it off")
 	return f
 }
@@ -361,6 +371,7 @@ func (f *Flags) Apply(c *Config) {
 		"log-level":         func() { c.LogLevel = v.LogLevel },
 		"dedicated-servers": func() { c.DedicatedServers = v.DedicatedServers },
 		"raw-exec":          func() { c.RawExec = v.RawExec },
+		"isolate-pools":     func() { c.IsolatePools = v.IsolatePools },
 		"ca-failover-after": func() { c.CAFailoverAfter = v.CAFailoverAfter },
 		"cert-lifetime":     func() { c.CertLifetime = v.CertLifetime },
 		"metrics-addr":      func() { c.MetricsAddr = v.MetricsAddr },

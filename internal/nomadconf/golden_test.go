@@ -91,6 +91,11 @@ func goldenCases() map[string]Agent {
 		cases["client-"+pool] = a
 	}
 
+	a = baseAgent("client-batch-isolated", "10.0.1.22")
+	a.Client = client(PoolBatch)
+	a.Client.IsolatePool = true
+	cases["client-batch-isolated"] = a
+
 	a = baseAgent("client-gpu", "10.0.1.31")
 	a.Datacenter = "dc2"
 	a.LogLevel = ""
@@ -295,7 +300,7 @@ func nomadBinary(t *testing.T) string {
 		}
 		return p
 	}
-	p, err := filepath.Abs(filepath.Join("..", "..", ".cache", "nomad-v1.11.3"))
+	p, err := filepath.Abs(filepath.Join("..", "..", ".cache", "nomad-v1.6.3"))
 	if err != nil {
 		t.Fatal(err)
 	}

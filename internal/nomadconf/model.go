@@ -78,9 +78,15 @@ type Client struct {
 	// Servers lists the RPC addresses of the servers, "ip" or "ip:port"
 	// ("[ipv6]:port"); a bare IP gets RPCPort. At least one.
 	Servers []string
-	// NodePool is the Nomad node pool; it is also the node_class and
-	// meta.pool of the node.
+	// NodePool is the node's pool: its node_class and meta.pool, and its
+	// garbage collection policy. It is also Nomad's node pool when
+	// IsolatePool is set.
 	NodePool string
+	// IsolatePool puts the client into the Nomad node pool NodePool, so
+	// that only jobs naming that pool run on it. Otherwise the client is
+	// in Nomad's default pool, where every job that names no pool is
+	// placed, and jobs choose pools with node_class or ${meta.pool}.
+	IsolatePool bool
 	// Meta is extra node metadata; keys are identifiers and "pool" is
 	// reserved for NodePool.
 	Meta map[string]string

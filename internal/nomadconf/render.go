@@ -153,8 +153,15 @@ func clientBody(c Client) *hclwrite.File {
 	cl := b.AppendNewBlock("client", nil).Body()
 	cl.SetAttributeValue("enabled", cty.True)
 	cl.SetAttributeValue("servers", addrList(c.Servers, RPCPort))
-	setString(cl, "node_pool", c.NodePool)
 	setString(cl, "node_class", c.NodePool)
+	cl.AppendNewline()
+	if c.IsolatePool {
+		comment(cl, "Isolated: only jobs with node_pool = \""+c.NodePool+"\" run here.")
+		setString(cl, "node_pool", c.NodePool)
+	} else {
+		comment(cl, "Jobs pick this pool by node_class or ${meta.pool}; jobs that name no node_pool run here too.")
+		setString(cl, "node_pool", DefaultPool)
+	}
 
 	cl.AppendNewline()
 	meta := cl.AppendNewBlock("meta", nil).Body()

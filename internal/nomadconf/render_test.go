@@ -252,27 +252,35 @@ func TestRenderGCPolicy(t *testing.T) {
 		return nil
 	}
 	for _, pool := range []string{PoolWarm, PoolBatch, PoolSpecial, DefaultPool, "gpu"} {
-		t.Run(pool, func(t *testing.T) {
-			a := validAgent()
-			a.Client.NodePool = pool
-			cl := decodeClient(t, a)
-			p := PoolDefaults(pool)
-			want := map[string]any{
-				"gc_interval":              FormatDuration(p.GCInterval),
-				"gc_disk_usage_threshold":  p.GCDiskUsageThreshold,
-				"gc_inode_usage_threshold": p.GCInodeUsageThreshold,
-				"gc_max_allocs":            p.GCMaxAllocs,
-				"gc_parallel_destroys":     p.GCParallelDestroys,
-				"max_kill_timeout":         FormatDuration(p.MaxKillTimeout),
-				"node_pool":                pool,
-				"node_class":               pool,
+		for _, isolate := range []bool{false, true} {
+			name := pool
+			nodePool := DefaultPool
+			if isolate {
+				name, nodePool = pool+"-isolated", pool
 			}
-			for k, v := range want {
-				if cl[k] != v {
-					t.Errorf("client.%s = %#v, want %#v", k, cl[k], v)
+			t.Run(name, func(t *testing.T) {
+				a := validAgent()
+				a.Client.NodePool = pool
+				a.Client.IsolatePool = isolate
+				cl := decodeClient(t, a)
+				p := PoolDefaults(pool)
+				want := map[string]any{
+					"gc_interval":              FormatDuration(p.GCInterval),
+					"gc_disk_usage_threshold":  p.GCDiskUsageThreshold,
+					"gc_inode_usage_threshold": p.GCInodeUsageThreshold,
+					"gc_max_allocs":            p.GCMaxAllocs,
+					"gc_parallel_destroys":     p.GCParallelDestroys,
+					"max_kill_timeout":         FormatDuration(p.MaxKillTimeout),
+					"node_pool":                nodePool,
+					"node_class":               pool,
 				}
-			}
-		})
+				for k, v := range want {
+					if cl[k] != v {
+						t.Errorf("client.%s = %#v, want %#v", k, cl[k], v)
+					}
+				}
+			})
+		}
 	}
 
 	a := validAgent()

@@ -18,7 +18,7 @@ const packagedConfig = "../../packaging/config.hcl"
 var configKeys = []string{
 	"token", "token_file", "join", "bind", "advertise", "port", "name", "role",
 	"pool", "zone", "datacenter", "region", "expect", "min_members", "settle",
-	"supervise", "nomad", "log_level", "dedicated_servers", "raw_exec",
+	"supervise", "nomad", "log_level", "dedicated_servers", "raw_exec", "isolate_pools",
 }
 
 func TestPackagedConfig(t *testing.T) {

@@ -50,8 +50,15 @@ const (
 // NomadUnit returns nomad.service as HashiCorp's package ships it, running
 // the nomad binary at nomadPath with the configuration directory configDir
 // (/usr/bin/nomad and /etc/nomad.d in production). nomad.env in configDir is
-// read when it exists.
-func NomadUnit(nomadPath, configDir string) []byte {
+// read when it exists. notify makes it Type=notify, for a Nomad that tells
+// systemd when it is ready (1.8 and newer); an older Nomad never does, and
+// a notify unit would sit in "activating" until systemd's start timeout
+// fails it, so its unit is Type=simple.
+func NomadUnit(nomadPath, configDir string, notify bool) []byte {
+	typ := "simple"
+	if notify {
+		typ = "notify"
+	}
 	opts := []*unit.UnitOption{
 		{Section: "Unit", Name: "Description", Value: "Nomad"},
 		{Section: "Unit", Name: "Documentation", Value: "https://developer.hashicorp.com/nomad/docs"},
@@ -62,7 +69,7 @@ func NomadUnit(nomadPath, configDir string) []byte {
 		// user, but one node may be both.
 		{Section: "Service", Name: "User", Value: "root"},
 		{Section: "Service", Name: "Group", Value: "root"},
-		{Section: "Service", Name: "Type", Value: "notify"},
+		{Section: "Service", Name: "Type", Value: typ},
 		{Section: "Service", Name: "EnvironmentFile", Value: "-" + escapeSpecifiers(filepath.Join(configDir, "nomad.env"))},
 		{Section: "Service", Name: "ExecReload", Value: "/bin/kill -HUP $MAINPID"},
 		{Section: "Service", Name: "ExecStart", Value: execLine(nomadPath, "agent", "-config", configDir)},
@@ -153,6 +160,14 @@ func WriteUnit(dir, name string, content []byte) (changed bool, err error) {
 		return false, fmt.Errorf("systemd: writing unit %s: %w", name, err)
 	}
 	return changed, nil
+}
+
+// Managed reports whether the unit file at path was written by
+// nomad-bootstrapd (it starts with the header of NomadUnit), so that it may
+// be rewritten; a unit written by an administrator is left alone.
+func Managed(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.HasPrefix(string(b), nomadHeader)
 }
 
 // UnitExists reports whether one of dirs holds a unit file called name, for

@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"flag"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,9 +40,16 @@ func TestGolden(t *testing.T) {
 		file string
 		got  []byte
 	}{
-		{"testdata/nomad.service", NomadUnit("/usr/bin/nomad", "/etc/nomad.d")},
 		{"testdata/nomad-bootstrapd.service", AgentUnit("/usr/bin/nomad-bootstrapd")},
 		{packagedUnit, AgentUnit("/usr/bin/nomad-bootstrapd")},
+	}
+	// nomad.service for each supported Nomad line: Type= follows whether
+	// that Nomad tells systemd it is ready.
+	for _, v := range nomadver.Lines {
+		tests = append(tests, struct {
+			file string
+			got  []byte
+		}{"testdata/nomad-" + v.Line() + ".service", NomadUnit("/usr/bin/nomad", "/etc/nomad.d", nomadver.Must(v).NotifyReady)})
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.file), func(t *testing.T) { golden(t, tt.file, tt.got) })
@@ -63,7 +71,7 @@ func TestUnitsParse(t *testing.T) {
 		}
 		return m
 	}
-	nomad := get(t, NomadUnit("/opt/nomad/bin/nomad", "/srv/nomad.d"))
+	nomad := get(t, NomadUnit("/opt/nomad/bin/nomad", "/srv/nomad.d", true))
 	for k, want := range map[string]string{
 		"Service.Type":            "notify",
 		"Service.ExecStart":       "/opt/nomad/bin/nomad agent -config /srv/nomad.d",
@@ -114,7 +122,7 @@ func TestExecLine(t *testing.T) {
 func TestWriteUnit(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etc", "systemd", "system") // created by WriteUnit
 	p := filepath.Join(dir, NomadService)
-	content := NomadUnit("/usr/bin/nomad", "/etc/nomad.d")
+	content := NomadUnit("/usr/bin/nomad", "/etc/nomad.d", true)
 
 	changed, err := WriteUnit(dir, NomadService, content)
 	if err != nil || !changed {
@@ -153,7 +161,7 @@ func TestWriteUnit(t *testing.T) {
 	}
 
 	// New content replaces the old.
-	other := NomadUnit("/opt/nomad", "/etc/nomad.d")
+	other := NomadUnit("/opt/nomad", "/etc/nomad.d", true)
 	if changed, err = WriteUnit(dir, NomadService, other); err != nil || !changed {
 		t.Fatalf("new content: changed=%v err=%v, want true, nil", changed, err)
 	}

@@ -29,7 +29,7 @@ func nomadBin(t testing.TB) string {
 		}
 		return p
 	}
-	p, _ := filepath.Abs("../../.cache/nomad-v1.11.3")
+	p, _ := filepath.Abs("../../.cache/nomad-v1.6.3")
 	if _, err := os.Stat(p); err != nil {
 		t.Skip("the real nomad is not built; run make nomad")
 	}

@@ -63,7 +63,7 @@ func benches(nomad string) []bench {
 func main() {
 	out := flag.String("o", "BENCHMARKS.md", "the report to write")
 	raw := flag.String("raw", ".cache/bench", "`directory` for the raw go test output")
-	nomad := flag.String("nomad", ".cache/nomad-v1.11.3", "the real Nomad `binary`")
+	nomad := flag.String("nomad", ".cache/nomad-v1.6.3", "the real Nomad `binary`")
 	render := flag.Bool("render", false, "do not run the benchmarks; render from the raw output of an earlier run")
 	only := flag.String("only", "", "run only the benchmarks of these comma-separated raw names, keep the others' raw output")
 	flag.Parse()

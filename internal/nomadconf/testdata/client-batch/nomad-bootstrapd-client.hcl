@@ -3,8 +3,10 @@
 client {
   enabled    = true
   servers    = ["10.0.0.11:4647", "10.0.0.12:4647", "10.0.0.13:4647"]
-  node_pool  = "batch"
   node_class = "batch"
+
+  # Jobs pick this pool by node_class or ${meta.pool}; jobs that name no node_pool run here too.
+  node_pool = "default"
 
   meta {
     pool = "batch"
