@@ -196,7 +196,7 @@ func (a *Agent) serverReady(ctx context.Context, p plan.Plan, s plan.Server) (ok
 // nomadHealth queries the local Nomad agent: leader, peers, its own health,
 // the servers it knows, the clients per pool and, on servers, autopilot.
 func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) NomadStatus {
-	st := NomadStatus{Unit: unit, Peers: []string{}}
+	st := NomadStatus{Unit: unit, Version: a.nomadFeat.Version.String(), Peers: []string{}}
 	c, err := a.localAPI(p)
 	if err != nil {
 		return st
@@ -237,14 +237,34 @@ func (a *Agent) nomadCluster(ctx context.Context, c *api.Client, p plan.Plan, st
 	}
 	q, cancel := queryCtx(ctx)
 	defer cancel()
+	running := ""
 	if members, err := c.Agent().MembersOpts(q); err == nil && members != nil {
 		st.Servers = nomadServers(members.Members, st.Leader)
+		for _, s := range st.Servers {
+			if p.IsServer(a.id) && s.Name == a.name+"."+p.Region {
+				running = s.Version
+			}
+		}
 	}
 	q, cancel = queryCtx(ctx)
 	defer cancel()
 	if nodes, _, err := c.Nodes().List(q); err == nil {
 		st.Clients = poolClients(nodes)
+		st.ClientVersions = clientVersions(nodes)
+		for _, n := range nodes {
+			if n != nil && running == "" && n.Name == a.name {
+				running = n.Version
+			}
+		}
 	}
+	// The version the running Nomad reports (its self endpoint needs
+	// agent:read, which clients hold no token for; its member or node
+	// entry says the same to anyone).
+	if running != "" {
+		st.Version = running
+		a.checkRunningNomad(running)
+	}
+	a.checkMixedVersions(st.Servers, st.ClientVersions)
 	if !p.IsServer(a.id) {
 		return
 	}
@@ -270,7 +290,7 @@ func nomadServers(members []*api.AgentMember, leader string) []NomadServerStatus
 			continue
 		}
 		rpc := net.JoinHostPort(m.Addr, m.Tags["port"])
-		out = append(out, NomadServerStatus{Name: m.Name, Address: m.Addr, Status: m.Status, Leader: leader != "" && rpc == leader})
+		out = append(out, NomadServerStatus{Name: m.Name, Address: m.Addr, Status: m.Status, Leader: leader != "" && rpc == leader, Version: m.Tags["build"]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/nomad/api"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
@@ -47,4 +51,67 @@ func (a *Agent) checkRunningNomad(running string) {
 		return
 	}
 	a.clearWarning("nomad-version")
+}
+
+// clientVersions lists the distinct Nomad versions of the clients, oldest
+// first.
+func clientVersions(nodes []*api.NodeListStub) []string {
+	seen := map[string]nomadver.Version{}
+	for _, n := range nodes {
+		if n == nil || n.Version == "" {
+			continue
+		}
+		if v, err := nomadver.Parse(n.Version); err == nil {
+			seen[n.Version] = v
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(x, y string) int {
+		if c := seen[x].Compare(seen[y]); c != 0 {
+			return c
+		}
+		return strings.Compare(x, y)
+	})
+	return out
+}
+
+// mixedVersions says what is unsafe about the Nomad versions of a cluster:
+// servers must be as new as every client (Nomad's upgrade guide: servers
+// first, then clients). It returns "" when nothing is.
+func mixedVersions(servers []NomadServerStatus, clients []string) string {
+	var oldest nomadver.Version
+	oldestName := ""
+	for _, s := range servers {
+		v, err := nomadver.Parse(s.Version)
+		if err != nil || s.Status == "left" {
+			continue
+		}
+		if oldestName == "" || v.Compare(oldest) < 0 {
+			oldest, oldestName = v, s.Name
+		}
+	}
+	if oldestName == "" || len(clients) == 0 {
+		return ""
+	}
+	newest, err := nomadver.Parse(clients[len(clients)-1])
+	if err != nil || newest.Compare(oldest) <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("Nomad server %s runs %s, older than clients that run %s: upgrade every server before the clients", oldestName, oldest, newest)
+}
+
+// checkMixedVersions shows or clears the warning of mixedVersions.
+func (a *Agent) checkMixedVersions(servers []NomadServerStatus, clients []string) {
+	if len(servers) == 0 {
+		// Nomad did not answer: keep what was known.
+		return
+	}
+	if msg := mixedVersions(servers, clients); msg != "" {
+		a.warn("nomad-mixed", msg)
+		return
+	}
+	a.clearWarning("nomad-mixed")
 }

@@ -70,7 +70,10 @@ type CertFileStatus struct {
 
 // NomadStatus describes the local Nomad agent and the cluster it sees.
 type NomadStatus struct {
-	Unit    string   `json:"unit"`   // how Nomad runs and its state
+	Unit string `json:"unit"` // how Nomad runs and its state
+	// Version is the version of the local Nomad agent, as it reports it
+	// once it runs (`nomad version` before that).
+	Version string   `json:"version"`
 	Leader  string   `json:"leader"` // the raft leader's RPC address
 	Peers   []string `json:"peers"`  // the raft peers' RPC addresses
 	Healthy bool     `json:"healthy"`
@@ -82,6 +85,9 @@ type NomadStatus struct {
 	// Clients counts the Nomad clients per node pool, as `nomad node
 	// status` lists them.
 	Clients []PoolClientsStatus `json:"clients,omitempty"`
+	// ClientVersions lists the Nomad versions the clients run, oldest
+	// first.
+	ClientVersions []string `json:"client_versions,omitempty"`
 }
 
 // NomadServerStatus is one Nomad server of the cluster.
@@ -90,6 +96,7 @@ type NomadServerStatus struct {
 	Address string `json:"address"`
 	Status  string `json:"status"` // alive, failed, left
 	Leader  bool   `json:"leader"`
+	Version string `json:"version,omitempty"` // its Nomad version
 }
 
 // AutopilotStatus is Nomad autopilot's view of the servers.

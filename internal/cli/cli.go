@@ -21,7 +21,7 @@ import (
 var Version = "0.1.0-dev"
 
 // NomadVersion is the Nomad version this release is built and tested with.
-const NomadVersion = "1.11.3"
+const NomadVersion = "1.6.3"
 
 // Exit codes.
 const (

@@ -137,6 +137,7 @@ func Table(w io.Writer, s agent.Status, o Options) {
 			health = cell{text: "not healthy", color: red}
 		}
 		t.add(label("Unit"), plain(orDash(nm.Unit)))
+		t.add(label("Version"), plain(orDash(nm.Version)))
 		t.add(label("Health"), health)
 		if nm.Leader == "" {
 			t.add(label("Leader"), cell{text: "none", color: red})
@@ -164,13 +165,16 @@ func Table(w io.Writer, s agent.Status, o Options) {
 			}
 			t.add(label("Clients"), c)
 		}
+		if len(nm.ClientVersions) > 0 {
+			t.add(label("Client versions"), plain(strings.Join(nm.ClientVersions, ", ")))
+		}
 		t.write(w, o.Color)
 		if len(nm.Servers) > 0 {
 			fmt.Fprintln(w)
 			st := &table{indent: "  "}
-			st.add(label("SERVER"), label("ADDRESS"), label("STATUS"), label("LEADER"))
+			st.add(label("SERVER"), label("ADDRESS"), label("STATUS"), label("LEADER"), label("VERSION"))
 			for _, sv := range nm.Servers {
-				st.add(plain(sv.Name), plain(sv.Address), cell{text: sv.Status, color: memberColor(sv.Status)}, plain(fmt.Sprint(sv.Leader)))
+				st.add(plain(sv.Name), plain(sv.Address), cell{text: sv.Status, color: memberColor(sv.Status)}, plain(fmt.Sprint(sv.Leader)), plain(orDash(sv.Version)))
 			}
 			st.write(w, o.Color)
 		}

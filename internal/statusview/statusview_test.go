@@ -49,15 +49,16 @@ func certFiles(serverLeft time.Duration) *agent.CertStatus {
 
 func healthyNomad() *agent.NomadStatus {
 	return &agent.NomadStatus{
-		Unit: "nomad.service (active/running)", Leader: "10.0.0.6:4647", Healthy: true,
+		Unit: "nomad.service (active/running)", Version: "1.6.3", Leader: "10.0.0.6:4647", Healthy: true,
 		Peers: []string{"10.0.0.5:4647", "10.0.0.6:4647", "10.0.0.7:4647"},
 		Servers: []agent.NomadServerStatus{
-			{Name: "node1.global", Address: "10.0.0.5", Status: "alive"},
-			{Name: "node2.global", Address: "10.0.0.6", Status: "alive", Leader: true},
-			{Name: "node3.global", Address: "10.0.0.7", Status: "alive"},
+			{Name: "node1.global", Address: "10.0.0.5", Status: "alive", Version: "1.6.3"},
+			{Name: "node2.global", Address: "10.0.0.6", Status: "alive", Leader: true, Version: "1.6.3"},
+			{Name: "node3.global", Address: "10.0.0.7", Status: "alive", Version: "1.6.3"},
 		},
-		Autopilot: &agent.AutopilotStatus{Healthy: true, FailureTolerance: 1, Voters: 3},
-		Clients:   []agent.PoolClientsStatus{{Pool: "batch", Ready: 2, Total: 2}, {Pool: "special", Ready: 1, Total: 1}, {Pool: "warm", Ready: 2, Total: 2}},
+		ClientVersions: []string{"1.6.3"},
+		Autopilot:      &agent.AutopilotStatus{Healthy: true, FailureTolerance: 1, Voters: 3},
+		Clients:        []agent.PoolClientsStatus{{Pool: "batch", Ready: 2, Total: 2}, {Pool: "special", Ready: 1, Total: 1}, {Pool: "warm", Ready: 2, Total: 2}},
 	}
 }
 
@@ -97,16 +98,24 @@ func cases() map[string]agent.Status {
 	expiring.Certs = certFiles(9 * 24 * time.Hour)
 	expiring.Warnings = []string{"this node's certificate expires in 9 days (2026-12-10T10:00:00Z); renewal has not succeeded: see the agent's log"}
 
+	mixed := healthy
+	mn := healthyNomad()
+	mn.Servers[0].Version = "1.10.0"
+	mn.ClientVersions = []string{"1.6.3", "1.10.0"}
+	mixed.Nomad = mn
+	mixed.Warnings = []string{"Nomad server node2.global runs 1.6.3, older than clients that run 1.10.0: upgrade every server before the clients"}
+
 	down := agent.Status{Node: node(), Phase: agent.PhaseStopped,
 		Reason: "the agent is not running; start it with: systemctl start nomad-bootstrapd",
 		Plan:   committed(), Members: []agent.MemberStatus{}, Certs: certFiles(81 * 24 * time.Hour)}
 
 	return map[string]agent.Status{
-		"healthy":                healthy,
-		"electing":               electing,
-		"degraded-dead-server":   dead,
-		"degraded-expiring-cert": expiring,
-		"agent-down":             down,
+		"healthy":                 healthy,
+		"electing":                electing,
+		"degraded-dead-server":    dead,
+		"degraded-expiring-cert":  expiring,
+		"degraded-mixed-versions": mixed,
+		"agent-down":              down,
 	}
 }
 

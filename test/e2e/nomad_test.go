@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -66,8 +67,9 @@ func nomadCLI(t testing.TB, bin string, env []string, args ...string) (string, e
 	return string(out), err
 }
 
-// pools gives nodes 4 and 5 the client pools warm and batch; nodes 1-3 are
-// the only server candidates.
+// pools gives nodes 4 and 5 the client pools warm and batch, warm in
+// Nomad's default node pool (the default) and batch isolated in its own;
+// nodes 1-3 are the only server candidates.
 func realNomadArgs(bin string) func(i int) []string {
 	return func(i int) []string {
 		args := []string{"-min-members", "5", "-supervise", "process", "-nomad", bin, "-raw-exec"}
@@ -75,7 +77,7 @@ func realNomadArgs(bin string) func(i int) []string {
 		case 3:
 			args = append(args, "-role", "client", "-pool", "warm")
 		case 4:
-			args = append(args, "-role", "client", "-pool", "batch")
+			args = append(args, "-role", "client", "-pool", "batch", "-isolate-pools")
 		}
 		return args
 	}
@@ -212,7 +214,7 @@ func checkNomadCLI(t *testing.T, bin string, server *proc, procs []*proc) {
 		nodes, err = nomadCLI(t, bin, env, "node", "status", "-verbose")
 		return err == nil && strings.Count(nodes, "ready") == 5
 	})
-	for _, want := range []struct{ name, pool string }{{procs[3].name, "warm"}, {procs[4].name, "batch"}} {
+	for _, want := range []struct{ name, pool, nodePool string }{{procs[3].name, "warm", "default"}, {procs[4].name, "batch", "batch"}} {
 		id := ""
 		for _, line := range strings.Split(nodes, "\n") {
 			if f := strings.Fields(line); len(f) > 3 && strings.Contains(line, " "+want.name+" ") {
@@ -228,7 +230,7 @@ func checkNomadCLI(t *testing.T, bin string, server *proc, procs []*proc) {
 			t.Errorf("nomad node status %s: %v\n%s", id, err, info)
 			continue
 		}
-		for _, w := range []string{`Node Pool\s+= ` + want.pool, `Class\s+= ` + want.pool, `\n\s*pool\s+= ` + want.pool + `\n`} {
+		for _, w := range []string{`Node Pool\s+= ` + want.nodePool + `\n`, `Class\s+= ` + want.pool, `\n\s*pool\s+= ` + want.pool + `\n`} {
 			if !regexp.MustCompile(w).MatchString(info) {
 				t.Errorf("node %s lacks %q:\n%s", want.name, w, info)
 			}
@@ -265,17 +267,19 @@ func checkStatusAgreesWithNomad(t *testing.T, bin string, server *proc) {
 			why = fmt.Sprintf("nomad node status -json: %v\n%s", err, nodes)
 			return false
 		}
-		var stubs []struct{ NodePool, Status string }
+		var stubs []struct{ NodeClass, NodePool, Status string }
 		if err := json.Unmarshal([]byte(nodes), &stubs); err != nil {
 			why = fmt.Sprintf("nomad node status -json: %v", err)
 			return false
 		}
+		// status counts clients by their pool, which is the node class.
 		ready := map[string]int{}
 		total := map[string]int{}
 		for _, n := range stubs {
-			total[n.NodePool]++
+			pool := cmp.Or(n.NodeClass, n.NodePool)
+			total[pool]++
 			if n.Status == "ready" {
-				ready[n.NodePool]++
+				ready[pool]++
 			}
 		}
 
@@ -428,6 +432,58 @@ func checkACL(t *testing.T, bin string, server *proc, procs []*proc) {
 			}
 		}
 		return false
+	})
+
+	// The production layout's own job, which chooses pool warm by
+	// meta.pool and names no node_pool, runs on the warm client; so does
+	// (somewhere) a job that names nothing at all.
+	for _, j := range []struct{ file, job, node, status string }{
+		{"testdata/seed-warm.nomad.hcl", "seed-warm", procs[3].name, "running"},
+		{"testdata/plain.nomad.hcl", "plain", "", "complete"},
+	} {
+		abs, _ := filepath.Abs(j.file)
+		if out, err := nomadCLI(t, bin, dep, "job", "run", "-detach", abs); err != nil {
+			t.Fatalf("deployer job run %s: %v\n%s", j.file, err, out)
+		}
+		var last string
+		waitForOr(t, 60*time.Second, "an allocation of job "+j.job+" "+j.status+" on "+cmp.Or(j.node, "any client"), func() bool {
+			out, err := nomadCLI(t, bin, dep, "job", "allocs", "-json", j.job)
+			if err != nil {
+				last = out
+				return false
+			}
+			var allocs []struct{ ClientStatus, NodeName string }
+			json.Unmarshal([]byte(out), &allocs)
+			last = fmt.Sprintf("%+v", allocs)
+			for _, a := range allocs {
+				if a.ClientStatus == j.status && (j.node == "" || a.NodeName == j.node) {
+					return true
+				}
+			}
+			return false
+		}, func() {
+			st, _ := nomadCLI(t, bin, dep, "job", "status", j.job)
+			t.Logf("job %s: allocations %s\n%s", j.job, last, st)
+		})
+	}
+	// Stop the service, so that its task and executor do not outlive the
+	// cluster.
+	if out, err := nomadCLI(t, bin, dep, "job", "stop", "-detach", "seed-warm"); err != nil {
+		t.Fatalf("deployer job stop: %v\n%s", err, out)
+	}
+	waitFor(t, 60*time.Second, "job seed-warm to stop", func() bool {
+		out, err := nomadCLI(t, bin, dep, "job", "allocs", "-json", "seed-warm")
+		if err != nil {
+			return false
+		}
+		var allocs []struct{ ClientStatus string }
+		json.Unmarshal([]byte(out), &allocs)
+		for _, a := range allocs {
+			if a.ClientStatus == "running" || a.ClientStatus == "pending" {
+				return false
+			}
+		}
+		return true
 	})
 }
 

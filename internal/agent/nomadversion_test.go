@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/nomad/api"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+)
+
+func TestMixedVersions(t *testing.T) {
+	srv := func(name, v, status string) NomadServerStatus {
+		return NomadServerStatus{Name: name, Version: v, Status: status}
+	}
+	tests := []struct {
+		name    string
+		servers []NomadServerStatus
+		clients []string
+		want    string
+	}{
+		{name: "all the same", servers: []NomadServerStatus{srv("a", "1.6.3", "alive"), srv("b", "1.6.3", "alive")}, clients: []string{"1.6.3"}},
+		{name: "servers newer (upgrade under way, safe)", servers: []NomadServerStatus{srv("a", "1.10.0", "alive")}, clients: []string{"1.6.3", "1.10.0"}},
+		{name: "a client newer than a server", servers: []NomadServerStatus{srv("a", "1.10.0", "alive"), srv("b", "1.6.3", "alive")}, clients: []string{"1.6.3", "1.10.0"},
+			want: "Nomad server b runs 1.6.3, older than clients that run 1.10.0"},
+		{name: "a server that left does not count", servers: []NomadServerStatus{srv("a", "1.10.0", "alive"), srv("b", "1.6.3", "left")}, clients: []string{"1.10.0"}},
+		{name: "no clients", servers: []NomadServerStatus{srv("a", "1.6.3", "alive")}},
+		{name: "unknown server version", servers: []NomadServerStatus{srv("a", "", "alive")}, clients: []string{"2.0.0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := mixedVersions(tt.servers, tt.clients)
+			if (tt.want == "") != (got == "") || !strings.HasPrefix(got, tt.want) {
+				t.Errorf("mixedVersions = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestClientVersions(t *testing.T) {
+	nodes := []*api.NodeListStub{{Version: "1.10.0"}, {Version: "1.6.3"}, nil, {Version: "1.6.3"}, {Version: ""}, {Version: "junk"}, {Version: "1.9.7"}}
+	got := strings.Join(clientVersions(nodes), " ")
+	if got != "1.6.3 1.9.7 1.10.0" {
+		t.Errorf("clientVersions = %q, want oldest first without duplicates", got)
+	}
+}
+
+func TestDetectNomad(t *testing.T) {
+	dir := t.TempDir()
+	fake := func(name, version string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\necho 'Nomad v"+version+"'\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name, bin, supervise, want, err string
+	}{
+		{name: "1.6", bin: fake("n16", "1.6.3"), supervise: config.SuperviseProcess, want: "1.6.3"},
+		{name: "2.0", bin: fake("n20", "2.0.1"), supervise: config.SuperviseSystemd, want: "2.0.1"},
+		{name: "too old", bin: fake("n15", "1.5.6"), supervise: config.SuperviseProcess, err: "needs Nomad 1.6 or newer"},
+		{name: "too old without supervising", bin: fake("n14", "1.4.0"), supervise: config.SuperviseNone, err: "needs Nomad 1.6 or newer"},
+		{name: "missing and supervised", bin: filepath.Join(dir, "none"), supervise: config.SuperviseSystemd, err: "cannot tell which Nomad is installed"},
+		{name: "missing, configuration only", bin: filepath.Join(dir, "none"), supervise: config.SuperviseNone, want: "1.6.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Nomad, cfg.Supervise = tt.bin, tt.supervise
+			f, _, err := detectNomad(context.Background(), cfg)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("detectNomad error = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || f.Version.String() != tt.want {
+				t.Fatalf("detectNomad = %s, %v; want %s", f.Version, err, tt.want)
+			}
+		})
+	}
+}
