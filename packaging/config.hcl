@@ -60,6 +60,12 @@ token_file = "/etc/nomad-bootstrapd/token"
 # How long membership must be stable before servers are elected.
 # settle = "3s"
 
+# Number of machines started together for the first election (an
+# autoscaling group's desired size, say). Once that many are alive they
+# elect at once instead of waiting for settle; min_members then defaults to
+# a majority of them. 0: unknown.
+# bootstrap_size = 0
+
 # How Nomad is run: systemd (as nomad.service), process (as a child of this
 # agent) or none (configuration only).
 # supervise = "systemd"

@@ -416,3 +416,31 @@ func TestSeedAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapSizeSkipsSettle: with bootstrap_size known, the agents elect
+// as soon as all of them are alive, even with a settle time that would never
+// pass; with one missing they wait for it.
+func TestBootstrapSizeSkipsSettle(t *testing.T) {
+	slow := func(_ int, o *Options) {
+		o.Config.Settle = time.Hour
+		o.Config.BootstrapSize = 5
+	}
+	t.Run("all present", func(t *testing.T) {
+		c := newCluster(t)
+		c.startN(5, slow)
+		plans := c.waitCommitted(c.nodes, 30*time.Second)
+		if len(plans[0].Servers) != 3 {
+			t.Fatalf("plan %+v: want 3 servers", plans[0])
+		}
+	})
+	t.Run("one missing", func(t *testing.T) {
+		c := newCluster(t)
+		c.startN(4, slow)
+		time.Sleep(2 * time.Second)
+		for _, n := range c.nodes {
+			if s := n.agent.Status(); s.Plan != nil {
+				t.Fatalf("%s committed %+v with 4 of bootstrap_size 5 and settle not over", s.Node.Name, s.Plan)
+			}
+		}
+	})
+}

@@ -17,7 +17,8 @@ import (
 //
 // Every node computes the candidate plan from the live, compatible members.
 // Once at least min_members are alive, Expect of them are eligible and
-// membership has been stable for the settle time, the candidate's first
+// membership has been stable for the settle time (or bootstrap_size members
+// are alive: every machine started together is there), the candidate's first
 // server, the coordinator, proposes it to the other chosen servers. Each
 // server acknowledges only when it holds no committed plan, sees every
 // proposed server alive and has promised no other plan; an acknowledgement
@@ -129,7 +130,10 @@ func (a *Agent) candidateLocked(members []gossip.Member) (plan.Plan, string) {
 	if err != nil {
 		return plan.Plan{}, strings.TrimPrefix(err.Error(), "plan: ")
 	}
-	if stable := a.now().Sub(a.lastChange); stable < a.cfg.Settle {
+	// Every machine of a known bootstrap is here: nothing better can
+	// come by waiting.
+	complete := a.cfg.BootstrapSize > 0 && len(eligible) >= a.cfg.BootstrapSize
+	if stable := a.now().Sub(a.lastChange); stable < a.cfg.Settle && !complete {
 		return plan.Plan{}, fmt.Sprintf("membership changed %s ago; electing once it has been stable for %s",
 			stable.Round(100*time.Millisecond), a.cfg.Settle)
 	}

@@ -126,6 +126,7 @@ func agentConfig(fs *flag.FlagSet, cfg config.Config, tokenFile string) []byte {
 	str("region", "region", cfg.Region)
 	num("expect", "expect", cfg.Expect)
 	num("min-members", "min_members", cfg.MinMembers)
+	num("bootstrap-size", "bootstrap_size", cfg.BootstrapSize)
 	str("settle", "settle", cfg.Settle.String())
 	str("supervise", "supervise", cfg.Supervise)
 	str("nomad", "nomad", cfg.Nomad)

@@ -62,6 +62,10 @@ type Config struct {
 	MinMembers int
 	// Settle is how long membership must be stable before a plan is proposed.
 	Settle time.Duration
+	// BootstrapSize is the number of machines started together for the
+	// first election; once that many are alive the plan is proposed at
+	// once, without waiting for Settle. 0 means unknown.
+	BootstrapSize int
 	// Supervise chooses how Nomad is run: systemd, process or none.
 	Supervise string
 	// Nomad is the path of the nomad binary.
@@ -153,6 +157,7 @@ type file struct {
 	Region     *string   `hcl:"region,optional"`
 	Expect     *int      `hcl:"expect,optional"`
 	MinMembers *int      `hcl:"min_members,optional"`
+	Bootstrap  *int      `hcl:"bootstrap_size,optional"`
 	Settle     *string   `hcl:"settle,optional"`
 	Supervise  *string   `hcl:"supervise,optional"`
 	Nomad      *string   `hcl:"nomad,optional"`
@@ -216,6 +221,7 @@ func (c *Config) loadBytes(src []byte, path string) error {
 	setS(&c.Region, fc.Region)
 	setI(&c.Expect, fc.Expect)
 	setI(&c.MinMembers, fc.MinMembers)
+	setI(&c.BootstrapSize, fc.Bootstrap)
 	if fc.Settle != nil {
 		d, err := time.ParseDuration(*fc.Settle)
 		if err != nil {
@@ -330,7 +336,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.vals.Datacenter, "datacenter", d.Datacenter, "Nomad `datacenter`")
 	fs.StringVar(&f.vals.Region, "region", d.Region, "Nomad `region` (every node must agree)")
 	fs.IntVar(&f.vals.Expect, "expect", d.Expect, "number of Nomad servers: 1, 3 or 5 (every node must agree)")
-	fs.IntVar(&f.vals.MinMembers, "min-members", 0, "members that must be alive before servers are elected (default: -expect)")
+	fs.IntVar(&f.vals.MinMembers, "min-members", 0, "members that must be alive before servers are elected (default: a majority of -bootstrap-size, else -expect)")
+	fs.IntVar(&f.vals.BootstrapSize, "bootstrap-size", 0, "number of machines started together; once that many are alive they elect at once instead of waiting for -settle (default 0: unknown)")
 	fs.DurationVar(&f.vals.Settle, "settle", d.Settle, "how long membership must be stable before servers are elected")
 	fs.StringVar(&f.vals.Supervise, "supervise", d.Supervise, "how Nomad is run: systemd, process or none")
 	fs.StringVar(&f.vals.Nomad, "nomad", d.Nomad, "`path` of the nomad binary")
@@ -365,6 +372,7 @@ func (f *Flags) Apply(c *Config) {
 		"region":            func() { c.Region = v.Region },
 		"expect":            func() { c.Expect = v.Expect },
 		"min-members":       func() { c.MinMembers = v.MinMembers },
+		"bootstrap-size":    func() { c.BootstrapSize = v.BootstrapSize },
 		"settle":            func() { c.Settle = v.Settle },
 		"supervise":         func() { c.Supervise = v.Supervise },
 		"nomad":             func() { c.Nomad = v.Nomad },

@@ -126,6 +126,10 @@ func TestValidate(t *testing.T) {
 		{"even expect", func(c *Config) { c.Expect = 4 }, "even"},
 		{"bad role", func(c *Config) { c.Role = "leader" }, "role"},
 		{"min members below expect", func(c *Config) { c.MinMembers = 2 }, "min_members"},
+		{"bootstrap size", func(c *Config) { c.BootstrapSize = 5 }, ""},
+		{"negative bootstrap size", func(c *Config) { c.BootstrapSize = -1 }, "bootstrap_size -1 is negative"},
+		{"bootstrap size below expect", func(c *Config) { c.BootstrapSize = 2 }, "bootstrap_size 2 is less than expect 3"},
+		{"min members above bootstrap size", func(c *Config) { c.BootstrapSize, c.MinMembers = 4, 5 }, "min_members 5 is more than bootstrap_size 4"},
 		{"bad pool", func(c *Config) { c.Pool = "my pool" }, "pool"},
 		{"bad supervise", func(c *Config) { c.Supervise = "docker" }, "supervise"},
 		{"bad port", func(c *Config) { c.Port = 70000 }, "port"},
@@ -172,6 +176,27 @@ func TestResolveToken(t *testing.T) {
 	for _, c := range []Config{{}, {Token: "a", TokenFile: tf}, {TokenFile: filepath.Join(dir, "missing")}} {
 		if _, err := c.ResolveToken(nil); err == nil {
 			t.Errorf("ResolveToken(%+v) succeeded", c)
+		}
+	}
+}
+
+func TestEffectiveMinMembers(t *testing.T) {
+	tests := []struct {
+		expect, min, size, want int
+	}{
+		{expect: 3, want: 3},
+		{expect: 3, min: 4, want: 4},
+		{expect: 3, size: 5, want: 3},
+		{expect: 3, size: 7, want: 4},
+		{expect: 3, size: 100, want: 51},
+		{expect: 5, size: 6, want: 5},
+		{expect: 3, min: 3, size: 9, want: 3},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Expect, c.MinMembers, c.BootstrapSize = tt.expect, tt.min, tt.size
+		if got := c.EffectiveMinMembers(); got != tt.want {
+			t.Errorf("expect %d, min_members %d, bootstrap_size %d: EffectiveMinMembers = %d, want %d", tt.expect, tt.min, tt.size, got, tt.want)
 		}
 	}
 }

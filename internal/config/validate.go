@@ -30,6 +30,14 @@ func (c *Config) Validate() error {
 	} else if c.MinMembers != 0 && c.MinMembers < c.Expect {
 		add(fmt.Errorf("config: min_members %d is less than expect %d; servers need at least %d members", c.MinMembers, c.Expect, c.Expect))
 	}
+	switch {
+	case c.BootstrapSize < 0:
+		add(fmt.Errorf("config: bootstrap_size %d is negative", c.BootstrapSize))
+	case c.BootstrapSize != 0 && c.BootstrapSize < c.Expect:
+		add(fmt.Errorf("config: bootstrap_size %d is less than expect %d; the machines started together must include the %d servers", c.BootstrapSize, c.Expect, c.Expect))
+	case c.BootstrapSize != 0 && c.MinMembers > c.BootstrapSize:
+		add(fmt.Errorf("config: min_members %d is more than bootstrap_size %d; at most the machines started together can be alive", c.MinMembers, c.BootstrapSize))
+	}
 	if c.Port < 1 || c.Port > 65535 {
 		add(fmt.Errorf("config: port %d is out of range 1-65535", c.Port))
 	}
@@ -89,10 +97,16 @@ func validateMetricsAddr(addr string) error {
 	return nil
 }
 
-// EffectiveMinMembers returns MinMembers, or Expect when it is 0.
+// EffectiveMinMembers returns MinMembers; when it is 0, a majority of
+// BootstrapSize (so that two halves of a partitioned bootstrap cannot both
+// elect), and Expect when neither is set.
 func (c *Config) EffectiveMinMembers() int {
-	if c.MinMembers == 0 {
+	switch {
+	case c.MinMembers != 0:
+		return c.MinMembers
+	case c.BootstrapSize != 0:
+		return max(c.Expect, c.BootstrapSize/2+1)
+	default:
 		return c.Expect
 	}
-	return c.MinMembers
 }

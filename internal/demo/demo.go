@@ -121,7 +121,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 		args := append([]string{"agent",
 			"-root", n.root, "-name", n.name, "-bind", n.addr, "-join", o.Base.String(),
-			"-token-file", tokenFile, "-expect", fmt.Sprint(expect), "-min-members", fmt.Sprint(o.Nodes),
+			"-token-file", tokenFile, "-expect", fmt.Sprint(expect), "-min-members", fmt.Sprint(o.Nodes), "-bootstrap-size", fmt.Sprint(o.Nodes),
 			"-settle", "1s", "-pool", pools[i%len(pools)], "-zone", zones[i%len(zones)],
 			"-metrics-addr", net.JoinHostPort(n.addr, "4652")}, supervise...)
 		n.cmd = exec.Command(o.Exe, args...)

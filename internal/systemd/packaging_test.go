@@ -17,7 +17,7 @@ const packagedConfig = "../../packaging/config.hcl"
 // configKeys are the keys of the agent's configuration file.
 var configKeys = []string{
 	"token", "token_file", "join", "bind", "advertise", "port", "name", "role",
-	"pool", "zone", "datacenter", "region", "expect", "min_members", "settle",
+	"pool", "zone", "datacenter", "region", "expect", "min_members", "bootstrap_size", "settle",
 	"supervise", "nomad", "log_level", "dedicated_servers", "raw_exec", "isolate_pools",
 }
 

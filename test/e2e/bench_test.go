@@ -90,7 +90,7 @@ func bootstrapped(b *testing.B, bin string, net int) (time.Duration, map[agent.P
 	began := time.Now()
 	for i := range 5 {
 		addr := fmt.Sprintf("127.13.%d.%d", net, i+1)
-		args := append([]string{"-bind", addr, "-join", seed, "-token-file", tokenFile, "-settle", "1s", "-dedicated-servers"}, extra(i)...)
+		args := append([]string{"-bind", addr, "-join", seed, "-token-file", tokenFile, "-settle", "1s", "-bootstrap-size", "5", "-dedicated-servers"}, extra(i)...)
 		p := start(b, filepath.Join(dir, fmt.Sprint("node", i+1)), fmt.Sprint("node", i+1), args...)
 		p.addr = addr
 		procs = append(procs, p)
