@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -144,9 +145,11 @@ func queryCtx(ctx context.Context) (*api.QueryOptions, context.CancelFunc) {
 	return (&api.QueryOptions{AllowStale: true}).WithContext(qctx), cancel
 }
 
-// serversReady reports whether a server of p has a Nomad leader and, on
-// Nomad 1.7 and newer, an initialised keyring: a client that registers
-// earlier is refused and backs off for about 25 s.
+// serversReady reports whether a client may start Nomad: before 1.11, once
+// a server of p answers (the client's registration waits out the leader
+// election by itself, so its fingerprinting overlaps the election); from
+// 1.11, once a server has a leader with an initialised keyring, since a
+// client that registers earlier is refused and backs off for about 25 s.
 func (a *Agent) serversReady(ctx context.Context, p plan.Plan) (bool, string) {
 	last := "no server answered"
 	for _, s := range p.Servers {
@@ -175,12 +178,17 @@ func (a *Agent) serverReady(ctx context.Context, p plan.Plan, s plan.Server) (ok
 	q, cancel := queryCtx(ctx)
 	defer cancel()
 	var leader string
-	if _, err := c.Raw().Query("/v1/status/leader", &leader, q); err != nil || leader == "" {
-		return false, fmt.Sprintf("%s: no leader yet", s.Name), nil
+	_, err = c.Raw().Query("/v1/status/leader", &leader, q)
+	if !a.nomadFeat.RegisterNeedsKeyring {
+		// Any answer, "No cluster leader" included, means its RPC
+		// listener is up.
+		if answered(err) {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("%s: Nomad does not answer yet", s.Name), nil
 	}
-	if !a.nomadFeat.WorkloadIdentity {
-		// Before 1.7 a client may register as soon as there is a leader.
-		return true, "", nil
+	if err != nil || leader == "" {
+		return false, fmt.Sprintf("%s: no leader yet", s.Name), nil
 	}
 	var jwks struct {
 		Keys []any `json:"keys"`
@@ -191,6 +199,13 @@ func (a *Agent) serverReady(ctx context.Context, p plan.Plan, s plan.Server) (ok
 		return true, "", nil
 	}
 	return false, fmt.Sprintf("%s: leader %s, keyring not ready", s.Name, leader), nil
+}
+
+// answered reports whether a Nomad API call got an HTTP response, an error
+// status included.
+func answered(err error) bool {
+	var ue api.UnexpectedResponseError
+	return err == nil || (errors.As(err, &ue) && ue.HasStatusCode())
 }
 
 // nomadHealth queries the local Nomad agent: leader, peers, its own health,

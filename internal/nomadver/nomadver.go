@@ -102,9 +102,14 @@ type Features struct {
 	// so nomad.service is Type=notify; before, Type=simple (1.8.0).
 	NotifyReady bool
 	// WorkloadIdentity: servers publish their keyring's public keys at
-	// /.well-known/jwks.json and a client can register only once the
-	// keyring exists (1.7.0). Before, a leader is the readiness signal.
+	// /.well-known/jwks.json (1.7.0).
 	WorkloadIdentity bool
+	// RegisterNeedsKeyring: a client's registration signs a node identity,
+	// so it fails ("keyring has not been initialized yet") and backs off
+	// until the servers' keyring exists (1.11.0). Before, a client may
+	// start as soon as a server listens: its registration RPC waits out a
+	// leader election by itself (RPCHoldTimeout).
+	RegisterNeedsKeyring bool
 	// ClientIntroduction: servers can require client introduction tokens
 	// (server.client_introduction, `nomad node intro create`) (1.11.0).
 	ClientIntroduction bool
@@ -118,10 +123,11 @@ func For(v Version) (Features, error) {
 			ErrTooOld, v, Oldest.Line(), Tested)
 	}
 	return Features{
-		Version:            v,
-		NotifyReady:        v.AtLeast(1, 8),
-		WorkloadIdentity:   v.AtLeast(1, 7),
-		ClientIntroduction: v.AtLeast(1, 11),
+		Version:              v,
+		NotifyReady:          v.AtLeast(1, 8),
+		WorkloadIdentity:     v.AtLeast(1, 7),
+		RegisterNeedsKeyring: v.AtLeast(1, 11),
+		ClientIntroduction:   v.AtLeast(1, 11),
 	}, nil
 }
 

@@ -96,7 +96,7 @@ func TestFor(t *testing.T) {
 		if err != nil {
 			t.Fatalf("For(%s): %v", tt.v, err)
 		}
-		if f.NotifyReady != tt.notify || f.WorkloadIdentity != tt.wi || f.ClientIntroduction != tt.intro {
+		if f.NotifyReady != tt.notify || f.WorkloadIdentity != tt.wi || f.ClientIntroduction != tt.intro || f.RegisterNeedsKeyring != tt.intro {
 			t.Errorf("For(%s) = %+v, want notify %v, workload identity %v, introduction %v", tt.v, f, tt.notify, tt.wi, tt.intro)
 		}
 	}
