@@ -48,6 +48,9 @@ type Options struct {
 	GossipTuning func(*memberlist.Config)
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// DryRun builds an agent only to describe what it would do: a missing
+	// Nomad binary is then noted, not refused.
+	DryRun bool
 }
 
 // transport is what the agreement protocol needs from gossip.
@@ -160,7 +163,7 @@ func New(opts Options) (*Agent, error) {
 		src = fingerprint.DefaultSources()
 	}
 	var err error
-	if a.nomadFeat, a.nomadNote, err = detectNomad(context.Background(), cfg); err != nil {
+	if a.nomadFeat, a.nomadNote, err = detectNomad(context.Background(), cfg, opts.DryRun); err != nil {
 		return nil, err
 	}
 	if a.facts, err = fingerprint.Collect(src); err != nil {

@@ -16,13 +16,14 @@ import (
 
 // detectNomad learns which Nomad this node runs, before anything is
 // written, from `nomad version`. A Nomad older than nomadver.Oldest is
-// refused. With supervise=none the agent starts nothing, so a missing
-// binary is no error: the files are rendered for the oldest supported line,
-// which every newer line accepts, and note says so.
-func detectNomad(ctx context.Context, cfg config.Config) (f nomadver.Features, note string, err error) {
+// refused. With supervise=none the agent starts nothing, and a dry run
+// writes nothing, so a missing binary is no error there: the files are
+// rendered for the oldest supported line, which every newer line accepts,
+// and note says so.
+func detectNomad(ctx context.Context, cfg config.Config, dryRun bool) (f nomadver.Features, note string, err error) {
 	v, err := nomadver.Detect(ctx, cfg.Nomad)
 	if err != nil {
-		if cfg.Supervise == config.SuperviseNone && errors.Is(err, os.ErrNotExist) {
+		if (dryRun || cfg.Supervise == config.SuperviseNone) && errors.Is(err, os.ErrNotExist) {
 			f = nomadver.Must(nomadver.Oldest)
 			return f, fmt.Sprintf("no nomad binary at %s: Nomad's configuration is written for Nomad %s, which every supported version accepts", cfg.Nomad, nomadver.Oldest.Line()), nil
 		}

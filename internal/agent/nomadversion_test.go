@@ -58,6 +58,7 @@ func TestDetectNomad(t *testing.T) {
 	}
 	tests := []struct {
 		name, bin, supervise, want, err string
+		dryRun                          bool
 	}{
 		{name: "1.6", bin: fake("n16", "1.6.3"), supervise: config.SuperviseProcess, want: "1.6.3"},
 		{name: "2.0", bin: fake("n20", "2.0.1"), supervise: config.SuperviseSystemd, want: "2.0.1"},
@@ -65,12 +66,14 @@ func TestDetectNomad(t *testing.T) {
 		{name: "too old without supervising", bin: fake("n14", "1.4.0"), supervise: config.SuperviseNone, err: "needs Nomad 1.6 or newer"},
 		{name: "missing and supervised", bin: filepath.Join(dir, "none"), supervise: config.SuperviseSystemd, err: "cannot tell which Nomad is installed"},
 		{name: "missing, configuration only", bin: filepath.Join(dir, "none"), supervise: config.SuperviseNone, want: "1.6.0"},
+		{name: "missing, dry run", bin: filepath.Join(dir, "none"), supervise: config.SuperviseSystemd, dryRun: true, want: "1.6.0"},
+		{name: "too old, dry run", bin: fake("n15d", "1.5.6"), supervise: config.SuperviseSystemd, dryRun: true, err: "needs Nomad 1.6 or newer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.Nomad, cfg.Supervise = tt.bin, tt.supervise
-			f, _, err := detectNomad(context.Background(), cfg)
+			f, _, err := detectNomad(context.Background(), cfg, tt.dryRun)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("detectNomad error = %v, want %q", err, tt.err)
