@@ -243,7 +243,9 @@ func TestFaultServerLostNomad(t *testing.T) {
 	mgmt := managementToken(t, survivors[0].root)
 	jobs := nomadAPIAt(t, survivors[0].root, survivors[0].addr, deployer)
 	job := api.NewServiceJob("probe", "probe", "global", 50)
-	job.NodePool = new("warm")
+	// Clients share Nomad's default node pool; the job finds pool warm by
+	// its meta.pool, as the seed's jobs do.
+	job.Constrain(api.NewConstraint("${meta.pool}", "=", "warm"))
 	tg := api.NewTaskGroup("g", 1)
 	// $0 names the test's directory, so a task that outlives the test is
 	// found and killed.
