@@ -168,7 +168,7 @@ func PoolDefaults(pool string) PoolPolicy {
 			MaxKillTimeout:        120 * time.Second,
 		}
 	default:
-		// Nomad 1.11's client defaults (command/agent/config.go).
+		// Nomad's client defaults, 1.6 through 2.0 (command/agent/config.go).
 		return PoolPolicy{
 			GCInterval:            1 * time.Minute,
 			GCDiskUsageThreshold:  80,
