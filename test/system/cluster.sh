@@ -60,8 +60,16 @@ for ((i = 1; i <= n; i++)); do
 	peers=$(grep -o '"peers":\[[^]]*\]' <<<"$json" | grep -o ':4647' | wc -l)
 	[[ $peers == 3 ]] || fail "node$i: Nomad reports $peers raft peers, want 3"
 	grep -q '"leader":"[0-9.]*:4647"' <<<"$json" || fail "node$i: no Nomad leader"
+	# The unit follows the installed Nomad: 1.6 and 1.7 never tell systemd
+	# they are ready, so their unit is Type=simple; 1.8 and newer notify.
+	nomad_version=$(in_node "$i" nomad version | sed -n 's/^Nomad v\([0-9]*\.[0-9]*\.[0-9]*\).*/\1/p')
+	grep -q "\"version\":\"$nomad_version\"" <<<"$json" || fail "node$i: status -json does not show Nomad $nomad_version"
+	want_type=notify
+	case $nomad_version in 1.6.* | 1.7.*) want_type=simple ;; esac
+	unit_type=$(in_node "$i" systemctl show -p Type --value nomad)
+	[[ $unit_type == "$want_type" ]] || fail "node$i: nomad.service is Type=$unit_type, want $want_type for Nomad $nomad_version"
 done
-pass "both units enabled and active everywhere; Nomad has a leader and 3 servers"
+pass "both units enabled and active everywhere; Nomad has a leader and 3 servers; nomad.service is Type=$unit_type for Nomad $nomad_version"
 
 # Restarting the agents, on every node one by one and then on all nodes at
 # once, keeps the plan and the certificates and leaves Nomad running: no file
