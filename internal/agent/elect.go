@@ -355,7 +355,7 @@ func (a *Agent) handleMessage(from string, payload []byte) {
 	}
 	switch m.Type {
 	case msgPropose:
-		a.handlePropose(from, m)
+		a.handlePropose(from, m, time.Now().Add(proposalWait))
 	case msgAck, msgNack:
 		a.deliver(m)
 	case msgCommit:
@@ -400,8 +400,21 @@ func (a *Agent) deliver(m message) {
 	}
 }
 
-// handlePropose answers a coordinator's proposal.
-func (a *Agent) handlePropose(from string, m message) {
+// proposalWait is how long a server waits to see the proposed servers alive
+// before it refuses a proposal for not seeing them: right after machines
+// start together, the coordinator may see every member before gossip has
+// told the others about it, and a refusal sent to a node this one does not
+// know yet cannot even be delivered, so the coordinator would wait out its
+// request timeout and back off. Shorter than requestTimeout, so the answer
+// arrives while the coordinator still waits.
+const proposalWait = requestTimeout / 3
+
+// proposalRecheck is how often a waiting server looks at membership again.
+const proposalRecheck = 50 * time.Millisecond
+
+// handlePropose answers a coordinator's proposal; until deadline a missing
+// server only makes it look again later (proposalWait).
+func (a *Agent) handlePropose(from string, m message, deadline time.Time) {
 	p := *m.Plan
 	nack := func(reason string) {
 		a.log.Debug("refusing proposal", "from", from, "reason", reason)
@@ -430,6 +443,12 @@ func (a *Agent) handlePropose(from string, m message) {
 	}
 	for _, s := range p.Servers {
 		if alive[s.Name] != s.ID {
+			if time.Now().Before(deadline) {
+				// Memberlist delivers on its own goroutine: look again
+				// from another one.
+				time.AfterFunc(proposalRecheck, func() { a.handlePropose(from, m, deadline) })
+				return
+			}
 			nack(fmt.Sprintf("%s does not see server %s alive", a.name, s.Name))
 			return
 		}
