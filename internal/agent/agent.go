@@ -68,6 +68,7 @@ const (
 	requestTimeout  = 3 * time.Second
 	promiseLease    = 10 * time.Second
 	proposalBackoff = time.Second
+	joinBackoffMin  = 100 * time.Millisecond
 	joinBackoffMax  = 5 * time.Second
 	deadNodeReclaim = 10 * time.Second
 	certWarnBefore  = 30 * 24 * time.Hour
@@ -429,13 +430,10 @@ func (a *Agent) shutdown() {
 // joins this one. From then on the rejoiner (rejoin.go) keeps re-joining
 // the seeds that are not alive members.
 func (a *Agent) joinLoop(ctx context.Context) {
-	backoff := 250 * time.Millisecond
+	// The first try is at once: machines started together find their
+	// seed as soon as it listens.
+	backoff := joinBackoffMin
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
 		if a.isJoined() {
 			return
 		}
@@ -450,6 +448,11 @@ func (a *Agent) joinLoop(ctx context.Context) {
 			a.setReason(fmt.Sprintf("seeds refused this node: %v", err))
 		} else {
 			a.setReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, joinBackoffMax)
 	}

@@ -165,6 +165,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			aclState = state
 		}
 		a.mu.Lock()
+		was := a.phase
 		switch {
 		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):
 			a.phase, a.reason = PhaseRunning, ""
@@ -173,11 +174,15 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		case a.phase == PhaseRunning:
 			a.phase, a.reason = PhaseStarting, "Nomad is not healthy"
 		}
+		now := a.phase
 		a.mu.Unlock()
+		if now != was {
+			a.log.Info("phase", "phase", now)
+		}
 	}
 }
 
-// waitServers waits until the servers have a Nomad leader with a keyring.
+// waitServers waits until the servers are ready for a client (serversReady).
 func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
 	for {
 		ok, why := a.serversReady(ctx, p)
@@ -196,7 +201,9 @@ func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
 // retry runs f until it succeeds or ctx ends, showing failures as the
 // reason; it reports whether f succeeded.
 func (a *Agent) retry(ctx context.Context, what string, f func() error) bool {
-	backoff := 500 * time.Millisecond
+	// Starts short: right after a commit the CA holder may not listen
+	// yet, and a refused connection costs nothing to retry.
+	backoff := 100 * time.Millisecond
 	for {
 		err := f()
 		if err == nil {
