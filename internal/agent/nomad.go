@@ -72,6 +72,9 @@ func (a *Agent) nomadAgent(p plan.Plan) nomadconf.Agent {
 		c := &nomadconf.Client{Servers: servers, NodePool: a.cfg.Pool, IsolatePool: a.cfg.IsolatePools, RawExec: a.cfg.RawExec}
 		if addr, err := netip.ParseAddr(a.advertise); err == nil && addr.IsLoopback() {
 			c.Options = map[string]string{"fingerprint.denylist": cloudFingerprinters}
+			// Tasks of a loopback-only node get a loopback address too,
+			// not that of the interface of the default route.
+			c.NetworkInterface = loopbackInterface()
 		}
 		na.Client = c
 	}
@@ -424,4 +427,19 @@ func (a *Agent) startNomadUnit(ctx context.Context, changed bool) (*systemd.Mana
 		return nil, err
 	}
 	return m, nil
+}
+
+// loopbackInterface names this machine's loopback interface ("lo" on
+// Linux), or "" when there is none.
+func loopbackInterface() string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, i := range ifaces {
+		if i.Flags&net.FlagLoopback != 0 && i.Flags&net.FlagUp != 0 {
+			return i.Name
+		}
+	}
+	return ""
 }

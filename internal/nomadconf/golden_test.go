@@ -108,6 +108,16 @@ func goldenCases() map[string]Agent {
 	a.Telemetry = false
 	cases["client-gpu"] = a
 
+	// A node of the demo and the tests: a loopback address, and tasks on
+	// the loopback interface too.
+	a = baseAgent("client-loopback", "127.0.0.5")
+	a.Client = client(PoolWarm)
+	a.Client.Servers = []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	a.Client.NetworkInterface = "lo"
+	a.Client.Options = map[string]string{"fingerprint.denylist": "env_aws,env_gce,env_azure,env_digitalocean"}
+	a.Client.RawExec = true
+	cases["client-loopback"] = a
+
 	a = baseAgent("server-v6", "fd00:10::11")
 	a.BindAddr = "::"
 	a.Server = &Server{

@@ -98,6 +98,10 @@ type Client struct {
 	Options map[string]string
 	// RawExec enables the raw_exec driver plugin.
 	RawExec bool
+	// NetworkInterface is the interface whose address Nomad gives tasks
+	// (network_interface); empty leaves Nomad's choice, the interface of
+	// the default route.
+	NetworkInterface string
 }
 
 // PoolPolicy is the per-pool client policy: garbage collection of terminal

@@ -170,6 +170,11 @@ func clientBody(c Client) *hclwrite.File {
 		setString(meta, k, c.Meta[k])
 	}
 
+	if c.NetworkInterface != "" {
+		cl.AppendNewline()
+		setString(cl, "network_interface", c.NetworkInterface)
+	}
+
 	if len(c.Options) > 0 {
 		cl.AppendNewline()
 		opts := make(map[string]cty.Value, len(c.Options))

@@ -38,6 +38,8 @@ var (
 	metaKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 	// optionKeyRE: option keys are dotted names such as "driver.allowlist".
 	optionKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	// ifaceRE: a Linux interface name (at most IFNAMSIZ-1 bytes).
+	ifaceRE = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,15}$`)
 )
 
 // logLevels are the levels Nomad accepts (command/agent/log_levels.go).
@@ -185,6 +187,9 @@ func (v *validator) client(c Client) {
 		default:
 			v.text(field, c.Meta[k])
 		}
+	}
+	if c.NetworkInterface != "" && !ifaceRE.MatchString(c.NetworkInterface) {
+		v.fail("client.network_interface", "%q: an interface name of 1 to 15 letters, digits, '.', '-', '_' or '@'", c.NetworkInterface)
 	}
 	for _, k := range sortedKeys(c.Options) {
 		field := fmt.Sprintf("client.options[%q]", k)
