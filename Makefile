@@ -13,7 +13,7 @@ FUZZTIME      ?= 30s
 VERSION       ?= 0.1.0-dev
 LDFLAGS       := -s -w -X github.com/nomad-bootstrapd/nomad-bootstrapd/internal/cli.Version=$(VERSION)
 
-.PHONY: all build demo test check lint unit fuzz bench reliability nomad clean
+.PHONY: all build demo test check lint unit fuzz bench reliability e2e-nomad nomad clean
 
 all: build
 
@@ -54,6 +54,10 @@ bench: nomad
 ## reliability: the fault suite with RELIABILITY_ROUNDS (default 20) rounds; figures into RELIABILITY.md
 reliability: nomad
 	GO=$(GO) NOMAD_BIN=$(abspath $(NOMAD)) RELIABILITY_ROUNDS=$(or $(RELIABILITY_ROUNDS),20) sh tools/reliability.sh
+
+## e2e-nomad: Nomad v1.6.3's own end-to-end suites against the demo cluster on 127.77.0.2-6 (about 5 minutes)
+e2e-nomad: build nomad
+	GO=$(GO) BIN=$(abspath $(BIN)) NOMAD_BIN=$(abspath $(NOMAD)) sh tools/nomad-e2e.sh
 
 ## nomad: the real Nomad binary, built once from the Go module proxy and cached
 nomad: $(NOMAD_LINK)
