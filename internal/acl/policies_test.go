@@ -31,12 +31,14 @@ func TestPoliciesEmbedded(t *testing.T) {
 }
 
 // TestPoliciesShape checks what can be checked without Nomad: HCL v1 (which
-// Nomad uses for policies) decodes each file, only keys of Nomad 1.11's
-// policy grammar appear at the top, names and descriptions fit Nomad's
-// limits. TestRealNomad has Nomad itself parse them.
+// Nomad uses for policies) decodes each file, only top-level keys that
+// every supported Nomad accepts appear (Nomad 1.6.3's grammar, acl/policy.go;
+// later lines add keys, such as sentinel, and 1.11 refuses unknown ones),
+// names and descriptions fit Nomad's limits. TestRealNomad has Nomad itself
+// parse them.
 func TestPoliciesShape(t *testing.T) {
 	validName := regexp.MustCompile(`^[a-zA-Z0-9-]{1,128}$`) // structs.ValidPolicyName
-	grammar := []string{"namespace", "node_pool", "host_volume", "agent", "node", "operator", "sentinel", "quota", "plugin"}
+	grammar := []string{"namespace", "node_pool", "host_volume", "agent", "node", "operator", "quota", "plugin"}
 	for _, p := range Policies() {
 		if !validName.MatchString(p.Name) {
 			t.Errorf("%s: invalid Nomad policy name", p.Name)

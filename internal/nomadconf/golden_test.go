@@ -324,7 +324,7 @@ func nomadBinary(t *testing.T) string {
 // golden layout, rendered into a temporary directory with real (throwaway)
 // TLS files and data_dir.
 //
-// What Nomad 1.11.3's validate checks (command/config_validate.go and
+// What Nomad 1.6.3's validate checks (command/config_validate.go and
 // agent.Command.IsValidConfig): every *.hcl of the directory decodes with
 // HCL v1 into the agent config with no unknown key at any level (consul and
 // plugin blocks are decoded loosely), durations parse, the merged config
