@@ -12,8 +12,10 @@ $GO test -count=1 -v -timeout 60m -run '^(TestFault|TestSeparatePoolsMerge|TestS
 grep -E '^(--- (PASS|FAIL)|ok|FAIL)' "$log" || true
 figures=$(grep '^RELIABILITY ' "$log" | sed 's/^RELIABILITY /    /' || true)
 if [ "$status" -ne 0 ]; then
-	tail -n 100 "$log"
-	echo "reliability: the suite failed; RELIABILITY.md left as it was" >&2
+	mkdir -p .cache
+	cp "$log" .cache/reliability.log
+	grep -E -B2 -A40 '^ *--- FAIL' "$log" | head -n 400 || true
+	echo "reliability: the suite failed; RELIABILITY.md left as it was; the whole output is in .cache/reliability.log" >&2
 	exit "$status"
 fi
 {

@@ -275,10 +275,10 @@ func (a *Agent) Start() error {
 			// This node holds the cluster's committed plan, so its token
 			// is right: the seeds' address now answers for something
 			// else. Keep trying them; the operator sees why in status.
-			a.setReason(fmt.Sprintf("seeds refused this node: %v; retrying", err))
+			a.setJoinReason(fmt.Sprintf("seeds refused this node: %v; retrying", err))
 			a.log.Error("seeds refused this node; retrying", "error", err)
 		default:
-			a.setReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
+			a.setJoinReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
 			a.log.Warn("cannot reach any seed yet; retrying", "error", err)
 		}
 	}
@@ -430,10 +430,15 @@ func (a *Agent) shutdown() {
 // joins this one. From then on the rejoiner (rejoin.go) keeps re-joining
 // the seeds that are not alive members.
 func (a *Agent) joinLoop(ctx context.Context) {
-	// The first try is at once: machines started together find their
-	// seed as soon as it listens.
+	// Start tried once already. Retry soon: machines started together
+	// find their seed as soon as it listens.
 	backoff := joinBackoffMin
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
 		if a.isJoined() {
 			return
 		}
@@ -443,16 +448,13 @@ func (a *Agent) joinLoop(ctx context.Context) {
 			a.setJoined()
 			return
 		}
+		// Another node may have joined this one while the seeds did not
+		// answer: the election's reason is then the one to show.
 		if refused(err, false) {
 			a.log.Error("seeds refused this node", "error", err)
-			a.setReason(fmt.Sprintf("seeds refused this node: %v", err))
+			a.setJoinReason(fmt.Sprintf("seeds refused this node: %v", err))
 		} else {
-			a.setReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
+			a.setJoinReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
 		}
 		backoff = min(2*backoff, joinBackoffMax)
 	}
@@ -489,6 +491,15 @@ func (a *Agent) setJoined() {
 	}
 	a.mu.Unlock()
 	a.poke()
+}
+
+// setJoinReason shows why joining fails, unless the node has joined.
+func (a *Agent) setJoinReason(r string) {
+	a.mu.Lock()
+	if !a.joined {
+		a.reason = r
+	}
+	a.mu.Unlock()
 }
 
 func (a *Agent) setReason(r string) {

@@ -444,3 +444,25 @@ func TestBootstrapSizeSkipsSettle(t *testing.T) {
 		}
 	})
 }
+
+// A join attempt that fails after another node joined this one does not
+// hide the election's reason behind "cannot reach any seed".
+func TestJoinReasonAfterJoined(t *testing.T) {
+	tests := []struct {
+		name   string
+		joined bool
+		want   string
+	}{
+		{name: "not joined", joined: false, want: "cannot reach any seed yet"},
+		{name: "joined meanwhile", joined: true, want: "waiting for 3 members"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &Agent{joined: tt.joined, reason: "waiting for 3 members"}
+			a.setJoinReason("cannot reach any seed yet")
+			if a.reason != tt.want {
+				t.Errorf("reason %q, want %q", a.reason, tt.want)
+			}
+		})
+	}
+}
