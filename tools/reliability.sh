@@ -19,7 +19,8 @@ if [ "$status" -ne 0 ]; then
 	exit "$status"
 fi
 {
-	printf '    # %s, RELIABILITY_ROUNDS=%s, %s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$RELIABILITY_ROUNDS" "$(uname -m)"
+	nomad=$("${NOMAD_BIN:-nomad}" version 2>/dev/null | head -n 1 || true)
+	printf '    # %s, RELIABILITY_ROUNDS=%s, %s, %s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$RELIABILITY_ROUNDS" "$(uname -m)" "${nomad:-no nomad}"
 	printf '%s\n' "$figures"
 } >"$log.figures"
 awk -v f="$log.figures" '
