@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -111,6 +112,7 @@ type Agent struct {
 	promise      *promise
 	warnings     map[string]string
 	pending      map[uint64]chan message
+	waiting      atomic.Int32 // proposals waiting to see their servers (proposalWait)
 	nextReq      uint64
 	ca           *certs.CA            // the CA, on the coordinator and the CA holder
 	caSrv        *casvc.Server        // the CA endpoint, on the CA holder

@@ -355,7 +355,11 @@ func (a *Agent) handleMessage(from string, payload []byte) {
 	}
 	switch m.Type {
 	case msgPropose:
-		a.handlePropose(from, m, time.Now().Add(proposalWait))
+		deadline := time.Now()
+		if a.waiting.Load() < maxWaitingProposals {
+			deadline = deadline.Add(proposalWait)
+		}
+		a.handlePropose(from, m, deadline)
 	case msgAck, msgNack:
 		a.deliver(m)
 	case msgCommit:
@@ -412,6 +416,10 @@ const proposalWait = requestTimeout / 3
 // proposalRecheck is how often a waiting server looks at membership again.
 const proposalRecheck = 50 * time.Millisecond
 
+// maxWaitingProposals bounds the proposals that wait at once; more are
+// answered at once, so a flood of proposals costs no more than a few timers.
+const maxWaitingProposals = 8
+
 // handlePropose answers a coordinator's proposal; until deadline a missing
 // server only makes it look again later (proposalWait).
 func (a *Agent) handlePropose(from string, m message, deadline time.Time) {
@@ -446,7 +454,11 @@ func (a *Agent) handlePropose(from string, m message, deadline time.Time) {
 			if time.Now().Before(deadline) {
 				// Memberlist delivers on its own goroutine: look again
 				// from another one.
-				time.AfterFunc(proposalRecheck, func() { a.handlePropose(from, m, deadline) })
+				a.waiting.Add(1)
+				time.AfterFunc(proposalRecheck, func() {
+					a.waiting.Add(-1)
+					a.handlePropose(from, m, deadline)
+				})
 				return
 			}
 			nack(fmt.Sprintf("%s does not see server %s alive", a.name, s.Name))

@@ -30,15 +30,18 @@ func (l *lateMembers) set(m []gossip.Member) {
 
 // A server that does not see the coordinator yet answers its proposal once
 // gossip shows it (within proposalWait), instead of refusing it to a node it
-// cannot even reach; one that still does not see it by then refuses.
+// cannot even reach; one that still does not see it by then refuses, and
+// with maxWaitingProposals already waiting it refuses at once.
 func TestProposalWaitsForGossip(t *testing.T) {
 	tests := []struct {
 		name     string
 		seenLate bool
+		busy     bool // maxWaitingProposals wait already
 		want     string
 	}{
 		{name: "coordinator seen late", seenLate: true, want: msgAck},
 		{name: "coordinator never seen", seenLate: false, want: msgNack},
+		{name: "too many waiting", seenLate: true, busy: true, want: msgNack},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +64,9 @@ func TestProposalWaitsForGossip(t *testing.T) {
 			tr := &lateMembers{}
 			tr.set(alive("n2", "n3"))
 			a.tr = tr
+			if tt.busy {
+				a.waiting.Store(maxWaitingProposals)
+			}
 			began := time.Now()
 			a.handleMessage("n1", message{Type: msgPropose, ID: 9, Plan: &p}.encode())
 			if tt.seenLate {
@@ -72,7 +78,7 @@ func TestProposalWaitsForGossip(t *testing.T) {
 			if len(got) != 1 || got[0].Type != tt.want || got[0].ID != 9 {
 				t.Fatalf("sent to the coordinator %+v; want one %s", got, tt.want)
 			}
-			if tt.want == msgNack && time.Since(began) < proposalWait {
+			if tt.want == msgNack && !tt.busy && time.Since(began) < proposalWait {
 				t.Errorf("refused after %s, before proposalWait (%s) was over", time.Since(began), proposalWait)
 			}
 			a.mu.Lock()
