@@ -101,12 +101,10 @@ type Features struct {
 	// NotifyReady: the agent tells systemd when it is ready (sd_notify),
 	// so nomad.service is Type=notify; before, Type=simple (1.8.0).
 	NotifyReady bool
-	// WorkloadIdentity: servers publish their keyring's public keys at
-	// /.well-known/jwks.json (1.7.0).
-	WorkloadIdentity bool
 	// RegisterNeedsKeyring: a client's registration signs a node identity,
 	// so it fails ("keyring has not been initialized yet") and backs off
-	// until the servers' keyring exists (1.11.0). Before, a client may
+	// until the servers' keyring exists (1.11.0); servers publish its
+	// public keys at /.well-known/jwks.json from 1.7.0. Before, a client may
 	// start as soon as a server listens: its registration RPC waits out a
 	// leader election by itself (RPCHoldTimeout).
 	RegisterNeedsKeyring bool
@@ -125,7 +123,6 @@ func For(v Version) (Features, error) {
 	return Features{
 		Version:              v,
 		NotifyReady:          v.AtLeast(1, 8),
-		WorkloadIdentity:     v.AtLeast(1, 7),
 		RegisterNeedsKeyring: v.AtLeast(1, 11),
 		ClientIntroduction:   v.AtLeast(1, 11),
 	}, nil

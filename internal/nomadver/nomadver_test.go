@@ -66,20 +66,20 @@ func TestCompare(t *testing.T) {
 
 func TestFor(t *testing.T) {
 	tests := []struct {
-		v                 string
-		notify, wi, intro bool
-		tooOld            bool
+		v                      string
+		notify, keyring, intro bool
+		tooOld                 bool
 	}{
 		{v: "1.5.6", tooOld: true},
 		{v: "0.12.0", tooOld: true},
 		{v: "1.6.0"},
 		{v: "1.6.3"},
-		{v: "1.7.0", wi: true},
-		{v: "1.8.0", notify: true, wi: true},
-		{v: "1.10.5", notify: true, wi: true},
-		{v: "1.11.0", notify: true, wi: true, intro: true},
-		{v: "2.0.0", notify: true, wi: true, intro: true},
-		{v: "3.1.0", notify: true, wi: true, intro: true},
+		{v: "1.7.0"},
+		{v: "1.8.0", notify: true},
+		{v: "1.10.5", notify: true},
+		{v: "1.11.0", notify: true, keyring: true, intro: true},
+		{v: "2.0.0", notify: true, keyring: true, intro: true},
+		{v: "3.1.0", notify: true, keyring: true, intro: true},
 	}
 	for _, tt := range tests {
 		v, err := Parse(tt.v)
@@ -96,8 +96,8 @@ func TestFor(t *testing.T) {
 		if err != nil {
 			t.Fatalf("For(%s): %v", tt.v, err)
 		}
-		if f.NotifyReady != tt.notify || f.WorkloadIdentity != tt.wi || f.ClientIntroduction != tt.intro || f.RegisterNeedsKeyring != tt.intro {
-			t.Errorf("For(%s) = %+v, want notify %v, workload identity %v, introduction %v", tt.v, f, tt.notify, tt.wi, tt.intro)
+		if f.NotifyReady != tt.notify || f.RegisterNeedsKeyring != tt.keyring || f.ClientIntroduction != tt.intro {
+			t.Errorf("For(%s) = %+v, want notify %v, registration needs the keyring %v, introduction %v", tt.v, f, tt.notify, tt.keyring, tt.intro)
 		}
 	}
 }
