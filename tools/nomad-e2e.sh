@@ -172,6 +172,16 @@ demo_pid='' demo_dir='' cluster_env='' test_pid=''
 state() { sed -n 's/^[0-9]* (.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null || true; }
 alive() { s=$(state "$1"); [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]; }
 
+# shellcheck disable=SC2317 # called from cleanup, which the EXIT trap runs
+# wait_gone PID SECONDS waits at most SECONDS for PID to exit.
+wait_gone() {
+	i=0
+	while alive "$1" && [ "$i" -lt "$2" ]; do
+		sleep 1
+		i=$((i + 1))
+	done
+}
+
 # shellcheck disable=SC2317 # leftovers and cleanup run from the EXIT trap
 # leftovers prints the pids of processes the demo left behind: those of its
 # session and those whose command line or working directory is in its
@@ -218,11 +228,7 @@ cleanup() {
 	set +e
 	if [ -n "$test_pid" ]; then # timeout passes the TERM on to the test
 		kill -TERM "$test_pid" 2>/dev/null
-		i=0
-		while alive "$test_pid" && [ "$i" -lt 20 ]; do
-			sleep 1
-			i=$((i + 1))
-		done
+		wait_gone "$test_pid" 20
 		kill -KILL "$test_pid" 2>/dev/null
 		wait "$test_pid" 2>/dev/null
 	fi
@@ -240,11 +246,7 @@ cleanup() {
 		fi
 		say "stopping the demo (pid $demo_pid)"
 		kill -INT "$demo_pid" 2>/dev/null
-		i=0
-		while alive "$demo_pid" && [ "$i" -lt 60 ]; do
-			sleep 1
-			i=$((i + 1))
-		done
+		wait_gone "$demo_pid" 60
 		if alive "$demo_pid"; then
 			echo "nomad-e2e: the demo did not stop within 60s; killing it" >&2
 			kill -KILL "$demo_pid" 2>/dev/null
