@@ -1,0 +1,119 @@
+package agree
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// Message types, carried as gossip payloads. The CA holder's messages
+// (escrow, want-ca) share the encoding; a Node ignores them and its caller
+// hands them to the CA holder's side.
+const (
+	MsgPropose  = "propose"  // coordinator -> chosen servers: will you serve in this plan?
+	MsgAck      = "ack"      // server -> coordinator: yes, and I promise no other plan for a while
+	MsgNack     = "nack"     // server -> coordinator: no, with a reason
+	MsgRelease  = "release"  // coordinator -> servers: the proposal failed, drop your promise
+	MsgCommit   = "commit"   // anyone -> anyone: this plan is committed
+	MsgAnnounce = "announce" // broadcast when a commit does not fit a packet: plan hash and epoch
+	MsgFetch    = "fetch"    // ask a node for its committed plan (answered with commit)
+	MsgEscrow   = "escrow"   // CA holder -> servers: the CA key sealed with a token-derived key
+	MsgWantCA   = "want-ca"  // server -> CA holder: send me the escrowed CA key of the plan with this hash
+)
+
+// MaxMessageSize bounds what DecodeMessage and DecodeState accept.
+const MaxMessageSize = 64 << 10
+
+// Message is one message of the protocol.
+type Message struct {
+	Type   string     `json:"t"`
+	ID     uint64     `json:"id,omitempty"` // request ID; replies carry the request's
+	Plan   *plan.Plan `json:"p,omitempty"`
+	Hash   string     `json:"h,omitempty"`
+	Epoch  uint64     `json:"e,omitempty"`
+	Reason string     `json:"r,omitempty"`
+	Sealed []byte     `json:"s,omitempty"`
+}
+
+// Encode returns m's wire form.
+func (m Message) Encode() []byte { return encodeJSON(m) }
+
+// DecodeMessage parses and checks a message from the network.
+func DecodeMessage(b []byte) (Message, error) {
+	if len(b) > MaxMessageSize {
+		return Message{}, fmt.Errorf("agree: message of %d bytes exceeds %d", len(b), MaxMessageSize)
+	}
+	var m Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Message{}, fmt.Errorf("agree: malformed message: %w", err)
+	}
+	switch m.Type {
+	case MsgPropose, MsgCommit:
+		if m.Plan == nil {
+			return Message{}, fmt.Errorf("agree: %s message without a plan", m.Type)
+		}
+		if err := m.Plan.Validate(); err != nil {
+			return Message{}, fmt.Errorf("agree: %s message: %w", m.Type, err)
+		}
+	case MsgAck, MsgNack, MsgFetch:
+	case MsgEscrow:
+		if len(m.Sealed) == 0 || len(m.Sealed) > 8<<10 || len(m.Hash) != 64 {
+			return Message{}, errors.New("agree: escrow message without a sealed key and plan hash")
+		}
+	case MsgRelease, MsgAnnounce, MsgWantCA:
+		if len(m.Hash) != 64 {
+			return Message{}, fmt.Errorf("agree: %s message without a plan hash", m.Type)
+		}
+	default:
+		return Message{}, fmt.Errorf("agree: unknown message type %q", m.Type)
+	}
+	if len(m.Reason) > 1024 {
+		return Message{}, errors.New("agree: message reason too long")
+	}
+	return m, nil
+}
+
+// pushState is what a node exchanges in gossip push/pull syncs.
+type pushState struct {
+	Version int        `json:"v"`
+	Plan    *plan.Plan `json:"plan,omitempty"`
+}
+
+// EncodeState returns the push/pull state that carries p; nil when p is nil.
+func EncodeState(p *plan.Plan) []byte {
+	if p == nil {
+		return nil
+	}
+	return encodeJSON(pushState{Version: 1, Plan: p})
+}
+
+// DecodeState parses and checks a push/pull state from the network; the
+// plan is nil when the peer holds none.
+func DecodeState(b []byte) (*plan.Plan, error) {
+	if len(b) > MaxMessageSize {
+		return nil, fmt.Errorf("agree: push/pull state of %d bytes exceeds %d", len(b), MaxMessageSize)
+	}
+	var s pushState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("agree: malformed push/pull state: %w", err)
+	}
+	if s.Version != 1 {
+		return nil, fmt.Errorf("agree: push/pull state version %d is not supported", s.Version)
+	}
+	if s.Plan != nil {
+		if err := s.Plan.Validate(); err != nil {
+			return nil, fmt.Errorf("agree: push/pull state: %w", err)
+		}
+	}
+	return s.Plan, nil
+}
+
+func encodeJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("agree: encoding %T: %v", v, err)) // only plain data: cannot fail
+	}
+	return b
+}
