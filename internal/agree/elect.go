@@ -68,8 +68,35 @@ func witnesses(p plan.Plan, eligible []plan.Member, minMembers int) []string {
 }
 
 // candidate computes the plan this node would propose now, or the reason why
-// there is none yet.
+// there is none yet. The election over the members is computed once per
+// membership change; only the settle time depends on now.
 func (n *Node) candidate(now time.Time) (plan.Plan, []plan.Member, string) {
+	if n.cand == nil {
+		n.cand = n.elect()
+	}
+	c := n.cand
+	if c.reason != "" {
+		return plan.Plan{}, nil, c.reason
+	}
+	// Every machine of a known bootstrap is here: nothing better can come
+	// by waiting.
+	complete := n.cfg.BootstrapSize > 0 && len(c.eligible) >= n.cfg.BootstrapSize
+	if stable := now.Sub(n.lastChange); stable < n.cfg.Settle && !complete {
+		return plan.Plan{}, nil, fmt.Sprintf("membership changed %s ago; electing once it has been stable for %s",
+			stable.Round(100*time.Millisecond), n.cfg.Settle)
+	}
+	return c.plan.Clone(), c.eligible, ""
+}
+
+// election is the outcome of the election over the members of one view.
+type election struct {
+	plan     plan.Plan
+	eligible []plan.Member
+	reason   string // why there is no plan
+}
+
+// elect runs the election over the alive members with this node's settings.
+func (n *Node) elect() *election {
 	var eligible []plan.Member
 	for _, m := range n.members {
 		if m.State != gossip.StateAlive {
@@ -90,20 +117,13 @@ func (n *Node) candidate(now time.Time) (plan.Plan, []plan.Member, string) {
 		eligible = append(eligible, electionMember(m))
 	}
 	if want := n.cfg.MinMembers; len(eligible) < want {
-		return plan.Plan{}, nil, fmt.Sprintf("waiting for %d members with matching settings to be alive, have %d", want, len(eligible))
+		return &election{reason: fmt.Sprintf("waiting for %d members with matching settings to be alive, have %d", want, len(eligible))}
 	}
-	cand, err := plan.Elect(eligible, plan.Settings{Expect: n.cfg.Expect, Region: n.cfg.Region})
+	p, err := plan.Elect(eligible, plan.Settings{Expect: n.cfg.Expect, Region: n.cfg.Region})
 	if err != nil {
-		return plan.Plan{}, nil, strings.TrimPrefix(err.Error(), "plan: ")
+		return &election{reason: strings.TrimPrefix(err.Error(), "plan: ")}
 	}
-	// Every machine of a known bootstrap is here: nothing better can come
-	// by waiting.
-	complete := n.cfg.BootstrapSize > 0 && len(eligible) >= n.cfg.BootstrapSize
-	if stable := now.Sub(n.lastChange); stable < n.cfg.Settle && !complete {
-		return plan.Plan{}, nil, fmt.Sprintf("membership changed %s ago; electing once it has been stable for %s",
-			stable.Round(100*time.Millisecond), n.cfg.Settle)
-	}
-	return cand, eligible, ""
+	return &election{plan: p, eligible: eligible}
 }
 
 func electionMember(m gossip.Member) plan.Member {

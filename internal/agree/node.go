@@ -173,6 +173,7 @@ type Node struct {
 
 	members    []gossip.Member
 	aliveIDs   map[string]string // name -> ID of alive members with readable meta; built on demand
+	cand       *election         // the election over members; computed on demand
 	lastChange time.Time
 	joined     bool
 
@@ -266,6 +267,7 @@ func (n *Node) SetJoined() {
 func (n *Node) MembersChanged(now time.Time, members []gossip.Member) {
 	n.members = members
 	n.aliveIDs = nil
+	n.cand = nil
 	n.lastChange = now
 	n.recheckWaiting(now)
 }

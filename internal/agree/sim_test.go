@@ -175,9 +175,16 @@ type sim struct {
 	byName  map[string]*simNode
 	faulty  bool // inside the fault window
 	ended   bool
-	trace   []traceEntry
-	traceAt int
-	traceOn bool
+	scale   bool // no faults, many nodes: one shared view, invariants at the end
+	upCount int  // nodes up
+
+	shared    []gossip.Member // scale: the view every node has
+	sharedVer int
+	holding   int           // scale: nodes that persisted the first plan
+	converged time.Duration // scale: when the last one did
+	trace     []traceEntry
+	traceAt   int
+	traceOn   bool
 
 	// what the invariants know
 	committed  map[uint64]plan.Plan // epoch -> the first plan of that epoch persisted anywhere
@@ -210,6 +217,7 @@ type simNode struct {
 	node      *Node
 	view      []gossip.Member
 	addr      string
+	viewVer   int
 	tickGen   uint64
 
 	stored     *plan.Plan // persisted plan
@@ -424,6 +432,9 @@ func (s *sim) endFaults() {
 	}
 }
 
+// booted counts the nodes up.
+func (s *sim) booted() int { return s.upCount }
+
 func (s *sim) connected(a, b *simNode) bool {
 	return a.up && b.up && a.group == b.group
 }
@@ -432,6 +443,10 @@ func (s *sim) connected(a, b *simNode) bool {
 // moved between groups: a pair that just got connected syncs (memberlist's
 // join and rejoin), a pair that lost its link remembers when it had it.
 func (s *sim) linksChanged() {
+	if s.scale {
+		s.sharedVer++
+		return
+	}
 	for _, a := range s.nodes {
 		for _, b := range s.nodes {
 			if a.idx >= b.idx {
@@ -453,6 +468,9 @@ func (s *sim) linksChanged() {
 
 // contact returns when a and b last could talk: now while they can.
 func (s *sim) contact(a, b *simNode) time.Time {
+	if s.scale {
+		return s.now
+	}
 	if a.idx > b.idx {
 		a, b = b, a
 	}
@@ -465,6 +483,9 @@ func (s *sim) contact(a, b *simNode) time.Time {
 
 // sees reports whether from lists to as an alive member.
 func (s *sim) sees(from, to *simNode) bool {
+	if s.scale {
+		return to.up
+	}
 	for _, m := range from.view {
 		if m.Name == to.name {
 			return m.State == gossip.StateAlive
@@ -486,6 +507,22 @@ func (s *sim) refreshViews() {
 
 func (n *simNode) refreshView() {
 	s := n.s
+	if s.scale {
+		if n.viewVer != s.sharedVer || n.view == nil {
+			if s.shared == nil || len(s.shared) != s.booted() {
+				s.shared = nil
+				for _, o := range s.nodes {
+					if o.up {
+						s.shared = append(s.shared, gossip.Member{Name: o.name, Address: o.addr, Port: 4648, State: gossip.StateAlive, Meta: o.meta})
+					}
+				}
+			}
+			n.viewVer, n.view = s.sharedVer, s.shared
+			n.node.MembersChanged(s.now, s.shared)
+			n.schedule()
+		}
+		return
+	}
 	view := make([]gossip.Member, 0, len(n.view)+1)
 	for _, o := range s.nodes {
 		if o != n && !n.known[o.idx] {
@@ -508,6 +545,7 @@ func (n *simNode) refreshView() {
 func (n *simNode) boot() {
 	s := n.s
 	n.up = true
+	s.upCount++
 	n.inc++
 	n.caFP = ""
 	n.known = map[int]bool{}
@@ -524,9 +562,9 @@ func (n *simNode) boot() {
 		s.violate("%s restarted without the plan it persisted", n.name)
 	}
 	s.linksChanged()
-	joined := false
+	joined := s.scale && s.booted() > 1
 	for _, o := range s.nodes {
-		if o != n && s.connected(n, o) {
+		if !s.scale && o != n && s.connected(n, o) {
 			joined = true
 		}
 	}
@@ -542,6 +580,7 @@ func (n *simNode) crash() {
 	s := n.s
 	s.logf("%s crashes", n.name)
 	n.up = false
+	s.upCount--
 	n.crashedAt = s.now
 	n.node = nil
 	n.view = nil
@@ -569,8 +608,11 @@ func (n *simNode) pushPullLoop(inc int) func() {
 			return
 		}
 		var peers []*simNode
+		if s.scale {
+			peers = []*simNode{s.nodes[s.r.IntN(len(s.nodes))]}
+		}
 		for _, o := range s.nodes {
-			if o != n && s.connected(n, o) {
+			if !s.scale && o != n && s.connected(n, o) {
 				peers = append(peers, o)
 			}
 		}
@@ -729,6 +771,13 @@ func (st simStore) SavePlan(p plan.Plan) error {
 	case first.CAHolder != p.CAHolder && !s.sc.split:
 		s.violate("two CA holders in epoch %d", p.Epoch)
 	}
+	if s.scale && n.stored == nil {
+		s.holding++
+		if s.holding == len(s.nodes) {
+			s.converged = s.now.Sub(s.start)
+			s.ended = true
+		}
+	}
 	n.stored, n.storedHash = &p, hash
 	return nil
 }
@@ -804,6 +853,9 @@ func (o simObserver) Degraded(reason string)  { o.n.s.violate("%s degraded: %s",
 
 // check runs the invariants that hold after every event.
 func (s *sim) check() {
+	if s.scale {
+		return
+	}
 	for _, n := range s.nodes {
 		if !n.up {
 			continue

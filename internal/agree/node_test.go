@@ -1,0 +1,142 @@
+package agree
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// recorder is a Transport, Store, CA and Observer that records.
+type recorder struct {
+	sent  map[string][]Message
+	saved []plan.Plan
+	warns map[string]string
+}
+
+func newRecorder() *recorder {
+	return &recorder{sent: map[string][]Message{}, warns: map[string]string{}}
+}
+
+func (r *recorder) Send(to string, m Message)               { r.sent[to] = append(r.sent[to], m) }
+func (r *recorder) Broadcast(Message) error                 { return nil }
+func (r *recorder) SavePlan(p plan.Plan) error              { r.saved = append(r.saved, p); return nil }
+func (r *recorder) ProposalCA() (string, error)             { return validPlan().CAFingerprint, nil }
+func (r *recorder) KeepCA() error                           { return nil }
+func (r *recorder) Committed(plan.Plan, *plan.Plan, string) {}
+func (r *recorder) Warn(key, msg string)                    { r.warns[key] = msg }
+func (r *recorder) ClearWarning(key string)                 { delete(r.warns, key) }
+func (r *recorder) Degraded(reason string)                  { r.warns["degraded"] = reason }
+
+func newTestNode(id, name string, now time.Time, r *recorder) *Node {
+	return New(Config{Name: name, ID: id, Region: "global", Expect: 3, MinMembers: 3, Settle: time.Second,
+		ServerReplaceAfter: time.Minute, CAPort: 4651}, nil, now, r, r, r, r)
+}
+
+func alive(p plan.Plan, names ...string) []gossip.Member {
+	var out []gossip.Member
+	for _, s := range p.Servers {
+		for _, n := range names {
+			if s.Name == n {
+				out = append(out, gossip.Member{Name: s.Name, Address: s.Address, State: gossip.StateAlive,
+					Meta: gossip.Meta{ID: s.ID, Region: "global", Expect: 3}})
+			}
+		}
+	}
+	return out
+}
+
+// A server that does not see the coordinator yet answers its proposal once
+// gossip shows it (within ProposalWait), instead of refusing it to a node it
+// cannot even reach; one that still does not see it by then refuses, and
+// with MaxWaiting proposals waiting already it refuses at once.
+func TestProposalWaitsForGossip(t *testing.T) {
+	tests := []struct {
+		name     string
+		seenLate bool
+		busy     bool
+		want     string
+	}{
+		{name: "coordinator seen late", seenLate: true, want: MsgAck},
+		{name: "coordinator never seen", seenLate: false, want: MsgNack},
+		{name: "too many waiting", seenLate: true, busy: true, want: MsgNack},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			r := newRecorder()
+			p := *validPlan()
+			n := newTestNode("b", "n2", now, r)
+			n.MembersChanged(now, alive(p, "n2", "n3"))
+			if tt.busy {
+				for i := range n.t.MaxWaiting {
+					n.waiting = append(n.waiting, waitingProposal{from: fmt.Sprint(i), m: Message{Plan: &p}, deadline: now.Add(time.Hour)})
+				}
+			}
+			n.Receive(now, "n1", Message{Type: MsgPropose, ID: 9, Plan: &p})
+			if !tt.busy && len(r.sent["n1"]) != 0 {
+				t.Fatalf("answered at once: %+v", r.sent["n1"])
+			}
+			later := now.Add(n.t.ProposalWait / 4)
+			if tt.seenLate {
+				n.MembersChanged(later, alive(p, "n1", "n2", "n3"))
+			}
+			n.Tick(now.Add(n.t.ProposalWait))
+			got := r.sent["n1"]
+			if len(got) != 1 || got[0].Type != tt.want || got[0].ID != 9 {
+				t.Fatalf("sent to the coordinator %+v; want one %s", got, tt.want)
+			}
+			if promised := n.promise != nil && n.promise.hash == p.Hash(); promised != (tt.want == MsgAck) {
+				t.Errorf("promise held = %v after a %s", promised, tt.want)
+			}
+		})
+	}
+}
+
+// A node adopts a plan of the epoch it holds never, a higher epoch only as a
+// valid successor, and persists each plan it adopts.
+func TestAdoptOnlySuccessors(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := newRecorder()
+	n := newTestNode("x", "n9", now, r)
+	p1 := *validPlan()
+	edit := func(epoch uint64, f func(p *plan.Plan)) plan.Plan {
+		p := p1.Clone()
+		p.Epoch = epoch
+		f(&p)
+		return p
+	}
+	d := plan.Server{ID: "d", Name: "n4", Address: "127.0.0.5"}
+	e := plan.Server{ID: "e", Name: "n5", Address: "127.0.0.6"}
+	p2 := edit(2, func(p *plan.Plan) { p.Servers[2] = d })
+	tests := []struct {
+		name  string
+		in    plan.Plan
+		want  bool
+		holds plan.Plan
+	}{
+		{"first plan", p1, true, p1},
+		{"same plan again", p1, false, p1},
+		{"same epoch, other servers", edit(1, func(p *plan.Plan) { p.Servers[2] = d }), false, p1},
+		{"epoch skipped", edit(3, func(p *plan.Plan) { p.Servers[2] = d }), false, p1},
+		{"majority replaced", edit(2, func(p *plan.Plan) { p.Servers[1], p.Servers[2] = d, e }), false, p1},
+		{"other region", edit(2, func(p *plan.Plan) { p.Servers[2] = d; p.Region = "eu" }), false, p1},
+		{"valid successor", p2, true, p2},
+		{"older epoch", p1, false, p2},
+		{"same epoch as the successor, other server", edit(2, func(p *plan.Plan) { p.Servers[2] = e }), false, p2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			saved := len(r.saved)
+			n.Receive(now, "n1", Message{Type: MsgCommit, Plan: &tt.in})
+			if got := len(r.saved) > saved; got != tt.want {
+				t.Errorf("persisted = %v, want %v", got, tt.want)
+			}
+			if n.Plan() == nil || !n.Plan().Equal(tt.holds) || n.PlanHash() != tt.holds.Hash() {
+				t.Errorf("holds %v, want servers %v epoch %d", n.Plan(), tt.holds.ServerNames(), tt.holds.Epoch)
+			}
+		})
+	}
+}
