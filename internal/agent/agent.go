@@ -1,7 +1,8 @@
 // Package agent is the nomad-bootstrapd daemon: it fingerprints the node,
-// joins the encrypted gossip pool, takes part in the election of the Nomad
-// servers and CA holder, persists the committed plan and answers status
-// queries on its control socket.
+// joins the encrypted gossip pool, runs the agreement protocol
+// (internal/agree) on its one event loop, and once a plan is committed takes
+// the node through certificates, Nomad's configuration and unit, ACLs and
+// health, answering status queries on its control socket.
 package agent
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/nomad/api"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
@@ -61,14 +63,8 @@ type transport interface {
 	Members() []gossip.Member
 }
 
-// Timings of the agreement protocol.
+// Timings of the agent; the agreement protocol's are agree.DefaultTimings.
 const (
-	tickInterval    = 100 * time.Millisecond // while electing
-	committedTick   = time.Second            // once a plan is committed, while a server is down
-	idleTick        = 30 * time.Second       // once a plan is committed and every server is alive; membership changes wake the loop
-	requestTimeout  = 3 * time.Second
-	promiseLease    = 10 * time.Second
-	proposalBackoff = time.Second
 	joinBackoffMin  = 100 * time.Millisecond
 	joinBackoffMax  = 5 * time.Second
 	deadNodeReclaim = 10 * time.Second
@@ -97,42 +93,35 @@ type Agent struct {
 	node *gossip.Node
 	tr   transport
 	srv  *http.Server
-	kick chan struct{}
 	bg   sync.WaitGroup // goroutines that Run waits for on shutdown
 
-	mu           sync.Mutex
-	phase        Phase
-	reason       string // why the node waits
-	degraded     string // why the node is degraded; "" when it is not
-	joined       bool
-	plan         *plan.Plan
-	lastChange   time.Time
-	lastProposal time.Time
-	proposing    bool
-	promise      *promise
-	warnings     map[string]string
-	pending      map[uint64]chan message
-	waiting      atomic.Int32 // proposals waiting to see their servers (proposalWait)
-	nextReq      uint64
-	ca           *certs.CA            // the CA, on the coordinator and the CA holder
-	caSrv        *casvc.Server        // the CA endpoint, on the CA holder
-	nomad        *NomadStatus         // the local Nomad agent, once started
-	pipeline     bool                 // the post-commit pipeline runs
-	pipeStop     context.CancelFunc   // stops the pipeline, to restart it with a successor plan
-	pipeDone     chan struct{}        // closed when the pipeline has ended
-	downSince    map[string]time.Time // plan servers not alive, since when
-	aclState     string               // servers: pending, bootstrapped, bootstrapped elsewhere
+	// Owned by Run's loop (loop.go).
+	ev     *events
+	proto  *agree.Node
+	propCA *certs.CA    // the CA made for this node's first proposal
+	early  *earlyEscrow // an escrow that came before its plan
+	sendq  chan outgoing
+	shared atomic.Pointer[plan.Plan] // the committed plan, for push/pull syncs
+
+	mu        sync.Mutex
+	phase     Phase
+	reason    string // why the node waits
+	degraded  string // why the node is degraded; "" when it is not
+	joined    bool
+	plan      *plan.Plan // the committed plan, as the loop published it
+	warnings  map[string]string
+	ca        *certs.CA            // the CA, on the coordinator and the CA holder
+	caSrv     *casvc.Server        // the CA endpoint, on the CA holder
+	nomad     *NomadStatus         // the local Nomad agent, once started
+	pipeline  bool                 // the post-commit pipeline runs
+	pipeStop  context.CancelFunc   // stops the pipeline, to restart it with a successor plan
+	pipeDone  chan struct{}        // closed when the pipeline has ended
+	downSince map[string]time.Time // plan servers not alive, since when
+	aclState  string               // servers: pending, bootstrapped, bootstrapped elsewhere
 
 	apiMu  sync.Mutex  // guards api and apiKey
 	api    *api.Client // the local Nomad agent's API, reused between polls
 	apiKey string      // the role and certificate api was made with
-}
-
-// promise is a server's pledge to serve in one proposed plan.
-type promise struct {
-	hash    string
-	from    string
-	expires time.Time
 }
 
 // New checks the configuration, resolves addresses, fingerprints the machine
@@ -150,9 +139,9 @@ func New(opts Options) (*Agent, error) {
 		now:       opts.Now,
 		version:   opts.Version,
 		tuning:    opts.GossipTuning,
-		kick:      make(chan struct{}, 1),
+		ev:        newEvents(),
+		sendq:     make(chan outgoing, sendQueue),
 		warnings:  map[string]string{},
-		pending:   map[uint64]chan message{},
 		downSince: map[string]time.Time{},
 	}
 	if a.log == nil {
@@ -204,6 +193,8 @@ func New(opts Options) (*Agent, error) {
 	if a.plan != nil {
 		a.phase = PhaseCommitted
 	}
+	a.shared.Store(a.plan)
+	a.proto = a.newProtocol()
 	return a, nil
 }
 
@@ -250,7 +241,6 @@ func (a *Agent) Start() error {
 	}
 	a.mu.Lock()
 	a.node, a.tr = node, node
-	a.lastChange = a.now()
 	a.mu.Unlock()
 	a.log.Info("gossip started", "node", a.name, "id", a.id, "address", a.GossipAddr(), "cluster", a.token.ClusterIDString())
 	if a.nomadNote != "" {
@@ -402,17 +392,26 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		})
 	}
-	t := time.NewTimer(tickInterval)
+	a.bg.Go(func() { a.senders(ctx) })
+	a.proto.MembersChanged(a.now(), a.tr.Members())
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		a.step(ctx)
-		t.Reset(a.nextTick())
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-a.kick:
+			a.proto.Tick(a.now())
+		case <-a.ev.kick:
+			for _, fn := range a.ev.take() {
+				fn()
+			}
+			// Events may have made a deadline due.
+			a.proto.Tick(a.now())
 		}
+		a.publish(ctx)
+		a.replayEscrow()
+		t.Reset(a.proto.NextTick(a.now()))
 	}
 }
 
@@ -462,22 +461,6 @@ func (a *Agent) joinLoop(ctx context.Context) {
 	}
 }
 
-// nextTick returns how long the main loop may sleep when nothing wakes it.
-// Membership changes always wake it (poke), so past the election a tick
-// only times servers that stay dead: once a second while one is down, and
-// rarely while every server is alive.
-func (a *Agent) nextTick() time.Duration {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case a.plan == nil:
-		return tickInterval
-	case len(a.downSince) > 0 || a.proposing:
-		return committedTick
-	}
-	return idleTick
-}
-
 func (a *Agent) isJoined() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -492,7 +475,7 @@ func (a *Agent) setJoined() {
 		a.phase = PhaseElecting
 	}
 	a.mu.Unlock()
-	a.poke()
+	a.ev.post(a.proto.SetJoined)
 }
 
 // setJoinReason shows why joining fails, unless the node has joined.
@@ -508,14 +491,6 @@ func (a *Agent) setReason(r string) {
 	a.mu.Lock()
 	a.reason = r
 	a.mu.Unlock()
-}
-
-// poke wakes the main loop.
-func (a *Agent) poke() {
-	select {
-	case a.kick <- struct{}{}:
-	default:
-	}
 }
 
 // warn records a warning shown by status, logging it once per key.
@@ -624,19 +599,45 @@ func roleIn(p *plan.Plan, id string) string {
 	return string(plan.RoleClient)
 }
 
-// gossipHandler receives gossip events for the agent.
+// gossipHandler turns gossip's callbacks into events for the loop. It runs
+// on memberlist's goroutines and changes no state itself.
 type gossipHandler struct{ a *Agent }
 
-func (h gossipHandler) HandleMessage(from string, payload []byte) { h.a.handleMessage(from, payload) }
-func (h gossipHandler) LocalState(bool) []byte                    { return h.a.localState() }
-func (h gossipHandler) MergeRemoteState(buf []byte, _ bool)       { h.a.mergeRemoteState(buf) }
+// HandleMessage decodes a message and queues it.
+func (h gossipHandler) HandleMessage(from string, payload []byte) {
+	a := h.a
+	m, err := agree.DecodeMessage(payload)
+	if err != nil {
+		a.log.Warn("dropping malformed message", "from", from, "error", err)
+		return
+	}
+	if !a.ev.post(func() { a.onMessage(from, m) }) {
+		a.log.Warn("dropping a message: too many wait for the agent", "from", from, "type", m.Type)
+	}
+}
 
-// MembersChanged records when membership last changed. memberlist calls it
-// with its own locks held, so it must not call back into gossip.
+// LocalState is the committed plan, as the loop last published it.
+func (h gossipHandler) LocalState(bool) []byte { return agree.EncodeState(h.a.shared.Load()) }
+
+// MergeRemoteState decodes a peer's state and queues its plan.
+func (h gossipHandler) MergeRemoteState(buf []byte, _ bool) {
+	a := h.a
+	if len(buf) == 0 {
+		return
+	}
+	p, err := agree.DecodeState(buf)
+	if err != nil {
+		a.log.Warn("dropping malformed push/pull state", "error", err)
+		return
+	}
+	if p != nil {
+		a.ev.post(func() { a.proto.MergeRemote(a.now(), p) })
+	}
+}
+
+// MembersChanged queues a look at the members. memberlist calls it with its
+// own locks held, so it must not call back into gossip.
 func (h gossipHandler) MembersChanged() {
 	a := h.a
-	a.mu.Lock()
-	a.lastChange = a.now()
-	a.mu.Unlock()
-	a.poke()
+	a.ev.membersChanged(func() { a.proto.MembersChanged(a.now(), a.tr.Members()) })
 }

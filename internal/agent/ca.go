@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
@@ -331,7 +332,7 @@ func (a *Agent) escrowCA(ca *certs.CA, p plan.Plan) {
 	if !ok {
 		return
 	}
-	msg := message{Type: msgEscrow, Sealed: sealed, Hash: p.Hash()}.encode()
+	msg := agree.Message{Type: agree.MsgEscrow, Sealed: sealed, Hash: p.Hash()}.Encode()
 	for _, s := range p.Servers {
 		if s.ID == a.id {
 			continue
@@ -343,7 +344,7 @@ func (a *Agent) escrowCA(ca *certs.CA, p plan.Plan) {
 }
 
 // handleEscrow stores an escrowed CA key sent by the plan's CA holder.
-func (a *Agent) handleEscrow(from string, m message) {
+func (a *Agent) handleEscrow(from string, m agree.Message) {
 	a.mu.Lock()
 	p := a.plan
 	a.mu.Unlock()

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"crypto/rand"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,12 +33,12 @@ func escrowNode(t *testing.T, c *cluster) (*Agent, plan.Plan) {
 func TestEscrowKeptWhenResent(t *testing.T) {
 	c := newCluster(t)
 	a, p := escrowNode(t, c)
-	seal := func(key []byte) message {
+	seal := func(key []byte) agree.Message {
 		sealed, err := certs.SealCAKey(c.token, key, rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return message{Type: msgEscrow, Sealed: sealed, Hash: p.Hash()}
+		return agree.Message{Type: agree.MsgEscrow, Sealed: sealed, Hash: p.Hash()}
 	}
 	path := filepath.Join(a.paths.CADir(), caEscrowFile)
 	first := seal([]byte("key one"))

@@ -273,7 +273,7 @@ func TestSeparatePoolsMerge(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the minority's nodes to see each other", func() bool {
 		for _, n := range minority {
-			if countAlive(n.agent.tr.Members()) != 2 {
+			if len(aliveIn(n.agent.tr.Members())) != 2 {
 				return false
 			}
 		}
@@ -310,7 +310,7 @@ func TestSeparatePoolsMerge(t *testing.T) {
 	// The plan may overtake the members' gossip; every node ends with all.
 	waitFor(t, 10*time.Second, "every node to see the five alive", func() bool {
 		for _, n := range all {
-			if countAlive(n.agent.tr.Members()) != 5 {
+			if len(aliveIn(n.agent.tr.Members())) != 5 {
 				return false
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
 
@@ -224,11 +225,13 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := a.adopt(tt.in, "n9"); got != tt.want {
-				t.Errorf("adopt = %v, want %v", got, tt.want)
+			before := a.proto.PlanHash()
+			a.onMessage("n9", agree.Message{Type: agree.MsgCommit, Plan: &tt.in})
+			if got := a.proto.PlanHash() != before; got != tt.want {
+				t.Errorf("adopted = %v, want %v", got, tt.want)
 			}
-			if a.plan == nil || !a.plan.Equal(tt.holds) {
-				t.Errorf("holds %v, want servers %v epoch %d", a.plan, tt.holds.ServerNames(), tt.holds.Epoch)
+			if held := a.proto.Plan(); held == nil || !held.Equal(tt.holds) {
+				t.Errorf("holds %v, want servers %v epoch %d", held, tt.holds.ServerNames(), tt.holds.Epoch)
 			}
 		})
 	}

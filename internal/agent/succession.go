@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
@@ -17,7 +18,7 @@ import (
 )
 
 // What a node does when a successor plan replaces the one its pipeline runs
-// (replace.go commits it).
+// (internal/agree agrees on it).
 //
 // A node whose role changes (the new server, or a replaced server that comes
 // back) restarts its pipeline: certificates for its new role, Nomad's
@@ -142,14 +143,14 @@ func (a *Agent) maybeWantCA(p plan.Plan, last *time.Time) {
 		return
 	}
 	*last = a.now()
-	if err := a.tr.SendTo(p.CAHolderName(), message{Type: msgWantCA, Hash: p.Hash()}.encode()); err != nil {
+	if err := a.tr.SendTo(p.CAHolderName(), agree.Message{Type: agree.MsgWantCA, Hash: p.Hash()}.Encode()); err != nil {
 		a.log.Debug("asking for the escrowed CA key", "to", p.CAHolderName(), "error", err)
 	}
 }
 
 // handleWantCA answers a server of this node's plan that asks the CA holder
 // for the escrowed CA key.
-func (a *Agent) handleWantCA(from string, m message) {
+func (a *Agent) handleWantCA(from string, m agree.Message) {
 	a.mu.Lock()
 	p, ca := a.plan, a.ca
 	a.mu.Unlock()
@@ -159,6 +160,45 @@ func (a *Agent) handleWantCA(from string, m message) {
 		return
 	}
 	if sealed, ok := a.sealCAKey(ca); ok {
-		a.reply(from, m, message{Type: msgEscrow, Sealed: sealed, Hash: p.Hash()})
+		a.send(from, agree.Message{Type: agree.MsgEscrow, ID: m.ID, Sealed: sealed, Hash: p.Hash()})
 	}
+}
+
+// succeedLocked follows p, a successor of prev: when this node's role
+// changes its pipeline stops, and the loop starts it anew with p. a.mu is
+// held.
+func (a *Agent) succeedLocked(prev, p plan.Plan) {
+	if prev.IsServer(a.id) != p.IsServer(a.id) && a.pipeStop != nil {
+		a.pipeStop()
+		a.pipeline = false
+	}
+}
+
+// startPipelineLocked runs the pipeline for the current plan once the
+// previous pipeline, if any, has ended. a.mu is held.
+func (a *Agent) startPipelineLocked(ctx context.Context) {
+	a.pipeline = true
+	p := a.plan.Clone()
+	pctx, stop := context.WithCancel(ctx)
+	prev, done := a.pipeDone, make(chan struct{})
+	a.pipeStop, a.pipeDone = stop, done
+	a.bg.Go(func() {
+		defer close(done)
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-time.After(time.Minute):
+				a.log.Warn("the previous pipeline did not stop in time; starting the new one anyway")
+			}
+		}
+		if prev != nil {
+			// What the previous pipeline reported belongs to the node's
+			// previous role.
+			a.mu.Lock()
+			a.phase = min(a.phase, PhaseCommitted)
+			a.nomad, a.aclState = nil, ""
+			a.mu.Unlock()
+		}
+		a.runPipeline(pctx, p)
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 )
@@ -16,18 +17,18 @@ import (
 // sentTo is a transport that records what is sent.
 type sentTo struct {
 	mu   sync.Mutex
-	sent map[string][]message
+	sent map[string][]agree.Message
 }
 
 func (s *sentTo) SendTo(name string, payload []byte) error {
-	m, err := decodeMessage(payload)
+	m, err := agree.DecodeMessage(payload)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sent == nil {
-		s.sent = map[string][]message{}
+		s.sent = map[string][]agree.Message{}
 	}
 	s.sent[name] = append(s.sent[name], m)
 	return nil
@@ -36,7 +37,7 @@ func (s *sentTo) SendTo(name string, payload []byte) error {
 func (s *sentTo) Broadcast([]byte) error   { return nil }
 func (s *sentTo) Members() []gossip.Member { return nil }
 
-func (s *sentTo) to(name string) []message {
+func (s *sentTo) to(name string) []agree.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sent[name]
@@ -55,7 +56,7 @@ func TestWantCA(t *testing.T) {
 	a.now = func() time.Time { return now }
 	a.maybeWantCA(p, &last)
 	a.maybeWantCA(p, &last)
-	if got := tr.to("n1"); len(got) != 1 || got[0].Type != msgWantCA || got[0].Hash != p.Hash() {
+	if got := tr.to("n1"); len(got) != 1 || got[0].Type != agree.MsgWantCA || got[0].Hash != p.Hash() {
 		t.Fatalf("sent to the CA holder %+v; want one request for the plan's key", got)
 	}
 	os.MkdirAll(a.paths.CADir(), 0o700)
@@ -78,11 +79,12 @@ func TestWantCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.ca = ca
-	h.handleWantCA("n3", message{Type: msgWantCA, Hash: hp.Hash(), ID: 7})
-	h.handleWantCA("n9", message{Type: msgWantCA, Hash: hp.Hash()})          // not a server
-	h.handleWantCA("n1", message{Type: msgWantCA, Hash: validPlan().Hash()}) // another plan
+	go h.senders(t.Context())
+	h.handleWantCA("n3", agree.Message{Type: agree.MsgWantCA, Hash: hp.Hash(), ID: 7})
+	h.handleWantCA("n9", agree.Message{Type: agree.MsgWantCA, Hash: hp.Hash()})          // not a server
+	h.handleWantCA("n1", agree.Message{Type: agree.MsgWantCA, Hash: validPlan().Hash()}) // another plan
 	waitFor(t, 5*time.Second, "the answer to n3", func() bool { return len(htr.to("n3")) == 1 })
-	if got := htr.to("n3")[0]; got.Type != msgEscrow || got.Hash != hp.Hash() || got.ID != 7 {
+	if got := htr.to("n3")[0]; got.Type != agree.MsgEscrow || got.Hash != hp.Hash() || got.ID != 7 {
 		t.Errorf("answered %+v; want the escrow for the plan", got)
 	} else if key, err := certs.OpenCAKey(hc.token, got.Sealed); err != nil {
 		t.Errorf("the escrow does not open: %v", err)
