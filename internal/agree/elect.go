@@ -15,7 +15,7 @@ func (n *Node) maybePropose(now time.Time) {
 	if n.prop != nil {
 		return
 	}
-	cand, eligible, reason := n.candidate(now)
+	cand, reason := n.candidate(now)
 	if reason != "" {
 		n.reason = reason
 		return
@@ -44,7 +44,7 @@ func (n *Node) maybePropose(now time.Time) {
 			voters = append(voters, s.Name)
 		}
 	}
-	n.start(now, cand, nil, voters, witnesses(cand, eligible, n.cfg.MinMembers))
+	n.start(now, cand, nil, voters, witnesses(cand, n.liveMembers(), n.cfg.MinMembers))
 }
 
 // witnesses returns the members other than p's servers that a first plan's
@@ -70,28 +70,28 @@ func witnesses(p plan.Plan, eligible []plan.Member, minMembers int) []string {
 // candidate computes the plan this node would propose now, or the reason why
 // there is none yet. The election over the members is computed once per
 // membership change; only the settle time depends on now.
-func (n *Node) candidate(now time.Time) (plan.Plan, []plan.Member, string) {
+func (n *Node) candidate(now time.Time) (plan.Plan, string) {
 	if n.cand == nil {
 		n.cand = n.elect()
 	}
 	c := n.cand
 	if c.reason != "" {
-		return plan.Plan{}, nil, c.reason
+		return plan.Plan{}, c.reason
 	}
 	// Every machine of a known bootstrap is here: nothing better can come
 	// by waiting.
-	complete := n.cfg.BootstrapSize > 0 && len(c.eligible) >= n.cfg.BootstrapSize
+	complete := n.cfg.BootstrapSize > 0 && c.eligible >= n.cfg.BootstrapSize
 	if stable := now.Sub(n.lastChange); stable < n.cfg.Settle && !complete {
-		return plan.Plan{}, nil, fmt.Sprintf("membership changed %s ago; electing once it has been stable for %s",
+		return plan.Plan{}, fmt.Sprintf("membership changed %s ago; electing once it has been stable for %s",
 			stable.Round(100*time.Millisecond), n.cfg.Settle)
 	}
-	return c.plan.Clone(), c.eligible, ""
+	return c.plan.Clone(), ""
 }
 
 // election is the outcome of the election over the members of one view.
 type election struct {
 	plan     plan.Plan
-	eligible []plan.Member
+	eligible int    // members it elected from
 	reason   string // why there is no plan
 }
 
@@ -123,7 +123,7 @@ func (n *Node) elect() *election {
 	if err != nil {
 		return &election{reason: strings.TrimPrefix(err.Error(), "plan: ")}
 	}
-	return &election{plan: p, eligible: eligible}
+	return &election{plan: p, eligible: len(eligible)}
 }
 
 func electionMember(m gossip.Member) plan.Member {
@@ -209,9 +209,29 @@ func (n *Node) answer(now time.Time, from string, m Message) {
 	default:
 		pr.refuse(from, from+": "+m.Reason)
 	}
-	if len(pr.asked) == 0 || (n.bugs.commitEarly && len(pr.acked) > 0) {
+	if len(pr.asked) == 0 || n.accepted(pr) || (n.bugs.commitEarly && len(pr.acked) > 0) {
 		n.decide(now)
 	}
+}
+
+// accepted reports whether pr has the answers it needs already: every
+// server of a first plan and MinMembers members in all, or a majority of the
+// servers a successor follows. The sooner a coordinator commits, the sooner
+// its commit reaches the servers whose promises it holds.
+func (n *Node) accepted(pr *proposal) bool {
+	if pr.refused && pr.prev == nil {
+		return false
+	}
+	if pr.prev != nil {
+		return 1+len(pr.acked) >= len(pr.prev.Servers)/2+1
+	}
+	servers := 0
+	for _, name := range pr.acked {
+		if pr.servers[name] {
+			servers++
+		}
+	}
+	return servers == len(pr.servers) && 1+len(pr.acked) >= n.cfg.MinMembers
 }
 
 // decide ends this node's proposal once every server answered or the time
@@ -346,9 +366,8 @@ func (n *Node) handlePropose(now time.Time, from string, m Message, deadline tim
 		nack(fmt.Sprintf("the proposal comes from %s, not from its first server %s", from, p.Servers[0].Name))
 		return
 	}
-	alive := n.alive()
 	for _, s := range p.Servers {
-		if alive[s.Name] != s.ID {
+		if n.aliveID(s.Name) != s.ID {
 			if now.Before(deadline) {
 				n.waiting = append(n.waiting, waitingProposal{from: from, m: m, deadline: deadline})
 				return

@@ -14,12 +14,15 @@
 // eligible and membership has been stable for Settle (or BootstrapSize
 // members are alive: every machine started together is there), the
 // candidate's first server, the coordinator, proposes it to the other chosen
-// servers. Each server acknowledges only when it holds no committed plan,
-// sees every proposed server alive and has promised no other plan; an
-// acknowledgement is a promise not to serve in another plan for
-// PromiseLease. With every acknowledgement the coordinator keeps its CA,
-// sends the commit to the servers, persists it and gossips it; every node
-// that learns of it persists it and gossips it on. A node with a committed
+// servers, and to as many other members as it takes for MinMembers members
+// in all to promise it (when MinMembers is a majority, two plans would need
+// two majorities, which share a member). Each acknowledges only when it
+// holds no committed plan, sees every proposed server alive and has promised
+// no other plan; an acknowledgement is a promise not to take part in another
+// plan for PromiseLease. As soon as every server and MinMembers members in
+// all have acknowledged, the coordinator keeps its CA, sends the commit to
+// the servers, persists it and gossips it; every node that learns of it
+// persists it and gossips it on. A node with a committed
 // plan never adopts another plan of the same epoch: restarted nodes load
 // their plan from disk and late joiners receive it in push/pull syncs.
 //
@@ -30,13 +33,15 @@
 // server acknowledges only when the successor is valid (plan.CheckSuccessor),
 // it too has seen the replaced servers down for ServerReplaceAfter and the
 // new servers alive, and it has promised no other plan. With
-// acknowledgements from a majority of the current plan's servers, the
-// coordinator commits the successor like a first plan. Nodes adopt a higher
+// acknowledgements from a majority of the current plan's servers (itself
+// included), the coordinator commits the successor like a first plan. Nodes adopt a higher
 // epoch only as a valid successor of the plan they hold.
 package agree
 
 import (
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
@@ -172,8 +177,7 @@ type Node struct {
 	log   *slog.Logger
 
 	members    []gossip.Member
-	aliveIDs   map[string]string // name -> ID of alive members with readable meta; built on demand
-	cand       *election         // the election over members; computed on demand
+	cand       *election // the election over members; computed on demand
 	lastChange time.Time
 	joined     bool
 
@@ -263,10 +267,10 @@ func (n *Node) SetJoined() {
 }
 
 // MembersChanged gives the node the members as gossip sees them now, this
-// node included. The caller must not change the slice afterwards.
+// node included, sorted by name. The caller must not change the slice
+// afterwards.
 func (n *Node) MembersChanged(now time.Time, members []gossip.Member) {
 	n.members = members
-	n.aliveIDs = nil
 	n.cand = nil
 	n.lastChange = now
 	n.recheckWaiting(now)
@@ -376,17 +380,17 @@ func (n *Node) setPlan(p plan.Plan) {
 	n.planHash = p.Hash()
 }
 
-// alive returns the names and IDs of the alive members with readable meta.
-func (n *Node) alive() map[string]string {
-	if n.aliveIDs == nil {
-		n.aliveIDs = make(map[string]string, len(n.members))
-		for _, m := range n.members {
-			if m.State == gossip.StateAlive && m.MetaErr == nil {
-				n.aliveIDs[m.Name] = m.Meta.ID
-			}
-		}
+// aliveID returns the ID of the named member when it is alive with
+// readable meta, else "". Members are sorted by name, as gossip lists them.
+func (n *Node) aliveID(name string) string {
+	i, found := slices.BinarySearchFunc(n.members, name, func(m gossip.Member, name string) int { return strings.Compare(m.Name, name) })
+	if !found {
+		return ""
 	}
-	return n.aliveIDs
+	if m := n.members[i]; m.State == gossip.StateAlive && m.MetaErr == nil {
+		return m.Meta.ID
+	}
+	return ""
 }
 
 func countAlive(ms []gossip.Member) int {

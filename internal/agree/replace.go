@@ -14,9 +14,8 @@ import (
 // trackServers records since when each of the plan's servers has not been
 // alive; a server this node never saw counts from the first look.
 func (n *Node) trackServers(now time.Time) {
-	alive := n.alive()
 	for _, s := range n.plan.Servers {
-		if alive[s.Name] != "" {
+		if n.aliveID(s.Name) != "" {
 			delete(n.downSince, s.Name)
 		} else if _, ok := n.downSince[s.Name]; !ok {
 			n.downSince[s.Name] = now
@@ -31,13 +30,12 @@ func (n *Node) maybeReplace(now time.Time) {
 		return
 	}
 	cur := n.plan.Clone()
-	alive := n.alive()
 	var dead, deadNames []string
 	coord := ""
 	for _, s := range cur.Servers {
 		since, down := n.downSince[s.Name]
 		switch {
-		case alive[s.Name] != "":
+		case n.aliveID(s.Name) != "":
 			if coord == "" {
 				coord = s.ID
 			}
@@ -132,7 +130,6 @@ func (n *Node) handleSuccessor(now time.Time, from string, m Message) {
 		n.reply(from, m, Message{Type: MsgCommit, Plan: cur})
 		return
 	}
-	alive := n.alive()
 	reason := ""
 	replaced := plan.Replaced(*cur, *p)
 	switch err := plan.CheckSuccessor(*cur, *p); {
@@ -148,12 +145,12 @@ func (n *Node) handleSuccessor(now time.Time, from string, m Message) {
 			continue
 		}
 		since, down := n.downSince[s.Name]
-		if alive[s.Name] != "" || !down || now.Sub(since) < n.cfg.ServerReplaceAfter {
+		if n.aliveID(s.Name) != "" || !down || now.Sub(since) < n.cfg.ServerReplaceAfter {
 			reason = fmt.Sprintf("%s has not seen server %s down for %s", n.cfg.Name, s.Name, n.cfg.ServerReplaceAfter)
 		}
 	}
 	for _, s := range p.Servers {
-		if reason == "" && alive[s.Name] != s.ID {
+		if reason == "" && n.aliveID(s.Name) != s.ID {
 			reason = fmt.Sprintf("%s does not see server %s alive", n.cfg.Name, s.Name)
 		}
 	}

@@ -249,13 +249,15 @@ func newSim(sc scenario, r *rand.Rand, bug bugs, traceOn bool) *sim {
 	}
 	s.now = s.start
 	zones := 1 + r.IntN(3)
+	// Names of one width sort like the nodes, as gossip lists members.
+	width := max(2, len(fmt.Sprint(sc.nodes-1)))
 	for i := range sc.nodes {
 		role := "auto"
 		if i > 0 && r.IntN(6) == 0 {
 			role = []string{"server", "client"}[r.IntN(2)]
 		}
 		n := &simNode{
-			s: s, idx: i, name: fmt.Sprintf("n%02d", i), id: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+			s: s, idx: i, name: fmt.Sprintf("n%0*d", width, i), id: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
 			meta: gossip.Meta{
 				Role: role, Pool: "default", Zone: fmt.Sprintf("z%d", r.IntN(zones)), Region: "global", Expect: sc.expect,
 				CPUCores: 1 + r.IntN(8), MemoryMB: 1024 * (1 + r.IntN(16)),
