@@ -1,16 +1,21 @@
 #!/bin/sh
 # Runs the fault suite (RELIABILITY.md) with $RELIABILITY_ROUNDS rounds and
-# writes the figures it prints into RELIABILITY.md between the figures marks.
+# the agreement protocol's simulation with $SIM_SEEDS seeds, and writes the
+# figures they print into RELIABILITY.md between the figures marks.
 set -eu
 : "${GO:=go}"
 : "${RELIABILITY_ROUNDS:=20}"
+: "${SIM_SEEDS:=20000}"
 export RELIABILITY_ROUNDS
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 $GO test -count=1 -v -timeout 60m -run '^(TestFault|TestSeparatePoolsMerge|TestServerReplacement|TestAdoptOnlySuccessors|TestSavePlanDiskFullOrReadOnly|TestCAFailover|TestBadInputIsRefusedClearly|TestWrongTokenFailsFast)' ./test/e2e/ ./internal/agent/ >"$log" 2>&1 || status=$?
+$GO test -count=1 -v -timeout 60m -run '^TestSimulation$' ./internal/agree/ -sim.seeds "$SIM_SEEDS" >>"$log" 2>&1 || status=$?
 grep -E '^(--- (PASS|FAIL)|ok|FAIL)' "$log" || true
 figures=$(grep '^RELIABILITY ' "$log" | sed 's/^RELIABILITY /    /' || true)
+sim=$(grep -E '^[0-9]+ seeds, [0-9]+ violations$' "$log" | tail -n 1 || true)
+figures=$(printf '%s\n    agreement protocol simulation (internal/agree TestSimulation): %s' "$figures" "${sim:-not run}")
 if [ "$status" -ne 0 ]; then
 	mkdir -p .cache
 	cp "$log" .cache/reliability.log

@@ -36,6 +36,11 @@
 // acknowledgements from a majority of the current plan's servers (itself
 // included), the coordinator commits the successor like a first plan. Nodes adopt a higher
 // epoch only as a valid successor of the plan they hold.
+//
+// Known limit: a commit that reaches none of the nodes that promised it for
+// longer than PromiseLease (its coordinator crashed as it committed, or a
+// partition cut it off) lets their promises lapse, and the others can elect
+// a second first plan; RELIABILITY.md has what the simulator finds of it.
 package agree
 
 import (
