@@ -573,7 +573,11 @@ func (n *simNode) boot() {
 	if n.idx == 0 || joined {
 		n.node.SetJoined()
 	}
-	n.refreshView()
+	if !s.scale {
+		// At scale every node gets the shared view at the next refresh:
+		// one view per refresh, not one per start.
+		n.refreshView()
+	}
 	n.schedule()
 	n.s.at(time.Duration(s.r.Int64N(int64(pushPullEvery))), n.pushPullLoop(n.inc))
 }
