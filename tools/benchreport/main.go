@@ -53,6 +53,7 @@ func benches(nomad string) []bench {
 	return []bench{
 		{name: "convergence", args: []string{"test", "-run", "^$", "-bench", "Convergence/N=(3|10|100)$", "-benchtime", "1x", "-count", "3", "./internal/agent/"}},
 		{name: "convergence500", args: []string{"test", "-run", "^$", "-bench", "Convergence/N=500$", "-benchtime", "1x", "-count", "1", "-timeout", "20m", "./internal/agent/"}},
+		{name: "simscale", args: []string{"test", "-run", "^$", "-bench", "SimulationScale", "-benchtime", "1x", "-timeout", "30m", "./internal/agree/"}},
 		{name: "certs", args: []string{"test", "-run", "^$", "-bench", ".", "-benchtime", "2s", "-cpu", "1", "./internal/certs/"}},
 		{name: "certify500", args: []string{"test", "-run", "^$", "-bench", "Certify500", "-benchtime", "3x", "./internal/casvc/"}},
 		{name: "healthy", args: []string{"test", "-run", "^$", "-bench", "HealthyCluster", "-benchtime", "1x", "-timeout", "30m", "./test/e2e/"}, env: env},
