@@ -31,6 +31,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
 )
 
 // Options configure an Agent.
@@ -181,7 +182,7 @@ func New(opts Options) (*Agent, error) {
 	if a.id, a.idFresh, err = fingerprint.LoadNodeID(a.paths.NodeIDFile()); err != nil {
 		return nil, err
 	}
-	if a.plan, err = loadPlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id); err != nil {
+	if a.plan, err = planfile.Load(a.paths.PlanFile(), a.token.ClusterIDString(), a.id); err != nil {
 		return nil, err
 	}
 	if cfg.CA.Set() {

@@ -337,45 +337,6 @@ func TestMismatchedSettingsAreReported(t *testing.T) {
 	}
 }
 
-func TestStateFileErrors(t *testing.T) {
-	dir := t.TempDir()
-	p := *validPlan()
-	good := filepath.Join(dir, "plan.json")
-	if err := savePlan(good, "c1", "a", p, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := loadPlan(good, "c1", "a"); err != nil || got == nil || got.Hash() != p.Hash() {
-		t.Fatalf("loadPlan = %v, %v", got, err)
-	}
-	truncated := filepath.Join(dir, "truncated.json")
-	b, _ := os.ReadFile(good)
-	os.WriteFile(truncated, b[:len(b)/2], 0o600)
-	tests := []struct {
-		name, path, cluster, node string
-		want                      []string
-	}{
-		{"truncated", truncated, "c1", "a", []string{"corrupted", "remove it"}},
-		{"foreign cluster", good, "c2", "a", []string{"belongs to cluster c1", "token is for cluster c2"}},
-		{"other node", good, "c1", "b", []string{"written by node a"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadPlan(tt.path, tt.cluster, tt.node)
-			if err == nil {
-				t.Fatal("loadPlan succeeded")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-		})
-	}
-	if got, err := loadPlan(filepath.Join(dir, "missing"), "c1", "a"); got != nil || err != nil {
-		t.Errorf("missing file: %v, %v; want nil, nil", got, err)
-	}
-}
-
 func TestPhaseNames(t *testing.T) {
 	want := "fingerprinting joining electing committed certified configured starting running degraded"
 	var got []string

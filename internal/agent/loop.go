@@ -8,6 +8,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
 )
 
 // The agent's event loop.
@@ -233,7 +234,7 @@ func (s protoStore) SavePlan(p plan.Plan) error {
 	if err := a.persistIdentity(); err != nil {
 		return err
 	}
-	return savePlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id, p, a.now())
+	return planfile.Save(a.paths.PlanFile(), a.token.ClusterIDString(), a.id, p, a.now())
 }
 
 // protoCA is the CA a coordinator pins: the one on disk, the operator's, or

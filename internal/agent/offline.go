@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +12,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
 )
 
 // PersistedStatus is what status shows while no agent answers: the node's
@@ -40,7 +40,7 @@ func PersistedStatus(p paths.Paths, cfg config.Config, startHint string) Status 
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("reading the node ID: %v", err))
 	}
-	saved, err := readSavedPlan(p.PlanFile())
+	saved, err := planfile.Read(p.PlanFile())
 	switch {
 	case err != nil:
 		s.Warnings = append(s.Warnings, err.Error())
@@ -57,27 +57,6 @@ func PersistedStatus(p paths.Paths, cfg config.Config, startHint string) Status 
 		s.Certs = certStatus(p, certRolesOf(pl, s.Node.ID))
 	}
 	return s
-}
-
-// readSavedPlan reads the plan file without checking it against a token;
-// nil when there is none.
-func readSavedPlan(path string) (*savedPlan, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the committed plan: %w", err)
-	}
-	var sp savedPlan
-	err = json.Unmarshal(b, &sp)
-	if err == nil {
-		err = sp.Plan.Validate()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the committed plan %s is corrupted (%v): restore %s.bak, or remove it and the node adopts the plan from its peers", path, err, path)
-	}
-	return &sp, nil
 }
 
 // planMember finds the node with id among p's members, if p names it.

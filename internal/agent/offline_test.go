@@ -18,6 +18,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
 )
 
 // writeTestCert writes a self-signed certificate valid until notAfter.
@@ -66,7 +67,7 @@ func TestPersistedStatus(t *testing.T) {
 				t.Fatal(err)
 			}
 			os.WriteFile(p.NodeIDFile(), []byte(id+"\n"), 0o600)
-			if err := savePlan(p.PlanFile(), "cluster", id, committed, notAfter); err != nil {
+			if err := planfile.Save(p.PlanFile(), "cluster", id, committed, notAfter); err != nil {
 				t.Fatal(err)
 			}
 			writeTestCert(t, filepath.Join(p.NomadTLSDir(), "server.pem"), notAfter)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
 )
 
 // replaceAddr gives the nodes of the replacement tests addresses of their
@@ -121,7 +122,7 @@ func testServerReplacement(t *testing.T, caHolder bool, addr func(int) string) {
 			t.Errorf("%s: %v", n.agent.Name(), err)
 			continue
 		}
-		var s savedPlan
+		var s planfile.File
 		if err := json.Unmarshal(b, &s); err != nil || !s.Plan.Equal(*p1) {
 			t.Errorf("%s: plan.json.bak does not hold epoch 1 (%v)", n.agent.Name(), err)
 		}
@@ -235,12 +236,12 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 			}
 		})
 	}
-	saved, err := loadPlan(a.paths.PlanFile(), a.token.ClusterIDString(), a.id)
+	saved, err := planfile.Load(a.paths.PlanFile(), a.token.ClusterIDString(), a.id)
 	if err != nil || saved == nil || !saved.Equal(p2) {
 		t.Errorf("plan.json holds %v (%v), want epoch 2", saved, err)
 	}
 	b, err := os.ReadFile(a.paths.PlanFile() + ".bak")
-	var s savedPlan
+	var s planfile.File
 	if err != nil || json.Unmarshal(b, &s) != nil || !s.Plan.Equal(p1) {
 		t.Errorf("plan.json.bak does not hold epoch 1: %v", err)
 	}

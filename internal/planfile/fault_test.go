@@ -1,4 +1,4 @@
-package agent
+package planfile
 
 import (
 	"bytes"
@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// TestSavePlanDiskFullOrReadOnly writes plans into a small tmpfs, fills
+// TestSaveDiskFullOrReadOnly writes plans into a small tmpfs, fills
 // it, then remounts it read-only: a failed write is an error and leaves the
 // plan and its backup as they were. It needs root to mount.
-func TestSavePlanDiskFullOrReadOnly(t *testing.T) {
+func TestSaveDiskFullOrReadOnly(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
 	}
@@ -27,13 +27,13 @@ func TestSavePlanDiskFullOrReadOnly(t *testing.T) {
 		}
 	})
 	path := filepath.Join(dir, "plan.json")
-	p1 := *validPlan()
+	p1 := testPlan()
 	p2 := p1.Clone()
 	p2.Epoch, p2.Servers[2].Name, p2.Servers[2].ID = 2, "n4", "d"
-	if err := savePlan(path, "c1", "a", p1, time.Now()); err != nil {
+	if err := Save(path, "c1", "a", p1, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := savePlan(path, "c1", "a", p2, time.Now()); err != nil {
+	if err := Save(path, "c1", "a", p2, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	wantPlan, _ := os.ReadFile(path)
@@ -45,8 +45,8 @@ func TestSavePlanDiskFullOrReadOnly(t *testing.T) {
 		if !bytes.Equal(gotPlan, wantPlan) || !bytes.Equal(gotBak, wantBak) {
 			t.Errorf("%s: plan.json or plan.json.bak changed", what)
 		}
-		if p, err := loadPlan(path, "c1", "a"); err != nil || p == nil || !p.Equal(p2) {
-			t.Errorf("%s: loadPlan = %v, %v; want epoch 2", what, p, err)
+		if p, err := Load(path, "c1", "a"); err != nil || p == nil || !p.Equal(p2) {
+			t.Errorf("%s: Load = %v, %v; want epoch 2", what, p, err)
 		}
 	}
 	p3 := p2.Clone()
@@ -67,8 +67,8 @@ func TestSavePlanDiskFullOrReadOnly(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("filling the tmpfs: %v, want ENOSPC", err)
 	}
-	if err := savePlan(path, "c1", "a", p3, time.Now()); err == nil {
-		t.Error("savePlan on a full disk succeeded")
+	if err := Save(path, "c1", "a", p3, time.Now()); err == nil {
+		t.Error("Save on a full disk succeeded")
 	}
 	intact("disk full")
 
@@ -78,8 +78,8 @@ func TestSavePlanDiskFullOrReadOnly(t *testing.T) {
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, "size=64k"); err != nil {
 		t.Fatalf("remounting read-only: %v", err)
 	}
-	if err := savePlan(path, "c1", "a", p3, time.Now()); err == nil {
-		t.Error("savePlan on a read-only file system succeeded")
+	if err := Save(path, "c1", "a", p3, time.Now()); err == nil {
+		t.Error("Save on a read-only file system succeeded")
 	}
 	intact("read-only")
 }
