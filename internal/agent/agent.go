@@ -32,6 +32,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // Options configure an Agent.
@@ -105,7 +106,7 @@ type Agent struct {
 	shared atomic.Pointer[plan.Plan] // the committed plan, for push/pull syncs
 
 	mu        sync.Mutex
-	phase     Phase
+	phase     status.Phase
 	reason    string // why the node waits
 	degraded  string // why the node is degraded; "" when it is not
 	joined    bool
@@ -113,7 +114,7 @@ type Agent struct {
 	warnings  map[string]string
 	ca        *certs.CA            // the CA, on the coordinator and the CA holder
 	caSrv     *casvc.Server        // the CA endpoint, on the CA holder
-	nomad     *NomadStatus         // the local Nomad agent, once started
+	nomad     *status.NomadStatus  // the local Nomad agent, once started
 	pipeline  bool                 // the post-commit pipeline runs
 	pipeStop  context.CancelFunc   // stops the pipeline, to restart it with a successor plan
 	pipeDone  chan struct{}        // closed when the pipeline has ended
@@ -190,9 +191,9 @@ func New(opts Options) (*Agent, error) {
 			return nil, err
 		}
 	}
-	a.phase = PhaseJoining
+	a.phase = status.PhaseJoining
 	if a.plan != nil {
-		a.phase = PhaseCommitted
+		a.phase = status.PhaseCommitted
 	}
 	a.shared.Store(a.plan)
 	a.proto = a.newProtocol()
@@ -280,7 +281,7 @@ func (a *Agent) Start() error {
 		node.Shutdown()
 		return err
 	}
-	srv, _, err := listenControl(a.paths.Socket(), a.Status)
+	srv, _, err := status.Listen(a.paths.Socket(), a.Status)
 	if err != nil {
 		node.Shutdown()
 		return err
@@ -472,8 +473,8 @@ func (a *Agent) setJoined() {
 	a.mu.Lock()
 	a.joined = true
 	a.reason = ""
-	if a.phase == PhaseJoining {
-		a.phase = PhaseElecting
+	if a.phase == status.PhaseJoining {
+		a.phase = status.PhaseElecting
 	}
 	a.mu.Unlock()
 	a.ev.post(a.proto.SetJoined)
@@ -513,31 +514,31 @@ func (a *Agent) clearWarning(key string) {
 }
 
 // Status returns the node's status as shown by `nomad-bootstrapd status`.
-func (a *Agent) Status() Status {
+func (a *Agent) Status() status.Status {
 	var members []gossip.Member
 	if a.tr != nil {
 		members = a.tr.Members()
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := Status{
-		Node: NodeStatus{
+	s := status.Status{
+		Node: status.NodeStatus{
 			Name: a.name, ID: a.id, Address: a.advertise, Role: a.cfg.Role,
 			Pool: a.cfg.Pool, Zone: a.cfg.Zone, Datacenter: a.cfg.Datacenter, Region: a.cfg.Region,
 		},
 		Phase:   a.phase,
 		Reason:  a.reason,
-		Members: []MemberStatus{},
-		Agent:   AgentStatus{Running: true, Version: a.version, PID: os.Getpid(), Metrics: a.cfg.MetricsAddr},
+		Members: []status.MemberStatus{},
+		Agent:   status.AgentStatus{Running: true, Version: a.version, PID: os.Getpid(), Metrics: a.cfg.MetricsAddr},
 	}
 	if a.degraded != "" {
-		s.Phase, s.Reason = PhaseDegraded, a.degraded
+		s.Phase, s.Reason = status.PhaseDegraded, a.degraded
 	}
 	if a.plan != nil {
-		s.Plan = planStatus(a.plan)
-		s.Node.Role = roleIn(a.plan, a.id)
-		if a.phase >= PhaseCertified {
-			if s.Certs = certStatus(a.paths, a.certRoles(*a.plan)); s.Certs != nil {
+		s.Plan = status.PlanOf(a.plan)
+		s.Node.Role = status.RoleIn(a.plan, a.id)
+		if a.phase >= status.PhaseCertified {
+			if s.Certs = status.CertsOf(a.paths, a.certRoles(*a.plan)); s.Certs != nil {
 				if left := s.Certs.NotAfter.Sub(a.now()); left < certWarnBefore {
 					s.Warnings = append(s.Warnings, fmt.Sprintf("this node's certificate expires in %s (%s); renewal has not succeeded: see the agent's log",
 						inDays(left), s.Certs.NotAfter.Format(time.RFC3339)))
@@ -556,13 +557,13 @@ func (a *Agent) Status() Status {
 		s.Nomad = &n
 	}
 	if a.aclState != "" {
-		s.ACL = &ACLStatus{State: a.aclState, TokensDir: a.paths.ACLDir()}
+		s.ACL = &status.ACLStatus{State: a.aclState, TokensDir: a.paths.ACLDir()}
 	}
 	for _, m := range members {
-		ms := MemberStatus{Name: m.Name, ID: m.Meta.ID, Address: m.Address, Status: string(m.State),
+		ms := status.MemberStatus{Name: m.Name, ID: m.Meta.ID, Address: m.Address, Status: string(m.State),
 			Role: m.Meta.Role, Pool: m.Meta.Pool, Zone: m.Meta.Zone}
 		if a.plan != nil && m.MetaErr == nil {
-			ms.Role = roleIn(a.plan, m.Meta.ID)
+			ms.Role = status.RoleIn(a.plan, m.Meta.ID)
 		}
 		s.Members = append(s.Members, ms)
 	}
@@ -591,13 +592,6 @@ func (a *Agent) CAStats() (signed, refused uint64) {
 		return 0, 0
 	}
 	return srv.Stats()
-}
-
-func roleIn(p *plan.Plan, id string) string {
-	if p.IsServer(id) {
-		return string(plan.RoleServer)
-	}
-	return string(plan.RoleClient)
 }
 
 // gossipHandler turns gossip's callbacks into events for the loop. It runs

@@ -14,6 +14,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // subnet hands every test its own 127.0.<n>.0/24, so agents of different
@@ -150,9 +151,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // committed returns every node's plan once all of them committed one.
-func (c *cluster) waitCommitted(nodes []*testNode, timeout time.Duration) []*PlanStatus {
+func (c *cluster) waitCommitted(nodes []*testNode, timeout time.Duration) []*status.PlanStatus {
 	c.t.Helper()
-	var plans []*PlanStatus
+	var plans []*status.PlanStatus
 	waitFor(c.t, timeout, "every node to commit a plan", func() bool {
 		plans = plans[:0]
 		for _, n := range nodes {
@@ -197,7 +198,7 @@ func TestClusterAgrees(t *testing.T) {
 					t.Errorf("%s: plan not persisted: %v", node.agent.Name(), err)
 				}
 				s := node.agent.Status()
-				if s.Phase < PhaseCommitted || s.Phase == PhaseDegraded {
+				if s.Phase < status.PhaseCommitted || s.Phase == status.PhaseDegraded {
 					t.Errorf("%s: phase %s (%s), want committed or later", s.Node.Name, s.Phase, s.Reason)
 				}
 				if len(s.Members) != n {
@@ -270,7 +271,7 @@ func TestTooFewNodesCommitNothing(t *testing.T) {
 		if s.Plan != nil {
 			t.Fatalf("%s committed %+v with only 2 of 3 nodes", s.Node.Name, s.Plan)
 		}
-		if s.Phase != PhaseElecting || !strings.Contains(s.Reason, "waiting for 3") {
+		if s.Phase != status.PhaseElecting || !strings.Contains(s.Reason, "waiting for 3") {
 			t.Errorf("%s: phase %s reason %q; want electing, waiting for 3", s.Node.Name, s.Phase, s.Reason)
 		}
 	}
@@ -334,24 +335,6 @@ func TestMismatchedSettingsAreReported(t *testing.T) {
 	})
 	if p := c.nodes[3].agent.Status().Plan; p != nil {
 		t.Errorf("node with expect=5 adopted a plan of expect 3: %+v", p)
-	}
-}
-
-func TestPhaseNames(t *testing.T) {
-	want := "fingerprinting joining electing committed certified configured starting running degraded"
-	var got []string
-	for p := PhaseFingerprinting; p <= PhaseDegraded; p++ {
-		got = append(got, p.String())
-		var back Phase
-		if err := back.UnmarshalText([]byte(p.String())); err != nil || back != p {
-			t.Errorf("round trip of %s: %v, %v", p, back, err)
-		}
-	}
-	if strings.Join(got, " ") != want {
-		t.Errorf("phases %q, want %q", got, want)
-	}
-	if Phase(99).String() != "phase(99)" {
-		t.Errorf("unknown phase prints %q", Phase(99).String())
 	}
 }
 

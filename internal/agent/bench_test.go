@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip/droptransport"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // benchNet hands every benchmark cluster its own 127.11.<n>.0/24 (real
@@ -181,7 +182,7 @@ func BenchmarkIdle(b *testing.B) {
 		}
 		deadline := time.Now().Add(time.Minute)
 		for _, nd := range nodes {
-			for p := nd.agent.Status().Phase; p < PhaseConfigured || p == PhaseDegraded; p = nd.agent.Status().Phase {
+			for p := nd.agent.Status().Phase; p < status.PhaseConfigured || p == status.PhaseDegraded; p = nd.agent.Status().Phase {
 				if time.Now().After(deadline) {
 					b.Fatalf("%s: phase %s after a minute", nd.agent.Name(), p)
 				}

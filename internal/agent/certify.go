@@ -17,21 +17,13 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // certRoles returns the certificates this node needs under p: a server
 // certificate (and the operator's CLI certificate) on servers, a client
 // certificate on clients.
-func (a *Agent) certRoles(p plan.Plan) []certs.Role { return certRolesOf(p, a.id) }
-
-// certRolesOf returns the certificates node id needs under p, its main one
-// first.
-func certRolesOf(p plan.Plan, id string) []certs.Role {
-	if p.IsServer(id) {
-		return []certs.Role{certs.RoleServer, certs.RoleCLI}
-	}
-	return []certs.Role{certs.RoleClient}
-}
+func (a *Agent) certRoles(p plan.Plan) []certs.Role { return status.CertRoles(p, a.id) }
 
 // certify makes sure every certificate this node needs exists, chains to the
 // plan's CA and is not due for renewal. It reports whether it changed any

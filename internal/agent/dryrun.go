@@ -7,6 +7,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // DryRun describes what the agent would do on this node, and the Nomad
@@ -29,7 +30,7 @@ func (a *Agent) DryRun() (string, error) {
 			"Nomad's configuration depends on the outcome\n", orSelf(a.cfg.Join), a.cfg.Expect)
 		return b.String(), nil
 	}
-	fmt.Fprintf(&b, "plan epoch %d: servers %s; this node is a %s\n", p.Epoch, strings.Join(p.ServerNames(), ", "), roleIn(p, a.id))
+	fmt.Fprintf(&b, "plan epoch %d: servers %s; this node is a %s\n", p.Epoch, strings.Join(p.ServerNames(), ", "), status.RoleIn(p, a.id))
 	files := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}
 	for _, role := range a.certRoles(*p) {
 		if _, err := files.LoadCert(role); err != nil {

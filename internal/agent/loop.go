@@ -9,6 +9,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // The agent's event loop.
@@ -193,13 +194,13 @@ func (a *Agent) publish(ctx context.Context) {
 			a.joined = true
 		}
 		if a.joined {
-			a.phase = PhaseElecting
+			a.phase = status.PhaseElecting
 			a.reason = a.proto.Reason()
 		}
 		return
 	}
-	if a.phase < PhaseCommitted {
-		a.phase = PhaseCommitted
+	if a.phase < status.PhaseCommitted {
+		a.phase = status.PhaseCommitted
 	}
 	if !a.pipeline {
 		a.startPipelineLocked(ctx)
@@ -217,8 +218,8 @@ func (o protoObserver) Committed(p plan.Plan, prev *plan.Plan, source string) {
 		a.succeedLocked(*prev, p)
 	}
 	a.reason = ""
-	if a.phase < PhaseCommitted {
-		a.phase = PhaseCommitted
+	if a.phase < status.PhaseCommitted {
+		a.phase = status.PhaseCommitted
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/supervise"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
@@ -213,8 +214,8 @@ func answered(err error) bool {
 
 // nomadHealth queries the local Nomad agent: leader, peers, its own health,
 // the servers it knows, the clients per pool and, on servers, autopilot.
-func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) NomadStatus {
-	st := NomadStatus{Unit: unit, Version: a.nomadFeat.Version.String(), Peers: []string{}}
+func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) status.NomadStatus {
+	st := status.NomadStatus{Unit: unit, Version: a.nomadFeat.Version.String(), Peers: []string{}}
 	c, err := a.localAPI(p)
 	if err != nil {
 		return st
@@ -246,7 +247,7 @@ func (a *Agent) nomadHealth(ctx context.Context, p plan.Plan, unit string) Nomad
 
 // nomadCluster adds what Nomad says of the whole cluster to st: best effort,
 // since a cluster that is still forming answers only some of it.
-func (a *Agent) nomadCluster(ctx context.Context, c *api.Client, p plan.Plan, st *NomadStatus) {
+func (a *Agent) nomadCluster(ctx context.Context, c *api.Client, p plan.Plan, st *status.NomadStatus) {
 	if p.IsServer(a.id) {
 		// The readonly token may read the operator API; anonymous may not.
 		if secret, err := acl.LoadToken(a.paths.ACLDir(), acl.PolicyReadonly); err == nil {
@@ -295,20 +296,20 @@ func (a *Agent) nomadCluster(ctx context.Context, c *api.Client, p plan.Plan, st
 				voters++
 			}
 		}
-		st.Autopilot = &AutopilotStatus{Healthy: h.Healthy, FailureTolerance: h.FailureTolerance, Voters: voters}
+		st.Autopilot = &status.AutopilotStatus{Healthy: h.Healthy, FailureTolerance: h.FailureTolerance, Voters: voters}
 	}
 }
 
 // nomadServers lists Nomad's server members, sorted by name, marking the
 // one whose RPC address is leader.
-func nomadServers(members []*api.AgentMember, leader string) []NomadServerStatus {
-	var out []NomadServerStatus
+func nomadServers(members []*api.AgentMember, leader string) []status.NomadServerStatus {
+	var out []status.NomadServerStatus
 	for _, m := range members {
 		if m == nil {
 			continue
 		}
 		rpc := net.JoinHostPort(m.Addr, m.Tags["port"])
-		out = append(out, NomadServerStatus{Name: m.Name, Address: m.Addr, Status: m.Status, Leader: leader != "" && rpc == leader, Version: m.Tags["build"]})
+		out = append(out, status.NomadServerStatus{Name: m.Name, Address: m.Addr, Status: m.Status, Leader: leader != "" && rpc == leader, Version: m.Tags["build"]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -317,8 +318,8 @@ func nomadServers(members []*api.AgentMember, leader string) []NomadServerStatus
 // poolClients counts Nomad's clients per pool, sorted by pool. A client's
 // pool is its node class (nomad-bootstrapd sets it to the pool, isolated
 // in a Nomad node pool or not), else its Nomad node pool.
-func poolClients(nodes []*api.NodeListStub) []PoolClientsStatus {
-	byPool := map[string]*PoolClientsStatus{}
+func poolClients(nodes []*api.NodeListStub) []status.PoolClientsStatus {
+	byPool := map[string]*status.PoolClientsStatus{}
 	for _, n := range nodes {
 		if n == nil {
 			continue
@@ -332,7 +333,7 @@ func poolClients(nodes []*api.NodeListStub) []PoolClientsStatus {
 		}
 		pc := byPool[pool]
 		if pc == nil {
-			pc = &PoolClientsStatus{Pool: pool}
+			pc = &status.PoolClientsStatus{Pool: pool}
 			byPool[pool] = pc
 		}
 		pc.Total++
@@ -340,7 +341,7 @@ func poolClients(nodes []*api.NodeListStub) []PoolClientsStatus {
 			pc.Ready++
 		}
 	}
-	out := make([]PoolClientsStatus, 0, len(byPool))
+	out := make([]status.PoolClientsStatus, 0, len(byPool))
 	for _, pc := range byPool {
 		out = append(out, *pc)
 	}

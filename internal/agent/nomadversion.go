@@ -12,6 +12,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // detectNomad learns which Nomad this node runs, before anything is
@@ -82,7 +83,7 @@ func clientVersions(nodes []*api.NodeListStub) []string {
 // mixedVersions says what is unsafe about the Nomad versions of a cluster:
 // servers must be as new as every client (Nomad's upgrade guide: servers
 // first, then clients). It returns "" when nothing is.
-func mixedVersions(servers []NomadServerStatus, clients []string) string {
+func mixedVersions(servers []status.NomadServerStatus, clients []string) string {
 	var oldest nomadver.Version
 	oldestName := ""
 	for _, s := range servers {
@@ -105,7 +106,7 @@ func mixedVersions(servers []NomadServerStatus, clients []string) string {
 }
 
 // checkMixedVersions shows or clears the warning of mixedVersions.
-func (a *Agent) checkMixedVersions(servers []NomadServerStatus, clients []string) {
+func (a *Agent) checkMixedVersions(servers []status.NomadServerStatus, clients []string) {
 	if len(servers) == 0 {
 		// Nomad did not answer: keep what was known.
 		return

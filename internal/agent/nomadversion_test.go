@@ -9,25 +9,26 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 func TestMixedVersions(t *testing.T) {
-	srv := func(name, v, status string) NomadServerStatus {
-		return NomadServerStatus{Name: name, Version: v, Status: status}
+	srv := func(name, v, state string) status.NomadServerStatus {
+		return status.NomadServerStatus{Name: name, Version: v, Status: state}
 	}
 	tests := []struct {
 		name    string
-		servers []NomadServerStatus
+		servers []status.NomadServerStatus
 		clients []string
 		want    string
 	}{
-		{name: "all the same", servers: []NomadServerStatus{srv("a", "1.6.3", "alive"), srv("b", "1.6.3", "alive")}, clients: []string{"1.6.3"}},
-		{name: "servers newer (upgrade under way, safe)", servers: []NomadServerStatus{srv("a", "1.10.0", "alive")}, clients: []string{"1.6.3", "1.10.0"}},
-		{name: "a client newer than a server", servers: []NomadServerStatus{srv("a", "1.10.0", "alive"), srv("b", "1.6.3", "alive")}, clients: []string{"1.6.3", "1.10.0"},
+		{name: "all the same", servers: []status.NomadServerStatus{srv("a", "1.6.3", "alive"), srv("b", "1.6.3", "alive")}, clients: []string{"1.6.3"}},
+		{name: "servers newer (upgrade under way, safe)", servers: []status.NomadServerStatus{srv("a", "1.10.0", "alive")}, clients: []string{"1.6.3", "1.10.0"}},
+		{name: "a client newer than a server", servers: []status.NomadServerStatus{srv("a", "1.10.0", "alive"), srv("b", "1.6.3", "alive")}, clients: []string{"1.6.3", "1.10.0"},
 			want: "Nomad server b runs 1.6.3, older than clients that run 1.10.0"},
-		{name: "a server that left does not count", servers: []NomadServerStatus{srv("a", "1.10.0", "alive"), srv("b", "1.6.3", "left")}, clients: []string{"1.10.0"}},
-		{name: "no clients", servers: []NomadServerStatus{srv("a", "1.6.3", "alive")}},
-		{name: "unknown server version", servers: []NomadServerStatus{srv("a", "", "alive")}, clients: []string{"2.0.0"}},
+		{name: "a server that left does not count", servers: []status.NomadServerStatus{srv("a", "1.10.0", "alive"), srv("b", "1.6.3", "left")}, clients: []string{"1.10.0"}},
+		{name: "no clients", servers: []status.NomadServerStatus{srv("a", "1.6.3", "alive")}},
+		{name: "unknown server version", servers: []status.NomadServerStatus{srv("a", "", "alive")}, clients: []string{"2.0.0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/supervise"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
@@ -40,7 +41,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	}) {
 		return
 	}
-	a.advance(PhaseCertified)
+	a.advance(status.PhaseCertified)
 
 	files, err := nomadconf.Render(a.nomadAgent(p))
 	if err != nil {
@@ -61,7 +62,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			return
 		}
 	}
-	a.advance(PhaseConfigured)
+	a.advance(status.PhaseConfigured)
 
 	var sup *supervise.Supervisor
 	var units *systemd.Manager
@@ -80,7 +81,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		}
 		defer units.Close()
 		unit = systemd.NomadService
-		a.advance(PhaseStarting)
+		a.advance(status.PhaseStarting)
 	case config.SuperviseProcess:
 		var stopped <-chan struct{}
 		if sup, stopped, err = a.startNomad(ctx); err != nil {
@@ -91,7 +92,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		// only once this one has stopped.
 		defer func() { <-stopped }()
 		unit = "process"
-		a.advance(PhaseStarting)
+		a.advance(status.PhaseStarting)
 	}
 
 	// Look often until Nomad runs, then every monitorInterval; with nothing
@@ -107,7 +108,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		case <-t.C:
 		}
 		a.mu.Lock()
-		running := a.phase == PhaseRunning
+		running := a.phase == status.PhaseRunning
 		a.mu.Unlock()
 		if running || (sup == nil && units == nil) {
 			t.Reset(monitorInterval)
@@ -137,7 +138,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		}
 		a.maybeTakeOverCA(ctx, p)
 		a.maybeWantCA(p, &wantedCA)
-		var st NomadStatus
+		var st status.NomadStatus
 		switch {
 		case sup != nil:
 			st = a.nomadHealth(ctx, p, fmt.Sprintf("%s (pid %d)", unit, sup.State().PID))
@@ -168,11 +169,11 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		was := a.phase
 		switch {
 		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):
-			a.phase, a.reason = PhaseRunning, ""
+			a.phase, a.reason = status.PhaseRunning, ""
 		case st.Healthy:
-			a.phase, a.reason = PhaseStarting, "waiting for Nomad's ACLs to be bootstrapped"
-		case a.phase == PhaseRunning:
-			a.phase, a.reason = PhaseStarting, "Nomad is not healthy"
+			a.phase, a.reason = status.PhaseStarting, "waiting for Nomad's ACLs to be bootstrapped"
+		case a.phase == status.PhaseRunning:
+			a.phase, a.reason = status.PhaseStarting, "Nomad is not healthy"
 		}
 		now := a.phase
 		a.mu.Unlock()
@@ -221,7 +222,7 @@ func (a *Agent) retry(ctx context.Context, what string, f func() error) bool {
 }
 
 // advance moves the node forward to phase.
-func (a *Agent) advance(phase Phase) {
+func (a *Agent) advance(phase status.Phase) {
 	a.mu.Lock()
 	if a.phase < phase {
 		a.phase, a.reason = phase, ""

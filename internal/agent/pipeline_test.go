@@ -12,6 +12,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // snapshot returns every file under root with its content and mode.
@@ -35,7 +36,7 @@ func TestCertificatesAndNomadConfig(t *testing.T) {
 	c.startN(5, nil)
 	waitFor(t, 30*time.Second, "every node to write Nomad's configuration", func() bool {
 		for _, n := range c.nodes {
-			if n.agent.Status().Phase != PhaseConfigured {
+			if n.agent.Status().Phase != status.PhaseConfigured {
 				return false
 			}
 		}
@@ -96,7 +97,7 @@ func TestCertificatesAndNomadConfig(t *testing.T) {
 	n.stop()
 	restarted := c.start(n.opts)
 	waitFor(t, 20*time.Second, "the restarted node to write Nomad's configuration", func() bool {
-		return restarted.agent.Status().Phase == PhaseConfigured
+		return restarted.agent.Status().Phase == status.PhaseConfigured
 	})
 	after := snapshot(t, n.opts.Root)
 	for p, v := range before {
@@ -116,7 +117,7 @@ func TestDryRun(t *testing.T) {
 	c.startN(3, nil)
 	waitFor(t, 30*time.Second, "every node to write Nomad's configuration", func() bool {
 		for _, n := range c.nodes {
-			if n.agent.Status().Phase != PhaseConfigured {
+			if n.agent.Status().Phase != status.PhaseConfigured {
 				return false
 			}
 		}
@@ -181,7 +182,7 @@ func TestCAFailover(t *testing.T) {
 	c.startN(4, func(_ int, o *Options) { o.Config.CAFailoverAfter = 500 * time.Millisecond })
 	waitFor(t, 30*time.Second, "every node to write Nomad's configuration", func() bool {
 		for _, n := range c.nodes {
-			if n.agent.Status().Phase != PhaseConfigured {
+			if n.agent.Status().Phase != status.PhaseConfigured {
 				return false
 			}
 		}
@@ -211,7 +212,7 @@ func TestCAFailover(t *testing.T) {
 		}
 	}()
 	waitFor(t, 30*time.Second, "the late node to be certified", func() bool {
-		return n.agent.Status().Phase >= PhaseCertified && n.agent.Status().Phase != PhaseDegraded
+		return n.agent.Status().Phase >= status.PhaseCertified && n.agent.Status().Phase != status.PhaseDegraded
 	})
 	files := certs.TLSFiles{Dir: n.agent.paths.NomadTLSDir()}
 	bundle, _ := os.ReadFile(files.CAPath())

@@ -12,6 +12,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // replaceAddr gives the nodes of the replacement tests addresses of their
@@ -48,7 +49,7 @@ func testServerReplacement(t *testing.T, caHolder bool, addr func(int) string) {
 	})
 	waitFor(t, 30*time.Second, "every node to write Nomad's configuration", func() bool {
 		for _, n := range c.nodes {
-			if n.agent.Status().Phase != PhaseConfigured {
+			if n.agent.Status().Phase != status.PhaseConfigured {
 				return false
 			}
 		}
@@ -171,7 +172,7 @@ func testServerReplacement(t *testing.T, caHolder bool, addr func(int) string) {
 		again := c.start(n.opts)
 		waitFor(t, 30*time.Second, "the restarted node to load epoch 2 and write Nomad's configuration", func() bool {
 			p := planOf(again)
-			return p != nil && p.Equal(p2) && again.agent.Status().Phase == PhaseConfigured
+			return p != nil && p.Equal(p2) && again.agent.Status().Phase == status.PhaseConfigured
 		})
 		if n == holder {
 			again.agent.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // What a node does when a successor plan replaces the one its pipeline runs
@@ -195,7 +196,7 @@ func (a *Agent) startPipelineLocked(ctx context.Context) {
 			// What the previous pipeline reported belongs to the node's
 			// previous role.
 			a.mu.Lock()
-			a.phase = min(a.phase, PhaseCommitted)
+			a.phase = min(a.phase, status.PhaseCommitted)
 			a.nomad, a.aclState = nil, ""
 			a.mu.Unlock()
 		}

@@ -9,9 +9,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/statusview"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
@@ -64,14 +64,14 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	p := paths.New(*root)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := agent.QueryStatus(ctx, p.Socket())
+	s, err := status.Query(ctx, p.Socket())
 	code := exitError
 	switch {
 	case err == nil:
 		if s.Healthy() {
 			code = exitOK
 		}
-	case errors.Is(err, agent.ErrAgentDown):
+	case errors.Is(err, status.ErrAgentDown):
 		s = persistedStatus(p, *root, *configFile, stderr)
 		fmt.Fprintf(stderr, "nomad-bootstrapd: the agent is not running (%v)\nstart it with: %s\n", err, startHint(*root))
 		code = exitUsage
@@ -89,7 +89,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 
 // persistedStatus reads what a stopped agent left under p, with the
 // node's configuration for what the files do not say.
-func persistedStatus(p paths.Paths, root, configFile string, stderr io.Writer) agent.Status {
+func persistedStatus(p paths.Paths, root, configFile string, stderr io.Writer) status.Status {
 	cfg := config.Default()
 	path, required := configFile, configFile != ""
 	if !required {
@@ -98,7 +98,7 @@ func persistedStatus(p paths.Paths, root, configFile string, stderr io.Writer) a
 	if err := cfg.LoadFile(path, required); err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 	}
-	s := agent.PersistedStatus(p, cfg, startHint(root))
+	s := status.Persisted(p, cfg, startHint(root))
 	if p.Root == "/" && cfg.Supervise == config.SuperviseSystemd {
 		addUnitStates(&s)
 	}
@@ -107,7 +107,7 @@ func persistedStatus(p paths.Paths, root, configFile string, stderr io.Writer) a
 
 // addUnitStates adds what systemd says of the two units to a stopped
 // agent's status, when systemd answers within two seconds.
-func addUnitStates(s *agent.Status) {
+func addUnitStates(s *status.Status) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	m, err := systemd.Connect(ctx)
@@ -119,7 +119,7 @@ func addUnitStates(s *agent.Status) {
 		s.Reason = fmt.Sprintf("%s is %s/%s (%s); %s", systemd.AgentService, active, sub, enabled, s.Reason)
 	}
 	if active, sub, _, err := m.State(ctx, systemd.NomadService); err == nil {
-		s.Nomad = &agent.NomadStatus{Unit: fmt.Sprintf("%s (%s/%s)", systemd.NomadService, active, sub), Peers: []string{}}
+		s.Nomad = &status.NomadStatus{Unit: fmt.Sprintf("%s (%s/%s)", systemd.NomadService, active, sub), Peers: []string{}}
 	}
 }
 

@@ -20,10 +20,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/mounts"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // Options configure a demo cluster.
@@ -53,8 +53,8 @@ type node struct {
 	name, addr, root string
 	cmd              *exec.Cmd
 	done             chan error
-	phase            agent.Phase
-	status           *agent.Status
+	phase            status.Phase
+	status           *status.Status
 }
 
 // Run starts the cluster, reports progress, prints the final table and then
@@ -189,7 +189,7 @@ func poll(ctx context.Context, nodes []*node, out io.Writer) error {
 		default:
 		}
 		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		s, err := agent.QueryStatus(qctx, paths.New(n.root).Socket())
+		s, err := status.Query(qctx, paths.New(n.root).Socket())
 		cancel()
 		if err != nil {
 			continue // not listening yet
@@ -197,7 +197,7 @@ func poll(ctx context.Context, nodes []*node, out io.Writer) error {
 		n.status = &s
 		if s.Phase != n.phase {
 			line := fmt.Sprintf("    %-8s %-15s %s", n.name, n.addr, s.Phase)
-			if s.Reason != "" && s.Phase != agent.PhaseCommitted && s.Phase != agent.PhaseRunning {
+			if s.Reason != "" && s.Phase != status.PhaseCommitted && s.Phase != status.PhaseRunning {
 				line += ": " + s.Reason
 			}
 			fmt.Fprintln(out, line)
@@ -210,7 +210,7 @@ func poll(ctx context.Context, nodes []*node, out io.Writer) error {
 // allRunning reports whether every node runs a healthy Nomad.
 func allRunning(nodes []*node) bool {
 	for _, n := range nodes {
-		if n.status == nil || n.status.Phase != agent.PhaseRunning {
+		if n.status == nil || n.status.Phase != status.PhaseRunning {
 			return false
 		}
 	}

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // Path is where the endpoint serves the metrics.
@@ -31,15 +31,15 @@ const Path = "/metrics"
 // Both methods are called from the HTTP server's goroutines.
 type Source interface {
 	// Status returns the node's status, as `status -json` shows it.
-	Status() agent.Status
+	Status() status.Status
 	// CAStats returns the certificate requests signed and refused.
 	CAStats() (signed, refused uint64)
 }
 
 // phases are every phase a running agent can report.
-var phases = []agent.Phase{
-	agent.PhaseFingerprinting, agent.PhaseJoining, agent.PhaseElecting, agent.PhaseCommitted,
-	agent.PhaseCertified, agent.PhaseConfigured, agent.PhaseStarting, agent.PhaseRunning, agent.PhaseDegraded,
+var phases = []status.Phase{
+	status.PhaseFingerprinting, status.PhaseJoining, status.PhaseElecting, status.PhaseCommitted,
+	status.PhaseCertified, status.PhaseConfigured, status.PhaseStarting, status.PhaseRunning, status.PhaseDegraded,
 }
 
 // memberStates are the gossip states; each is always exported, 0 or more.

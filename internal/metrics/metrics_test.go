@@ -9,18 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
 
 type fakeSource struct {
-	s               agent.Status
+	s               status.Status
 	signed, refused uint64
 }
 
-func (f fakeSource) Status() agent.Status              { return f.s }
+func (f fakeSource) Status() status.Status             { return f.s }
 func (f fakeSource) CAStats() (signed, refused uint64) { return f.signed, f.refused }
 
 var now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -36,22 +36,22 @@ func scrape(t *testing.T, src Source) string {
 }
 
 func TestMetrics(t *testing.T) {
-	running := agent.Status{
-		Node:  agent.NodeStatus{Name: "node1", ID: "id-1", Role: "server"},
-		Phase: agent.PhaseRunning,
-		Plan:  &agent.PlanStatus{Epoch: 2, Servers: []string{"node1", "node2", "node3"}},
-		Members: []agent.MemberStatus{
+	running := status.Status{
+		Node:  status.NodeStatus{Name: "node1", ID: "id-1", Role: "server"},
+		Phase: status.PhaseRunning,
+		Plan:  &status.PlanStatus{Epoch: 2, Servers: []string{"node1", "node2", "node3"}},
+		Members: []status.MemberStatus{
 			{Name: "node1", Status: "alive"}, {Name: "node2", Status: "alive"}, {Name: "node3", Status: "dead"},
 		},
-		Certs: &agent.CertStatus{Files: []agent.CertFileStatus{
+		Certs: &status.CertStatus{Files: []status.CertFileStatus{
 			{Role: "server", NotAfter: now.Add(time.Hour)}, {Role: "ca", NotAfter: now.Add(-time.Minute)},
 		}},
-		Nomad:    &agent.NomadStatus{Healthy: true, Peers: []string{"a", "b", "c"}},
+		Nomad:    &status.NomadStatus{Healthy: true, Peers: []string{"a", "b", "c"}},
 		Warnings: []string{"Nomad server node3 ..."},
-		Agent:    agent.AgentStatus{Running: true, Version: "0.1.0-dev"},
+		Agent:    status.AgentStatus{Running: true, Version: "0.1.0-dev"},
 	}
-	electing := agent.Status{Node: agent.NodeStatus{Name: "node4", ID: "id-4", Role: "auto"}, Phase: agent.PhaseElecting,
-		Members: []agent.MemberStatus{{Name: "node4", Status: "alive"}}, Agent: agent.AgentStatus{Running: true}}
+	electing := status.Status{Node: status.NodeStatus{Name: "node4", ID: "id-4", Role: "auto"}, Phase: status.PhaseElecting,
+		Members: []status.MemberStatus{{Name: "node4", Status: "alive"}}, Agent: status.AgentStatus{Running: true}}
 	tests := []struct {
 		name    string
 		src     fakeSource
@@ -105,11 +105,11 @@ func TestMetrics(t *testing.T) {
 // TestExpositionParses checks the whole scrape with Prometheus's own
 // parser: families, types, label escaping and the runtime's metrics.
 func TestExpositionParses(t *testing.T) {
-	src := fakeSource{s: agent.Status{
-		Node:  agent.NodeStatus{Name: "node1", ID: "id-1"},
-		Phase: agent.PhaseRunning,
-		Certs: &agent.CertStatus{Files: []agent.CertFileStatus{{Role: `odd "role" \ with` + "\nnewline", NotAfter: now}}},
-		Agent: agent.AgentStatus{Running: true, Version: "0.1.0-dev"},
+	src := fakeSource{s: status.Status{
+		Node:  status.NodeStatus{Name: "node1", ID: "id-1"},
+		Phase: status.PhaseRunning,
+		Certs: &status.CertStatus{Files: []status.CertFileStatus{{Role: `odd "role" \ with` + "\nnewline", NotAfter: now}}},
+		Agent: status.AgentStatus{Running: true, Version: "0.1.0-dev"},
 	}}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(strings.NewReader(scrape(t, src)))
@@ -146,7 +146,7 @@ func TestExpositionParses(t *testing.T) {
 }
 
 func TestListen(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", fakeSource{s: agent.Status{Phase: agent.PhaseJoining}})
+	s, err := Listen("127.0.0.1:0", fakeSource{s: status.Status{Phase: status.PhaseJoining}})
 	if err != nil {
 		t.Fatal(err)
 	}

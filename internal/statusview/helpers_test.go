@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"regexp"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
-func decode(b []byte) (agent.Status, error) {
-	var s agent.Status
+func decode(b []byte) (status.Status, error) {
+	var s status.Status
 	err := json.Unmarshal(b, &s)
 	return s, err
 }

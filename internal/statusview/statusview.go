@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // Options tune the table.
@@ -23,7 +23,7 @@ type Options struct {
 }
 
 // JSON writes s as one indented JSON object and a newline.
-func JSON(w io.Writer, s agent.Status) error {
+func JSON(w io.Writer, s status.Status) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)
@@ -85,7 +85,7 @@ func (t *table) write(w io.Writer, color bool) {
 
 // Table writes s as the screen `status` shows: the node, the plan, the
 // certificates, Nomad, the warnings and the members.
-func Table(w io.Writer, s agent.Status, o Options) {
+func Table(w io.Writer, s status.Status, o Options) {
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -217,7 +217,7 @@ func heading(s string, color bool) string {
 	return s
 }
 
-func agentCell(a agent.AgentStatus) cell {
+func agentCell(a status.AgentStatus) cell {
 	if !a.Running {
 		return cell{text: "not running", color: red}
 	}
@@ -234,19 +234,19 @@ func agentCell(a agent.AgentStatus) cell {
 	return plain(strings.Join(parts, ", "))
 }
 
-func phaseColor(p agent.Phase) string {
+func phaseColor(p status.Phase) string {
 	switch p {
-	case agent.PhaseRunning:
+	case status.PhaseRunning:
 		return green
-	case agent.PhaseDegraded, agent.PhaseStopped:
+	case status.PhaseDegraded, status.PhaseStopped:
 		return red
 	default:
 		return yellow
 	}
 }
 
-func memberColor(status string) string {
-	switch status {
+func memberColor(state string) string {
+	switch state {
 	case "alive":
 		return green
 	case "suspect":

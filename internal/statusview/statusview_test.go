@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -18,8 +18,8 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // now is the clock of every golden file.
 var now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 
-func members() []agent.MemberStatus {
-	return []agent.MemberStatus{
+func members() []status.MemberStatus {
+	return []status.MemberStatus{
 		{Name: "node1", ID: "7b0c5d1e-0001", Address: "10.0.0.5", Status: "alive", Role: "server", Pool: "warm", Zone: "a"},
 		{Name: "node2", ID: "7b0c5d1e-0002", Address: "10.0.0.6", Status: "alive", Role: "server", Pool: "batch", Zone: "b"},
 		{Name: "node3", ID: "7b0c5d1e-0003", Address: "10.0.0.7", Status: "alive", Role: "server", Pool: "special", Zone: "c"},
@@ -28,53 +28,53 @@ func members() []agent.MemberStatus {
 	}
 }
 
-func node() agent.NodeStatus {
-	return agent.NodeStatus{Name: "node1", ID: "7b0c5d1e-0001-4a7e-9c1d-5f0e6a7b8c9d", Address: "10.0.0.5", Role: "server",
+func node() status.NodeStatus {
+	return status.NodeStatus{Name: "node1", ID: "7b0c5d1e-0001-4a7e-9c1d-5f0e6a7b8c9d", Address: "10.0.0.5", Role: "server",
 		Pool: "warm", Zone: "a", Datacenter: "dc1", Region: "global"}
 }
 
-func committed() *agent.PlanStatus {
-	return &agent.PlanStatus{Epoch: 1, Servers: []string{"node1", "node2", "node3"}, CAHolder: "node1", Expect: 3,
+func committed() *status.PlanStatus {
+	return &status.PlanStatus{Epoch: 1, Servers: []string{"node1", "node2", "node3"}, CAHolder: "node1", Expect: 3,
 		Region: "global", CAFingerprint: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 }
 
-func certFiles(serverLeft time.Duration) *agent.CertStatus {
+func certFiles(serverLeft time.Duration) *status.CertStatus {
 	notAfter := now.Add(serverLeft)
-	return &agent.CertStatus{NotAfter: notAfter, Files: []agent.CertFileStatus{
+	return &status.CertStatus{NotAfter: notAfter, Files: []status.CertFileStatus{
 		{Role: "server", Path: "/etc/nomad.d/tls/server.pem", NotAfter: notAfter},
 		{Role: "cli", Path: "/etc/nomad.d/tls/cli.pem", NotAfter: notAfter},
 		{Role: "ca", Path: "/etc/nomad.d/tls/ca.pem", NotAfter: now.Add(5 * 365 * 24 * time.Hour)},
 	}}
 }
 
-func healthyNomad() *agent.NomadStatus {
-	return &agent.NomadStatus{
+func healthyNomad() *status.NomadStatus {
+	return &status.NomadStatus{
 		Unit: "nomad.service (active/running)", Version: "1.6.3", Leader: "10.0.0.6:4647", Healthy: true,
 		Peers: []string{"10.0.0.5:4647", "10.0.0.6:4647", "10.0.0.7:4647"},
-		Servers: []agent.NomadServerStatus{
+		Servers: []status.NomadServerStatus{
 			{Name: "node1.global", Address: "10.0.0.5", Status: "alive", Version: "1.6.3"},
 			{Name: "node2.global", Address: "10.0.0.6", Status: "alive", Leader: true, Version: "1.6.3"},
 			{Name: "node3.global", Address: "10.0.0.7", Status: "alive", Version: "1.6.3"},
 		},
 		ClientVersions: []string{"1.6.3"},
-		Autopilot:      &agent.AutopilotStatus{Healthy: true, FailureTolerance: 1, Voters: 3},
-		Clients:        []agent.PoolClientsStatus{{Pool: "batch", Ready: 2, Total: 2}, {Pool: "special", Ready: 1, Total: 1}, {Pool: "warm", Ready: 2, Total: 2}},
+		Autopilot:      &status.AutopilotStatus{Healthy: true, FailureTolerance: 1, Voters: 3},
+		Clients:        []status.PoolClientsStatus{{Pool: "batch", Ready: 2, Total: 2}, {Pool: "special", Ready: 1, Total: 1}, {Pool: "warm", Ready: 2, Total: 2}},
 	}
 }
 
-func running() agent.AgentStatus {
-	return agent.AgentStatus{Running: true, Version: "0.1.0-dev", PID: 1200, Metrics: "127.0.0.1:4652"}
+func running() status.AgentStatus {
+	return status.AgentStatus{Running: true, Version: "0.1.0-dev", PID: 1200, Metrics: "127.0.0.1:4652"}
 }
 
 // cases are the screens an operator meets: each has a .txt and a .json
 // golden file.
-func cases() map[string]agent.Status {
-	acl := &agent.ACLStatus{State: "bootstrapped", TokensDir: "/var/lib/nomad-bootstrapd/acl"}
+func cases() map[string]status.Status {
+	acl := &status.ACLStatus{State: "bootstrapped", TokensDir: "/var/lib/nomad-bootstrapd/acl"}
 
-	healthy := agent.Status{Node: node(), Phase: agent.PhaseRunning, Plan: committed(), Members: members(),
+	healthy := status.Status{Node: node(), Phase: status.PhaseRunning, Plan: committed(), Members: members(),
 		Certs: certFiles(81 * 24 * time.Hour), Nomad: healthyNomad(), ACL: acl, Agent: running()}
 
-	electing := agent.Status{Node: node(), Phase: agent.PhaseElecting,
+	electing := status.Status{Node: node(), Phase: status.PhaseElecting,
 		Reason:  "waiting for 3 members to be alive (2 are)",
 		Members: members()[:2], Agent: running()}
 	electing.Node.Role = "auto"
@@ -85,12 +85,12 @@ func cases() map[string]agent.Status {
 	dead := healthy
 	dead.Members = members()
 	dead.Members[2].Status = "dead"
-	dead.Phase, dead.Reason = agent.PhaseStarting, "Nomad is not healthy"
+	dead.Phase, dead.Reason = status.PhaseStarting, "Nomad is not healthy"
 	dn := healthyNomad()
 	dn.Healthy = false
 	dn.Peers = dn.Peers[:2]
 	dn.Servers[2].Status = "failed"
-	dn.Autopilot = &agent.AutopilotStatus{Healthy: false, FailureTolerance: 0, Voters: 3}
+	dn.Autopilot = &status.AutopilotStatus{Healthy: false, FailureTolerance: 0, Voters: 3}
 	dead.Nomad = dn
 	dead.Warnings = []string{"Nomad server node3 (10.0.0.7) of the plan has not been alive in gossip for 4m10s"}
 
@@ -105,11 +105,11 @@ func cases() map[string]agent.Status {
 	mixed.Nomad = mn
 	mixed.Warnings = []string{"Nomad server node2.global runs 1.6.3, older than clients that run 1.10.0: upgrade every server before the clients"}
 
-	down := agent.Status{Node: node(), Phase: agent.PhaseStopped,
+	down := status.Status{Node: node(), Phase: status.PhaseStopped,
 		Reason: "the agent is not running; start it with: systemctl start nomad-bootstrapd",
-		Plan:   committed(), Members: []agent.MemberStatus{}, Certs: certFiles(81 * 24 * time.Hour)}
+		Plan:   committed(), Members: []status.MemberStatus{}, Certs: certFiles(81 * 24 * time.Hour)}
 
-	return map[string]agent.Status{
+	return map[string]status.Status{
 		"healthy":                 healthy,
 		"electing":                electing,
 		"degraded-dead-server":    dead,

@@ -18,11 +18,11 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/mounts"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // BenchmarkHealthyCluster compares the time from start to a healthy 5-node
@@ -36,7 +36,7 @@ func BenchmarkHealthyCluster(b *testing.B) {
 	bin := nomadBin(b)
 	const runs = 5
 	var ours, hand []time.Duration
-	phases := map[agent.Phase][]time.Duration{}
+	phases := map[status.Phase][]time.Duration{}
 	for r := range runs {
 		// Each cluster gets addresses of its own under 127.13.0.0/16, which
 		// no other test uses, so no run waits for the last one's ports.
@@ -68,12 +68,12 @@ func BenchmarkHealthyCluster(b *testing.B) {
 
 // timedPhases are the phases whose times BenchmarkHealthyCluster reports:
 // when the last agent reached each.
-var timedPhases = []agent.Phase{agent.PhaseCommitted, agent.PhaseCertified, agent.PhaseConfigured, agent.PhaseStarting, agent.PhaseRunning}
+var timedPhases = []status.Phase{status.PhaseCommitted, status.PhaseCertified, status.PhaseConfigured, status.PhaseStarting, status.PhaseRunning}
 
 // bootstrapped runs five agents (three may be servers, dedicated; two are
 // clients in pools warm and batch) and returns the time to a healthy
 // cluster, and when the last agent reached each of timedPhases.
-func bootstrapped(b *testing.B, bin string, net int) (time.Duration, map[agent.Phase]time.Duration) {
+func bootstrapped(b *testing.B, bin string, net int) (time.Duration, map[status.Phase]time.Duration) {
 	dir := b.TempDir()
 	defer mounts.UnmountUnder(dir)
 	token := newToken(b)
@@ -123,7 +123,7 @@ func bootstrapped(b *testing.B, bin string, net int) (time.Duration, map[agent.P
 	// Every agent reports the cluster it built as running.
 	waitForOr(b, 60*time.Second, "every agent to report running", func() bool {
 		for _, p := range procs {
-			if s, code := status(b, p.root); code != 0 || s.Phase != agent.PhaseRunning {
+			if s, code := statusJSON(b, p.root); code != 0 || s.Phase != status.PhaseRunning {
 				return false
 			}
 		}
@@ -181,16 +181,16 @@ func readyNodes(c *api.Client, token string) int {
 
 // phaseTimes returns, for each of timedPhases, when the last agent logged
 // reaching it, counted from began.
-func phaseTimes(b *testing.B, procs []*proc, began time.Time) map[agent.Phase]time.Duration {
-	reached := map[agent.Phase]time.Duration{}
+func phaseTimes(b *testing.B, procs []*proc, began time.Time) map[status.Phase]time.Duration {
+	reached := map[status.Phase]time.Duration{}
 	for _, p := range procs {
-		seen := map[agent.Phase]bool{}
+		seen := map[status.Phase]bool{}
 		for line := range strings.Lines(p.log.String()) {
 			var at time.Time
-			var ph agent.Phase
+			var ph status.Phase
 			switch {
 			case strings.Contains(line, ` msg="plan committed" `):
-				ph = agent.PhaseCommitted
+				ph = status.PhaseCommitted
 			case strings.Contains(line, " msg=phase "):
 			default:
 				continue
@@ -403,9 +403,9 @@ func idleAgents(b *testing.B, prefix string, n int, idle time.Duration, extra ..
 			b.Error(err)
 		}
 	})
-	want := agent.PhaseConfigured
+	want := status.PhaseConfigured
 	if slices.Contains(extra, "process") {
-		want = agent.PhaseRunning
+		want = status.PhaseRunning
 	}
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(newToken(b)+"\n"), 0o600)
@@ -427,8 +427,8 @@ func idleAgents(b *testing.B, prefix string, n int, idle time.Duration, extra ..
 	}
 	waitFor(b, 120*time.Second, "every agent to reach "+want.String(), func() bool {
 		for _, p := range procs {
-			s, code := status(b, p.root)
-			if code == 2 || s.Phase < want || s.Phase == agent.PhaseDegraded {
+			s, code := statusJSON(b, p.root)
+			if code == 2 || s.Phase < want || s.Phase == status.PhaseDegraded {
 				return false
 			}
 		}

@@ -77,14 +77,14 @@ func TestOfflineRootIntermediate(t *testing.T) {
 	}()
 	waitFor(t, 60*time.Second, "every node to be certified", func() bool {
 		for _, p := range procs {
-			if s, code := status(t, p.root); code == 2 || s.Certs == nil {
+			if s, code := statusJSON(t, p.root); code == 2 || s.Certs == nil {
 				return false
 			}
 		}
 		return true
 	})
 	for _, p := range procs {
-		s, _ := status(t, p.root)
+		s, _ := statusJSON(t, p.root)
 		role := "client"
 		if s.Node.Role == "server" {
 			role = "server"

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/mounts"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // bin is the nomad-bootstrapd binary built once for all tests.
@@ -138,10 +138,12 @@ func (p *proc) stop(sig syscall.Signal) {
 	}
 }
 
-func status(t testing.TB, root string) (agent.Status, int) {
+// statusJSON runs status -json on the node at root and returns what it
+// printed, and its exit code.
+func statusJSON(t testing.TB, root string) (status.Status, int) {
 	t.Helper()
 	out, _, code := run(t, "status", "-json", "-root", root)
-	var s agent.Status
+	var s status.Status
 	if code != 2 {
 		if err := json.Unmarshal([]byte(out), &s); err != nil {
 			t.Fatalf("status -json: %v\n%s", err, out)
@@ -182,7 +184,7 @@ func explainCluster(t testing.TB, procs []*proc) func() {
 				continue
 			default:
 			}
-			s, code := status(t, p.root)
+			s, code := statusJSON(t, p.root)
 			if code == 2 {
 				t.Logf("%s: no answer on the control socket\n%s", p.name, p.log)
 				continue
@@ -232,7 +234,7 @@ func clusterAt(t testing.TB, prefix string, n int, each func(i int) []string) (t
 		if i == 0 {
 			// The others join the seed: start them once it answers.
 			waitFor(t, 30*time.Second, "the seed agent to answer", func() bool {
-				_, code := status(t, p.root)
+				_, code := statusJSON(t, p.root)
 				return code != 2
 			})
 		}
@@ -240,7 +242,7 @@ func clusterAt(t testing.TB, prefix string, n int, each func(i int) []string) (t
 	return token, procs
 }
 
-func planKey(p *agent.PlanStatus) string {
+func planKey(p *status.PlanStatus) string {
 	if p == nil {
 		return "<nil>"
 	}
@@ -253,7 +255,7 @@ func waitSamePlan(t *testing.T, procs []*proc, timeout time.Duration) string {
 	waitFor(t, timeout, "every agent to report the same committed plan", func() bool {
 		key = ""
 		for _, p := range procs {
-			s, code := status(t, p.root)
+			s, code := statusJSON(t, p.root)
 			if code == 2 || s.Plan == nil {
 				return false
 			}
@@ -273,7 +275,7 @@ func TestFiveProcessesAgreeAndSurviveRestart(t *testing.T) {
 	key := waitSamePlan(t, procs, 60*time.Second)
 	t.Logf("plan: %s", key)
 
-	s, code := status(t, procs[0].root)
+	s, code := statusJSON(t, procs[0].root)
 	if code != 1 {
 		t.Errorf("status exit code %d while not running Nomad, want 1", code)
 	}
@@ -284,7 +286,7 @@ func TestFiveProcessesAgreeAndSurviveRestart(t *testing.T) {
 	// Kill a server that is not the seed (SIGKILL: no chance to clean up) and restart it.
 	var victim *proc
 	for _, p := range procs[1:] {
-		if st, _ := status(t, p.root); st.Node.Role == "server" {
+		if st, _ := statusJSON(t, p.root); st.Node.Role == "server" {
 			victim = p
 			break
 		}
@@ -292,17 +294,17 @@ func TestFiveProcessesAgreeAndSurviveRestart(t *testing.T) {
 	if victim == nil {
 		t.Fatal("no server besides the seed")
 	}
-	before, _ := status(t, victim.root)
+	before, _ := statusJSON(t, victim.root)
 	victim.stop(syscall.SIGKILL)
-	if _, code := status(t, victim.root); code != 2 {
+	if _, code := statusJSON(t, victim.root); code != 2 {
 		t.Errorf("status of a killed agent exited %d, want 2", code)
 	}
 	restarted := start(t, victim.root, victim.name, victim.args...)
 	waitFor(t, 20*time.Second, "the restarted agent to answer", func() bool {
-		_, code := status(t, restarted.root)
+		_, code := statusJSON(t, restarted.root)
 		return code != 2
 	})
-	after, _ := status(t, restarted.root)
+	after, _ := statusJSON(t, restarted.root)
 	if after.Node.ID != before.Node.ID {
 		t.Errorf("node ID changed: %s -> %s", before.Node.ID, after.Node.ID)
 	}
@@ -323,7 +325,7 @@ func TestTwoAgentsWithExpectThreeWait(t *testing.T) {
 	_, procs := cluster(t, 202, 2, "-expect", "3")
 	waitFor(t, 30*time.Second, "both agents to see each other", func() bool {
 		for _, p := range procs {
-			if s, code := status(t, p.root); code == 2 || len(s.Members) != 2 {
+			if s, code := statusJSON(t, p.root); code == 2 || len(s.Members) != 2 {
 				return false
 			}
 		}
@@ -331,7 +333,7 @@ func TestTwoAgentsWithExpectThreeWait(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second) // longer than the settle time
 	for _, p := range procs {
-		s, code := status(t, p.root)
+		s, code := statusJSON(t, p.root)
 		if s.Plan != nil {
 			t.Fatalf("%s committed %s with 2 of 3 nodes", p.name, planKey(s.Plan))
 		}

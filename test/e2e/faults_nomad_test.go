@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // Fault scenarios that need the real Nomad (RELIABILITY.md). Their agents
@@ -53,7 +53,7 @@ func bounded(d time.Duration) (*api.QueryOptions, context.CancelFunc) {
 
 // nomadChildPID returns the PID of the Nomad agent a supervise=process
 // agent runs, as its status reports it ("process (pid N)"); 0 if none.
-func nomadChildPID(s agent.Status) int {
+func nomadChildPID(s status.Status) int {
 	if s.Nomad == nil {
 		return 0
 	}
@@ -201,14 +201,14 @@ func TestFaultServerLostNomad(t *testing.T) {
 	explain := explainCluster(t, procs)
 	waitForOr(t, 180*time.Second, "every agent to run a healthy Nomad", func() bool {
 		for _, p := range procs {
-			if s, code := status(t, p.root); code != 0 || s.Phase != agent.PhaseRunning {
+			if s, code := statusJSON(t, p.root); code != 0 || s.Phase != status.PhaseRunning {
 				return false
 			}
 		}
 		return true
 	}, explain)
 
-	s1, _ := status(t, procs[0].root)
+	s1, _ := statusJSON(t, procs[0].root)
 	p1 := s1.Plan
 	if p1 == nil || p1.Epoch != 1 || len(p1.Servers) != 3 {
 		t.Fatalf("plan %s: want epoch 1 with 3 servers", planKey(p1))
@@ -301,7 +301,7 @@ func TestFaultServerLostNomad(t *testing.T) {
 	}
 	watch := watchLeader(watched, 250*time.Millisecond, 5*time.Minute)
 	defer watch.close()
-	vs, _ := status(t, victim.root)
+	vs, _ := statusJSON(t, victim.root)
 	pid := nomadChildPID(vs)
 	if pid == 0 {
 		t.Fatalf("%s: no Nomad child in status (%+v)", victim.name, vs.Nomad)
@@ -321,7 +321,7 @@ func TestFaultServerLostNomad(t *testing.T) {
 	want[slices.Index(want, victim.name)] = spare.name
 	waitForOr(t, 90*time.Second, "every live node to commit epoch 2 with "+spare.name+" in "+victim.name+"'s place", func() bool {
 		for _, p := range live {
-			s, code := status(t, p.root)
+			s, code := statusJSON(t, p.root)
 			if code == 2 || s.Plan == nil || s.Plan.Epoch != 2 || !slices.Equal(s.Plan.Servers, want) {
 				return false
 			}
@@ -381,7 +381,7 @@ func TestFaultServerLostNomad(t *testing.T) {
 		}},
 		{what: "every live agent is healthy", check: func() string {
 			for _, p := range live {
-				if s, code := status(t, p.root); code != 0 {
+				if s, code := statusJSON(t, p.root); code != 0 {
 					return fmt.Sprintf("%s: %s %q warnings %q", p.name, s.Phase, s.Reason, s.Warnings)
 				}
 			}
@@ -424,7 +424,7 @@ func TestFaultServerLostNomad(t *testing.T) {
 
 	// The spare's Nomad runs as a server with the new plan's settings, and
 	// the survivors' configuration joins the new server, not the dead one.
-	ss, _ := status(t, spare.root)
+	ss, _ := statusJSON(t, spare.root)
 	if ss.Node.Role != "server" || ss.ACL == nil || ss.ACL.State != "bootstrapped" {
 		failures++
 		t.Errorf("%s: role %s, ACL %+v; want a server with its ACL tokens", spare.name, ss.Node.Role, ss.ACL)

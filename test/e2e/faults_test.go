@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // The fault suite (RELIABILITY.md). Each scenario prints one line
@@ -63,15 +63,15 @@ func faultCluster(t *testing.T, net, n int, extra ...string) []*proc {
 
 // settled reports whether every proc reports the same committed plan whose
 // servers are all among procs, each at least configured; it returns the plan.
-func settled(t *testing.T, procs []*proc) (*agent.PlanStatus, bool) {
-	var first *agent.PlanStatus
+func settled(t *testing.T, procs []*proc) (*status.PlanStatus, bool) {
+	var first *status.PlanStatus
 	names := map[string]bool{}
 	for _, p := range procs {
 		names[p.name] = true
 	}
 	for _, p := range procs {
-		s, code := status(t, p.root)
-		if code == 2 || s.Plan == nil || s.Phase < agent.PhaseConfigured || s.Phase == agent.PhaseDegraded {
+		s, code := statusJSON(t, p.root)
+		if code == 2 || s.Plan == nil || s.Phase < status.PhaseConfigured || s.Phase == status.PhaseDegraded {
 			return nil, false
 		}
 		if first == nil {
@@ -116,7 +116,7 @@ func TestFaultKillDuringElection(t *testing.T) {
 			// Kill one of the servers once a plan is committed, any node
 			// (maybe a server to be) before.
 			victim, when := rand.IntN(len(procs)), "before commit"
-			if s, code := status(t, procs[0].root); code != 2 && s.Plan != nil {
+			if s, code := statusJSON(t, procs[0].root); code != 2 && s.Plan != nil {
 				name := s.Plan.Servers[rand.IntN(len(s.Plan.Servers))]
 				victim = slices.IndexFunc(procs, func(p *proc) bool { return p.name == name })
 				when = "server after commit"
@@ -124,7 +124,7 @@ func TestFaultKillDuringElection(t *testing.T) {
 			procs[victim].stop(syscall.SIGKILL)
 			killed := time.Now()
 			live := slices.Delete(slices.Clone(procs), victim, victim+1)
-			var p *agent.PlanStatus
+			var p *status.PlanStatus
 			deadline := killed.Add(90 * time.Second)
 			for {
 				var done bool
@@ -133,7 +133,7 @@ func TestFaultKillDuringElection(t *testing.T) {
 				}
 				if time.Now().After(deadline) {
 					for _, q := range live {
-						s, _ := status(t, q.root)
+						s, _ := statusJSON(t, q.root)
 						t.Logf("%s: %s %s plan %s %q", q.name, s.Phase, s.Reason, planKey(s.Plan), s.Warnings)
 					}
 					for i, q := range procs {
@@ -283,7 +283,7 @@ func TestFaultRestartEveryAgent(t *testing.T) {
 // from it, under the pinned CA.
 func TestFaultCAHolderLost(t *testing.T) {
 	procs := faultCluster(t, 102, 4, "-ca-failover-after", "1s")
-	var p *agent.PlanStatus
+	var p *status.PlanStatus
 	waitFor(t, 60*time.Second, "the cluster to settle", func() bool { var ok bool; p, ok = settled(t, procs); return ok })
 	holder := slices.IndexFunc(procs, func(q *proc) bool { return q.name == p.CAHolder })
 	procs[holder].stop(syscall.SIGKILL)
@@ -301,11 +301,11 @@ func TestFaultCAHolderLost(t *testing.T) {
 	late := start(t, filepath.Join(filepath.Dir(live[0].root), "late"), "late", args...)
 	failures := 0
 	waitFor(t, 90*time.Second, "the late node to get its certificate", func() bool {
-		s, code := status(t, late.root)
-		return code != 2 && s.Certs != nil && s.Phase >= agent.PhaseConfigured && s.Phase != agent.PhaseDegraded
+		s, code := statusJSON(t, late.root)
+		return code != 2 && s.Certs != nil && s.Phase >= status.PhaseConfigured && s.Phase != status.PhaseDegraded
 	})
 	took := time.Since(lost)
-	s, _ := status(t, late.root)
+	s, _ := statusJSON(t, late.root)
 	if s.Plan == nil || s.Plan.CAFingerprint != p.CAFingerprint {
 		failures++
 		t.Errorf("the late node holds plan %s, want the cluster's CA %s", planKey(s.Plan), p.CAFingerprint)

@@ -96,7 +96,7 @@ func TestRealNomadCluster(t *testing.T) {
 	}()
 	waitFor(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
 		for _, p := range procs {
-			s, code := status(t, p.root)
+			s, code := statusJSON(t, p.root)
 			if code != 0 || s.Phase.String() != "running" {
 				return false
 			}
@@ -105,7 +105,7 @@ func TestRealNomadCluster(t *testing.T) {
 	})
 	var server *proc
 	for _, p := range procs {
-		s, _ := status(t, p.root)
+		s, _ := statusJSON(t, p.root)
 		if s.Nomad == nil || !s.Nomad.Healthy || len(s.Nomad.Peers) != 3 || s.Nomad.Leader == "" {
 			t.Errorf("%s: nomad status %+v; want healthy with a leader and 3 peers", p.name, s.Nomad)
 		}
@@ -161,7 +161,7 @@ func TestRealNomadCluster(t *testing.T) {
 
 	// Restarting every agent keeps the plan and creates no duplicate
 	// policy, token or pool.
-	before, _ := status(t, server.root)
+	before, _ := statusJSON(t, server.root)
 	for i, p := range procs {
 		p.stop(syscall.SIGTERM)
 		procs[i] = start(t, p.root, p.name, p.args...)
@@ -170,13 +170,13 @@ func TestRealNomadCluster(t *testing.T) {
 	server = procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == server.name })]
 	waitFor(t, 120*time.Second, "every restarted agent to run a healthy Nomad", func() bool {
 		for _, p := range procs {
-			if s, code := status(t, p.root); code != 0 || s.Phase.String() != "running" {
+			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" {
 				return false
 			}
 		}
 		return true
 	})
-	if after, _ := status(t, server.root); planKey(after.Plan) != planKey(before.Plan) {
+	if after, _ := statusJSON(t, server.root); planKey(after.Plan) != planKey(before.Plan) {
 		t.Errorf("plan after restarting every agent %s, before %s", planKey(after.Plan), planKey(before.Plan))
 	}
 	checkACL(t, bin, server, procs)
@@ -283,7 +283,7 @@ func checkStatusAgreesWithNomad(t *testing.T, bin string, server *proc) {
 			}
 		}
 
-		s, code := status(t, server.root)
+		s, code := statusJSON(t, server.root)
 		if code == 2 || s.Nomad == nil {
 			why = "status has no Nomad section"
 			return false
@@ -368,7 +368,7 @@ func checkACL(t *testing.T, bin string, server *proc, procs []*proc) {
 
 	// Every server stores the tokens, 0600; status says where, never what.
 	for _, p := range procs {
-		s, _ := status(t, p.root)
+		s, _ := statusJSON(t, p.root)
 		if s.Node.Role != "server" {
 			continue
 		}

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // Scenario 2 of the fault suite: a 3|2 partition during the bootstrap.
@@ -140,10 +140,10 @@ func startIn(t *testing.T, ns, root, name string, args ...string) *proc {
 
 // samePlan returns the plan every proc reports, or false while they do not
 // all report one and the same.
-func samePlan(t *testing.T, procs []*proc) (*agent.PlanStatus, bool) {
-	var first *agent.PlanStatus
+func samePlan(t *testing.T, procs []*proc) (*status.PlanStatus, bool) {
+	var first *status.PlanStatus
 	for _, p := range procs {
-		s, code := status(t, p.root)
+		s, code := statusJSON(t, p.root)
 		if code == 2 || s.Plan == nil {
 			return nil, false
 		}
@@ -190,7 +190,7 @@ func TestFaultPartition(t *testing.T) {
 			maj, minority := procs[:majority], procs[majority:]
 			explain := explainCluster(t, procs)
 
-			var committed *agent.PlanStatus
+			var committed *status.PlanStatus
 			waitForOr(t, 60*time.Second, "the majority to commit one plan", func() bool {
 				var ok bool
 				committed, ok = samePlan(t, maj)
@@ -208,7 +208,7 @@ func TestFaultPartition(t *testing.T) {
 			// The minority formed a pool of its own and waits.
 			waitForOr(t, 30*time.Second, "the minority's nodes to see each other", func() bool {
 				for _, p := range minority {
-					s, code := status(t, p.root)
+					s, code := statusJSON(t, p.root)
 					if code == 2 || aliveMembers(s) != len(minority) {
 						return false
 					}
@@ -222,7 +222,7 @@ func TestFaultPartition(t *testing.T) {
 			hold := time.Now().Add(partition)
 			for time.Now().Before(hold) {
 				for _, p := range minority {
-					s, code := status(t, p.root)
+					s, code := statusJSON(t, p.root)
 					if code == 2 {
 						t.Fatalf("%s in the minority stopped answering:\n%s", p.name, p.log)
 					}
@@ -241,7 +241,7 @@ func TestFaultPartition(t *testing.T) {
 
 			network.heal(t)
 			healed := time.Now()
-			var merged *agent.PlanStatus
+			var merged *status.PlanStatus
 			waitForOr(t, 90*time.Second, "every node to report one plan after healing", func() bool {
 				var ok bool
 				merged, ok = samePlan(t, procs)
@@ -253,8 +253,8 @@ func TestFaultPartition(t *testing.T) {
 			}
 			waitForOr(t, 60*time.Second, "the minority's nodes to be configured with certificates", func() bool {
 				for _, p := range minority {
-					s, code := status(t, p.root)
-					if code == 2 || s.Certs == nil || s.Phase < agent.PhaseConfigured || s.Phase == agent.PhaseDegraded {
+					s, code := statusJSON(t, p.root)
+					if code == 2 || s.Certs == nil || s.Phase < status.PhaseConfigured || s.Phase == status.PhaseDegraded {
 						return false
 					}
 				}
@@ -262,14 +262,14 @@ func TestFaultPartition(t *testing.T) {
 			}, explain)
 			waitForOr(t, 30*time.Second, "every node to see every node alive", func() bool {
 				for _, p := range procs {
-					if s, _ := status(t, p.root); aliveMembers(s) != hosts {
+					if s, _ := statusJSON(t, p.root); aliveMembers(s) != hosts {
 						return false
 					}
 				}
 				return true
 			}, explainMembers(t, procs))
 			for _, p := range procs {
-				s, _ := status(t, p.root)
+				s, _ := statusJSON(t, p.root)
 				for _, w := range s.Warnings {
 					if strings.Contains(w, "another committed plan") {
 						t.Errorf("%s: %s", p.name, w)
@@ -291,7 +291,7 @@ func TestFaultPartition(t *testing.T) {
 }
 
 // aliveMembers counts the members a status reports alive.
-func aliveMembers(s agent.Status) int {
+func aliveMembers(s status.Status) int {
 	n := 0
 	for _, m := range s.Members {
 		if m.Status == "alive" {
@@ -306,7 +306,7 @@ func explainMembers(t *testing.T, procs []*proc) func() {
 	return func() {
 		t.Helper()
 		for _, p := range procs {
-			s, _ := status(t, p.root)
+			s, _ := statusJSON(t, p.root)
 			var ms []string
 			for _, m := range s.Members {
 				ms = append(ms, m.Name+"="+m.Status)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // TestStatusMetricsAndAgentDown checks the day-2 view from the outside:
@@ -25,7 +25,7 @@ func TestStatusMetricsAndAgentDown(t *testing.T) {
 	key := waitSamePlan(t, procs, 60*time.Second)
 	waitFor(t, 60*time.Second, "every agent to hold its certificates and Nomad's configuration", func() bool {
 		for _, p := range procs {
-			if s, code := status(t, p.root); code == 2 || s.Phase < agent.PhaseConfigured || s.Phase == agent.PhaseDegraded {
+			if s, code := statusJSON(t, p.root); code == 2 || s.Phase < status.PhaseConfigured || s.Phase == status.PhaseDegraded {
 				return false
 			}
 		}
@@ -73,18 +73,18 @@ func TestStatusMetricsAndAgentDown(t *testing.T) {
 		t.Errorf("stdout lacks the persisted state:\n%s", out)
 	}
 	js, _, code := run(t, "status", "-json", "-root", victim.root)
-	var s agent.Status
+	var s status.Status
 	if err := json.Unmarshal([]byte(js), &s); err != nil || code != 2 {
 		t.Fatalf("status -json of a stopped agent: exit %d, %v:\n%s", code, err, js)
 	}
-	if s.Agent.Running || s.Phase != agent.PhaseStopped || planKey(s.Plan) != key || s.Node.Name != "node3" || s.Certs == nil {
+	if s.Agent.Running || s.Phase != status.PhaseStopped || planKey(s.Plan) != key || s.Node.Name != "node3" || s.Certs == nil {
 		t.Errorf("persisted status: running %v, phase %v, plan %s (want %s), node %q, certs %v",
 			s.Agent.Running, s.Phase, planKey(s.Plan), key, s.Node.Name, s.Certs)
 	}
 
 	// The others warn about a plan server that is gone.
 	waitFor(t, 30*time.Second, "node1 to warn about node3", func() bool {
-		s, _ := status(t, procs[0].root)
+		s, _ := statusJSON(t, procs[0].root)
 		for _, w := range s.Warnings {
 			if strings.Contains(w, "node3") {
 				return true

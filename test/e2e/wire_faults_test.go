@@ -315,7 +315,7 @@ func TestFaultBadInputOnTheWire(t *testing.T) {
 				t.Errorf("%s changed on %s", filepath.Base(f), p.name)
 			}
 		}
-		s, _ := status(t, p.root)
+		s, _ := statusJSON(t, p.root)
 		for _, m := range s.Members {
 			if m.Name == "foreign" || m.Name == "raw" {
 				failures++

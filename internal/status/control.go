@@ -1,4 +1,4 @@
-package agent
+package status
 
 import (
 	"context"
@@ -12,9 +12,11 @@ import (
 	"time"
 )
 
-// listenControl opens the control socket at path, refusing when another
-// agent already answers there and replacing a stale socket file.
-func listenControl(path string, status func() Status) (*http.Server, net.Listener, error) {
+// Listen opens the agent's control socket at path and serves GET /v1/status
+// there with what status returns, refusing when another agent already
+// answers there and replacing a stale socket file. The caller shuts the
+// server down; status is called on the server's goroutines.
+func Listen(path string, status func() Status) (*http.Server, net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("agent: control socket: %w", err)
 	}
@@ -46,9 +48,9 @@ func listenControl(path string, status func() Status) (*http.Server, net.Listene
 // ErrAgentDown reports that no agent answers on the control socket.
 var ErrAgentDown = errors.New("agent: not running")
 
-// QueryStatus asks the agent behind the control socket at path for its status.
+// Query asks the agent behind the control socket at path for its status.
 // When nothing answers, the error wraps ErrAgentDown.
-func QueryStatus(ctx context.Context, path string) (Status, error) {
+func Query(ctx context.Context, path string) (Status, error) {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

@@ -1,4 +1,4 @@
-package agent
+package status
 
 import (
 	"errors"
@@ -15,12 +15,12 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
 )
 
-// PersistedStatus is what status shows while no agent answers: the node's
+// Persisted is what status shows while no agent answers: the node's
 // identity, the committed plan and the certificates, read from the files
 // the agent left, without the join token. Agent.Running is false, the phase
 // is PhaseStopped and the reason says how to start the agent; whatever
 // cannot be read is a warning, never a guess.
-func PersistedStatus(p paths.Paths, cfg config.Config, startHint string) Status {
+func Persisted(p paths.Paths, cfg config.Config, startHint string) Status {
 	s := Status{
 		Node: NodeStatus{
 			Name: cfg.Name, Role: cfg.Role, Pool: cfg.Pool, Zone: cfg.Zone,
@@ -46,15 +46,15 @@ func PersistedStatus(p paths.Paths, cfg config.Config, startHint string) Status 
 		s.Warnings = append(s.Warnings, err.Error())
 	case saved != nil:
 		pl := saved.Plan
-		s.Plan = planStatus(&pl)
+		s.Plan = PlanOf(&pl)
 		if s.Node.ID == "" {
 			s.Node.ID = saved.NodeID
 		}
 		if self, ok := planMember(pl, s.Node.ID); ok {
 			s.Node.Name, s.Node.Address = self.Name, self.Address
 		}
-		s.Node.Role = roleIn(&pl, s.Node.ID)
-		s.Certs = certStatus(p, certRolesOf(pl, s.Node.ID))
+		s.Node.Role = RoleIn(&pl, s.Node.ID)
+		s.Certs = CertsOf(p, CertRoles(pl, s.Node.ID))
 	}
 	return s
 }
@@ -69,17 +69,35 @@ func planMember(p plan.Plan, id string) (plan.Server, bool) {
 	return plan.Server{}, false
 }
 
-// planStatus shows p with node names.
-func planStatus(p *plan.Plan) *PlanStatus {
+// PlanOf shows p with node names.
+func PlanOf(p *plan.Plan) *PlanStatus {
 	return &PlanStatus{Epoch: p.Epoch, Servers: p.ServerNames(), CAHolder: p.CAHolderName(),
 		Expect: p.Expect, Region: p.Region, CAFingerprint: p.CAFingerprint}
 }
 
-// certStatus describes the certificates of roles and the cluster CA under
+// RoleIn returns the role node id has under p: server or client.
+func RoleIn(p *plan.Plan, id string) string {
+	if p.IsServer(id) {
+		return string(plan.RoleServer)
+	}
+	return string(plan.RoleClient)
+}
+
+// CertRoles returns the certificates node id holds under p, its main one
+// first: a server certificate and the operator's CLI certificate on
+// servers, a client certificate on clients.
+func CertRoles(p plan.Plan, id string) []certs.Role {
+	if p.IsServer(id) {
+		return []certs.Role{certs.RoleServer, certs.RoleCLI}
+	}
+	return []certs.Role{certs.RoleClient}
+}
+
+// CertsOf describes the certificates of roles and the cluster CA under
 // p's TLS directory, skipping those that are missing or unreadable. Its
 // NotAfter is the first role's, the node's main certificate; nil when that
 // one cannot be read.
-func certStatus(p paths.Paths, roles []certs.Role) *CertStatus {
+func CertsOf(p paths.Paths, roles []certs.Role) *CertStatus {
 	files := certs.TLSFiles{Dir: p.NomadTLSDir()}
 	var cs CertStatus
 	for i, r := range roles {

@@ -1,4 +1,8 @@
-package agent
+// Package status holds what `nomad-bootstrapd status` shows of a node: the
+// Status types (the JSON contract of status -json), the node's Phase and its
+// transition rules, the agent's control socket and the status read from the
+// files a stopped agent left.
+package status
 
 import "time"
 

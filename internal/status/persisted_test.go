@@ -1,4 +1,4 @@
-package agent
+package status
 
 import (
 	"crypto/ecdsa"
@@ -42,8 +42,25 @@ func writeTestCert(t *testing.T, path string, notAfter time.Time) {
 	}
 }
 
-func TestPersistedStatus(t *testing.T) {
+// snapshot returns every file under root with its mode and content.
+func snapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Type()&os.ModeSocket != 0 {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		fi, _ := d.Info()
+		out[p] = fi.Mode().String() + " " + string(b)
+		return nil
+	})
+	return out
+}
+
+func TestPersisted(t *testing.T) {
 	const id = "11111111-2222-3333-4444-555555555555"
+	const client = "44444444-2222-3333-4444-555555555555"
 	committed := plan.Plan{Epoch: 1, Region: "global", Expect: 3, CAHolder: id, CAPort: 4651,
 		CAFingerprint: "sha256:" + strings.Repeat("ab", 32),
 		Servers: []plan.Server{
@@ -74,6 +91,19 @@ func TestPersistedStatus(t *testing.T) {
 			writeTestCert(t, filepath.Join(p.NomadTLSDir(), "cli.pem"), notAfter.Add(time.Hour))
 			writeTestCert(t, filepath.Join(p.NomadTLSDir(), "ca.pem"), notAfter.Add(1000*time.Hour))
 		}, wantPlan: true, wantName: "node1", wantRole: "server", wantCerts: 3},
+		{name: "a committed client", setup: func(t *testing.T, p paths.Paths) {
+			if err := os.MkdirAll(p.StateDir(), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := planfile.Save(p.PlanFile(), "cluster", client, committed, notAfter); err != nil {
+				t.Fatal(err)
+			}
+			writeTestCert(t, filepath.Join(p.NomadTLSDir(), "client.pem"), notAfter)
+		}, wantPlan: true, wantName: "cfg-name", wantRole: "client", wantCerts: 1},
+		{name: "a plan of another version", setup: func(t *testing.T, p paths.Paths) {
+			os.MkdirAll(p.StateDir(), 0o700)
+			os.WriteFile(p.PlanFile(), []byte(`{"version": 9}`), 0o600)
+		}, wantName: "cfg-name", wantRole: "auto", wantWarn: "version 9"},
 		{name: "a corrupted plan", setup: func(t *testing.T, p paths.Paths) {
 			os.MkdirAll(p.StateDir(), 0o700)
 			os.WriteFile(p.PlanFile(), []byte(`{"version": 1, "plan": {`), 0o600)
@@ -86,7 +116,7 @@ func TestPersistedStatus(t *testing.T) {
 			cfg := config.Default()
 			cfg.Name = "cfg-name"
 			before := snapshot(t, p.Root)
-			s := PersistedStatus(p, cfg, "systemctl start nomad-bootstrapd")
+			s := Persisted(p, cfg, "systemctl start nomad-bootstrapd")
 			if s.Phase != PhaseStopped || s.Agent.Running || s.Healthy() {
 				t.Errorf("phase %v, running %v, healthy %v; want stopped, not running, not healthy", s.Phase, s.Agent.Running, s.Healthy())
 			}
