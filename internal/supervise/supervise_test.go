@@ -97,8 +97,8 @@ func TestMissingProgram(t *testing.T) {
 
 func TestSignal(t *testing.T) {
 	dir := t.TempDir()
-	marker := filepath.Join(dir, "hup")
-	s := New(Config{Path: script(t, "trap 'echo hup > "+marker+"' HUP\nwhile :; do sleep 0.05; done\n"), StopTimeout: 200 * time.Millisecond})
+	marker, ready := filepath.Join(dir, "hup"), filepath.Join(dir, "ready")
+	s := New(Config{Path: script(t, "trap 'echo hup > "+marker+"' HUP\necho > "+ready+"\nwhile :; do sleep 0.05; done\n"), StopTimeout: 200 * time.Millisecond})
 	if err := s.Signal(syscall.SIGHUP); err != nil {
 		t.Errorf("Signal with no child: %v", err)
 	}
@@ -106,8 +106,8 @@ func TestSignal(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, "the child to run", func() bool { return s.State().Running })
-	time.Sleep(100 * time.Millisecond)
+	// The child handles SIGHUP once its trap is set, which it says.
+	waitFor(t, "the child to set its trap", func() bool { _, err := os.Stat(ready); return s.State().Running && err == nil })
 	if err := s.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
