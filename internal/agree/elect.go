@@ -330,19 +330,12 @@ type waitingProposal struct {
 }
 
 // recheckWaiting answers the waiting proposals whose servers are all alive
-// now.
+// now, and refuses those whose time is up.
 func (n *Node) recheckWaiting(now time.Time) {
 	ws := n.waiting
 	n.waiting = nil
 	for _, w := range ws {
 		n.handlePropose(now, w.from, w.m, w.deadline)
-	}
-}
-
-// expireWaiting refuses the waiting proposals whose time is up.
-func (n *Node) expireWaiting(now time.Time) {
-	if len(n.waiting) > 0 {
-		n.recheckWaiting(now)
 	}
 }
 

@@ -308,7 +308,7 @@ func (n *Node) NextTick(now time.Time) time.Duration {
 // Tick advances the node's timers: elections, proposals that time out,
 // servers that stay down.
 func (n *Node) Tick(now time.Time) {
-	n.expireWaiting(now)
+	n.recheckWaiting(now)
 	if n.prop != nil && !now.Before(n.prop.deadline) {
 		n.prop.timeout()
 		n.decide(now)
