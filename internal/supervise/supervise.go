@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sync"
 	"syscall"
 	"time"
@@ -109,6 +110,7 @@ func (s *Supervisor) Signal(sig os.Signal) error {
 // and returns. It returns an error only when the program cannot be started
 // at all the first time (missing or not executable).
 func (s *Supervisor) Run(ctx context.Context) error {
+	hupOnce.Do(unignoreHUP)
 	backoff := s.cfg.MinBackoff
 	first := true
 	for {
@@ -185,4 +187,17 @@ func exitError(err error) error {
 		return errors.New("exit status 0")
 	}
 	return err
+}
+
+var hupOnce sync.Once
+
+// unignoreHUP makes sure children can be sent SIGHUP (Nomad reloads its
+// certificates on it): a child inherits the signals its parent ignores, so
+// an agent started with SIGHUP ignored (under nohup, say) would start a
+// Nomad that no renewal can reload. Caught instead, SIGHUP stays without
+// effect on this process and its children get the default.
+func unignoreHUP() {
+	if signal.Ignored(syscall.SIGHUP) {
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	}
 }
