@@ -359,8 +359,10 @@ func (n *Node) handlePropose(now time.Time, from string, m Message, deadline tim
 		nack(fmt.Sprintf("the proposal comes from %s, not from its first server %s", from, p.Servers[0].Name))
 		return
 	}
+	// A server serves with the others, so it must see them; a witness
+	// only promises to take part in no other plan.
 	for _, s := range p.Servers {
-		if n.aliveID(s.Name) != s.ID {
+		if p.IsServer(n.cfg.ID) && n.aliveID(s.Name) != s.ID {
 			if now.Before(deadline) {
 				n.waiting = append(n.waiting, waitingProposal{from: from, m: m, deadline: deadline})
 				return
