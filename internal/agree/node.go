@@ -17,9 +17,9 @@
 // servers, and to as many other members as it takes for MinMembers members
 // in all to promise it (when MinMembers is a majority, two plans would need
 // two majorities, which share a member). Each acknowledges only when it
-// holds no committed plan, sees every proposed server alive and has promised
-// no other plan; an acknowledgement is a promise not to take part in another
-// plan for PromiseLease. As soon as every server and MinMembers members in
+// holds no committed plan and has promised no other plan, and a server only
+// when it also sees every proposed server alive; an acknowledgement is a
+// promise not to take part in another plan for PromiseLease. As soon as every server and MinMembers members in
 // all have acknowledged, the coordinator keeps its CA, sends the commit to
 // the servers, persists it and gossips it; every node that learns of it
 // persists it and gossips it on. A node with a committed
