@@ -11,7 +11,12 @@ import (
 
 func validFingerprint(s string) bool {
 	h, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(h) != 64 {
+	return ok && validHash(h)
+}
+
+// validHash reports whether h is 64 lower-case hex digits, as Hash returns.
+func validHash(h string) bool {
+	if len(h) != 64 {
 		return false
 	}
 	_, err := hex.DecodeString(h)
@@ -28,6 +33,12 @@ func (p Plan) Validate() error {
 	}
 	if p.Region == "" {
 		return fmt.Errorf("plan: region is empty")
+	}
+	switch {
+	case p.Epoch == 1 && p.Genesis != "":
+		return fmt.Errorf("plan: a first plan names a genesis")
+	case p.Genesis != "" && !validHash(p.Genesis):
+		return fmt.Errorf("plan: genesis %q is not a plan hash", p.Genesis)
 	}
 	if !validFingerprint(p.CAFingerprint) {
 		return fmt.Errorf("plan: CA fingerprint %q is not sha256:<64 hex digits>", p.CAFingerprint)
@@ -61,6 +72,15 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("plan: CA holder %q is not one of the servers", p.CAHolder)
 	}
 	return nil
+}
+
+// Lineage returns the hash of the first plan p descends from, p's own for a
+// first plan; "" for a later plan that does not name it.
+func (p Plan) Lineage() string {
+	if p.Epoch == 1 {
+		return p.Hash()
+	}
+	return p.Genesis
 }
 
 // Hash returns the hex SHA-256 of the plan's canonical JSON encoding. Two

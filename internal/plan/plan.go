@@ -70,6 +70,9 @@ type Plan struct {
 	CAFingerprint string `json:"ca_fingerprint"`
 	// CAPort is the port of the CA holder's certificate endpoint.
 	CAPort int `json:"ca_port"`
+	// Genesis is the hash of the first plan this one descends from; empty
+	// in the first plan itself.
+	Genesis string `json:"genesis,omitempty"`
 }
 
 // MaxExpect is the largest number of servers a cluster may ask for.

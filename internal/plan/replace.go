@@ -59,6 +59,7 @@ func Replace(prev Plan, dead []string, live []Member) (Plan, error) {
 
 	next := prev.Clone()
 	next.Epoch = prev.Epoch + 1
+	next.Genesis = prev.Lineage()
 	for i, s := range next.Servers {
 		if !isDead[s.ID] {
 			continue
@@ -107,6 +108,8 @@ func CheckSuccessor(prev, next Plan) error {
 			next.Epoch, next.Region, next.Expect, prev.Epoch, prev.Region, prev.Expect)
 	case next.CAFingerprint != prev.CAFingerprint || next.CAPort != prev.CAPort:
 		return fmt.Errorf("plan: epoch %d changes the cluster CA", next.Epoch)
+	case next.Genesis != prev.Lineage():
+		return fmt.Errorf("plan: epoch %d descends from another first plan", next.Epoch)
 	case len(next.Servers) != len(prev.Servers):
 		return fmt.Errorf("plan: epoch %d has %d servers, epoch %d has %d", next.Epoch, len(next.Servers), prev.Epoch, len(prev.Servers))
 	}
@@ -137,6 +140,30 @@ func CheckSuccessor(prev, next Plan) error {
 	}
 	if next.CAHolder != want {
 		return fmt.Errorf("plan: epoch %d moves the CA holder to %s", next.Epoch, next.CAHolderName())
+	}
+	return nil
+}
+
+// CheckDescendant reports why next, of an epoch above prev's next one, is
+// not a later plan of prev's lineage, or nil: it must be valid, name prev's
+// first plan as its genesis, and keep prev's region, expect and CA. A node
+// that missed the epochs between them adopts next by this check: the
+// epochs of one lineage form one chain, each agreed by a majority of the
+// servers before it.
+func CheckDescendant(prev, next Plan) error {
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case next.Epoch <= prev.Epoch+1:
+		return fmt.Errorf("plan: epoch %d does not come after epoch %d", next.Epoch, prev.Epoch+1)
+	case prev.Lineage() == "" || next.Genesis != prev.Lineage():
+		return fmt.Errorf("plan: epoch %d does not descend from the first plan of epoch %d", next.Epoch, prev.Epoch)
+	case next.Region != prev.Region || next.Expect != prev.Expect:
+		return fmt.Errorf("plan: epoch %d has region=%s expect=%d, epoch %d has region=%s expect=%d",
+			next.Epoch, next.Region, next.Expect, prev.Epoch, prev.Region, prev.Expect)
+	case next.CAFingerprint != prev.CAFingerprint || next.CAPort != prev.CAPort:
+		return fmt.Errorf("plan: epoch %d changes the cluster CA", next.Epoch)
 	}
 	return nil
 }

@@ -126,7 +126,9 @@ func TestCheckSuccessor(t *testing.T) {
 	}{
 		{name: "replaces one server", edit: func(p *plan.Plan) { p.Servers[2] = d }},
 		{name: "replaces the CA holder", edit: func(p *plan.Plan) { p.Servers[0] = d; p.CAHolder = "id-b" }},
-		{name: "same epoch", edit: func(p *plan.Plan) { p.Epoch = 1; p.Servers[2] = d }, wantErr: "does not follow"},
+		{name: "same epoch", edit: func(p *plan.Plan) { p.Epoch, p.Genesis = 1, ""; p.Servers[2] = d }, wantErr: "does not follow"},
+		{name: "another lineage", edit: func(p *plan.Plan) { p.Servers[2] = d; p.Genesis = strings.Repeat("0", 64) }, wantErr: "another first plan"},
+		{name: "no lineage", edit: func(p *plan.Plan) { p.Servers[2] = d; p.Genesis = "" }, wantErr: "another first plan"},
 		{name: "epoch skipped", edit: func(p *plan.Plan) { p.Epoch = 3; p.Servers[2] = d }, wantErr: "does not follow"},
 		{name: "nothing replaced", edit: func(*plan.Plan) {}, wantErr: "replaces no server"},
 		{name: "majority replaced", edit: func(p *plan.Plan) { p.Servers[1], p.Servers[2] = d, e }, wantErr: "at most a minority"},
@@ -145,7 +147,7 @@ func TestCheckSuccessor(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			prev := validPlan()
 			next := prev.Clone()
-			next.Epoch = 2
+			next.Epoch, next.Genesis = 2, prev.Hash()
 			tt.edit(&next)
 			err := plan.CheckSuccessor(prev, next)
 			switch {
@@ -153,6 +155,53 @@ func TestCheckSuccessor(t *testing.T) {
 				t.Fatalf("CheckSuccessor = %v, want nil", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Fatalf("CheckSuccessor = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// A node that missed epochs adopts a later plan of its lineage, and no
+// other.
+func TestCheckDescendant(t *testing.T) {
+	d := plan.Server{ID: "id-d", Name: "d", Address: "10.0.0.4"}
+	e := plan.Server{ID: "id-e", Name: "e", Address: "10.0.0.5"}
+	first := validPlan()
+	second, err := plan.Replace(first, []string{"id-c"}, []plan.Member{{ID: "id-d", Name: "d", Address: "10.0.0.4", Role: plan.RoleAuto}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := plan.Replace(second, []string{"id-b"}, []plan.Member{{ID: "id-e", Name: "e", Address: "10.0.0.5", Role: plan.RoleAuto}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Genesis != first.Hash() || !third.IsServer(d.ID) || !third.IsServer(e.ID) {
+		t.Fatalf("third = %+v; want genesis %s with d and e", third, first.Hash())
+	}
+	tests := []struct {
+		name    string
+		prev    plan.Plan
+		edit    func(p *plan.Plan)
+		wantErr string
+	}{
+		{name: "two epochs on", prev: first},
+		{name: "next epoch", prev: second, wantErr: "does not come after"},
+		{name: "another lineage", prev: first, edit: func(p *plan.Plan) { p.Genesis = strings.Repeat("0", 64) }, wantErr: "does not descend"},
+		{name: "holder without lineage", prev: func() plan.Plan { p := second.Clone(); p.Genesis = ""; return p }(), edit: func(p *plan.Plan) { p.Epoch = 4 }, wantErr: "does not descend"},
+		{name: "CA changed", prev: first, edit: func(p *plan.Plan) { p.CAPort++ }, wantErr: "changes the cluster CA"},
+		{name: "region changed", prev: first, edit: func(p *plan.Plan) { p.Region = "eu" }, wantErr: "region=eu"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := third.Clone()
+			if tt.edit != nil {
+				tt.edit(&next)
+			}
+			err := plan.CheckDescendant(tt.prev, next)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("CheckDescendant = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("CheckDescendant = %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
 	}
