@@ -90,6 +90,7 @@ type Agent struct {
 	advertise string
 	bind      string
 	nomadFeat nomadver.Features // what the installed Nomad accepts and needs
+	vote      *agree.Vote       // the vote persisted by an earlier run, for the protocol
 	nomadNote string            // why nomadFeat is a fallback, when it is
 
 	node *gossip.Node
@@ -184,6 +185,9 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	if a.plan, err = planfile.Load(a.paths.PlanFile(), a.token.ClusterIDString(), a.id); err != nil {
+		return nil, err
+	}
+	if a.vote, err = planfile.LoadVote(a.paths.VoteFile()); err != nil {
 		return nil, err
 	}
 	if cfg.CA.Set() {

@@ -138,7 +138,7 @@ func (a *Agent) senders(ctx context.Context) {
 }
 
 func (a *Agent) undeliverable(o outgoing, err error) {
-	if o.m.Type == agree.MsgPropose {
+	if o.m.Type == agree.MsgPropose || o.m.Type == agree.MsgPrepare {
 		a.ev.post(func() { a.proto.Undeliverable(a.now(), o.to, o.m.ID, err) })
 	}
 }
@@ -227,8 +227,16 @@ func (o protoObserver) Warn(key, msg string)    { o.a.warn(key, msg) }
 func (o protoObserver) ClearWarning(key string) { o.a.clearWarning(key) }
 func (o protoObserver) Degraded(reason string)  { o.a.setDegraded(reason) }
 
-// protoStore persists the committed plan with the node's identity.
+// protoStore persists the committed plan with the node's identity, and
+// the node's vote.
 type protoStore struct{ a *Agent }
+
+func (s protoStore) SaveVote(v agree.Vote) error {
+	if err := s.a.persistIdentity(); err != nil {
+		return err
+	}
+	return planfile.SaveVote(s.a.paths.VoteFile(), v)
+}
 
 func (s protoStore) SavePlan(p plan.Plan) error {
 	a := s.a
@@ -266,5 +274,5 @@ func (a *Agent) newProtocol() *agree.Node {
 		Settle: a.cfg.Settle, ServerReplaceAfter: a.cfg.ServerReplaceAfter,
 		CAPort: a.caPort(), Timings: agree.DefaultTimings(), Logger: a.log,
 	}
-	return agree.New(cfg, a.plan, a.now(), protoTransport{a}, protoStore{a}, protoCA{a}, protoObserver{a})
+	return agree.New(cfg, agree.Saved{Plan: a.plan, Vote: a.vote}, a.now(), protoTransport{a}, protoStore{a}, protoCA{a}, protoObserver{a})
 }

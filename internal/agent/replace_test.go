@@ -211,7 +211,7 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 	}
 	p1 := *validPlan()
 	p2 := p1.Clone()
-	p2.Epoch = 2
+	p2.Epoch, p2.Genesis = 2, p1.Hash()
 	p2.Servers[2] = plan.Server{ID: "d", Name: "n4", Address: "127.0.0.5"}
 	other := p2.Clone()
 	other.Servers[2] = plan.Server{ID: "e", Name: "n5", Address: "127.0.0.6"}

@@ -12,10 +12,11 @@ import (
 // (escrow, want-ca) share the encoding; a Node ignores them and its caller
 // hands them to the CA holder's side.
 const (
-	MsgPropose  = "propose"  // coordinator -> chosen servers: will you serve in this plan?
-	MsgAck      = "ack"      // server -> coordinator: yes, and I promise no other plan for a while
-	MsgNack     = "nack"     // server -> coordinator: no, with a reason
-	MsgRelease  = "release"  // coordinator -> servers: the proposal failed, drop your promise
+	MsgPrepare  = "prepare"  // coordinator -> voters: promise no lower ballot for this epoch (with the candidate plan)
+	MsgPromise  = "promise"  // voter -> coordinator: promised, and the plan I accepted before, if any
+	MsgPropose  = "propose"  // coordinator -> voters: accept this plan at this ballot
+	MsgAck      = "ack"      // voter -> coordinator: accepted
+	MsgNack     = "nack"     // voter -> coordinator: no, with a reason and the ballot promised
 	MsgCommit   = "commit"   // anyone -> anyone: this plan is committed
 	MsgAnnounce = "announce" // broadcast when a commit does not fit a packet: plan hash and epoch
 	MsgFetch    = "fetch"    // ask a node for its committed plan (answered with commit)
@@ -28,13 +29,17 @@ const MaxMessageSize = 64 << 10
 
 // Message is one message of the protocol.
 type Message struct {
-	Type   string     `json:"t"`
-	ID     uint64     `json:"id,omitempty"` // request ID; replies carry the request's
-	Plan   *plan.Plan `json:"p,omitempty"`
-	Hash   string     `json:"h,omitempty"`
-	Epoch  uint64     `json:"e,omitempty"`
-	Reason string     `json:"r,omitempty"`
-	Sealed []byte     `json:"s,omitempty"`
+	Type   string `json:"t"`
+	ID     uint64 `json:"id,omitempty"` // request ID; replies carry the request's
+	Ballot Ballot `json:"b,omitzero"`   // a request's ballot; in a nack, the ballot promised
+	// Accepted is, in a promise, the ballot at which the voter accepted
+	// Plan.
+	Accepted Ballot     `json:"a,omitzero"`
+	Plan     *plan.Plan `json:"p,omitempty"`
+	Hash     string     `json:"h,omitempty"`
+	Epoch    uint64     `json:"e,omitempty"`
+	Reason   string     `json:"r,omitempty"`
+	Sealed   []byte     `json:"s,omitempty"`
 }
 
 // Encode returns m's wire form.
@@ -50,19 +55,35 @@ func DecodeMessage(b []byte) (Message, error) {
 		return Message{}, fmt.Errorf("agree: malformed message: %w", err)
 	}
 	switch m.Type {
-	case MsgPropose, MsgCommit:
+	case MsgPrepare, MsgPropose:
+		if m.Ballot.Round == 0 || m.Ballot.Node == "" {
+			return Message{}, fmt.Errorf("agree: %s message without a ballot", m.Type)
+		}
+	case MsgPromise:
+		if m.Accepted.IsZero() != (m.Plan == nil) {
+			return Message{}, errors.New("agree: promise with an accepted ballot but no plan, or a plan but no ballot")
+		}
+	}
+	switch m.Type {
+	case MsgPrepare, MsgPropose, MsgCommit:
 		if m.Plan == nil {
 			return Message{}, fmt.Errorf("agree: %s message without a plan", m.Type)
 		}
 		if err := m.Plan.Validate(); err != nil {
 			return Message{}, fmt.Errorf("agree: %s message: %w", m.Type, err)
 		}
+	case MsgPromise:
+		if m.Plan != nil {
+			if err := m.Plan.Validate(); err != nil {
+				return Message{}, fmt.Errorf("agree: promise message: %w", err)
+			}
+		}
 	case MsgAck, MsgNack, MsgFetch:
 	case MsgEscrow:
 		if len(m.Sealed) == 0 || len(m.Sealed) > 8<<10 || len(m.Hash) != 64 {
 			return Message{}, errors.New("agree: escrow message without a sealed key and plan hash")
 		}
-	case MsgRelease, MsgAnnounce, MsgWantCA:
+	case MsgAnnounce, MsgWantCA:
 		if len(m.Hash) != 64 {
 			return Message{}, fmt.Errorf("agree: %s message without a plan hash", m.Type)
 		}
@@ -71,6 +92,9 @@ func DecodeMessage(b []byte) (Message, error) {
 	}
 	if len(m.Reason) > 1024 {
 		return Message{}, errors.New("agree: message reason too long")
+	}
+	if len(m.Ballot.Node) > 256 || len(m.Accepted.Node) > 256 {
+		return Message{}, errors.New("agree: ballot names a node of more than 256 bytes")
 	}
 	return m, nil
 }

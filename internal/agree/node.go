@@ -15,32 +15,36 @@
 // members are alive: every machine started together is there), the
 // candidate's first server, the coordinator, proposes it to the other chosen
 // servers, and to as many other members as it takes for MinMembers members
-// in all to promise it (when MinMembers is a majority, two plans would need
-// two majorities, which share a member). Each acknowledges only when it
-// holds no committed plan and has promised no other plan, and a server only
-// when it also sees every proposed server alive; an acknowledgement is a
-// promise not to take part in another plan for PromiseLease. As soon as every server and MinMembers members in
-// all have acknowledged, the coordinator keeps its CA, sends the commit to
-// the servers, persists it and gossips it; every node that learns of it
-// persists it and gossips it on. A node with a committed
+// in all to vote (when MinMembers is a majority, any two such groups share
+// a member).
+//
+// Each plan of an epoch is chosen as in Paxos. A proposal carries a ballot
+// (a round and the coordinator's name) above any the coordinator saw. In
+// the first phase each voter promises to accept no proposal of a lower
+// ballot for the epoch and reports the plan it accepted before, if any; a
+// chosen server promises a plan of its own only once it sees every proposed
+// server alive. With the promises of every server and MinMembers members in
+// all, the coordinator keeps its CA and proposes, in the second phase, the
+// plan of the highest ballot reported, or its own when none was: a plan
+// that a quorum may have accepted is finished, never replaced. Once
+// MinMembers members in all accepted, the plan is chosen: the coordinator
+// sends the commit to the servers and to those that accepted, persists it
+// and gossips it; every node that learns of it persists it and gossips it
+// on. Promises and acceptances are persisted before they are answered
+// (Store.SaveVote), so a restarted node keeps them. A node with a committed
 // plan never adopts another plan of the same epoch: restarted nodes load
 // their plan from disk and late joiners receive it in push/pull syncs.
 //
 // Server replacement. When servers of the committed plan have been down for
 // ServerReplaceAfter, the first live server in plan order coordinates a
 // successor: plan.Replace puts the best eligible live non-server in each
-// dead server's place and raises the epoch by one. Each other surviving
-// server acknowledges only when the successor is valid (plan.CheckSuccessor),
-// it too has seen the replaced servers down for ServerReplaceAfter and the
-// new servers alive, and it has promised no other plan. With
-// acknowledgements from a majority of the current plan's servers (itself
-// included), the coordinator commits the successor like a first plan. Nodes adopt a higher
-// epoch only as a valid successor of the plan they hold.
-//
-// Known limit: a commit that reaches none of the nodes that promised it for
-// longer than PromiseLease (its coordinator crashed as it committed, or a
-// partition cut it off) lets their promises lapse, and the others can elect
-// a second first plan; RELIABILITY.md has what the simulator finds of it.
+// dead server's place and raises the epoch by one. The voters are the
+// current plan's servers, and each phase needs a majority of them, the
+// coordinator included. A surviving server promises a successor of its own
+// only when it is valid (plan.CheckSuccessor), it too has seen the replaced
+// servers down for ServerReplaceAfter, and it sees the new servers alive.
+// Nodes adopt a higher epoch only as a valid successor of the plan they
+// hold.
 package agree
 
 import (
@@ -78,12 +82,9 @@ type Config struct {
 
 // Timings are the protocol's timers.
 type Timings struct {
-	// RequestTimeout is how long a coordinator waits for each server's
-	// answer to a proposal.
+	// RequestTimeout is how long a coordinator waits for the answers to
+	// each phase of a proposal.
 	RequestTimeout time.Duration
-	// PromiseLease is how long an acknowledgement binds a server to one
-	// proposal.
-	PromiseLease time.Duration
 	// ProposalBackoff spaces a coordinator's proposals.
 	ProposalBackoff time.Duration
 	// ProposalWait is how long a server waits to see the proposed servers
@@ -110,7 +111,6 @@ type Timings struct {
 func DefaultTimings() Timings {
 	return Timings{
 		RequestTimeout:  3 * time.Second,
-		PromiseLease:    10 * time.Second,
 		ProposalBackoff: time.Second,
 		ProposalWait:    time.Second,
 		MaxWaiting:      8,
@@ -132,11 +132,21 @@ type Transport interface {
 	Broadcast(m Message) error
 }
 
-// Store persists the committed plan. It is called from the Node's loop.
+// Store persists the committed plan and the node's vote. It is called from
+// the Node's loop.
 type Store interface {
 	// SavePlan persists p before the Node acts on it; when it fails the
 	// Node keeps the plan it had.
 	SavePlan(p plan.Plan) error
+	// SaveVote persists v before the Node answers on it; when it fails
+	// the Node does not answer.
+	SaveVote(v Vote) error
+}
+
+// Saved is what a Node persisted in an earlier run.
+type Saved struct {
+	Plan *plan.Plan // the committed plan; nil for none
+	Vote *Vote      // the last vote; nil for none
 }
 
 // CA is the cluster CA a coordinator pins in its first plan. Its methods are
@@ -146,8 +156,8 @@ type CA interface {
 	// earlier, else one made now (and kept only by KeepCA).
 	ProposalCA() (fingerprint string, err error)
 	// KeepCA persists that CA. It runs once every chosen server
-	// accepted, before anyone is told of the commit, so that no
-	// committed plan pins a CA whose key is lost.
+	// promised, before any node accepts the plan, so that no chosen plan
+	// pins a CA whose key is lost.
 	KeepCA() error
 }
 
@@ -190,8 +200,10 @@ type Node struct {
 	planHash string
 	reason   string
 
-	promise      *promise
+	vote         Vote   // what this node promised and accepted
+	seen         Ballot // the highest ballot refusals told of
 	prop         *proposal
+	failed       uint // proposals that failed in a row
 	lastProposal time.Time
 	waiting      []waitingProposal
 	downSince    map[string]time.Time // plan servers not alive, since when
@@ -200,24 +212,17 @@ type Node struct {
 	bugs bugs
 }
 
-// promise is a server's pledge to serve in one proposed plan.
-type promise struct {
-	hash    string
-	from    string
-	expires time.Time
-}
-
 // bugs break the protocol on purpose: the simulator's tests set them to show
 // that its invariants catch each one. The daemon never sets them.
 type bugs struct {
-	commitEarly    bool // a coordinator commits once any server accepted
+	commitEarly    bool // a coordinator proposes and commits once any one voter answered yes
 	adoptSameEpoch bool // a node adopts another plan of the epoch it holds
 	minorityQuorum bool // a successor needs only a minority of the servers
 }
 
-// New returns a node that holds saved, the plan persisted earlier (nil for
-// none), with membership last changed at now.
-func New(cfg Config, saved *plan.Plan, now time.Time, tr Transport, store Store, ca CA, obs Observer) *Node {
+// New returns a node that holds what it saved earlier, with membership last
+// changed at now.
+func New(cfg Config, saved Saved, now time.Time, tr Transport, store Store, ca CA, obs Observer) *Node {
 	n := &Node{
 		cfg: cfg, t: cfg.Timings, tr: tr, store: store, ca: ca, obs: obs, log: cfg.Logger,
 		lastChange: now,
@@ -236,8 +241,11 @@ func New(cfg Config, saved *plan.Plan, now time.Time, tr Transport, store Store,
 	if n.cfg.MinMembers < 1 {
 		n.cfg.MinMembers = 1
 	}
-	if saved != nil {
-		n.setPlan(saved.Clone())
+	if saved.Plan != nil {
+		n.setPlan(saved.Plan.Clone())
+	}
+	if v := saved.Vote; v != nil && v.check() == nil && v.Epoch >= n.nextEpoch() {
+		n.vote = *v
 	}
 	return n
 }
@@ -278,6 +286,9 @@ func (n *Node) MembersChanged(now time.Time, members []gossip.Member) {
 	n.members = members
 	n.cand = nil
 	n.lastChange = now
+	if n.plan != nil {
+		n.trackServers(now)
+	}
 	n.recheckWaiting(now)
 }
 
@@ -311,7 +322,7 @@ func (n *Node) Tick(now time.Time) {
 	n.recheckWaiting(now)
 	if n.prop != nil && !now.Before(n.prop.deadline) {
 		n.prop.timeout()
-		n.decide(now)
+		n.progress(now)
 	}
 	if n.plan != nil {
 		n.trackServers(now)
@@ -332,21 +343,19 @@ func (n *Node) Tick(now time.Time) {
 // are the caller's.
 func (n *Node) Receive(now time.Time, from string, m Message) {
 	switch m.Type {
-	case MsgPropose:
+	case MsgPrepare:
 		deadline := now
 		if len(n.waiting) < n.t.MaxWaiting {
 			deadline = now.Add(n.t.ProposalWait)
 		}
-		n.handlePropose(now, from, m, deadline)
-	case MsgAck, MsgNack:
+		n.handlePrepare(now, from, m, deadline)
+	case MsgPropose:
+		n.handleAccept(from, m)
+	case MsgPromise, MsgAck, MsgNack:
 		n.answer(now, from, m)
 	case MsgCommit:
 		n.answer(now, from, m)
 		n.adopt(now, m.Plan.Clone(), from)
-	case MsgRelease:
-		if n.promise != nil && n.promise.from == from {
-			n.release(m.Hash)
-		}
 	case MsgAnnounce:
 		if n.planHash != m.Hash && from != "" {
 			n.tr.Send(from, Message{Type: MsgFetch})
@@ -373,10 +382,8 @@ func (n *Node) Undeliverable(now time.Time, to string, id uint64, err error) {
 	}
 	if name, ok := n.prop.asked[id]; ok && name == to {
 		delete(n.prop.asked, id)
-		n.prop.refuse(to, to+": "+err.Error())
-		if len(n.prop.asked) == 0 {
-			n.decide(now)
-		}
+		n.prop.refuse(to + ": " + err.Error())
+		n.progress(now)
 	}
 }
 
@@ -406,30 +413,4 @@ func countAlive(ms []gossip.Member) int {
 		}
 	}
 	return c
-}
-
-// promiseTo pledges this node to the plan with hash, proposed by from; it
-// returns why it cannot, or "".
-// A coordinator runs one proposal at a time, so its new proposal replaces
-// its earlier one (whose release may have been lost).
-func (n *Node) promiseTo(now time.Time, hash, from string) string {
-	if p := n.promise; p != nil && p.hash != hash && p.from != from {
-		if now.Before(p.expires) {
-			return "promised to another plan proposed by " + p.from
-		}
-	}
-	n.promise = &promise{hash: hash, from: from, expires: now.Add(n.t.PromiseLease)}
-	return ""
-}
-
-func (n *Node) release(hash string) {
-	if n.promise != nil && n.promise.hash == hash {
-		n.promise = nil
-	}
-}
-
-// reply answers req.
-func (n *Node) reply(to string, req Message, m Message) {
-	m.ID = req.ID
-	n.tr.Send(to, m)
 }

@@ -2,6 +2,7 @@ package agree
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 type recorder struct {
 	sent  map[string][]Message
 	saved []plan.Plan
+	votes []Vote
 	warns map[string]string
 }
 
@@ -23,6 +25,7 @@ func newRecorder() *recorder {
 func (r *recorder) Send(to string, m Message)               { r.sent[to] = append(r.sent[to], m) }
 func (r *recorder) Broadcast(Message) error                 { return nil }
 func (r *recorder) SavePlan(p plan.Plan) error              { r.saved = append(r.saved, p); return nil }
+func (r *recorder) SaveVote(v Vote) error                   { r.votes = append(r.votes, v); return nil }
 func (r *recorder) ProposalCA() (string, error)             { return validPlan().CAFingerprint, nil }
 func (r *recorder) KeepCA() error                           { return nil }
 func (r *recorder) Committed(plan.Plan, *plan.Plan, string) {}
@@ -32,7 +35,7 @@ func (r *recorder) Degraded(reason string)                  { r.warns["degraded"
 
 func newTestNode(id, name string, now time.Time, r *recorder) *Node {
 	return New(Config{Name: name, ID: id, Region: "global", Expect: 3, MinMembers: 3, Settle: time.Second,
-		ServerReplaceAfter: time.Minute, CAPort: 4651}, nil, now, r, r, r, r)
+		ServerReplaceAfter: time.Minute, CAPort: 4651}, Saved{}, now, r, r, r, r)
 }
 
 func alive(p plan.Plan, names ...string) []gossip.Member {
@@ -59,7 +62,7 @@ func TestProposalWaitsForGossip(t *testing.T) {
 		busy     bool
 		want     string
 	}{
-		{name: "coordinator seen late", seenLate: true, want: MsgAck},
+		{name: "coordinator seen late", seenLate: true, want: MsgPromise},
 		{name: "coordinator never seen", seenLate: false, want: MsgNack},
 		{name: "too many waiting", seenLate: true, busy: true, want: MsgNack},
 	}
@@ -75,7 +78,8 @@ func TestProposalWaitsForGossip(t *testing.T) {
 					n.waiting = append(n.waiting, waitingProposal{from: fmt.Sprint(i), m: Message{Plan: &p}, deadline: now.Add(time.Hour)})
 				}
 			}
-			n.Receive(now, "n1", Message{Type: MsgPropose, ID: 9, Plan: &p})
+			b := Ballot{Round: 1, Node: "n1"}
+			n.Receive(now, "n1", Message{Type: MsgPrepare, ID: 9, Ballot: b, Plan: &p})
 			if !tt.busy && len(r.sent["n1"]) != 0 {
 				t.Fatalf("answered at once: %+v", r.sent["n1"])
 			}
@@ -88,15 +92,16 @@ func TestProposalWaitsForGossip(t *testing.T) {
 			if len(got) != 1 || got[0].Type != tt.want || got[0].ID != 9 {
 				t.Fatalf("sent to the coordinator %+v; want one %s", got, tt.want)
 			}
-			if promised := n.promise != nil && n.promise.hash == p.Hash(); promised != (tt.want == MsgAck) {
-				t.Errorf("promise held = %v after a %s", promised, tt.want)
+			if promised := n.vote.Promised == b && len(r.votes) == 1; promised != (tt.want == MsgPromise) {
+				t.Errorf("promise persisted = %v after a %s", promised, tt.want)
 			}
 		})
 	}
 }
 
 // A node adopts a plan of the epoch it holds never, a higher epoch only as a
-// valid successor, and persists each plan it adopts.
+// valid successor or a later plan of its lineage, and persists each plan it
+// adopts.
 func TestAdoptOnlySuccessors(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := newRecorder()
@@ -105,12 +110,17 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 	edit := func(epoch uint64, f func(p *plan.Plan)) plan.Plan {
 		p := p1.Clone()
 		p.Epoch = epoch
+		if epoch > 1 {
+			p.Genesis = p1.Hash()
+		}
 		f(&p)
 		return p
 	}
 	d := plan.Server{ID: "d", Name: "n4", Address: "127.0.0.5"}
 	e := plan.Server{ID: "e", Name: "n5", Address: "127.0.0.6"}
 	p2 := edit(2, func(p *plan.Plan) { p.Servers[2] = d })
+	p4 := edit(4, func(p *plan.Plan) { p.Servers[1], p.Servers[2] = e, d })
+	other := strings.Repeat("0", 64)
 	tests := []struct {
 		name  string
 		in    plan.Plan
@@ -120,12 +130,15 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 		{"first plan", p1, true, p1},
 		{"same plan again", p1, false, p1},
 		{"same epoch, other servers", edit(1, func(p *plan.Plan) { p.Servers[2] = d }), false, p1},
-		{"epoch skipped", edit(3, func(p *plan.Plan) { p.Servers[2] = d }), false, p1},
+		{"epoch skipped, other lineage", edit(3, func(p *plan.Plan) { p.Servers[2] = d; p.Genesis = other }), false, p1},
+		{"successor of another lineage", edit(2, func(p *plan.Plan) { p.Servers[2] = d; p.Genesis = other }), false, p1},
 		{"majority replaced", edit(2, func(p *plan.Plan) { p.Servers[1], p.Servers[2] = d, e }), false, p1},
 		{"other region", edit(2, func(p *plan.Plan) { p.Servers[2] = d; p.Region = "eu" }), false, p1},
 		{"valid successor", p2, true, p2},
 		{"older epoch", p1, false, p2},
 		{"same epoch as the successor, other server", edit(2, func(p *plan.Plan) { p.Servers[2] = e }), false, p2},
+		{"two epochs on, same lineage", p4, true, p4},
+		{"back to the successor", p2, false, p4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

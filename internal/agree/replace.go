@@ -82,84 +82,29 @@ func (n *Node) liveMembers() []plan.Member {
 	return out
 }
 
-// decideSuccessor commits a successor accepted by a majority of the current
-// plan's servers, or gives it up.
-func (n *Node) decideSuccessor(now time.Time, pr *proposal) {
-	cur := *pr.prev
-	need := len(cur.Servers)/2 + 1
-	if n.bugs.minorityQuorum {
-		need = len(cur.Servers) / 2
-	}
-	if 1+len(pr.acked) < need || n.planHash != cur.Hash() {
-		n.release(pr.hash)
-		if n.planHash == cur.Hash() {
-			n.reason = fmt.Sprintf("server replacement not agreed by %d of the %d servers (%s); retrying",
-				need, len(cur.Servers), strings.Join(pr.refusals, "; "))
-			n.log.Info("server replacement not agreed; retrying", "refusals", strings.Join(pr.refusals, "; "))
-		}
-		n.sendRelease(pr.hash, pr.acked)
-		return
-	}
-	sent := slices.Clone(pr.acked)
-	for _, s := range pr.plan.Servers {
-		if !cur.IsServer(s.ID) {
-			sent = append(sent, s.Name)
-		}
-	}
-	n.commit(now, pr.plan, sent)
-}
-
-// handleSuccessor answers a proposal of a plan with a higher epoch.
-func (n *Node) handleSuccessor(now time.Time, from string, m Message) {
-	p := m.Plan
-	nack := func(reason string) {
-		n.log.Debug("refusing server replacement", "from", from, "reason", reason)
-		n.reply(from, m, Message{Type: MsgNack, Reason: reason})
-	}
-	if n.plan == nil {
-		nack(n.cfg.Name + " holds no committed plan")
-		return
+// checkSuccessor returns why this node does not promise p, a successor
+// proposed by from, or "": besides what successorVoter checks, this node
+// too must have seen each replaced server down for ServerReplaceAfter, and
+// each new server alive.
+func (n *Node) checkSuccessor(now time.Time, from string, p plan.Plan) string {
+	if reason := n.successorVoter(from, p); reason != "" {
+		return reason
 	}
 	cur := n.plan
-	hash := p.Hash()
-	if n.planHash == hash {
-		n.reply(from, m, Message{Type: MsgAck})
-		return
-	}
-	if p.Epoch <= cur.Epoch {
-		n.reply(from, m, Message{Type: MsgCommit, Plan: cur})
-		return
-	}
-	reason := ""
-	replaced := plan.Replaced(*cur, *p)
-	switch err := plan.CheckSuccessor(*cur, *p); {
-	case err != nil:
-		reason = strings.TrimPrefix(err.Error(), "plan: ")
-	case !cur.IsServer(n.cfg.ID):
-		reason = fmt.Sprintf("%s is not a server of epoch %d", n.cfg.Name, cur.Epoch)
-	case !slices.ContainsFunc(cur.Servers, func(s plan.Server) bool { return s.Name == from && !slices.Contains(replaced, s.ID) }):
-		reason = fmt.Sprintf("%s is not a surviving server of epoch %d", from, cur.Epoch)
-	}
+	replaced := plan.Replaced(*cur, p)
 	for _, s := range cur.Servers {
-		if reason != "" || !slices.Contains(replaced, s.ID) {
+		if !slices.Contains(replaced, s.ID) {
 			continue
 		}
 		since, down := n.downSince[s.Name]
 		if n.aliveID(s.Name) != "" || !down || now.Sub(since) < n.cfg.ServerReplaceAfter {
-			reason = fmt.Sprintf("%s has not seen server %s down for %s", n.cfg.Name, s.Name, n.cfg.ServerReplaceAfter)
+			return fmt.Sprintf("%s has not seen server %s down for %s", n.cfg.Name, s.Name, n.cfg.ServerReplaceAfter)
 		}
 	}
 	for _, s := range p.Servers {
-		if reason == "" && n.aliveID(s.Name) != s.ID {
-			reason = fmt.Sprintf("%s does not see server %s alive", n.cfg.Name, s.Name)
+		if n.aliveID(s.Name) != s.ID {
+			return fmt.Sprintf("%s does not see server %s alive", n.cfg.Name, s.Name)
 		}
 	}
-	if reason == "" {
-		reason = n.promiseTo(now, hash, from)
-	}
-	if reason != "" {
-		nack(reason)
-		return
-	}
-	n.reply(from, m, Message{Type: MsgAck})
+	return ""
 }

@@ -37,6 +37,9 @@ func (p Paths) NodeIDFile() string { return filepath.Join(p.StateDir(), "node-id
 // PlanFile holds the committed plan.
 func (p Paths) PlanFile() string { return filepath.Join(p.StateDir(), "plan.json") }
 
+// VoteFile is where the agent keeps its vote in the agreement protocol.
+func (p Paths) VoteFile() string { return filepath.Join(p.StateDir(), "vote.json") }
+
 // RunDir is /run/nomad-bootstrapd.
 func (p Paths) RunDir() string { return p.join("run", "nomad-bootstrapd") }
 

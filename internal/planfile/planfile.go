@@ -1,6 +1,6 @@
-// Package planfile holds the on-disk form of the committed plan: the one
-// reader and writer of the plan file the agent keeps under its state
-// directory.
+// Package planfile holds the on-disk form of the committed plan and of the
+// node's vote in the agreement protocol: the one reader and writer of the
+// plan and vote files the agent keeps under its state directory.
 package planfile
 
 import (

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
 
@@ -113,5 +114,32 @@ func TestErrors(t *testing.T) {
 				t.Errorf("Read = %v, %v; want an error: %v", f, err, tt.read)
 			}
 		})
+	}
+}
+
+// A vote survives a save and a load; a missing file is no vote, and a
+// damaged one an error that names the file.
+func TestVoteFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vote.json")
+	if v, err := LoadVote(path); err != nil || v != nil {
+		t.Fatalf("LoadVote of a missing file = %v, %v; want nil, nil", v, err)
+	}
+	p := testPlan()
+	want := agree.Vote{Epoch: 1, Promised: agree.Ballot{Round: 3, Node: "n2"}, Accepted: agree.Ballot{Round: 2, Node: "n1"}, Plan: &p}
+	if err := SaveVote(path, want); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("vote file mode = %v, %v; want 0600", fi.Mode(), err)
+	}
+	got, err := LoadVote(path)
+	if err != nil || got == nil || got.Promised != want.Promised || got.Accepted != want.Accepted || !got.Plan.Equal(p) {
+		t.Fatalf("LoadVote = %+v, %v; want %+v", got, err, want)
+	}
+	if err := os.WriteFile(path, []byte(`{"epoch":1,"promised":{"n":1,"c":"n1"},"accepted":{"n":2,"c":"n1"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadVote(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("LoadVote of a damaged vote = %v; want an error naming %s", err, path)
 	}
 }
