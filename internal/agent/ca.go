@@ -5,14 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
@@ -157,7 +155,7 @@ func (a *Agent) escrowedCA(p plan.Plan) (*certs.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	i := slices.IndexFunc(cas, func(c *x509.Certificate) bool { return certs.Fingerprint(c) == p.CAFingerprint })
+	i := certs.PinnedIndex(cas, p.CAFingerprint)
 	if i < 0 {
 		return nil, fmt.Errorf("agent: the CA bundle does not hold the pinned CA %s", p.CAFingerprint)
 	}

@@ -104,7 +104,7 @@ func (a *Agent) pinnedPool(files certs.TLSFiles, p plan.Plan) (*x509.CertPool, e
 	if err != nil {
 		return pool, nil // replaced by the next issue
 	}
-	if !slices.ContainsFunc(cas, func(c *x509.Certificate) bool { return certs.Fingerprint(c) == p.CAFingerprint }) {
+	if certs.PinnedIndex(cas, p.CAFingerprint) < 0 {
 		return pool, nil
 	}
 	for _, c := range cas {

@@ -134,10 +134,8 @@ func pinnedFromBundle(addr, caFingerprint string, bundlePEM []byte) (*x509.Certi
 	if err != nil {
 		return nil, fmt.Errorf("casvc: %s sent an unreadable CA bundle: %w", addr, err)
 	}
-	for _, c := range bundle {
-		if strings.EqualFold(certs.Fingerprint(c), caFingerprint) {
-			return c, nil
-		}
+	if i := certs.PinnedIndex(bundle, caFingerprint); i >= 0 {
+		return bundle[i], nil
 	}
 	return nil, pinErrorf("casvc: the CA bundle from %s lacks the pinned CA %s", addr, caFingerprint)
 }

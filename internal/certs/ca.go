@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -254,6 +256,12 @@ func (ca *CA) Fingerprint() string {
 func Fingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// PinnedIndex returns the index in bundle of the certificate whose
+// Fingerprint is fingerprint (in either case), or -1 when none is.
+func PinnedIndex(bundle []*x509.Certificate, fingerprint string) int {
+	return slices.IndexFunc(bundle, func(c *x509.Certificate) bool { return strings.EqualFold(Fingerprint(c), fingerprint) })
 }
 
 // NewIntermediateCSR makes an ECDSA P-256 key and a CSR for a CA

@@ -313,3 +313,35 @@ func TestLoadCAKeyFormats(t *testing.T) {
 		t.Errorf("LoadCA with a SEC 1 key: %v", err)
 	}
 }
+
+// PinnedIndex finds the pinned CA wherever it is in a bundle, whatever the
+// case of the fingerprint's hex digits, and nothing else.
+func TestPinnedIndex(t *testing.T) {
+	now := time.Now()
+	var bundle []*x509.Certificate
+	for range 2 {
+		ca, err := NewCA(rand.Reader, testClusterID, now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle = append(bundle, ca.Cert)
+	}
+	tests := []struct {
+		name        string
+		fingerprint string
+		want        int
+	}{
+		{"first", Fingerprint(bundle[0]), 0},
+		{"second", Fingerprint(bundle[1]), 1},
+		{"upper-case hex", "sha256:" + strings.ToUpper(strings.TrimPrefix(Fingerprint(bundle[1]), "sha256:")), 1},
+		{"another CA", "sha256:" + strings.Repeat("0", 64), -1},
+		{"empty", "", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PinnedIndex(bundle, tt.fingerprint); got != tt.want {
+				t.Errorf("PinnedIndex = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
