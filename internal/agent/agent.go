@@ -77,6 +77,7 @@ const (
 type Agent struct {
 	cfg       config.Config
 	token     certs.Token
+	keys      certs.Keys // derived from token once
 	paths     paths.Paths
 	log       *slog.Logger
 	now       func() time.Time
@@ -137,6 +138,7 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{
 		cfg:       cfg,
 		token:     opts.Token,
+		keys:      opts.Token.Keys(),
 		paths:     paths.New(opts.Root),
 		log:       opts.Logger,
 		now:       opts.Now,
@@ -232,7 +234,7 @@ func (a *Agent) Start() error {
 		BindPort:      a.cfg.Port,
 		AdvertiseAddr: a.advertise,
 		AdvertisePort: a.cfg.Port,
-		Key:           a.token.GossipKey(),
+		Key:           a.keys.Gossip,
 		Label:         a.token.GossipLabel(),
 		Meta:          meta,
 		Handler:       gossipHandler{a},

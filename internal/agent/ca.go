@@ -254,7 +254,7 @@ func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 	srv := casvc.NewServer(casvc.Config{
 		CA:         ca,
 		ServerCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
-		Verifier:   certs.NewVerifier(a.token.CSRKey(), 0, a.now),
+		Verifier:   certs.NewVerifier(a.keys.CSR, 0, a.now),
 		Authority:  casvc.AuthorityFunc(a.authorize),
 		Lifetime:   a.cfg.CertLifetime,
 		Now:        a.now,

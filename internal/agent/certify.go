@@ -174,7 +174,7 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 			continue
 		}
 		req := &certs.SignRequest{NodeID: a.id, NodeName: a.name, Role: role, CSR: csrDER}
-		if err := req.Seal(a.token.CSRKey(), a.now(), rand.Reader); err != nil {
+		if err := req.Seal(a.keys.CSR, a.now(), rand.Reader); err != nil {
 			return nil, nil, err
 		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -64,7 +64,7 @@ func (a *Agent) nomadAgent(p plan.Plan) nomadconf.Agent {
 	if p.IsServer(a.id) {
 		na.Server = &nomadconf.Server{
 			BootstrapExpect: p.Expect,
-			Encrypt:         a.token.NomadEncryptKey(),
+			Encrypt:         a.keys.NomadEncrypt,
 			RetryJoin:       servers,
 			RetryInterval:   nomadRetryInterval,
 		}

@@ -352,10 +352,30 @@ func (t Token) CSRKey() []byte {
 	return t.DeriveKey(csrKeyLabel, 32)
 }
 
+// Keys are the keys a node derives from its token, once.
+type Keys struct {
+	Gossip       []byte // memberlist's encryption key; see GossipKey
+	NomadEncrypt string // Nomad's server.encrypt; see NomadEncryptKey
+	CSR          []byte // the certificate requests' HMAC key; see CSRKey
+}
+
+// Keys derives every key of Keys from the token.
+func (t Token) Keys() Keys {
+	return Keys{Gossip: t.GossipKey(), NomadEncrypt: t.NomadEncryptKey(), CSR: t.CSRKey()}
+}
+
+// Format prints Keys redacted with every verb, like Token.
+func (k Keys) Format(f fmt.State, verb rune) { io.WriteString(f, "certs.Keys{(redacted)}") }
+
+// MarshalJSON returns the redacted form, like Token's.
+func (k Keys) MarshalJSON() ([]byte, error) { return json.Marshal("certs.Keys{(redacted)}") }
+
 // Compile-time checks that Token prints redacted through every path.
 var (
 	_ fmt.Stringer   = Token{}
 	_ fmt.GoStringer = Token{}
 	_ fmt.Formatter  = Token{}
 	_ json.Marshaler = Token{}
+	_ fmt.Formatter  = Keys{}
+	_ json.Marshaler = Keys{}
 )

@@ -619,3 +619,23 @@ func TestRedactedPrefixHoldsNoSecretBits(t *testing.T) {
 		t.Errorf("only %d characters are free of secret bits, String shows %d", pure, redactedChars)
 	}
 }
+
+// Keys are the token's keys, derived once, and print redacted.
+func TestKeys(t *testing.T) {
+	tok := testToken(t, 13)
+	k := tok.Keys()
+	if !bytes.Equal(k.Gossip, tok.GossipKey()) || k.NomadEncrypt != tok.NomadEncryptKey() || !bytes.Equal(k.CSR, tok.CSRKey()) {
+		t.Fatal("Keys differ from the keys derived one by one")
+	}
+	j, err := json.Marshal(struct{ K Keys }{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{fmt.Sprintf("%v %+v %#v %s %x %q", k, k, k, k, k, k), string(j)} {
+		for _, secret := range []string{string(k.Gossip), fmt.Sprintf("%x", k.Gossip), fmt.Sprintf("%v", []byte(k.CSR)), k.NomadEncrypt, fmt.Sprintf("%x", k.CSR)} {
+			if strings.Contains(out, secret) {
+				t.Fatalf("Keys printed a key: %s", out)
+			}
+		}
+	}
+}
