@@ -40,17 +40,16 @@ func loadAgentConfig(name string, args []string, stderr io.Writer) (config.Confi
 	if code := parseFlags(fs, args); code >= 0 {
 		return config.Config{}, nil, code
 	}
-	cfg := config.Default()
 	path, required := flags.ConfigFile, flags.ConfigFile != ""
 	if !required {
 		path = paths.New(flags.Root).ConfigFile()
 	}
-	if err := cfg.LoadFile(path, required); err != nil {
+	file, err := config.ReadFile(path, required)
+	if err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
-		return cfg, nil, exitError
+		return config.Default(), nil, exitError
 	}
-	cfg.ApplyEnv(os.Getenv)
-	flags.Apply(&cfg)
+	cfg := config.Merge(config.Defaults(), file, config.Env(os.Getenv), flags.Layer())
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return cfg, nil, exitError

@@ -58,8 +58,7 @@ func runCA(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nomad-bootstrapd: ca csr needs -dir")
 		return exitUsage
 	}
-	cfg := config.Config{Token: *tokenFlag, TokenFile: *tokenFile}
-	cfg.ApplyEnv(os.Getenv)
+	cfg := config.Merge(config.Env(os.Getenv), config.FlagLayer(fs, config.Config{Token: *tokenFlag, TokenFile: *tokenFile}))
 	token, err := loadToken(&cfg, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)

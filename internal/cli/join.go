@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -42,9 +41,8 @@ func runJoin(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	cfg := config.Default()
-	cfg.ApplyEnv(os.Getenv)
-	flags.Apply(&cfg)
+	given := flags.Layer()
+	cfg := config.Merge(config.Defaults(), config.Env(os.Getenv), given)
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 		return exitError
@@ -74,7 +72,7 @@ func runJoin(args []string, stdout, stderr io.Writer) int {
 	if flags.Root != "/" && flags.Root != "" {
 		agentTokenFile = tokenFile
 	}
-	changed, err := writeJoinConfig(p.ConfigFile(), agentConfig(fs, cfg, agentTokenFile))
+	changed, err := writeJoinConfig(p.ConfigFile(), agentConfig(given, agentTokenFile))
 	if err != nil {
 		return fail(err)
 	}
@@ -93,57 +91,47 @@ func runJoin(args []string, stdout, stderr io.Writer) int {
 }
 
 // agentConfig renders the settings given on the command line as the agent's
-// configuration file.
-func agentConfig(fs *flag.FlagSet, cfg config.Config, tokenFile string) []byte {
+// configuration file, in the order of config.Fields, with token_file naming
+// the file join wrote the token to.
+func agentConfig(given config.Layer, tokenFile string) []byte {
 	f := hclwrite.NewEmptyFile()
 	body := f.Body()
 	body.SetAttributeValue("token_file", cty.StringVal(tokenFile))
-	seeds := make([]cty.Value, 0, len(cfg.Join))
-	for _, s := range cfg.Join {
-		seeds = append(seeds, cty.StringVal(s))
-	}
-	body.SetAttributeValue("join", cty.ListVal(seeds))
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	str := func(flag, key, v string) {
-		if set[flag] {
-			body.SetAttributeValue(key, cty.StringVal(v))
+	for _, fd := range config.Fields() {
+		switch {
+		case fd.Name() == "token" || fd.Name() == "token_file":
+			continue // the token is in tokenFile
+		case fd.Block != "":
+			continue // only the file sets these
+		case given.Set[fd.Name()]:
+			body.SetAttributeValue(fd.Key, hclValue(fd.Get(given.Config)))
 		}
-	}
-	num := func(flag, key string, v int) {
-		if set[flag] {
-			body.SetAttributeValue(key, cty.NumberIntVal(int64(v)))
-		}
-	}
-	str("bind", "bind", cfg.Bind)
-	str("advertise", "advertise", cfg.Advertise)
-	num("port", "port", cfg.Port)
-	str("name", "name", cfg.Name)
-	str("role", "role", cfg.Role)
-	str("pool", "pool", cfg.Pool)
-	str("zone", "zone", cfg.Zone)
-	str("datacenter", "datacenter", cfg.Datacenter)
-	str("region", "region", cfg.Region)
-	num("expect", "expect", cfg.Expect)
-	num("min-members", "min_members", cfg.MinMembers)
-	num("bootstrap-size", "bootstrap_size", cfg.BootstrapSize)
-	str("settle", "settle", cfg.Settle.String())
-	str("supervise", "supervise", cfg.Supervise)
-	str("nomad", "nomad", cfg.Nomad)
-	str("log-level", "log_level", cfg.LogLevel)
-	str("ca-failover-after", "ca_failover_after", cfg.CAFailoverAfter.String())
-	str("cert-lifetime", "cert_lifetime", cfg.CertLifetime.String())
-	str("metrics-addr", "metrics_addr", cfg.MetricsAddr)
-	if set["dedicated-servers"] {
-		body.SetAttributeValue("dedicated_servers", cty.BoolVal(cfg.DedicatedServers))
-	}
-	if set["raw-exec"] {
-		body.SetAttributeValue("raw_exec", cty.BoolVal(cfg.RawExec))
-	}
-	if set["isolate-pools"] {
-		body.SetAttributeValue("isolate_pools", cty.BoolVal(cfg.IsolatePools))
 	}
 	return append([]byte(joinManagedHeader), f.Bytes()...)
+}
+
+// hclValue returns a setting's value (config.Field.Get) as the file holds
+// it: durations as strings such as "1m30s".
+func hclValue(v any) cty.Value {
+	switch v := v.(type) {
+	case int:
+		return cty.NumberIntVal(int64(v))
+	case bool:
+		return cty.BoolVal(v)
+	case time.Duration:
+		return cty.StringVal(v.String())
+	case []string:
+		if len(v) == 0 {
+			return cty.ListValEmpty(cty.String)
+		}
+		vals := make([]cty.Value, len(v))
+		for i, s := range v {
+			vals[i] = cty.StringVal(s)
+		}
+		return cty.ListVal(vals)
+	default:
+		return cty.StringVal(fmt.Sprint(v))
+	}
 }
 
 // writeJoinConfig writes the configuration file, keeping a copy of one that

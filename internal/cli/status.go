@@ -90,14 +90,15 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 // persistedStatus reads what a stopped agent left under p, with the
 // node's configuration for what the files do not say.
 func persistedStatus(p paths.Paths, root, configFile string, stderr io.Writer) status.Status {
-	cfg := config.Default()
 	path, required := configFile, configFile != ""
 	if !required {
 		path = p.ConfigFile()
 	}
-	if err := cfg.LoadFile(path, required); err != nil {
+	file, err := config.ReadFile(path, required)
+	if err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 	}
+	cfg := config.Merge(config.Defaults(), file)
 	s := status.Persisted(p, cfg, startHint(root))
 	if p.Root == "/" && cfg.Supervise == config.SuperviseSystemd {
 		addUnitStates(&s)

@@ -20,6 +20,22 @@ func writeFile(t *testing.T, content string) string {
 	return p
 }
 
+// load merges the defaults, the file at path, the environment env and the
+// command line args, as the agent does.
+func load(t *testing.T, path string, env map[string]string, args ...string) Config {
+	t.Helper()
+	file, err := ReadFile(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	f := RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return Merge(Defaults(), file, Env(func(k string) string { return env[k] }), f.Layer())
+}
+
 func TestLayers(t *testing.T) {
 	path := writeFile(t, `
 token_file = "/etc/nomad-bootstrapd/token"
@@ -47,23 +63,19 @@ settle     = "10s"
 		{"flag token overrides env", []string{"-token-file", "/tmp/t"}, map[string]string{TokenEnv: "nbd1_x"}, func(c *Config) {
 			c.Token, c.TokenFile = "", "/tmp/t"
 		}},
+		{"both token flags are kept for Validate", []string{"-token-file", "/tmp/t", "-token", "nbd1_y"}, nil, func(c *Config) {
+			c.Token, c.TokenFile = "nbd1_y", "/tmp/t"
+		}},
 		{"unset flags keep file values", []string{"-name", "n1"}, nil, func(c *Config) { c.Name = "n1" }},
+		{"flag set to the default wins over the file", []string{"-expect", "3", "-pool", "default"}, nil, func(c *Config) {
+			c.Expect, c.Pool = 3, "default"
+		}},
+		{"empty join flag clears the file's seeds", []string{"-join", ""}, nil, func(c *Config) { c.Join = nil }},
 		{"server replace flag", []string{"-server-replace-after", "90s"}, nil, func(c *Config) { c.ServerReplaceAfter = 90 * time.Second }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			if err := c.LoadFile(path, true); err != nil {
-				t.Fatal(err)
-			}
-			fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-			f := RegisterFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			c.ApplyEnv(func(k string) string { return tt.env[k] })
-			f.Apply(&c)
-
+			c := load(t, path, tt.env, tt.args...)
 			want := Default()
 			want.TokenFile = "/etc/nomad-bootstrapd/token"
 			want.Join = []string{"10.0.0.5", "10.0.0.6:4650"}
@@ -73,6 +85,88 @@ settle     = "10s"
 				t.Errorf("config mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestMerge checks that each layer overrides the ones before it, only in
+// the settings it gives.
+func TestMerge(t *testing.T) {
+	layer := func(source string, c Config, set ...string) Layer {
+		l := Layer{Source: source, Config: c}
+		for _, s := range set {
+			l.set(s)
+		}
+		return l
+	}
+	file := layer("file", Config{Pool: "batch", Expect: 5, Settle: time.Minute, Token: "nbd1_file", Join: []string{"10.0.0.5"}},
+		"pool", "expect", "settle", "token", "join")
+	tests := []struct {
+		name   string
+		layers []Layer
+		want   func(*Config)
+	}{
+		{"defaults", []Layer{Defaults()}, func(*Config) {}},
+		{"file over defaults", []Layer{Defaults(), file}, func(c *Config) {
+			c.Pool, c.Expect, c.Settle, c.Token, c.Join = "batch", 5, time.Minute, "nbd1_file", []string{"10.0.0.5"}
+		}},
+		{"file setting the zero value", []Layer{Defaults(), layer("file", Config{}, "port", "metrics_addr")}, func(c *Config) {
+			c.Port, c.MetricsAddr = 0, ""
+		}},
+		{"environment over file", []Layer{Defaults(), file, layer("environment", Config{Token: "nbd1_env"}, "token")}, func(c *Config) {
+			c.Pool, c.Expect, c.Settle, c.Token, c.Join = "batch", 5, time.Minute, "nbd1_env", []string{"10.0.0.5"}
+		}},
+		{"environment token clears the file's token_file", []Layer{Defaults(), layer("file", Config{TokenFile: "/t"}, "token_file"), layer("environment", Config{Token: "nbd1_env"}, "token")}, func(c *Config) {
+			c.Token = "nbd1_env"
+		}},
+		{"flags over environment", []Layer{Defaults(), file, layer("environment", Config{Token: "nbd1_env"}, "token"), layer("flags", Config{TokenFile: "/t", Pool: "warm"}, "token_file", "pool")}, func(c *Config) {
+			c.Pool, c.Expect, c.Settle, c.TokenFile, c.Join = "warm", 5, time.Minute, "/t", []string{"10.0.0.5"}
+		}},
+		{"flag explicitly set to the default wins over the file", []Layer{Defaults(), file, layer("flags", Default(), "expect", "pool", "settle")}, func(c *Config) {
+			c.Token, c.Join = "nbd1_file", []string{"10.0.0.5"}
+		}},
+		{"flag not set keeps the file's value", []Layer{Defaults(), file, layer("flags", Default())}, func(c *Config) {
+			c.Pool, c.Expect, c.Settle, c.Token, c.Join = "batch", 5, time.Minute, "nbd1_file", []string{"10.0.0.5"}
+		}},
+		{"a layer giving both tokens keeps both", []Layer{Defaults(), layer("flags", Config{Token: "a", TokenFile: "/t"}, "token", "token_file")}, func(c *Config) {
+			c.Token, c.TokenFile = "a", "/t"
+		}},
+		{"block setting", []Layer{Defaults(), layer("file", Config{CA: CAFiles{CertFile: "c", KeyFile: "k", ChainFile: "r"}}, "ca.cert_file", "ca.key_file", "ca.chain_file")}, func(c *Config) {
+			c.CA = CAFiles{CertFile: "c", KeyFile: "k", ChainFile: "r"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := Default()
+			tt.want(&want)
+			if diff := cmp.Diff(want, Merge(tt.layers...)); diff != "" {
+				t.Errorf("Merge (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestMergeCopiesLists checks that a merged Config shares no list with a
+// layer.
+func TestMergeCopiesLists(t *testing.T) {
+	l := Layer{Config: Config{Join: []string{"a"}}, Set: map[string]bool{"join": true}}
+	c := Merge(l)
+	c.Join[0] = "b"
+	if l.Config.Join[0] != "a" {
+		t.Error("Merge shares the Join list with its layer")
+	}
+}
+
+func TestEnv(t *testing.T) {
+	env := map[string]string{TokenEnv: "nbd1_x", "NOMAD_BOOTSTRAPD_POOL": "warm"}
+	l := Env(func(k string) string { return env[k] })
+	if diff := cmp.Diff(map[string]bool{"token": true}, l.Set); diff != "" {
+		t.Errorf("Env sets (-want +got):\n%s", diff)
+	}
+	if l.Config.Token != "nbd1_x" {
+		t.Errorf("Env token = %q", l.Config.Token)
+	}
+	if l := Env(func(string) string { return "" }); len(l.Set) != 0 {
+		t.Errorf("empty environment sets %v", l.Set)
 	}
 }
 
@@ -88,13 +182,18 @@ func TestLoadFileErrors(t *testing.T) {
 		{"bad duration", "settle = \"soon\"\n", []string{"settle", "soon"}},
 		{"bad server_replace_after", "server_replace_after = \"later\"\n", []string{"server_replace_after", "later", "10m"}},
 		{"block not allowed", "server {\n}\n", []string{"config.hcl:1", "server"}},
+		{"key of a block at the top", "cert_file = \"c\"\n", []string{"config.hcl:1", `"cert_file" is not expected`}},
+		{"unknown key in a block", "ca {\n  cert_file = \"c\"\n  key_file = \"k\"\n  chain_file = \"r\"\n  port = 1\n}\n", []string{"config.hcl:5", `"port" is not expected`}},
+		{"incomplete block", "ca {\n  cert_file = \"c\"\n}\n", []string{"config.hcl:1", `"key_file" is required`}},
+		{"two blocks", "ca {\n  cert_file = \"c\"\n  key_file = \"k\"\n  chain_file = \"r\"\n}\nca {\n  cert_file = \"c\"\n  key_file = \"k\"\n  chain_file = \"r\"\n}\n", []string{"config.hcl:6", "Duplicate ca block"}},
+		{"list of numbers", "join = [1, {}]\n", []string{"config.hcl:1", "join"}},
+		{"bad cert_lifetime", "cert_lifetime = \"long\"\n", []string{"cert_lifetime", "long", `"2160h"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			err := c.LoadFile(writeFile(t, tt.content), true)
+			_, err := ReadFile(writeFile(t, tt.content), true)
 			if err == nil {
-				t.Fatal("LoadFile succeeded")
+				t.Fatal("ReadFile succeeded")
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -106,13 +205,70 @@ func TestLoadFileErrors(t *testing.T) {
 }
 
 func TestLoadFileMissing(t *testing.T) {
-	c := Default()
 	missing := filepath.Join(t.TempDir(), "none.hcl")
-	if err := c.LoadFile(missing, false); err != nil {
-		t.Errorf("optional missing file: %v", err)
+	if l, err := ReadFile(missing, false); err != nil || len(l.Set) != 0 {
+		t.Errorf("optional missing file: %v, sets %v", err, l.Set)
 	}
-	if err := c.LoadFile(missing, true); err == nil {
+	if _, err := ReadFile(missing, true); err == nil {
 		t.Error("required missing file: no error")
+	}
+}
+
+// TestReadFileEveryKey writes every setting of the table into a file and
+// reads it back.
+func TestReadFileEveryKey(t *testing.T) {
+	path := writeFile(t, `
+token                = "nbd1_x"
+token_file           = "/t"
+join                 = ["10.0.0.5"]
+bind                 = "10.0.0.1"
+advertise            = "10.0.0.2"
+port                 = 4700
+name                 = "n1"
+role                 = "server"
+pool                 = "warm"
+zone                 = "z"
+datacenter           = "dc2"
+region               = "eu"
+expect               = 5
+min_members          = 6
+bootstrap_size       = 7
+settle               = "4s"
+supervise            = "process"
+nomad                = "/opt/nomad"
+log_level            = "debug"
+ca_failover_after    = "3m"
+cert_lifetime        = "100h"
+metrics_addr         = ""
+server_replace_after = "20m"
+dedicated_servers    = true
+raw_exec             = true
+isolate_pools        = true
+ca {
+  cert_file  = "c.pem"
+  key_file   = "k.pem"
+  chain_file = "r.pem"
+}
+`)
+	l, err := ReadFile(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Token: "nbd1_x", TokenFile: "/t", Join: []string{"10.0.0.5"}, Bind: "10.0.0.1", Advertise: "10.0.0.2",
+		Port: 4700, Name: "n1", Role: "server", Pool: "warm", Zone: "z", Datacenter: "dc2", Region: "eu",
+		Expect: 5, MinMembers: 6, BootstrapSize: 7, Settle: 4 * time.Second, Supervise: "process",
+		Nomad: "/opt/nomad", LogLevel: "debug", CAFailoverAfter: 3 * time.Minute, CertLifetime: 100 * time.Hour,
+		ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true,
+		CA: CAFiles{CertFile: "c.pem", KeyFile: "k.pem", ChainFile: "r.pem"},
+	}
+	if diff := cmp.Diff(want, l.Config); diff != "" {
+		t.Errorf("file (-want +got):\n%s", diff)
+	}
+	for _, f := range Fields() {
+		if !l.Set[f.Name()] {
+			t.Errorf("the file sets %s, the layer does not say so", f.Name())
+		}
 	}
 }
 

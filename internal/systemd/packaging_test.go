@@ -33,10 +33,11 @@ func TestPackagedConfig(t *testing.T) {
 	}
 
 	// As shipped: only token_file is set.
-	c := config.Default()
-	if err := c.LoadFile(packagedConfig, true); err != nil {
+	file, err := config.ReadFile(packagedConfig, true)
+	if err != nil {
 		t.Fatal(err)
 	}
+	c := config.Merge(config.Defaults(), file)
 	want := config.Default()
 	want.TokenFile = "/etc/nomad-bootstrapd/token"
 	if c.TokenFile != want.TokenFile || c.Port != want.Port || c.Expect != want.Expect || c.Token != "" || c.Join != nil {
@@ -57,10 +58,11 @@ func TestPackagedConfig(t *testing.T) {
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c = config.Default()
-	if err := c.LoadFile(p, true); err != nil {
+	examples, err := config.ReadFile(p, true)
+	if err != nil {
 		t.Fatalf("uncommented examples: %v\n%s", err, b.String())
 	}
+	c = config.Merge(config.Defaults(), examples)
 	if err := c.Validate(); err != nil {
 		t.Errorf("uncommented examples do not validate: %v\n%s", err, b.String())
 	}
