@@ -76,6 +76,9 @@ token_file = "/etc/nomad-bootstrapd/token"
 # debug, info, warn or error.
 # log_level = "info"
 
+# host:port of the agent's Prometheus endpoint; "" turns it off.
+# metrics_addr = "127.0.0.1:4652"
+
 # Keep Nomad servers from also running a client. A machine whose role is
 # "server" never runs a client either way.
 # dedicated_servers = false
@@ -89,3 +92,24 @@ token_file = "/etc/nomad-bootstrapd/token"
 # pool, where every job that names no pool runs, and jobs choose a pool with
 # node_class or constraint { attribute = "${meta.pool}" value = "warm" }.
 # isolate_pools = false
+
+# Lifetime of the certificates the CA holder issues; each is renewed at two
+# thirds of it.
+# cert_lifetime = "2160h"
+
+# How long the CA holder must be down before the next live server signs
+# certificates with the escrowed CA key.
+# ca_failover_after = "2m"
+
+# How long a server must be down before the other servers replace it with a
+# live machine that is not a server.
+# server_replace_after = "10m"
+
+# An intermediate CA signed by your offline root (see `nomad-bootstrapd ca
+# csr -help`), on the machines that may become servers. Without it the CA
+# holder makes the cluster's CA itself.
+# ca {
+#   cert_file  = "/etc/nomad-bootstrapd/ca/intermediate.pem"
+#   key_file   = "/etc/nomad-bootstrapd/ca/intermediate-key.pem"
+#   chain_file = "/etc/nomad-bootstrapd/ca/root.pem"
+# }

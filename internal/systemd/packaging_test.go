@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 )
 
@@ -14,21 +15,21 @@ import (
 // unit, so that packaging/ is tested by go test.
 const packagedConfig = "../../packaging/config.hcl"
 
-// configKeys are the keys of the agent's configuration file.
-var configKeys = []string{
-	"token", "token_file", "join", "bind", "advertise", "port", "name", "role",
-	"pool", "zone", "datacenter", "region", "expect", "min_members", "bootstrap_size", "settle",
-	"supervise", "nomad", "log_level", "dedicated_servers", "raw_exec", "isolate_pools",
-}
-
+// TestPackagedConfig checks the packaged configuration file against the
+// table of settings: it documents every setting, sets only token_file, and
+// its commented examples are every setting but token, valid together.
 func TestPackagedConfig(t *testing.T) {
 	src, err := os.ReadFile(packagedConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range configKeys {
-		if !regexp.MustCompile(`(?m)^(# )?` + k + ` = `).Match(src) {
-			t.Errorf("%s does not document %s", packagedConfig, k)
+	for _, f := range config.Fields() {
+		re := `(?m)^(# )?` + regexp.QuoteMeta(f.Key) + ` = `
+		if f.Block != "" {
+			re = `(?m)^# ` + regexp.QuoteMeta(f.Block) + ` \{\n(#  +[a-z_]+ += .*\n)*#  +` + regexp.QuoteMeta(f.Key) + ` += `
+		}
+		if !regexp.MustCompile(re).Match(src) {
+			t.Errorf("%s does not document %s", packagedConfig, f.Name())
 		}
 	}
 
@@ -37,16 +38,15 @@ func TestPackagedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := config.Merge(config.Defaults(), file)
 	want := config.Default()
 	want.TokenFile = "/etc/nomad-bootstrapd/token"
-	if c.TokenFile != want.TokenFile || c.Port != want.Port || c.Expect != want.Expect || c.Token != "" || c.Join != nil {
-		t.Errorf("shipped config = %+v, want the defaults with token_file", c)
+	if diff := cmp.Diff(want, config.Merge(config.Defaults(), file)); diff != "" {
+		t.Errorf("shipped config (-defaults with token_file +shipped):\n%s", diff)
 	}
 
 	// Every example, uncommented (but token, which excludes token_file),
 	// is accepted and valid.
-	re := regexp.MustCompile(`(?m)^# ([a-z_]+ = .*)$`)
+	re := regexp.MustCompile(`(?m)^# ([a-z_]+ = .*|[a-z_]+ \{|  +[a-z_]+ += .*|\})$`)
 	var b strings.Builder
 	for _, m := range re.FindAllSubmatch(src, -1) {
 		if !strings.HasPrefix(string(m[1]), "token ") {
@@ -62,11 +62,13 @@ func TestPackagedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("uncommented examples: %v\n%s", err, b.String())
 	}
-	c = config.Merge(config.Defaults(), examples)
+	c := config.Merge(config.Defaults(), examples)
 	if err := c.Validate(); err != nil {
 		t.Errorf("uncommented examples do not validate: %v\n%s", err, b.String())
 	}
-	if got := strings.Count(b.String(), "\n"); got != len(configKeys)-2 {
-		t.Errorf("%d commented examples, want %d (every key but token and token_file)", got, len(configKeys)-2)
+	for _, f := range config.Fields() {
+		if example := examples.Set[f.Name()]; example != (f.Name() != "token" && f.Name() != "token_file") {
+			t.Errorf("%s: commented example %v, want one for every setting but token and token_file", f.Name(), example)
+		}
 	}
 }
