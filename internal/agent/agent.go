@@ -328,21 +328,14 @@ func refused(err error, known bool) bool {
 	if err == nil {
 		return false
 	}
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
-	sawRefusal := false
+	errs := gossip.JoinErrors(err)
 	for _, e := range errs {
 		var je *gossip.JoinError
 		if !errors.As(e, &je) || je.Kind == gossip.JoinUnreachable || (known && je.Kind == gossip.JoinNameConflict) {
 			return false
 		}
-		sawRefusal = true
 	}
-	return sawRefusal
+	return len(errs) > 0
 }
 
 // seeds returns the configured seeds other than this node itself, as
@@ -363,20 +356,14 @@ func (a *Agent) seeds() []string {
 }
 
 // seedAddr returns seed as host:port, adding port (the default gossip
-// port when 0) when seed names none. A malformed seed stays malformed, for
+// port when 0) when seed names none. A malformed seed stays as it is, for
 // the join to report.
 func seedAddr(seed string, port int) string {
-	s := strings.TrimSpace(seed)
-	if _, _, err := net.SplitHostPort(s); err == nil {
-		return s
+	s, err := gossip.ParseSeed(seed)
+	if err != nil {
+		return strings.TrimSpace(seed)
 	}
-	if port == 0 {
-		port = gossip.DefaultPort
-	}
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		s = s[1 : len(s)-1]
-	}
-	return net.JoinHostPort(s, strconv.Itoa(port))
+	return s.Addr(port)
 }
 
 // Run drives the agent until ctx ends, then shuts it down.

@@ -352,7 +352,7 @@ func TestSeedAddr(t *testing.T) {
 		{"[fd00::1]", 7000, "[fd00::1]:7000"},
 		{"[fd00::1]:7001", 7000, "[fd00::1]:7001"},
 		{"node1.example.com", 7000, "node1.example.com:7000"},
-		{"a/10.0.0.1", 7000, "a/10.0.0.1:7000"}, // malformed: the join says so
+		{" a/10.0.0.1", 7000, "a/10.0.0.1"}, // malformed: the join says so
 	}
 	for _, tt := range tests {
 		if got := seedAddr(tt.seed, tt.port); got != tt.want {

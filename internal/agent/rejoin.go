@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -127,13 +126,7 @@ func (r *rejoiner) attempt(ctx context.Context, delay time.Duration) time.Durati
 // level, seeds that refused this node (another cluster's token at that
 // address now, a second node of this name) at warn level, once each.
 func (r *rejoiner) logFailure(err error) {
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else if err != nil {
-		errs = []error{err}
-	}
-	for _, e := range errs {
+	for _, e := range gossip.JoinErrors(err) {
 		var je *gossip.JoinError
 		if errors.As(e, &je) && je.Kind != gossip.JoinUnreachable {
 			if msg := je.Error(); !r.warned[msg] {
@@ -184,7 +177,12 @@ func missingSeeds(ctx context.Context, seeds []string, members []gossip.Member,
 	}
 	var out []string
 	for _, seed := range seeds {
-		host, port := splitSeed(seed)
+		s, err := gossip.ParseSeed(seed)
+		if err != nil {
+			out = append(out, seed) // the join says what is wrong with it
+			continue
+		}
+		host, port := s.Host, s.Port
 		found := false
 		if net.ParseIP(host) != nil {
 			found = isAlive(host, port)
@@ -204,25 +202,4 @@ func missingSeeds(ctx context.Context, seeds []string, members []gossip.Member,
 		}
 	}
 	return out
-}
-
-// splitSeed returns a seed's host and port, 0 when it names none (or an
-// invalid one: Join reports it).
-func splitSeed(seed string) (host string, port int) {
-	s := strings.TrimSpace(seed)
-	if net.ParseIP(s) != nil {
-		return s, 0
-	}
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		return s[1 : len(s)-1], 0
-	}
-	h, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return s, 0
-	}
-	n, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return h, 0
-	}
-	return h, int(n)
 }

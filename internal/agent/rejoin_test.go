@@ -54,6 +54,7 @@ func TestMissingSeeds(t *testing.T) {
 		{"host name of a dead member", []string{"dead.example"}, []string{"dead.example"}},
 		{"host name on another port", []string{"alive.example:4651"}, []string{"alive.example:4651"}},
 		{"host name that does not resolve", []string{"nowhere.example"}, []string{"nowhere.example"}},
+		{"malformed seed, for the join to report", []string{"10.0.0.1:http"}, []string{"10.0.0.1:http"}},
 		{"order kept", []string{"10.0.0.5", "10.0.0.1", "10.0.0.2"}, []string{"10.0.0.5", "10.0.0.2"}},
 	}
 	for _, tt := range tests {

@@ -95,8 +95,8 @@ func (c *conflictError) Error() string {
 }
 
 // Join contacts the given seeds one at a time and returns how many were
-// reached. A seed is "ip", "ip:port", "[ipv6]:port", "host" or "host:port";
-// the port defaults to DefaultPort and memberlist resolves host names.
+// reached. A seed is what ParseSeed reads; the port defaults to DefaultPort
+// and memberlist resolves host names.
 // Errors are *JoinError values joined with errors.Join, one per failed seed;
 // the error is nil when every seed was reached.
 func (n *Node) Join(seeds []string) (int, error) {
@@ -109,11 +109,12 @@ func (n *Node) Join(seeds []string) (int, error) {
 	reached := 0
 	var errs []error
 	for _, seed := range seeds {
-		addr, err := normalizeSeed(seed)
+		parsed, err := ParseSeed(seed)
 		if err != nil {
 			errs = append(errs, &JoinError{Seed: seed, Kind: JoinUnreachable, Err: err})
 			continue
 		}
+		addr := parsed.Addr(DefaultPort)
 		n.recordConflicts(true)
 		_, err = ml.Join([]string{addr})
 		found := n.recordConflicts(false)
@@ -238,37 +239,69 @@ func (n *Node) checkMerge(peers []*memberlist.Node) error {
 	return nil
 }
 
-// normalizeSeed returns seed as host:port, adding DefaultPort when it has
-// none.
-func normalizeSeed(seed string) (string, error) {
+// Seed is a seed address: a host and, when the seed names one, a port.
+type Seed struct {
+	Host string // an IP address (IPv6 without brackets) or a host name
+	Port int    // 0 when the seed names no port
+}
+
+// ParseSeed parses a seed address: "ip", "ip:port", "[ipv6]",
+// "[ipv6]:port", "host" or "host:port", with blanks around it ignored.
+func ParseSeed(seed string) (Seed, error) {
 	s := strings.TrimSpace(seed)
 	if s == "" {
-		return "", errors.New("empty seed address")
+		return Seed{}, errors.New("empty seed address")
 	}
 	if strings.ContainsAny(s, "/ ") {
-		return "", fmt.Errorf("%q is not an address", seed)
+		return Seed{}, fmt.Errorf("%q is not an address", seed)
 	}
-	if ip := net.ParseIP(s); ip != nil {
-		return net.JoinHostPort(s, strconv.Itoa(DefaultPort)), nil
+	if net.ParseIP(s) != nil {
+		return Seed{Host: s}, nil
 	}
 	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		if ip := net.ParseIP(s[1 : len(s)-1]); ip != nil {
-			return net.JoinHostPort(ip.String(), strconv.Itoa(DefaultPort)), nil
+		if ip := s[1 : len(s)-1]; net.ParseIP(ip) != nil {
+			return Seed{Host: ip}, nil
 		}
-		return "", fmt.Errorf("%q is not an address", seed)
+		return Seed{}, fmt.Errorf("%q is not an address", seed)
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		if strings.Contains(s, ":") {
-			return "", fmt.Errorf("%q is not an address: %w", seed, err)
+			return Seed{}, fmt.Errorf("%q is not an address: %w", seed, err)
 		}
-		host, port = s, strconv.Itoa(DefaultPort) // a host name
+		return Seed{Host: s}, nil // a host name
 	}
 	if host == "" {
-		return "", fmt.Errorf("%q has no host", seed)
+		return Seed{}, fmt.Errorf("%q has no host", seed)
 	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return "", fmt.Errorf("%q has a bad port", seed)
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return Seed{}, fmt.Errorf("%q has a bad port", seed)
 	}
-	return net.JoinHostPort(host, port), nil
+	return Seed{Host: host, Port: int(p)}, nil
+}
+
+// Addr returns the seed as host:port, on port when the seed names none
+// (DefaultPort when port is 0 too).
+func (s Seed) Addr(port int) string {
+	switch {
+	case s.Port != 0:
+		port = s.Port
+	case port == 0:
+		port = DefaultPort
+	}
+	return net.JoinHostPort(s.Host, strconv.Itoa(port))
+}
+
+// JoinErrors returns the failures of single seeds in an error that Join
+// returned, in the order of the seeds: each is a *JoinError. Any other
+// error is returned alone, and nil gives none.
+func JoinErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

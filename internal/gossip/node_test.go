@@ -370,7 +370,7 @@ func TestJoinSomeSeeds(t *testing.T) {
 	}
 	var kinds []JoinErrorKind
 	var seeds []string
-	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+	for _, e := range JoinErrors(err) {
 		var je *JoinError
 		if !errors.As(e, &je) {
 			t.Fatalf("error %v is not a *JoinError", e)
