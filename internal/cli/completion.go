@@ -44,16 +44,29 @@ var commands = []command{
 	{name: "version", summary: "print the version", flags: func(*flag.FlagSet) {}},
 }
 
-// flagValues are the values completion offers after a flag.
-var flagValues = map[string][]string{
-	"role":      {"auto", "server", "client"},
-	"supervise": {config.SuperviseSystemd, config.SuperviseProcess, config.SuperviseNone},
-	"log-level": {"debug", "info", "warn", "error"},
-	"pool":      {"default", "warm", "batch", "special"},
-}
+// flagValues are the values completion offers after a flag: those of the
+// table of settings.
+var flagValues = func() map[string][]string {
+	m := map[string][]string{}
+	for _, f := range config.Fields() {
+		if f.Flag != "" && len(f.Values) > 0 {
+			m[f.Flag] = f.Values
+		}
+	}
+	return m
+}()
 
-// fileFlags take a path: completion offers files.
-var fileFlags = []string{"config", "token-file", "nomad", "root", "dir"}
+// fileFlags take a path: completion offers files. They are the agent's
+// -config and -root, ca csr's -dir and the settings whose value is a path.
+var fileFlags = func() []string {
+	out := []string{"config", "root", "dir"}
+	for _, f := range config.Fields() {
+		if f.Flag != "" && f.Path {
+			out = append(out, f.Flag)
+		}
+	}
+	return out
+}()
 
 // flagNames returns c's flag names, sorted.
 func (c command) flagNames() []string {

@@ -37,9 +37,10 @@ func (k Kind) String() string {
 }
 
 // Field describes one setting of Config: where each layer takes it from and
-// how to read and write it. The flags, the configuration file's schema,
-// join's rewriting of the flags into a file, and the checks of the packaged
-// configuration file and the README all come from Fields.
+// how to read and write it; its default is its value in Default(). The
+// flags, the configuration file's schema, join's rewriting of the flags
+// into a file, shell completion, and the checks of the packaged
+// configuration file and of the README all come from Fields.
 type Field struct {
 	// Key is the setting's key in the configuration file.
 	Key string
@@ -54,6 +55,11 @@ type Field struct {
 	// Usage is the flag's help text; a word in backquotes names the
 	// flag's value, as in the flag package.
 	Usage string
+	// Values are the values shell completion offers for the flag; for
+	// supervise and log_level, the only valid ones (Validate).
+	Values []string
+	// Path says the value names a file: shell completion offers files.
+	Path bool
 	// Excludes is the Name of the setting this one stands for instead:
 	// a layer that sets this one and not that one clears that one.
 	Excludes string
@@ -67,7 +73,7 @@ var fields = []Field{
 	{Key: "token", Flag: "token", Env: TokenEnv, Excludes: "token_file",
 		Usage: "join `token` (or set " + TokenEnv + "; prefer -token-file: command lines are visible to other users)",
 		ptr:   func(c *Config) any { return &c.Token }},
-	{Key: "token_file", Flag: "token-file", Excludes: "token",
+	{Key: "token_file", Flag: "token-file", Excludes: "token", Path: true,
 		Usage: "`file` holding the join token",
 		ptr:   func(c *Config) any { return &c.TokenFile }},
 	{Key: "join", Flag: "join",
@@ -85,10 +91,10 @@ var fields = []Field{
 	{Key: "name", Flag: "name",
 		Usage: "unique node `name` (default: the hostname)",
 		ptr:   func(c *Config) any { return &c.Name }},
-	{Key: "role", Flag: "role",
+	{Key: "role", Flag: "role", Values: []string{"auto", "server", "client"},
 		Usage: "role preference: auto, server or client",
 		ptr:   func(c *Config) any { return &c.Role }},
-	{Key: "pool", Flag: "pool",
+	{Key: "pool", Flag: "pool", Values: []string{"default", "warm", "batch", "special"},
 		Usage: "Nomad node `pool` of this node's client (warm, batch, special or your own)",
 		ptr:   func(c *Config) any { return &c.Pool }},
 	{Key: "zone", Flag: "zone",
@@ -112,13 +118,13 @@ var fields = []Field{
 	{Key: "settle", Flag: "settle",
 		Usage: "how long membership must be stable before servers are elected",
 		ptr:   func(c *Config) any { return &c.Settle }},
-	{Key: "supervise", Flag: "supervise",
+	{Key: "supervise", Flag: "supervise", Values: []string{SuperviseSystemd, SuperviseProcess, SuperviseNone},
 		Usage: "how Nomad is run: systemd, process or none",
 		ptr:   func(c *Config) any { return &c.Supervise }},
-	{Key: "nomad", Flag: "nomad",
+	{Key: "nomad", Flag: "nomad", Path: true,
 		Usage: "`path` of the nomad binary",
 		ptr:   func(c *Config) any { return &c.Nomad }},
-	{Key: "log_level", Flag: "log-level",
+	{Key: "log_level", Flag: "log-level", Values: []string{"debug", "info", "warn", "error"},
 		Usage: "log level: debug, info, warn or error",
 		ptr:   func(c *Config) any { return &c.LogLevel }},
 	{Key: "ca_failover_after", Flag: "ca-failover-after",
@@ -142,11 +148,11 @@ var fields = []Field{
 	{Key: "isolate_pools", Flag: "isolate-pools",
 		Usage: "put each client into the Nomad node pool of its -pool, so only jobs naming that node_pool run on it (default: Nomad's default pool, pools chosen by node_class or ${meta.pool})",
 		ptr:   func(c *Config) any { return &c.IsolatePools }},
-	{Key: "cert_file", Block: "ca",
+	{Key: "cert_file", Block: "ca", Path: true,
 		ptr: func(c *Config) any { return &c.CA.CertFile }},
-	{Key: "key_file", Block: "ca",
+	{Key: "key_file", Block: "ca", Path: true,
 		ptr: func(c *Config) any { return &c.CA.KeyFile }},
-	{Key: "chain_file", Block: "ca",
+	{Key: "chain_file", Block: "ca", Path: true,
 		ptr: func(c *Config) any { return &c.CA.ChainFile }},
 }
 

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
@@ -65,18 +67,19 @@ func (c *Config) Validate() error {
 	}
 	add(fingerprint.ValidateName("datacenter", c.Datacenter))
 	add(fingerprint.ValidateName("region", c.Region))
-	switch c.Supervise {
-	case SuperviseSystemd, SuperviseProcess, SuperviseNone:
-	default:
-		add(fmt.Errorf("config: supervise %q is not one of systemd, process, none", c.Supervise))
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		add(fmt.Errorf("config: log_level %q is not one of debug, info, warn, error", c.LogLevel))
-	}
+	add(oneOf("supervise", c.Supervise))
+	add(oneOf("log_level", c.LogLevel))
 	add(validateMetricsAddr(c.MetricsAddr))
 	return errors.Join(errs...)
+}
+
+// oneOf checks that v is one of the Values of the setting named name.
+func oneOf(name, v string) error {
+	f, _ := Lookup(name)
+	if slices.Contains(f.Values, v) {
+		return nil
+	}
+	return fmt.Errorf("config: %s %q is not one of %s", name, v, strings.Join(f.Values, ", "))
 }
 
 // validateMetricsAddr accepts "" (off) or an IP address and port.
