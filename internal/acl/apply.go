@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 )
 
-// Pool is a Nomad node pool that [Apply] registers.
+// Pool is a Nomad node pool that [Bootstrapper.Apply] registers.
 type Pool struct {
 	// Name is the pool name: letters, digits, '-' and '_', at most 128.
 	Name string
@@ -57,7 +57,7 @@ func (a Action) String() string {
 	}
 }
 
-// Result reports what [Apply] did.
+// Result reports what [Bootstrapper.Apply] did.
 type Result struct {
 	// Policies maps each policy name to what was done to it.
 	Policies map[string]Action

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 )
 
-// ErrBootstrappedElsewhere is returned by [Bootstrap] when the cluster's ACL
+// ErrBootstrappedElsewhere is returned by [Bootstrapper.Bootstrap] when the cluster's ACL
 // system was bootstrapped by someone else: Nomad refuses a second bootstrap
 // and does not accept our secret. nomad-bootstrapd then changes nothing. The
 // returned error wraps it and says how to hand over.
@@ -39,21 +39,6 @@ type Bootstrapper struct {
 
 // New returns a Bootstrapper that talks to Nomad through c.
 func New(c *api.Client) *Bootstrapper { return &Bootstrapper{API: NewAPI(c)} }
-
-// WaitLeader is New(c).WaitLeader(ctx, timeout).
-func WaitLeader(ctx context.Context, c *api.Client, timeout time.Duration) error {
-	return New(c).WaitLeader(ctx, timeout)
-}
-
-// Bootstrap is New(c).Bootstrap(ctx, secret).
-func Bootstrap(ctx context.Context, c *api.Client, secret string) (*api.ACLToken, error) {
-	return New(c).Bootstrap(ctx, secret)
-}
-
-// Apply is New(c).Apply(ctx, mgmt, pools).
-func Apply(ctx context.Context, c *api.Client, mgmt string, pools []Pool) (Result, error) {
-	return New(c).Apply(ctx, mgmt, pools)
-}
 
 // WaitLeader returns once the cluster has a Raft leader, or an error after
 // timeout or when ctx ends. Until then it asks every PollInterval; errors

@@ -228,7 +228,7 @@ server {
 	ctx := t.Context()
 
 	start := time.Now()
-	if err := WaitLeader(ctx, c, 60*time.Second); err != nil {
+	if err := New(c).WaitLeader(ctx, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("leader after %v", time.Since(start).Round(time.Millisecond))
@@ -239,14 +239,14 @@ server {
 	mgmtQ := &api.QueryOptions{AuthToken: mgmt}
 
 	ok := t.Run("Bootstrap", func(t *testing.T) {
-		tok, err := Bootstrap(ctx, c, mgmt)
+		tok, err := New(c).Bootstrap(ctx, mgmt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if tok.SecretID != mgmt || tok.Type != "management" {
 			t.Fatalf("bootstrap token %s type %s, want our secret, management", tok.SecretID, tok.Type)
 		}
-		again, err := Bootstrap(ctx, c, mgmt)
+		again, err := New(c).Bootstrap(ctx, mgmt)
 		if err != nil {
 			t.Fatalf("second bootstrap with the same secret: %v", err)
 		}
@@ -259,7 +259,7 @@ server {
 			t.Fatal(err)
 		}
 		other := ManagementSecret(append([]byte("someone else "), seed...))
-		_, err = Bootstrap(ctx, c, other)
+		_, err = New(c).Bootstrap(ctx, other)
 		if !errors.Is(err, ErrBootstrappedElsewhere) {
 			t.Fatalf("bootstrap with another secret: %v, want ErrBootstrappedElsewhere", err)
 		}
@@ -291,7 +291,7 @@ server {
 	custom := []Pool{{Name: "gpu", Description: "GPU nodes"}}
 	ok = t.Run("Apply", func(t *testing.T) {
 		start := time.Now()
-		res, err := Apply(ctx, c, mgmt, custom)
+		res, err := New(c).Apply(ctx, mgmt, custom)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +353,7 @@ server {
 	}
 
 	ok = t.Run("ApplyAgain", func(t *testing.T) {
-		res, err := Apply(ctx, c, mgmt, custom)
+		res, err := New(c).Apply(ctx, mgmt, custom)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +385,7 @@ server {
 		if _, err := c.ACLPolicies().Upsert(&api.ACLPolicy{Name: ro.Name, Description: ro.Description, Rules: ro.Rules}, &api.WriteOptions{AuthToken: mgmt}); err != nil {
 			t.Fatal(err)
 		}
-		res, err = Apply(ctx, c, mgmt, custom)
+		res, err = New(c).Apply(ctx, mgmt, custom)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -518,7 +518,7 @@ plugin "raw_exec" {
 	// described: one more bootstrap, with our secret, old tokens kept.
 	t.Run("ResetProcedure", func(t *testing.T) {
 		other := ManagementSecret(append([]byte("after a reset "), seed...))
-		_, err := Bootstrap(ctx, c, other)
+		_, err := New(c).Bootstrap(ctx, other)
 		m := regexp.MustCompile(`write (\d+) into`).FindStringSubmatch(fmt.Sprint(err))
 		if !errors.Is(err, ErrBootstrappedElsewhere) || m == nil {
 			t.Fatalf("bootstrap with another secret: %v", err)
@@ -527,7 +527,7 @@ plugin "raw_exec" {
 		if err := os.WriteFile(reset, []byte(m[1]), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		tok, err := Bootstrap(ctx, c, other)
+		tok, err := New(c).Bootstrap(ctx, other)
 		if err != nil || tok.SecretID != other {
 			t.Fatalf("bootstrap after the reset: %v", err)
 		}

@@ -43,7 +43,7 @@ var policyDescriptions = []struct{ name, description string }{
 	{PolicyOpsAdmin, "Operations administrator, short of ACL management (managed by nomad-bootstrapd)"},
 }
 
-// Policies returns the four policies in the order [Apply] writes them:
+// Policies returns the four policies in the order [Bootstrapper.Apply] writes them:
 // anonymous, readonly, deployer, ops-admin. Their rules are the files under
 // policies/ in this package.
 func Policies() []Policy {
@@ -63,6 +63,6 @@ func Policies() []Policy {
 // tokenPolicies are the policies that get a client token each, in order.
 var tokenPolicies = []string{PolicyReadonly, PolicyDeployer, PolicyOpsAdmin}
 
-// TokenName returns the name of the client token [Apply] keeps for policy,
+// TokenName returns the name of the client token [Bootstrapper.Apply] keeps for policy,
 // "nomad-bootstrapd-<policy>". Apply finds its tokens again by this name.
 func TokenName(policy string) string { return "nomad-bootstrapd-" + policy }

@@ -265,9 +265,9 @@ func TestRequestRoles(t *testing.T) {
 		t.Errorf("want 4 issue log lines:\n%s", logs)
 	}
 
-	bundle, err := FetchCA(ctx(t), e.addr, e.ca.Fingerprint())
+	bundle, err := fetchCA(ctx(t), e.addr, e.ca.Fingerprint())
 	if err != nil || !bytes.Equal(bundle, e.ca.BundlePEM()) {
-		t.Errorf("FetchCA = %v; want the bundle", err)
+		t.Errorf("fetchCA = %v; want the bundle", err)
 	}
 }
 
@@ -475,8 +475,8 @@ func TestWrongFingerprint(t *testing.T) {
 	if err.Error() != want {
 		t.Errorf("error:\n got %s\nwant %s", err, want)
 	}
-	if _, err := FetchCA(ctx(t), e.addr, otherCA.Fingerprint()); !errors.Is(err, ErrCAMismatch) {
-		t.Errorf("FetchCA with another CA pinned: %v", err)
+	if _, err := fetchCA(ctx(t), e.addr, otherCA.Fingerprint()); !errors.Is(err, ErrCAMismatch) {
+		t.Errorf("fetchCA with another CA pinned: %v", err)
 	}
 	if signed, refused := e.srv.Stats(); signed+refused != 0 {
 		t.Errorf("the server saw a request: Stats() = %d, %d", signed, refused)
@@ -601,4 +601,17 @@ func TestRequestArguments(t *testing.T) {
 	if _, _, err := Request(c, e.addr, e.ca.Fingerprint(), req); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: %v", err)
 	}
+}
+
+// fetchCA returns the CA bundle served at addr, with the connection and
+// the bundle checked against caFingerprint as in Request.
+func fetchCA(ctx context.Context, addr, caFingerprint string) (bundlePEM []byte, err error) {
+	bundlePEM, err = do(ctx, addr, caFingerprint, http.MethodGet, CAPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pinnedFromBundle(addr, caFingerprint, bundlePEM); err != nil {
+		return nil, err
+	}
+	return bundlePEM, nil
 }

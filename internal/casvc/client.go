@@ -114,19 +114,6 @@ func Request(ctx context.Context, addr, caFingerprint string, req *certs.SignReq
 	return certPEM, bundlePEM, nil
 }
 
-// FetchCA returns the CA bundle served at addr, with the connection and
-// the bundle checked against caFingerprint as in Request.
-func FetchCA(ctx context.Context, addr, caFingerprint string) (bundlePEM []byte, err error) {
-	bundlePEM, err = do(ctx, addr, caFingerprint, http.MethodGet, CAPath, nil)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := pinnedFromBundle(addr, caFingerprint, bundlePEM); err != nil {
-		return nil, err
-	}
-	return bundlePEM, nil
-}
-
 // pinnedFromBundle returns the certificate of bundlePEM whose fingerprint
 // is caFingerprint.
 func pinnedFromBundle(addr, caFingerprint string, bundlePEM []byte) (*x509.Certificate, error) {

@@ -298,14 +298,15 @@ func handConfigured(b *testing.B, bin string, net int) time.Duration {
 	c := apiClient(b, addr(0), tls.CAPath(), tls.CertPath(certs.RoleCLI), tls.KeyPath(certs.RoleCLI))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	if err := acl.WaitLeader(ctx, c, 120*time.Second); err != nil {
+	boot := acl.New(c)
+	if err := boot.WaitLeader(ctx, 120*time.Second); err != nil {
 		b.Fatal(err)
 	}
 	secret := acl.ManagementSecret(key)
-	if _, err := acl.Bootstrap(ctx, c, secret); err != nil {
+	if _, err := boot.Bootstrap(ctx, secret); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := acl.Apply(ctx, c, secret, acl.DefaultPools()); err != nil {
+	if _, err := boot.Apply(ctx, secret, acl.DefaultPools()); err != nil {
 		b.Fatal(err)
 	}
 	waitReady(b, c, secret, 2)
