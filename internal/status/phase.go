@@ -23,23 +23,34 @@ const (
 	PhaseStopped                     // no agent runs; status read the files it left
 )
 
-// moves lists the phases each phase may move to. Phases only move forward
-// through fingerprinting, joining, electing, committed, certified,
-// configured, starting and running, and may skip phases on the way (a node
-// that restarts with a committed plan goes from joining to committed). Two
-// moves go back: running to starting, when Nomad is no longer healthy, and
-// any phase after committed back to committed, when a successor plan
-// changes the node's role. Staying in a phase is allowed, to change its
-// reason. No phase moves into or out of PhaseDegraded, which is shown while
-// a degraded cause is set (see Tracker), or PhaseStopped, which only a
-// status read without a running agent has.
+// moves lists the phases each phase may move to: the moves the agent makes,
+// and no others.
+//
+//   - Fingerprinting to joining, or to committed: the agent is built, and
+//     holds a committed plan when it restarts.
+//   - Joining to electing: the node has joined the pool.
+//   - Joining or electing to committed: a plan is committed and persisted.
+//     A node that restarts with a committed plan, or learns one while it
+//     joins, skips the election.
+//   - Committed to certified, certified to configured, configured to
+//     starting and starting to running, one phase at a time: the pipeline
+//     gets the node's certificates, writes Nomad's configuration, starts
+//     Nomad and sees it healthy.
+//   - Running back to starting: Nomad is no longer healthy.
+//   - Any phase after committed back to committed: a successor plan changes
+//     the node's role, and its pipeline starts again in the new role.
+//   - Every phase from joining to running to itself, to change its reason.
+//
+// No phase moves into or out of PhaseDegraded, which is shown while a
+// degraded cause is set (see Tracker), or PhaseStopped, which only a status
+// read without a running agent has.
 var moves = map[Phase][]Phase{
-	PhaseFingerprinting: {PhaseFingerprinting, PhaseJoining, PhaseElecting, PhaseCommitted, PhaseCertified, PhaseConfigured, PhaseStarting, PhaseRunning},
-	PhaseJoining:        {PhaseJoining, PhaseElecting, PhaseCommitted, PhaseCertified, PhaseConfigured, PhaseStarting, PhaseRunning},
-	PhaseElecting:       {PhaseElecting, PhaseCommitted, PhaseCertified, PhaseConfigured, PhaseStarting, PhaseRunning},
-	PhaseCommitted:      {PhaseCommitted, PhaseCertified, PhaseConfigured, PhaseStarting, PhaseRunning},
-	PhaseCertified:      {PhaseCommitted, PhaseCertified, PhaseConfigured, PhaseStarting, PhaseRunning},
-	PhaseConfigured:     {PhaseCommitted, PhaseConfigured, PhaseStarting, PhaseRunning},
+	PhaseFingerprinting: {PhaseJoining, PhaseCommitted},
+	PhaseJoining:        {PhaseJoining, PhaseElecting, PhaseCommitted},
+	PhaseElecting:       {PhaseElecting, PhaseCommitted},
+	PhaseCommitted:      {PhaseCommitted, PhaseCertified},
+	PhaseCertified:      {PhaseCommitted, PhaseCertified, PhaseConfigured},
+	PhaseConfigured:     {PhaseCommitted, PhaseConfigured, PhaseStarting},
 	PhaseStarting:       {PhaseCommitted, PhaseStarting, PhaseRunning},
 	PhaseRunning:        {PhaseCommitted, PhaseStarting, PhaseRunning},
 }

@@ -46,12 +46,12 @@ func TestPhaseJSON(t *testing.T) {
 func TestCanMove(t *testing.T) {
 	allowed := map[Phase]string{
 		//                  fjeCcgsrdx
-		PhaseFingerprinting: "yyyyyyyy..",
-		PhaseJoining:        ".yyyyyyy..",
-		PhaseElecting:       "..yyyyyy..",
-		PhaseCommitted:      "...yyyyy..",
-		PhaseCertified:      "...yyyyy..",
-		PhaseConfigured:     "...y.yyy..",
+		PhaseFingerprinting: ".y.y......",
+		PhaseJoining:        ".yyy......",
+		PhaseElecting:       "..yy......",
+		PhaseCommitted:      "...yy.....",
+		PhaseCertified:      "...yyy....",
+		PhaseConfigured:     "...y.yy...",
 		PhaseStarting:       "...y..yy..",
 		PhaseRunning:        "...y..yy..",
 		PhaseDegraded:       "..........",

@@ -10,8 +10,8 @@ import (
 // cause clears without clearing the others. Its zero value is a node in
 // PhaseFingerprinting with no reason and no cause.
 //
-// A Tracker is not safe for concurrent use: it has one writer, the agent's
-// event loop, which also answers what the node shows.
+// A Tracker is not safe for concurrent use: the agent holds it under its
+// lock, and writes it through one method of each kind.
 type Tracker struct {
 	phase    Phase
 	reason   string
@@ -34,16 +34,26 @@ func (t *Tracker) Move(to Phase, reason string) bool {
 func (t *Tracker) Phase() Phase { return t.phase }
 
 // SetDegraded sets the degraded cause of key to reason, replacing the
-// reason that key had.
-func (t *Tracker) SetDegraded(key, reason string) {
+// reason that key had. It reports whether that changed anything: false
+// when key had reason already.
+func (t *Tracker) SetDegraded(key, reason string) bool {
+	if old, ok := t.degraded[key]; ok && old == reason {
+		return false
+	}
 	if t.degraded == nil {
 		t.degraded = map[string]string{}
 	}
 	t.degraded[key] = reason
+	return true
 }
 
-// ClearDegraded clears the degraded cause of key, if it is set.
-func (t *Tracker) ClearDegraded(key string) { delete(t.degraded, key) }
+// ClearDegraded clears the degraded cause of key, and reports whether it
+// was set.
+func (t *Tracker) ClearDegraded(key string) bool {
+	_, ok := t.degraded[key]
+	delete(t.degraded, key)
+	return ok
+}
 
 // View returns the phase and reason status shows: PhaseDegraded with the
 // reason of the first cause, by key order, while any cause is set; else

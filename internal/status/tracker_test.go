@@ -2,68 +2,90 @@ package status
 
 import "testing"
 
-func TestTracker(t *testing.T) {
-	// step is one call on the tracker and what it must answer.
-	type step struct {
-		move    Phase  // with reason; unless set or clear is set
-		reason  string // of the move or of the degraded cause
-		set     string // SetDegraded(set, reason)
-		clear   string // ClearDegraded(clear)
-		moved   bool   // what Move returns
-		phase   Phase  // what Phase returns afterwards
-		view    Phase  // what View returns afterwards
-		viewWhy string
+// step is one call on a Tracker and what it must answer.
+type step struct {
+	move    Phase  // with reason; unless set or clear is set
+	reason  string // of the move or of the degraded cause
+	set     string // SetDegraded(set, reason)
+	clear   string // ClearDegraded(clear)
+	ok      bool   // what Move, SetDegraded or ClearDegraded returns
+	phase   Phase  // what Phase returns afterwards
+	view    Phase  // what View returns afterwards
+	viewWhy string
+}
+
+// forwardTo returns the moves from PhaseFingerprinting, one phase at a time,
+// to phase to, each without a reason.
+func forwardTo(to Phase) []step {
+	var steps []step
+	for p := PhaseJoining; p <= to; p++ {
+		steps = append(steps, step{move: p, ok: true, phase: p, view: p})
 	}
+	return steps
+}
+
+func TestTracker(t *testing.T) {
 	tests := []struct {
 		name  string
 		steps []step
 	}{
 		{name: "forward to running", steps: []step{
-			{move: PhaseJoining, reason: "contacting 10.0.0.1", moved: true, phase: PhaseJoining, view: PhaseJoining, viewWhy: "contacting 10.0.0.1"},
-			{move: PhaseElecting, reason: "waiting for 3 nodes", moved: true, phase: PhaseElecting, view: PhaseElecting, viewWhy: "waiting for 3 nodes"},
-			{move: PhaseElecting, reason: "waiting for 2 nodes", moved: true, phase: PhaseElecting, view: PhaseElecting, viewWhy: "waiting for 2 nodes"},
-			{move: PhaseCommitted, moved: true, phase: PhaseCommitted, view: PhaseCommitted},
-			{move: PhaseCertified, moved: true, phase: PhaseCertified, view: PhaseCertified},
-			{move: PhaseConfigured, moved: true, phase: PhaseConfigured, view: PhaseConfigured},
-			{move: PhaseStarting, moved: true, phase: PhaseStarting, view: PhaseStarting},
-			{move: PhaseRunning, moved: true, phase: PhaseRunning, view: PhaseRunning},
+			{move: PhaseJoining, reason: "contacting 10.0.0.1", ok: true, phase: PhaseJoining, view: PhaseJoining, viewWhy: "contacting 10.0.0.1"},
+			{move: PhaseElecting, reason: "waiting for 3 nodes", ok: true, phase: PhaseElecting, view: PhaseElecting, viewWhy: "waiting for 3 nodes"},
+			{move: PhaseElecting, reason: "waiting for 2 nodes", ok: true, phase: PhaseElecting, view: PhaseElecting, viewWhy: "waiting for 2 nodes"},
+			{move: PhaseCommitted, ok: true, phase: PhaseCommitted, view: PhaseCommitted},
+			{move: PhaseCertified, ok: true, phase: PhaseCertified, view: PhaseCertified},
+			{move: PhaseConfigured, ok: true, phase: PhaseConfigured, view: PhaseConfigured},
+			{move: PhaseStarting, ok: true, phase: PhaseStarting, view: PhaseStarting},
+			{move: PhaseRunning, ok: true, phase: PhaseRunning, view: PhaseRunning},
 		}},
 		{name: "a restart with a committed plan skips the election", steps: []step{
-			{move: PhaseJoining, moved: true, phase: PhaseJoining, view: PhaseJoining},
-			{move: PhaseCommitted, moved: true, phase: PhaseCommitted, view: PhaseCommitted},
+			{move: PhaseJoining, ok: true, phase: PhaseJoining, view: PhaseJoining},
+			{move: PhaseCommitted, ok: true, phase: PhaseCommitted, view: PhaseCommitted},
 		}},
-		{name: "backward moves are refused and change nothing", steps: []step{
-			{move: PhaseConfigured, reason: "config written", moved: true, phase: PhaseConfigured, view: PhaseConfigured, viewWhy: "config written"},
-			{move: PhaseElecting, reason: "no", moved: false, phase: PhaseConfigured, view: PhaseConfigured, viewWhy: "config written"},
-			{move: PhaseFingerprinting, reason: "no", moved: false, phase: PhaseConfigured, view: PhaseConfigured, viewWhy: "config written"},
-			{move: PhaseCertified, reason: "no", moved: false, phase: PhaseConfigured, view: PhaseConfigured, viewWhy: "config written"},
-		}},
+		{name: "the pipeline skips no phase", steps: append(forwardTo(PhaseCommitted),
+			step{move: PhaseConfigured, reason: "no", phase: PhaseCommitted, view: PhaseCommitted},
+			step{move: PhaseRunning, reason: "no", phase: PhaseCommitted, view: PhaseCommitted},
+			step{move: PhaseCertified, ok: true, phase: PhaseCertified, view: PhaseCertified},
+			step{move: PhaseStarting, reason: "no", phase: PhaseCertified, view: PhaseCertified},
+		)},
+		{name: "backward moves are refused and change nothing", steps: append(forwardTo(PhaseCertified),
+			step{move: PhaseConfigured, reason: "config written", ok: true, phase: PhaseConfigured, view: PhaseConfigured, viewWhy: "config written"},
+			step{move: PhaseElecting, reason: "no", phase: PhaseConfigured, view: PhaseConfigured, viewWhy: "config written"},
+			step{move: PhaseFingerprinting, reason: "no", phase: PhaseConfigured, view: PhaseConfigured, viewWhy: "config written"},
+			step{move: PhaseCertified, reason: "no", phase: PhaseConfigured, view: PhaseConfigured, viewWhy: "config written"},
+		)},
 		{name: "degraded and stopped are not moved into", steps: []step{
-			{move: PhaseDegraded, reason: "no", moved: false, phase: PhaseFingerprinting, view: PhaseFingerprinting},
-			{move: PhaseStopped, reason: "no", moved: false, phase: PhaseFingerprinting, view: PhaseFingerprinting},
-			{move: Phase(42), reason: "no", moved: false, phase: PhaseFingerprinting, view: PhaseFingerprinting},
+			{move: PhaseDegraded, reason: "no", phase: PhaseFingerprinting, view: PhaseFingerprinting},
+			{move: PhaseStopped, reason: "no", phase: PhaseFingerprinting, view: PhaseFingerprinting},
+			{move: Phase(42), reason: "no", phase: PhaseFingerprinting, view: PhaseFingerprinting},
+			{move: PhaseRunning, reason: "no", phase: PhaseFingerprinting, view: PhaseFingerprinting},
 		}},
-		{name: "running goes back to starting, not further", steps: []step{
-			{move: PhaseRunning, moved: true, phase: PhaseRunning, view: PhaseRunning},
-			{move: PhaseStarting, reason: "Nomad is not healthy", moved: true, phase: PhaseStarting, view: PhaseStarting, viewWhy: "Nomad is not healthy"},
-			{move: PhaseConfigured, reason: "no", moved: false, phase: PhaseStarting, view: PhaseStarting, viewWhy: "Nomad is not healthy"},
-			{move: PhaseRunning, moved: true, phase: PhaseRunning, view: PhaseRunning},
-		}},
-		{name: "a role change goes back to committed", steps: []step{
-			{move: PhaseRunning, moved: true, phase: PhaseRunning, view: PhaseRunning},
-			{move: PhaseCommitted, reason: "now a server", moved: true, phase: PhaseCommitted, view: PhaseCommitted, viewWhy: "now a server"},
-			{move: PhaseElecting, reason: "no", moved: false, phase: PhaseCommitted, view: PhaseCommitted, viewWhy: "now a server"},
-			{move: PhaseCertified, moved: true, phase: PhaseCertified, view: PhaseCertified},
-		}},
-		{name: "degraded while a cause is set, the first by key", steps: []step{
-			{move: PhaseRunning, moved: true, phase: PhaseRunning, view: PhaseRunning},
-			{set: "renew", reason: "renewal failed", phase: PhaseRunning, view: PhaseDegraded, viewWhy: "renewal failed"},
-			{set: "ca", reason: "CA unreachable", phase: PhaseRunning, view: PhaseDegraded, viewWhy: "CA unreachable"},
-			{set: "ca", reason: "CA refused", phase: PhaseRunning, view: PhaseDegraded, viewWhy: "CA refused"},
-			{move: PhaseStarting, reason: "Nomad is not healthy", moved: true, phase: PhaseStarting, view: PhaseDegraded, viewWhy: "CA refused"},
-			{clear: "ca", phase: PhaseStarting, view: PhaseDegraded, viewWhy: "renewal failed"},
-			{clear: "nothing", phase: PhaseStarting, view: PhaseDegraded, viewWhy: "renewal failed"},
-			{clear: "renew", phase: PhaseStarting, view: PhaseStarting, viewWhy: "Nomad is not healthy"},
+		{name: "running goes back to starting, not further", steps: append(forwardTo(PhaseRunning),
+			step{move: PhaseStarting, reason: "Nomad is not healthy", ok: true, phase: PhaseStarting, view: PhaseStarting, viewWhy: "Nomad is not healthy"},
+			step{move: PhaseConfigured, reason: "no", phase: PhaseStarting, view: PhaseStarting, viewWhy: "Nomad is not healthy"},
+			step{move: PhaseRunning, ok: true, phase: PhaseRunning, view: PhaseRunning},
+		)},
+		{name: "a role change goes back to committed", steps: append(forwardTo(PhaseRunning),
+			step{move: PhaseCommitted, reason: "now a server", ok: true, phase: PhaseCommitted, view: PhaseCommitted, viewWhy: "now a server"},
+			step{move: PhaseElecting, reason: "no", phase: PhaseCommitted, view: PhaseCommitted, viewWhy: "now a server"},
+			step{move: PhaseCertified, ok: true, phase: PhaseCertified, view: PhaseCertified},
+		)},
+		{name: "degraded while a cause is set, the first by key", steps: append(forwardTo(PhaseRunning),
+			step{set: "renew", reason: "renewal failed", ok: true, phase: PhaseRunning, view: PhaseDegraded, viewWhy: "renewal failed"},
+			step{set: "ca", reason: "CA unreachable", ok: true, phase: PhaseRunning, view: PhaseDegraded, viewWhy: "CA unreachable"},
+			step{set: "ca", reason: "CA refused", ok: true, phase: PhaseRunning, view: PhaseDegraded, viewWhy: "CA refused"},
+			step{set: "ca", reason: "CA refused", phase: PhaseRunning, view: PhaseDegraded, viewWhy: "CA refused"},
+			step{move: PhaseStarting, reason: "Nomad is not healthy", ok: true, phase: PhaseStarting, view: PhaseDegraded, viewWhy: "CA refused"},
+			step{clear: "ca", ok: true, phase: PhaseStarting, view: PhaseDegraded, viewWhy: "renewal failed"},
+			step{clear: "ca", phase: PhaseStarting, view: PhaseDegraded, viewWhy: "renewal failed"},
+			step{clear: "nothing", phase: PhaseStarting, view: PhaseDegraded, viewWhy: "renewal failed"},
+			step{clear: "renew", ok: true, phase: PhaseStarting, view: PhaseStarting, viewWhy: "Nomad is not healthy"},
+		)},
+		{name: "a cause set before any move", steps: []step{
+			{set: "protocol", reason: "cannot persist the plan", ok: true, phase: PhaseFingerprinting, view: PhaseDegraded, viewWhy: "cannot persist the plan"},
+			{move: PhaseJoining, reason: "contacting 10.0.0.1", ok: true, phase: PhaseJoining, view: PhaseDegraded, viewWhy: "cannot persist the plan"},
+			{clear: "protocol", ok: true, phase: PhaseJoining, view: PhaseJoining, viewWhy: "contacting 10.0.0.1"},
 		}},
 		{name: "clearing on a zero tracker", steps: []step{
 			{clear: "ca", phase: PhaseFingerprinting, view: PhaseFingerprinting},
@@ -75,12 +97,16 @@ func TestTracker(t *testing.T) {
 			for i, s := range tt.steps {
 				switch {
 				case s.set != "":
-					tr.SetDegraded(s.set, s.reason)
+					if got := tr.SetDegraded(s.set, s.reason); got != s.ok {
+						t.Errorf("step %d: SetDegraded(%q, %q) = %v, want %v", i, s.set, s.reason, got, s.ok)
+					}
 				case s.clear != "":
-					tr.ClearDegraded(s.clear)
+					if got := tr.ClearDegraded(s.clear); got != s.ok {
+						t.Errorf("step %d: ClearDegraded(%q) = %v, want %v", i, s.clear, got, s.ok)
+					}
 				default:
-					if got := tr.Move(s.move, s.reason); got != s.moved {
-						t.Errorf("step %d: Move(%v, %q) = %v, want %v", i, s.move, s.reason, got, s.moved)
+					if got := tr.Move(s.move, s.reason); got != s.ok {
+						t.Errorf("step %d: Move(%v, %q) = %v, want %v", i, s.move, s.reason, got, s.ok)
 					}
 				}
 				if got := tr.Phase(); got != s.phase {
