@@ -108,9 +108,7 @@ type Agent struct {
 	shared atomic.Pointer[plan.Plan] // the committed plan, for push/pull syncs
 
 	mu        sync.Mutex
-	phase     status.Phase
-	reason    string // why the node waits
-	degraded  string // why the node is degraded; "" when it is not
+	st        status.Tracker // the phase, why the node waits, what degrades it (phase.go)
 	joined    bool
 	plan      *plan.Plan // the committed plan, as the loop published it
 	warnings  map[string]string
@@ -197,10 +195,11 @@ func New(opts Options) (*Agent, error) {
 			return nil, err
 		}
 	}
-	a.phase = status.PhaseJoining
+	built := status.PhaseJoining
 	if a.plan != nil {
-		a.phase = status.PhaseCommitted
+		built = status.PhaseCommitted
 	}
+	a.move(built, "")
 	a.shared.Store(a.plan)
 	a.proto = a.newProtocol()
 	return a, nil
@@ -465,10 +464,11 @@ func (a *Agent) isJoined() bool {
 func (a *Agent) setJoined() {
 	a.mu.Lock()
 	a.joined = true
-	a.reason = ""
-	if a.phase == status.PhaseJoining {
-		a.phase = status.PhaseElecting
+	to := a.st.Phase()
+	if to == status.PhaseJoining {
+		to = status.PhaseElecting
 	}
+	a.moveLocked(to, "")
 	a.mu.Unlock()
 	a.ev.post(a.proto.SetJoined)
 }
@@ -477,14 +477,8 @@ func (a *Agent) setJoined() {
 func (a *Agent) setJoinReason(r string) {
 	a.mu.Lock()
 	if !a.joined {
-		a.reason = r
+		a.moveLocked(a.st.Phase(), r)
 	}
-	a.mu.Unlock()
-}
-
-func (a *Agent) setReason(r string) {
-	a.mu.Lock()
-	a.reason = r
 	a.mu.Unlock()
 }
 
@@ -519,18 +513,14 @@ func (a *Agent) Status() status.Status {
 			Name: a.name, ID: a.id, Address: a.advertise, Role: a.cfg.Role,
 			Pool: a.cfg.Pool, Zone: a.cfg.Zone, Datacenter: a.cfg.Datacenter, Region: a.cfg.Region,
 		},
-		Phase:   a.phase,
-		Reason:  a.reason,
 		Members: []status.MemberStatus{},
 		Agent:   status.AgentStatus{Running: true, Version: a.version, PID: os.Getpid(), Metrics: a.cfg.MetricsAddr},
 	}
-	if a.degraded != "" {
-		s.Phase, s.Reason = status.PhaseDegraded, a.degraded
-	}
+	s.Phase, s.Reason = a.st.View()
 	if a.plan != nil {
 		s.Plan = status.PlanOf(a.plan)
 		s.Node.Role = status.RoleIn(a.plan, a.id)
-		if a.phase >= status.PhaseCertified {
+		if a.st.Phase() >= status.PhaseCertified {
 			if s.Certs = status.CertsOf(a.paths, a.certRoles(*a.plan)); s.Certs != nil {
 				if left := s.Certs.NotAfter.Sub(a.now()); left < certWarnBefore {
 					s.Warnings = append(s.Warnings, fmt.Sprintf("this node's certificate expires in %s (%s); renewal has not succeeded: see the agent's log",

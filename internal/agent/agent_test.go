@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,24 +96,46 @@ func (c *cluster) optionsFor(dir string, i int) Options {
 }
 
 // start starts a node with opts and registers its cleanup.
-func (c *cluster) start(opts Options) *testNode {
+func (c *cluster) start(opts Options) *testNode { return c.startThen(opts, nil) }
+
+// startThen starts a node with opts, calling started, when not nil, between
+// the agent's Start and Run. Once the node has stopped, the test fails if
+// the agent tried a phase move the transition table forbids.
+func (c *cluster) startThen(opts Options, started func(*Agent)) *testNode {
 	c.t.Helper()
-	n, err := startNode(opts)
+	guard := &moveGuard{next: slog.DiscardHandler}
+	if opts.Logger != nil {
+		guard.next = opts.Logger.Handler()
+	}
+	opts.Logger = slog.New(guard)
+	n, err := startNodeThen(opts, started)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.t.Cleanup(n.stop)
+	c.t.Cleanup(func() {
+		for _, m := range guard.refusals() {
+			c.t.Errorf("%s: %s", opts.Config.Name, m)
+		}
+	})
+	c.t.Cleanup(n.stop) // runs first
 	return n
 }
 
 // startNode starts an agent and runs it until stop.
-func startNode(opts Options) (*testNode, error) {
+func startNode(opts Options) (*testNode, error) { return startNodeThen(opts, nil) }
+
+// startNodeThen starts an agent, calls started (when not nil), and runs the
+// agent until stop.
+func startNodeThen(opts Options, started func(*Agent)) (*testNode, error) {
 	a, err := New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("New(%s): %w", opts.Config.Name, err)
 	}
 	if err := a.Start(); err != nil {
 		return nil, fmt.Errorf("Start(%s): %w", opts.Config.Name, err)
+	}
+	if started != nil {
+		started(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{opts: opts, agent: a, cancel: cancel, done: make(chan struct{})}
@@ -402,10 +425,11 @@ func TestJoinReasonAfterJoined(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := &Agent{joined: tt.joined, reason: "waiting for 3 members"}
+			a := &Agent{joined: tt.joined, log: slog.New(slog.DiscardHandler)}
+			a.move(status.PhaseJoining, "waiting for 3 members")
 			a.setJoinReason("cannot reach any seed yet")
-			if a.reason != tt.want {
-				t.Errorf("reason %q, want %q", a.reason, tt.want)
+			if _, reason := a.st.View(); reason != tt.want {
+				t.Errorf("reason %q, want %q", reason, tt.want)
 			}
 		})
 	}

@@ -194,13 +194,12 @@ func (a *Agent) publish(ctx context.Context) {
 			a.joined = true
 		}
 		if a.joined {
-			a.phase = status.PhaseElecting
-			a.reason = a.proto.Reason()
+			a.moveLocked(status.PhaseElecting, a.proto.Reason())
 		}
 		return
 	}
-	if a.phase < status.PhaseCommitted {
-		a.phase = status.PhaseCommitted
+	if a.st.Phase() < status.PhaseCommitted {
+		a.moveLocked(status.PhaseCommitted, "")
 	}
 	if !a.pipeline {
 		a.startPipelineLocked(ctx)
@@ -208,6 +207,9 @@ func (a *Agent) publish(ctx context.Context) {
 }
 
 // protoObserver applies the protocol's decisions to the agent, on the loop.
+// What the protocol reports as degraded (the CA could not be made or kept,
+// a plan could not be persisted) is one cause, causeProtocol, which the next
+// commit clears: a committed plan is persisted, with its CA kept.
 type protoObserver struct{ a *Agent }
 
 func (o protoObserver) Committed(p plan.Plan, prev *plan.Plan, source string) {
@@ -217,15 +219,13 @@ func (o protoObserver) Committed(p plan.Plan, prev *plan.Plan, source string) {
 	if prev != nil {
 		a.succeedLocked(*prev, p)
 	}
-	a.reason = ""
-	if a.phase < status.PhaseCommitted {
-		a.phase = status.PhaseCommitted
-	}
+	a.recoverLocked(causeProtocol)
+	a.moveLocked(max(a.st.Phase(), status.PhaseCommitted), "")
 }
 
 func (o protoObserver) Warn(key, msg string)    { o.a.warn(key, msg) }
 func (o protoObserver) ClearWarning(key string) { o.a.clearWarning(key) }
-func (o protoObserver) Degraded(reason string)  { o.a.setDegraded(reason) }
+func (o protoObserver) Degraded(reason string)  { o.a.degrade(causeProtocol, reason) }
 
 // protoStore persists the committed plan with the node's identity, and
 // the node's vote.

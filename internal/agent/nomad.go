@@ -366,12 +366,14 @@ func (a *Agent) startNomad(ctx context.Context) (sup *supervise.Supervisor, stop
 		Output: logf,
 		Logger: a.log.With("component", "nomad"),
 	})
+	// The supervisor of the previous pipeline, if any, has stopped.
+	a.recover(causeNomadRun)
 	done := make(chan struct{})
 	a.bg.Go(func() {
 		defer close(done)
 		defer logf.Close()
 		if err := sup.Run(ctx); err != nil {
-			a.setDegraded(err.Error())
+			a.degrade(causeNomadRun, err.Error())
 		}
 	})
 	return sup, done, nil

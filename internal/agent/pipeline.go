@@ -24,13 +24,11 @@ const (
 
 // runPipeline takes the node from a committed plan to a running Nomad agent:
 // certificates, configuration, start, then it watches Nomad's health and
-// renews certificates for as long as ctx lasts.
+// renews certificates for as long as ctx lasts. A step that fails is
+// retried, with the node degraded under the step's cause until it succeeds.
 func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
-	if p.CAHolder == a.id {
-		if err := a.startCA(ctx, p); err != nil {
-			a.setDegraded(err.Error())
-			return
-		}
+	if p.CAHolder == a.id && !a.retryDegraded(ctx, causeCA, func() error { return a.startCA(ctx, p) }) {
+		return
 	}
 	var renewAt time.Time
 	var certsChanged bool
@@ -43,24 +41,34 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	}
 	a.advance(status.PhaseCertified)
 
-	files, err := nomadconf.Render(a.nomadAgent(p))
-	if err != nil {
-		a.setDegraded(fmt.Sprintf("rendering Nomad's configuration: %v", err))
+	var files []nomadconf.File
+	if !a.retryDegraded(ctx, causeRender, func() (err error) {
+		if files, err = nomadconf.Render(a.nomadAgent(p)); err != nil {
+			return fmt.Errorf("rendering Nomad's configuration: %w", err)
+		}
+		return nil
+	}) {
 		return
 	}
-	changes, err := install.Apply(a.paths.NomadConfigDir(), files)
-	if err != nil {
-		a.setDegraded(fmt.Sprintf("writing Nomad's configuration: %v", err))
+	var changes []install.Change
+	if !a.retryDegraded(ctx, causeWriteConfig, func() (err error) {
+		if changes, err = install.Apply(a.paths.NomadConfigDir(), files); err != nil {
+			return fmt.Errorf("writing Nomad's configuration: %w", err)
+		}
+		return nil
+	}) {
 		return
 	}
 	for _, c := range changes {
 		a.log.Info("nomad configuration", "action", c.Action, "path", c.Path)
 	}
-	if p.IsServer(a.id) {
+	if p.IsServer(a.id) && !a.retryDegraded(ctx, causeProfile, func() error {
 		if _, err := a.writeProfile(); err != nil {
-			a.setDegraded(fmt.Sprintf("writing the shell profile: %v", err))
-			return
+			return fmt.Errorf("writing the shell profile: %w", err)
 		}
+		return nil
+	}) {
+		return
 	}
 	a.advance(status.PhaseConfigured)
 
@@ -75,8 +83,10 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	case config.SuperviseNone:
 		a.setReason("Nomad's configuration is written; supervise=none starts nothing")
 	case config.SuperviseSystemd:
-		if units, err = a.startNomadUnit(ctx, len(changes) > 0 || certsChanged); err != nil {
-			a.setDegraded(err.Error())
+		if !a.retryDegraded(ctx, causeNomadStart, func() (err error) {
+			units, err = a.startNomadUnit(ctx, len(changes) > 0 || certsChanged)
+			return err
+		}) {
 			return
 		}
 		defer units.Close()
@@ -84,8 +94,10 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		a.advance(status.PhaseStarting)
 	case config.SuperviseProcess:
 		var stopped <-chan struct{}
-		if sup, stopped, err = a.startNomad(ctx); err != nil {
-			a.setDegraded(err.Error())
+		if !a.retryDegraded(ctx, causeNomadStart, func() (err error) {
+			sup, stopped, err = a.startNomad(ctx)
+			return err
+		}) {
 			return
 		}
 		// A pipeline that restarts for a new role starts the next Nomad
@@ -108,7 +120,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		case <-t.C:
 		}
 		a.mu.Lock()
-		running := a.phase == status.PhaseRunning
+		running := a.st.Phase() == status.PhaseRunning
 		a.mu.Unlock()
 		if running || (sup == nil && units == nil) {
 			t.Reset(monitorInterval)
@@ -159,27 +171,24 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			a.mu.Unlock()
 			switch {
 			case state == aclElsewhere:
-				a.setDegraded(err.Error())
+				a.degrade(causeACL, err.Error())
 			case err != nil:
 				a.log.Info("ACL setup not done yet; retrying", "reason", err)
+			default:
+				a.recover(causeACL)
 			}
 			aclState = state
 		}
 		a.mu.Lock()
-		was := a.phase
 		switch {
 		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):
-			a.phase, a.reason = status.PhaseRunning, ""
+			a.moveLocked(status.PhaseRunning, "")
 		case st.Healthy:
-			a.phase, a.reason = status.PhaseStarting, "waiting for Nomad's ACLs to be bootstrapped"
-		case a.phase == status.PhaseRunning:
-			a.phase, a.reason = status.PhaseStarting, "Nomad is not healthy"
+			a.moveLocked(status.PhaseStarting, "waiting for Nomad's ACLs to be bootstrapped")
+		case a.st.Phase() == status.PhaseRunning:
+			a.moveLocked(status.PhaseStarting, "Nomad is not healthy")
 		}
-		now := a.phase
 		a.mu.Unlock()
-		if now != was {
-			a.log.Info("phase", "phase", now)
-		}
 	}
 }
 
@@ -197,43 +206,4 @@ func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
 		case <-time.After(bootstrapInterval):
 		}
 	}
-}
-
-// retry runs f until it succeeds or ctx ends, showing failures as the
-// reason; it reports whether f succeeded.
-func (a *Agent) retry(ctx context.Context, what string, f func() error) bool {
-	// Starts short: right after a commit the CA holder may not listen
-	// yet, and a refused connection costs nothing to retry.
-	backoff := 100 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return true
-		}
-		a.setReason(fmt.Sprintf("%s: %v; retrying", what, err))
-		a.log.Warn(what+"; retrying", "error", err, "after", backoff)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-// advance moves the node forward to phase.
-func (a *Agent) advance(phase status.Phase) {
-	a.mu.Lock()
-	if a.phase < phase {
-		a.phase, a.reason = phase, ""
-	}
-	a.mu.Unlock()
-	a.log.Info("phase", "phase", phase)
-}
-
-func (a *Agent) setDegraded(reason string) {
-	a.mu.Lock()
-	a.degraded = reason
-	a.mu.Unlock()
-	a.log.Error("degraded", "reason", reason)
 }

@@ -194,10 +194,23 @@ func (a *Agent) startPipelineLocked(ctx context.Context) {
 		}
 		if prev != nil {
 			// What the previous pipeline reported belongs to the node's
-			// previous role.
+			// previous role, and so do the degraded causes of the steps
+			// the new role does not take; the steps it takes clear
+			// their own.
+			role := "client"
+			if p.IsServer(a.id) {
+				role = "server"
+			}
 			a.mu.Lock()
-			a.phase = min(a.phase, status.PhaseCommitted)
+			a.moveLocked(status.PhaseCommitted, fmt.Sprintf("this node is now a %s of plan epoch %d", role, p.Epoch))
 			a.nomad, a.aclState = nil, ""
+			if p.CAHolder != a.id {
+				a.recoverLocked(causeCA)
+			}
+			if !p.IsServer(a.id) {
+				a.recoverLocked(causeProfile)
+				a.recoverLocked(causeACL)
+			}
 			a.mu.Unlock()
 		}
 		a.runPipeline(pctx, p)
