@@ -391,39 +391,16 @@ func (a *Agent) startNomadUnit(ctx context.Context, changed bool) (*systemd.Mana
 	// The unit a package shipped, or one an administrator wrote, stays;
 	// the one nomad-bootstrapd wrote follows the installed Nomad (its
 	// Type= depends on the version).
-	etc := a.paths.SystemdDir()
-	ours := filepath.Join(etc, systemd.NomadService)
-	shipped := systemd.UnitExists(systemd.NomadService, a.paths.Under(systemd.UsrLibDir), a.paths.Under(systemd.LibDir))
-	if !shipped && (!systemd.UnitExists(systemd.NomadService, etc) || systemd.Managed(ours)) {
-		unitChanged, err := systemd.WriteUnit(etc, systemd.NomadService, systemd.NomadUnit(a.cfg.Nomad, a.paths.NomadConfigDir(), a.nomadFeat.NotifyReady))
-		if err != nil {
-			m.Close()
-			return nil, err
-		}
-		if unitChanged {
-			a.log.Info("installed the nomad unit", "path", ours, "nomad", a.nomadFeat.Version.String())
-			if err := m.DaemonReload(ctx); err != nil {
-				m.Close()
-				return nil, err
-			}
-			changed = true
-		}
+	svc := systemd.Service{
+		Name:    systemd.NomadService,
+		Dir:     a.paths.SystemdDir(),
+		Shipped: []string{a.paths.Under(systemd.UsrLibDir), a.paths.Under(systemd.LibDir)},
+		Content: systemd.NomadUnit(a.cfg.Nomad, a.paths.NomadConfigDir(), a.nomadFeat.NotifyReady),
+		Follow:  true,
 	}
-	if err := m.Enable(ctx, systemd.NomadService); err != nil {
-		m.Close()
-		return nil, err
-	}
-	active, _, _, err := m.State(ctx, systemd.NomadService)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
-	switch {
-	case active != "active":
-		err = m.Start(ctx, systemd.NomadService)
-	case changed:
-		a.log.Info("Nomad's configuration changed; restarting nomad.service")
-		err = m.Restart(ctx, systemd.NomadService)
+	wrote, err := m.Ensure(ctx, svc, changed)
+	if wrote {
+		a.log.Info("installed the nomad unit", "path", filepath.Join(svc.Dir, svc.Name), "nomad", a.nomadFeat.Version.String())
 	}
 	if err != nil {
 		m.Close()

@@ -160,30 +160,15 @@ func startAgentUnit(ctx context.Context, changed bool) error {
 		return err
 	}
 	defer m.Close()
-	if !systemd.UnitExists(systemd.AgentService, systemd.EtcDir, systemd.UsrLibDir, systemd.LibDir) {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		if _, err := systemd.WriteUnit(systemd.EtcDir, systemd.AgentService, systemd.AgentUnit(exe)); err != nil {
-			return err
-		}
-		if err := m.DaemonReload(ctx); err != nil {
-			return err
-		}
-	}
-	if err := m.Enable(ctx, systemd.AgentService); err != nil {
-		return err
-	}
-	active, _, _, err := m.State(ctx, systemd.AgentService)
+	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	switch {
-	case active != "active":
-		return m.Start(ctx, systemd.AgentService)
-	case changed:
-		return m.Restart(ctx, systemd.AgentService)
-	}
-	return nil
+	_, err = m.Ensure(ctx, systemd.Service{
+		Name:    systemd.AgentService,
+		Dir:     systemd.EtcDir,
+		Shipped: []string{systemd.UsrLibDir, systemd.LibDir},
+		Content: systemd.AgentUnit(exe),
+	}, changed)
+	return err
 }

@@ -110,3 +110,63 @@ func TestManagerBooted(t *testing.T) {
 		t.Logf("failing unit: %v", err)
 	}
 }
+
+func TestEnsureBooted(t *testing.T) {
+	if !booted() {
+		t.Skip("needs a machine booted with systemd")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	m, err := Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	const name = "nbd-ensure-test.service"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		m.conn.StopUnitContext(ctx, name, "replace", nil)
+		m.conn.DisableUnitFilesContext(ctx, []string{name}, false)
+		os.Remove(filepath.Join(EtcDir, name))
+		m.DaemonReload(ctx)
+	})
+	s := Service{
+		Name: name, Dir: EtcDir, Shipped: []string{t.TempDir()},
+		Content: []byte("[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n"),
+	}
+	pid := func() uint32 {
+		p, err := m.conn.GetServicePropertyContext(ctx, name, "MainPID")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Value.Value().(uint32)
+	}
+	steps := []struct {
+		restart     bool
+		wantWrote   bool
+		wantNewMain bool
+	}{
+		{restart: false, wantWrote: true, wantNewMain: true}, // installs, enables, starts
+		{restart: false, wantWrote: false, wantNewMain: false},
+		{restart: true, wantWrote: false, wantNewMain: true},
+	}
+	var last uint32
+	for i, st := range steps {
+		wrote, err := m.Ensure(ctx, s, st.restart)
+		if err != nil || wrote != st.wantWrote {
+			t.Fatalf("step %d: Ensure = %v, %v; want %v, nil", i, wrote, err, st.wantWrote)
+		}
+		active, _, enabled, err := m.State(ctx, name)
+		if err != nil || active != "active" || enabled != "enabled" {
+			t.Fatalf("step %d: State = %q %q %v, want active enabled", i, active, enabled, err)
+		}
+		if p := pid(); (p != last) != st.wantNewMain {
+			t.Errorf("step %d: main pid %d -> %d; want a new one: %v", i, last, p, st.wantNewMain)
+		} else {
+			last = p
+		}
+	}
+}
