@@ -111,6 +111,7 @@ type Agent struct {
 	st        status.Tracker // the phase, why the node waits, what degrades it (phase.go)
 	joined    bool
 	plan      *plan.Plan // the committed plan, as the loop published it
+	planHash  string     // its hash; "" without a plan
 	warnings  map[string]string
 	ca        *certs.CA            // the CA, on the coordinator and the CA holder
 	caSrv     *casvc.Server        // the CA endpoint, on the CA holder
@@ -197,6 +198,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	built := status.PhaseJoining
 	if a.plan != nil {
+		a.planHash = a.plan.Hash()
 		built = status.PhaseCommitted
 	}
 	a.move(built, "")

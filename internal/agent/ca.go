@@ -344,9 +344,9 @@ func (a *Agent) escrowCA(ca *certs.CA, p plan.Plan) {
 // handleEscrow stores an escrowed CA key sent by the plan's CA holder.
 func (a *Agent) handleEscrow(from string, m agree.Message) {
 	a.mu.Lock()
-	p := a.plan
+	p, hash := a.plan, a.planHash
 	a.mu.Unlock()
-	if p == nil || p.Hash() != m.Hash || p.CAHolderName() != from || !p.IsServer(a.id) {
+	if p == nil || hash != m.Hash || p.CAHolderName() != from || !p.IsServer(a.id) {
 		a.log.Warn("ignoring an escrowed CA key", "from", from)
 		return
 	}

@@ -24,7 +24,7 @@ func escrowNode(t *testing.T, c *cluster) (*Agent, plan.Plan) {
 	}
 	p := *validPlan()
 	p.Servers[1].ID = a.id
-	a.plan = &p
+	a.plan, a.planHash = &p, p.Hash()
 	return a, p
 }
 

@@ -188,7 +188,7 @@ func (a *Agent) publish(ctx context.Context) {
 	a.shared.Store(p)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.plan, a.downSince = p, down
+	a.plan, a.planHash, a.downSince = p, a.proto.PlanHash(), down
 	if p == nil {
 		if a.proto.Joined() {
 			a.joined = true

@@ -111,6 +111,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	// to start (supervise none), only renewals and successor plans to
 	// watch, at the calmer pace from the start.
 	var wantedCA time.Time
+	hash := p.Hash()
 	t := time.NewTimer(bootstrapInterval)
 	defer t.Stop()
 	for {
@@ -149,7 +150,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			p = a.followSuccessor(ctx, p, next)
 		}
 		a.maybeTakeOverCA(ctx, p)
-		a.maybeWantCA(p, &wantedCA)
+		a.maybeWantCA(p, hash, &wantedCA)
 		var st status.NomadStatus
 		switch {
 		case sup != nil:

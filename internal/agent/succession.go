@@ -135,8 +135,9 @@ func (a *Agent) ownCA(p plan.Plan) (*certs.CA, error) {
 const wantCAInterval = 2 * time.Second
 
 // maybeWantCA asks p's CA holder for the escrowed CA key when this node is
-// another server of p and has none yet; last is when it last asked.
-func (a *Agent) maybeWantCA(p plan.Plan, last *time.Time) {
+// another server of p and has none yet; hash is p's hash and last is when
+// it last asked.
+func (a *Agent) maybeWantCA(p plan.Plan, hash string, last *time.Time) {
 	if !p.IsServer(a.id) || p.CAHolder == a.id || a.now().Sub(*last) < wantCAInterval {
 		return
 	}
@@ -144,7 +145,7 @@ func (a *Agent) maybeWantCA(p plan.Plan, last *time.Time) {
 		return
 	}
 	*last = a.now()
-	if err := a.tr.SendTo(p.CAHolderName(), agree.Message{Type: agree.MsgWantCA, Hash: p.Hash()}.Encode()); err != nil {
+	if err := a.tr.SendTo(p.CAHolderName(), agree.Message{Type: agree.MsgWantCA, Hash: hash}.Encode()); err != nil {
 		a.log.Debug("asking for the escrowed CA key", "to", p.CAHolderName(), "error", err)
 	}
 }
@@ -153,15 +154,15 @@ func (a *Agent) maybeWantCA(p plan.Plan, last *time.Time) {
 // for the escrowed CA key.
 func (a *Agent) handleWantCA(from string, m agree.Message) {
 	a.mu.Lock()
-	p, ca := a.plan, a.ca
+	p, hash, ca := a.plan, a.planHash, a.ca
 	a.mu.Unlock()
-	if p == nil || ca == nil || p.CAHolder != a.id || p.Hash() != m.Hash ||
+	if p == nil || ca == nil || p.CAHolder != a.id || hash != m.Hash ||
 		!slices.ContainsFunc(p.Servers, func(s plan.Server) bool { return s.Name == from && s.ID != a.id }) {
 		a.log.Debug("not sending the escrowed CA key", "to", from)
 		return
 	}
 	if sealed, ok := a.sealCAKey(ca); ok {
-		a.send(from, agree.Message{Type: agree.MsgEscrow, ID: m.ID, Sealed: sealed, Hash: p.Hash()})
+		a.send(from, agree.Message{Type: agree.MsgEscrow, ID: m.ID, Sealed: sealed, Hash: m.Hash})
 	}
 }
 

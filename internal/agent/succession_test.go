@@ -54,15 +54,15 @@ func TestWantCA(t *testing.T) {
 	now := a.now()
 	last := now.Add(-wantCAInterval)
 	a.now = func() time.Time { return now }
-	a.maybeWantCA(p, &last)
-	a.maybeWantCA(p, &last)
+	a.maybeWantCA(p, p.Hash(), &last)
+	a.maybeWantCA(p, p.Hash(), &last)
 	if got := tr.to("n1"); len(got) != 1 || got[0].Type != agree.MsgWantCA || got[0].Hash != p.Hash() {
 		t.Fatalf("sent to the CA holder %+v; want one request for the plan's key", got)
 	}
 	os.MkdirAll(a.paths.CADir(), 0o700)
 	os.WriteFile(filepath.Join(a.paths.CADir(), caEscrowFile), []byte("sealed"), 0o600)
 	now = now.Add(wantCAInterval)
-	a.maybeWantCA(p, &last)
+	a.maybeWantCA(p, p.Hash(), &last)
 	if got := tr.to("n1"); len(got) != 1 {
 		t.Errorf("asked again while holding the key: %+v", got)
 	}
@@ -73,7 +73,7 @@ func TestWantCA(t *testing.T) {
 	htr := &sentTo{}
 	h.tr = htr
 	hp.CAHolder = h.id
-	h.plan = &hp
+	h.plan, h.planHash = &hp, hp.Hash()
 	ca, err := certs.NewCA(rand.Reader, "cluster", h.now(), 0)
 	if err != nil {
 		t.Fatal(err)

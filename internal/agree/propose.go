@@ -23,6 +23,8 @@ type proposal struct {
 	ballot Ballot
 	cand   plan.Plan  // this node's candidate, sent with the prepare
 	prev   *plan.Plan // the plan a successor replaces; nil for a first plan
+	// prevHash is prev's hash; "" for a first plan.
+	prevHash string
 	// learnt is the plan of the highest ballot that the promises report
 	// accepted: the accept phase proposes it over the candidate, since it
 	// may have been chosen already.
@@ -72,7 +74,9 @@ func (n *Node) start(now time.Time, cand plan.Plan, prev *plan.Plan, voters, wit
 		return
 	}
 	pr := &proposal{ballot: b, cand: cand, prev: prev, asked: map[uint64]string{}, servers: map[string]bool{}}
-	if prev == nil {
+	if prev != nil {
+		pr.prevHash = prev.Hash()
+	} else {
 		for _, name := range voters {
 			pr.servers[name] = true
 		}
@@ -262,7 +266,7 @@ func (n *Node) fail(now time.Time, why string) {
 		n.log.Info("proposal not accepted; retrying", "refusals", refusals)
 		return
 	}
-	if n.planHash == pr.prev.Hash() {
+	if n.planHash == pr.prevHash {
 		n.reason = fmt.Sprintf("server replacement not agreed by %d of the %d servers (%s); retrying",
 			n.quorum(pr), len(pr.prev.Servers), refusals)
 		n.log.Info("server replacement not agreed; retrying", "refusals", refusals)
@@ -274,7 +278,7 @@ func (n *Node) decide(now time.Time) {
 	pr := n.prop
 	n.prop = nil
 	n.lastProposal = now
-	if pr.prev == nil && n.plan != nil || pr.prev != nil && n.planHash != pr.prev.Hash() {
+	if pr.prev == nil && n.plan != nil || pr.prev != nil && n.planHash != pr.prevHash {
 		return // adopted another plan meanwhile
 	}
 	to := slices.Clone(pr.acked)
