@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
@@ -19,10 +18,9 @@ import (
 
 // ACL states shown by status.
 const (
-	aclPending    = "pending"
-	aclReady      = "bootstrapped"
-	aclElsewhere  = "bootstrapped elsewhere"
-	aclAttemptMax = 30 * time.Second
+	aclPending   = "pending"
+	aclReady     = "bootstrapped"
+	aclElsewhere = "bootstrapped elsewhere"
 )
 
 // aclSecret returns the management token's secret: one the operator stored
@@ -58,7 +56,7 @@ func (a *Agent) aclSecret() (secret string, operator bool, err error) {
 // policies, node pools and tokens; the other servers check the management
 // token and store the tokens. It reports the ACL state.
 func (a *Agent) setupACL(ctx context.Context, p plan.Plan) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, aclAttemptMax)
+	ctx, cancel := context.WithTimeout(ctx, a.tm.ACLAttempt)
 	defer cancel()
 	secret, operator, err := a.aclSecret()
 	if err != nil {

@@ -49,6 +49,9 @@ type Options struct {
 	Sources fingerprint.Sources
 	// Version is reported by status.
 	Version string
+	// Timings are the agent's intervals and timeouts; nil means
+	// DefaultTimings.
+	Timings *Timings
 	// GossipTuning adjusts memberlist's configuration (tests and benchmarks).
 	GossipTuning func(*memberlist.Config)
 	// Now returns the current time; nil means time.Now.
@@ -65,13 +68,9 @@ type transport interface {
 	Members() []gossip.Member
 }
 
-// Timings of the agent; the agreement protocol's are agree.DefaultTimings.
-const (
-	joinBackoffMin  = 100 * time.Millisecond
-	joinBackoffMax  = 5 * time.Second
-	deadNodeReclaim = 10 * time.Second
-	certWarnBefore  = 30 * 24 * time.Hour
-)
+// certWarnBefore is how long before its certificate expires status warns
+// that the node's renewal has not succeeded.
+const certWarnBefore = 30 * 24 * time.Hour
 
 // Agent is one node's daemon.
 type Agent struct {
@@ -83,6 +82,7 @@ type Agent struct {
 	now       func() time.Time
 	version   string
 	tuning    func(*memberlist.Config)
+	tm        Timings // intervals and timeouts (timings.go)
 	facts     fingerprint.Facts
 	id        string
 	idMu      sync.Mutex // guards idFresh
@@ -141,6 +141,7 @@ func New(opts Options) (*Agent, error) {
 		paths:     paths.New(opts.Root),
 		log:       opts.Logger,
 		now:       opts.Now,
+		tm:        DefaultTimings(),
 		version:   opts.Version,
 		tuning:    opts.GossipTuning,
 		ev:        newEvents(),
@@ -153,6 +154,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if opts.Timings != nil {
+		a.tm = *opts.Timings
 	}
 	src := opts.Sources
 	if src.Hostname == nil {
@@ -243,7 +247,7 @@ func (a *Agent) Start() error {
 		Tuning:        a.tuning,
 		// A node restarted on a new address takes its name back after this
 		// long, instead of memberlist's default of never.
-		DeadNodeReclaimTime: deadNodeReclaim,
+		DeadNodeReclaimTime: a.tm.DeadNodeReclaim,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: starting gossip: %w", err)
@@ -429,7 +433,7 @@ func (a *Agent) shutdown() {
 func (a *Agent) joinLoop(ctx context.Context) {
 	// Start tried once already. Retry soon: machines started together
 	// find their seed as soon as it listens.
-	backoff := joinBackoffMin
+	backoff := a.tm.JoinBackoffMin
 	for {
 		select {
 		case <-ctx.Done():
@@ -453,7 +457,7 @@ func (a *Agent) joinLoop(ctx context.Context) {
 		} else {
 			a.setJoinReason(fmt.Sprintf("cannot reach any seed yet (%v); retrying", err))
 		}
-		backoff = min(2*backoff, joinBackoffMax)
+		backoff = min(2*backoff, a.tm.JoinBackoffMax)
 	}
 }
 

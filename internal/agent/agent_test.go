@@ -67,10 +67,13 @@ type cluster struct {
 	net   int
 	token certs.Token
 	nodes []*testNode
+	// timings are every node's; localTimings unless a test changes them
+	// before it starts a node.
+	timings Timings
 }
 
 func newCluster(t *testing.T) *cluster {
-	return &cluster{t: t, net: nextSubnet(), token: testToken(t, 7)}
+	return &cluster{t: t, net: nextSubnet(), token: testToken(t, 7), timings: localTimings()}
 }
 
 func (c *cluster) addr(i int) string { return fmt.Sprintf("127.0.%d.%d", c.net, i+1) }
@@ -86,9 +89,11 @@ func (c *cluster) optionsFor(dir string, i int) Options {
 	cfg.Join = []string{c.addr(0)}
 	cfg.Settle = 300 * time.Millisecond
 	cfg.Supervise = config.SuperviseNone
+	tm := c.timings
 	return Options{
 		Config:       cfg,
 		Token:        c.token,
+		Timings:      &tm,
 		Root:         filepath.Join(dir, cfg.Name),
 		Sources:      fakeSources(2+i%3, 1024*(1+i%4)),
 		GossipTuning: fastGossip,

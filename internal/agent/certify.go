@@ -177,7 +177,7 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 		if err := req.Seal(a.keys.CSR, a.now(), rand.Reader); err != nil {
 			return nil, nil, err
 		}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		rctx, cancel := context.WithTimeout(ctx, a.tm.CARequest)
 		certPEM, bundlePEM, err = casvc.Request(rctx, net.JoinHostPort(s.Address, strconv.Itoa(p.CAPort)), p.CAFingerprint, req)
 		cancel()
 		if err == nil {

@@ -272,7 +272,7 @@ func (a *Agent) newProtocol() *agree.Node {
 		Name: a.name, ID: a.id, Region: a.cfg.Region, Expect: a.cfg.Expect,
 		MinMembers: a.cfg.EffectiveMinMembers(), BootstrapSize: a.cfg.BootstrapSize,
 		Settle: a.cfg.Settle, ServerReplaceAfter: a.cfg.ServerReplaceAfter,
-		CAPort: a.caPort(), Timings: agree.DefaultTimings(), Logger: a.log,
+		CAPort: a.caPort(), Timings: a.tm.Agree, Logger: a.log,
 	}
 	return agree.New(cfg, agree.Saved{Plan: a.plan, Vote: a.vote}, a.now(), protoTransport{a}, protoStore{a}, protoCA{a}, protoObserver{a})
 }

@@ -102,7 +102,7 @@ func (a *Agent) recover(key string) {
 // retry runs f until it succeeds or ctx ends, showing failures as the
 // reason; it reports whether f succeeded.
 func (a *Agent) retry(ctx context.Context, what string, f func() error) bool {
-	return retryBackoff(ctx, f, func(err error, backoff time.Duration) {
+	return a.retryBackoff(ctx, f, func(err error, backoff time.Duration) {
 		a.setReason(what + ": " + err.Error() + "; retrying")
 		a.log.Warn(what+"; retrying", "error", err, "after", backoff)
 	})
@@ -112,7 +112,7 @@ func (a *Agent) retry(ctx context.Context, what string, f func() error) bool {
 // node is degraded under key, with f's error as the reason, and the cause
 // clears once f succeeds. It reports whether f succeeded.
 func (a *Agent) retryDegraded(ctx context.Context, key string, f func() error) bool {
-	ok := retryBackoff(ctx, f, func(err error, _ time.Duration) { a.degrade(key, err.Error()) })
+	ok := a.retryBackoff(ctx, f, func(err error, _ time.Duration) { a.degrade(key, err.Error()) })
 	if ok {
 		a.recover(key)
 	}
@@ -122,21 +122,22 @@ func (a *Agent) retryDegraded(ctx context.Context, key string, f func() error) b
 // retryBackoff runs f until it succeeds or ctx ends, calling failed with
 // each error and the time until the next try; it reports whether f
 // succeeded.
-func retryBackoff(ctx context.Context, f func() error, failed func(err error, backoff time.Duration)) bool {
-	// Starts short: right after a commit the CA holder may not listen
-	// yet, and a refused connection costs nothing to retry.
-	backoff := 100 * time.Millisecond
+func (a *Agent) retryBackoff(ctx context.Context, f func() error, failed func(err error, backoff time.Duration)) bool {
+	backoff := a.tm.StepRetryMin
 	for {
 		err := f()
 		if err == nil {
 			return true
 		}
 		failed(err, backoff)
+		if ctx.Err() != nil {
+			return false
+		}
 		select {
 		case <-ctx.Done():
 			return false
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		backoff = min(2*backoff, a.tm.StepRetryMax)
 	}
 }

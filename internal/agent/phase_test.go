@@ -82,7 +82,7 @@ var forwardPath = []status.Phase{
 // logs go to rec.
 func agentAt(t *testing.T, from status.Phase, rec *logRecorder) *Agent {
 	t.Helper()
-	a := &Agent{log: slog.New(rec)}
+	a := &Agent{log: slog.New(rec), tm: localTimings()}
 	for _, p := range forwardPath {
 		if p > from {
 			break

@@ -15,13 +15,6 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
-// How often the agent looks at Nomad and its certificates: often while Nomad
-// is starting, then at a calmer pace.
-const (
-	bootstrapInterval = 250 * time.Millisecond
-	monitorInterval   = 2 * time.Second
-)
-
 // runPipeline takes the node from a committed plan to a running Nomad agent:
 // certificates, configuration, start, then it watches Nomad's health and
 // renews certificates for as long as ctx lasts. A step that fails is
@@ -107,12 +100,12 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		a.advance(status.PhaseStarting)
 	}
 
-	// Look often until Nomad runs, then every monitorInterval; with nothing
+	// Look often until Nomad runs, then every Timings.PipelineCalm; with nothing
 	// to start (supervise none), only renewals and successor plans to
 	// watch, at the calmer pace from the start.
 	var wantedCA time.Time
 	hash := p.Hash()
-	t := time.NewTimer(bootstrapInterval)
+	t := time.NewTimer(a.tm.PipelineFast)
 	defer t.Stop()
 	for {
 		select {
@@ -124,9 +117,9 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		running := a.st.Phase() == status.PhaseRunning
 		a.mu.Unlock()
 		if running || (sup == nil && units == nil) {
-			t.Reset(monitorInterval)
+			t.Reset(a.tm.PipelineCalm)
 		} else {
-			t.Reset(bootstrapInterval)
+			t.Reset(a.tm.PipelineFast)
 		}
 		if !renewAt.IsZero() && !a.now().Before(renewAt) {
 			changed, next, err := a.certify(ctx, p)
@@ -204,7 +197,7 @@ func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(bootstrapInterval):
+		case <-time.After(a.tm.PipelineFast):
 		}
 	}
 }

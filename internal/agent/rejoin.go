@@ -25,27 +25,22 @@ import (
 // receives the other side's and adopts it (a node never adopts a second plan
 // of the epoch it holds, see adopt).
 //
-// The loop costs a look at the member list every rejoinMin while every seed
-// is alive. While a seed stays missing it backs off to rejoinMax, with
+// The loop costs a look at the member list every Timings.RejoinMin while
+// every seed is alive. While a seed stays missing it backs off to
+// Timings.RejoinMax, with
 // jitter so that the nodes of a large cluster do not all knock at once; an
 // unreachable seed is never an error, only a debug line.
 
-// Timings of the re-join loop.
-const (
-	rejoinMin         = 5 * time.Second  // between checks; the first retry of a missing seed
-	rejoinMax         = 30 * time.Second // between retries of seeds that stay missing
-	seedLookupTimeout = 2 * time.Second  // resolving a seed given as a host name
-)
-
 // rejoiner keeps re-joining the seeds that are not alive members.
 type rejoiner struct {
-	seeds    func() []string                   // the configured seeds, without this node
-	members  func() []gossip.Member            // the pool as this node sees it
-	join     func(seeds []string) (int, error) // gossip.Node.Join
-	lookup   func(ctx context.Context, host string) ([]string, error)
-	log      *slog.Logger
-	min, max time.Duration
-	jitter   func(time.Duration) time.Duration
+	seeds         func() []string                   // the configured seeds, without this node
+	members       func() []gossip.Member            // the pool as this node sees it
+	join          func(seeds []string) (int, error) // gossip.Node.Join
+	lookup        func(ctx context.Context, host string) ([]string, error)
+	lookupTimeout time.Duration // bounds one lookup
+	log           *slog.Logger
+	min, max      time.Duration
+	jitter        func(time.Duration) time.Duration
 
 	warned map[string]bool // refusals logged at warn level since the last success
 }
@@ -53,14 +48,15 @@ type rejoiner struct {
 // newRejoiner returns the agent's re-join loop.
 func (a *Agent) newRejoiner() *rejoiner {
 	return &rejoiner{
-		seeds:   a.seeds,
-		members: a.tr.Members,
-		join:    a.node.Join,
-		lookup:  net.DefaultResolver.LookupHost,
-		log:     a.log,
-		min:     rejoinMin,
-		max:     rejoinMax,
-		jitter:  jitter,
+		seeds:         a.seeds,
+		members:       a.tr.Members,
+		join:          a.node.Join,
+		lookup:        net.DefaultResolver.LookupHost,
+		lookupTimeout: a.tm.SeedLookup,
+		log:           a.log,
+		min:           a.tm.RejoinMin,
+		max:           a.tm.RejoinMax,
+		jitter:        jitter,
 	}
 }
 
@@ -81,10 +77,10 @@ func (r *rejoiner) run(ctx context.Context) {
 }
 
 // attempt joins the seeds that are not alive members, if any, and returns
-// the delay before the next attempt: rejoinMin when no seed is missing or
-// one was reached, else twice the last delay, up to rejoinMax.
+// the delay before the next attempt: r.min when no seed is missing or
+// one was reached, else twice the last delay, up to r.max.
 func (r *rejoiner) attempt(ctx context.Context, delay time.Duration) time.Duration {
-	missing := missingSeeds(ctx, r.seeds(), r.members(), r.lookup)
+	missing := missingSeeds(ctx, r.seeds(), r.members(), r.lookup, r.lookupTimeout)
 	if len(missing) == 0 {
 		r.warned = nil
 		return r.min
@@ -151,9 +147,9 @@ func jitter(d time.Duration) time.Duration {
 // "ip" (or "[ipv6]") matches an alive member at that address, on any port;
 // "ip:port" needs the port too; a host name matches when one of the
 // addresses it resolves to does. A host name that does not resolve within
-// seedLookupTimeout counts as missing: the join then says why.
+// timeout counts as missing: the join then says why.
 func missingSeeds(ctx context.Context, seeds []string, members []gossip.Member,
-	lookup func(ctx context.Context, host string) ([]string, error)) []string {
+	lookup func(ctx context.Context, host string) ([]string, error), timeout time.Duration) []string {
 	alive := map[string][]int{} // canonical address -> ports
 	for _, m := range members {
 		if m.State != gossip.StateAlive {
@@ -187,7 +183,7 @@ func missingSeeds(ctx context.Context, seeds []string, members []gossip.Member,
 		if net.ParseIP(host) != nil {
 			found = isAlive(host, port)
 		} else if host != "" {
-			lctx, cancel := context.WithTimeout(ctx, seedLookupTimeout)
+			lctx, cancel := context.WithTimeout(ctx, timeout)
 			addrs, err := lookup(lctx, host)
 			cancel()
 			for _, addr := range addrs {

@@ -26,9 +26,10 @@ func TestMissingSeeds(t *testing.T) {
 		"alive.example": {"10.0.0.9", "10.0.0.1"},
 		"dead.example":  {"10.0.0.2"},
 	}
+	lookupTimeout := DefaultTimings().SeedLookup
 	lookup := func(ctx context.Context, host string) ([]string, error) {
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > seedLookupTimeout {
-			t.Errorf("lookup of %s without a deadline of at most %s", host, seedLookupTimeout)
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > lookupTimeout {
+			t.Errorf("lookup of %s without a deadline of at most %s", host, lookupTimeout)
 		}
 		if addrs, ok := hosts[host]; ok {
 			return addrs, nil
@@ -59,7 +60,7 @@ func TestMissingSeeds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := missingSeeds(context.Background(), tt.seeds, members, lookup)
+			got := missingSeeds(context.Background(), tt.seeds, members, lookup, lookupTimeout)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("missingSeeds(%q) = %q, want %q", tt.seeds, got, tt.want)
 			}
@@ -282,7 +283,7 @@ func TestSeparatePoolsMerge(t *testing.T) {
 	})
 	// Once a re-join across has failed on both, the next is at least 7.5 s
 	// away: time for the majority to commit on its own.
-	waitFor(t, 3*rejoinMin, "a failed re-join of the majority's seed on both minority nodes", func() bool {
+	waitFor(t, 3*c.timings.RejoinMin, "a failed re-join of the majority's seed on both minority nodes", func() bool {
 		for _, rec := range logs {
 			if rec.count(slog.LevelDebug, "seed not re-joined") == 0 {
 				return false
@@ -302,7 +303,7 @@ func TestSeparatePoolsMerge(t *testing.T) {
 	}
 
 	all := append(slices.Clone(majority), minority...)
-	plans := c.waitCommitted(all, 2*rejoinMax)
+	plans := c.waitCommitted(all, 2*c.timings.RejoinMax)
 	for i, p := range plans {
 		if fmt.Sprint(p) != fmt.Sprint(want) {
 			t.Errorf("%s holds %+v, want the majority's %+v", all[i].agent.Name(), p, want)

@@ -131,14 +131,11 @@ func (a *Agent) ownCA(p plan.Plan) (*certs.CA, error) {
 	return ca, nil
 }
 
-// wantCAInterval spaces a server's requests for the escrowed CA key.
-const wantCAInterval = 2 * time.Second
-
 // maybeWantCA asks p's CA holder for the escrowed CA key when this node is
 // another server of p and has none yet; hash is p's hash and last is when
 // it last asked.
 func (a *Agent) maybeWantCA(p plan.Plan, hash string, last *time.Time) {
-	if !p.IsServer(a.id) || p.CAHolder == a.id || a.now().Sub(*last) < wantCAInterval {
+	if !p.IsServer(a.id) || p.CAHolder == a.id || a.now().Sub(*last) < a.tm.WantCA {
 		return
 	}
 	if _, err := os.Stat(filepath.Join(a.paths.CADir(), caEscrowFile)); !errors.Is(err, fs.ErrNotExist) {
@@ -189,7 +186,7 @@ func (a *Agent) startPipelineLocked(ctx context.Context) {
 		if prev != nil {
 			select {
 			case <-prev:
-			case <-time.After(time.Minute):
+			case <-time.After(a.tm.PipelineHandover):
 				a.log.Warn("the previous pipeline did not stop in time; starting the new one anyway")
 			}
 		}

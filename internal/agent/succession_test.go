@@ -44,7 +44,7 @@ func (s *sentTo) to(name string) []agree.Message {
 }
 
 // A server without the escrowed key asks the CA holder of its plan, at
-// most every wantCAInterval, and stops once it holds the key; the CA holder
+// most every a.tm.WantCA, and stops once it holds the key; the CA holder
 // answers only servers of its own plan.
 func TestWantCA(t *testing.T) {
 	c := newCluster(t)
@@ -52,7 +52,7 @@ func TestWantCA(t *testing.T) {
 	tr := &sentTo{}
 	a.tr = tr
 	now := a.now()
-	last := now.Add(-wantCAInterval)
+	last := now.Add(-a.tm.WantCA)
 	a.now = func() time.Time { return now }
 	a.maybeWantCA(p, p.Hash(), &last)
 	a.maybeWantCA(p, p.Hash(), &last)
@@ -61,7 +61,7 @@ func TestWantCA(t *testing.T) {
 	}
 	os.MkdirAll(a.paths.CADir(), 0o700)
 	os.WriteFile(filepath.Join(a.paths.CADir(), caEscrowFile), []byte("sealed"), 0o600)
-	now = now.Add(wantCAInterval)
+	now = now.Add(a.tm.WantCA)
 	a.maybeWantCA(p, p.Hash(), &last)
 	if got := tr.to("n1"); len(got) != 1 {
 		t.Errorf("asked again while holding the key: %+v", got)
