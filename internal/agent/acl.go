@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/hashicorp/nomad/api"
+
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
@@ -41,11 +39,10 @@ func (a *Agent) aclSecret() (secret string, operator bool, err error) {
 			return "", false, err
 		}
 	} else {
-		sealed, err := os.ReadFile(filepath.Join(a.paths.CADir(), caEscrowFile))
-		if err != nil {
-			return "", false, fmt.Errorf("the escrowed CA key has not arrived yet: %w", err)
+		if !a.caStore().HasEscrow() {
+			return "", false, errors.New("the escrowed CA key has not arrived yet")
 		}
-		if seed, err = certs.OpenCAKey(a.token, sealed); err != nil {
+		if seed, err = a.caStore().EscrowedKey(); err != nil {
 			return "", false, err
 		}
 	}

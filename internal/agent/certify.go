@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
@@ -169,7 +170,7 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 	// over, in the plan's order. Each one must present the pinned CA.
 	alive := a.aliveNames()
 	var errs []error
-	for _, s := range caCandidates(p) {
+	for _, s := range caholder.Candidates(p) {
 		if !alive[s.Name] {
 			continue
 		}
@@ -193,17 +194,4 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 		return nil, nil, fmt.Errorf("the CA holder %s is not alive and no other server is", p.CAHolderName())
 	}
 	return nil, nil, errors.Join(errs...)
-}
-
-// caCandidates returns the plan's servers, the CA holder first.
-func caCandidates(p plan.Plan) []plan.Server {
-	out := make([]plan.Server, 0, len(p.Servers))
-	for _, s := range p.Servers {
-		if s.ID == p.CAHolder {
-			out = append([]plan.Server{s}, out...)
-		} else {
-			out = append(out, s)
-		}
-	}
-	return out
 }

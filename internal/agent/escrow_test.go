@@ -3,10 +3,12 @@ package agent
 import (
 	"bytes"
 	"crypto/rand"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
@@ -40,7 +42,7 @@ func TestEscrowKeptWhenResent(t *testing.T) {
 		}
 		return agree.Message{Type: agree.MsgEscrow, Sealed: sealed, Hash: p.Hash()}
 	}
-	path := filepath.Join(a.paths.CADir(), caEscrowFile)
+	path := filepath.Join(a.paths.CADir(), caholder.EscrowFile)
 	first := seal([]byte("key one"))
 	a.handleEscrow("n1", first)
 	a.handleEscrow("n1", seal([]byte("key one")))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
@@ -73,7 +74,7 @@ func testServerReplacement(t *testing.T, caHolder bool, addr func(int) string) {
 	waitFor(t, 30*time.Second, "the servers to hold the escrowed CA key", func() bool {
 		for _, n := range c.nodes {
 			if p1.IsServer(n.agent.ID()) && n.agent.ID() != p1.CAHolder {
-				if _, err := os.Stat(filepath.Join(n.agent.paths.CADir(), caEscrowFile)); err != nil {
+				if _, err := os.Stat(filepath.Join(n.agent.paths.CADir(), caholder.EscrowFile)); err != nil {
 					return false
 				}
 			}
@@ -160,7 +161,7 @@ func testServerReplacement(t *testing.T, caHolder bool, addr func(int) string) {
 		return true
 	})
 	waitFor(t, 30*time.Second, "the new server to receive the escrowed CA key", func() bool {
-		_, err := os.Stat(filepath.Join(spare.agent.paths.CADir(), caEscrowFile))
+		_, err := os.Stat(filepath.Join(spare.agent.paths.CADir(), caholder.EscrowFile))
 		return err == nil
 	})
 
@@ -173,7 +174,7 @@ func testServerReplacement(t *testing.T, caHolder bool, addr func(int) string) {
 		holder.agent.mu.Unlock()
 		return serving && len(s.Warnings) == 0
 	})
-	if _, err := os.Stat(filepath.Join(holder.agent.paths.CADir(), caKeyFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(holder.agent.paths.CADir(), caholder.KeyFile)); err != nil {
 		t.Errorf("the CA holder %s keeps no CA key: %v", holder.agent.Name(), err)
 	}
 

@@ -2,11 +2,7 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -138,7 +134,7 @@ func (a *Agent) maybeWantCA(p plan.Plan, hash string, last *time.Time) {
 	if !p.IsServer(a.id) || p.CAHolder == a.id || a.now().Sub(*last) < a.tm.WantCA {
 		return
 	}
-	if _, err := os.Stat(filepath.Join(a.paths.CADir(), caEscrowFile)); !errors.Is(err, fs.ErrNotExist) {
+	if a.caStore().HasEscrow() {
 		return
 	}
 	*last = a.now()

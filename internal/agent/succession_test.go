@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 )
@@ -60,7 +61,7 @@ func TestWantCA(t *testing.T) {
 		t.Fatalf("sent to the CA holder %+v; want one request for the plan's key", got)
 	}
 	os.MkdirAll(a.paths.CADir(), 0o700)
-	os.WriteFile(filepath.Join(a.paths.CADir(), caEscrowFile), []byte("sealed"), 0o600)
+	os.WriteFile(filepath.Join(a.paths.CADir(), caholder.EscrowFile), []byte("sealed"), 0o600)
 	now = now.Add(a.tm.WantCA)
 	a.maybeWantCA(p, p.Hash(), &last)
 	if got := tr.to("n1"); len(got) != 1 {
