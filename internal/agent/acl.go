@@ -59,7 +59,7 @@ func (a *Agent) setupACL(ctx context.Context, p plan.Plan) (string, error) {
 	if err != nil {
 		return aclPending, err
 	}
-	c, err := a.nomadAPI(p, a.advertise)
+	c, err := a.nomad.Client(p, a.advertise)
 	if err != nil {
 		return aclPending, err
 	}

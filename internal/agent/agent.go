@@ -1,8 +1,9 @@
 // Package agent is the nomad-bootstrapd daemon: it fingerprints the node,
 // joins the encrypted gossip pool, runs the agreement protocol
 // (internal/agree) on its one event loop, and once a plan is committed takes
-// the node through certificates, Nomad's configuration and unit, ACLs and
-// health, answering status queries on its control socket.
+// the node through certificates, Nomad (internal/nomadrun configures,
+// starts and watches it), ACLs and health, answering status queries on its
+// control socket.
 package agent
 
 import (
@@ -21,14 +22,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadrun"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
@@ -90,9 +90,9 @@ type Agent struct {
 	name      string
 	advertise string
 	bind      string
-	nomadFeat nomadver.Features // what the installed Nomad accepts and needs
-	vote      *agree.Vote       // the vote persisted by an earlier run, for the protocol
-	nomadNote string            // why nomadFeat is a fallback, when it is
+	nomad     *nomadrun.Runner // this node's Nomad agent under the plan
+	nomadNote string           // why the Nomad detected is a fallback, when it is
+	vote      *agree.Vote      // the vote persisted by an earlier run, for the protocol
 
 	node *gossip.Node
 	tr   transport
@@ -115,16 +115,12 @@ type Agent struct {
 	warnings  map[string]string
 	ca        *certs.CA            // the CA, on the coordinator and the CA holder
 	caSrv     *casvc.Server        // the CA endpoint, on the CA holder
-	nomad     *status.NomadStatus  // the local Nomad agent, once started
+	nomadSt   *status.NomadStatus  // the local Nomad agent, once started
 	pipeline  bool                 // the post-commit pipeline runs
 	pipeStop  context.CancelFunc   // stops the pipeline, to restart it with a successor plan
 	pipeDone  chan struct{}        // closed when the pipeline has ended
 	downSince map[string]time.Time // plan servers not alive, since when
 	aclState  string               // servers: pending, bootstrapped, bootstrapped elsewhere
-
-	apiMu  sync.Mutex  // guards api and apiKey
-	api    *api.Client // the local Nomad agent's API, reused between polls
-	apiKey string      // the role and certificate api was made with
 }
 
 // New checks the configuration, resolves addresses, fingerprints the machine
@@ -162,10 +158,11 @@ func New(opts Options) (*Agent, error) {
 	if src.Hostname == nil {
 		src = fingerprint.DefaultSources()
 	}
-	var err error
-	if a.nomadFeat, a.nomadNote, err = detectNomad(context.Background(), cfg, opts.DryRun); err != nil {
+	feat, note, err := nomadrun.Detect(context.Background(), cfg, opts.DryRun)
+	if err != nil {
 		return nil, err
 	}
+	a.nomadNote = note
 	if a.facts, err = fingerprint.Collect(src); err != nil {
 		return nil, err
 	}
@@ -189,6 +186,14 @@ func New(opts Options) (*Agent, error) {
 	if a.id, a.idFresh, err = fingerprint.LoadNodeID(a.paths.NodeIDFile()); err != nil {
 		return nil, err
 	}
+	a.nomad = nomadrun.New(nomadrun.Options{
+		Node:     nomadrun.Node{ID: a.id, Name: a.name, Bind: a.bind, Advertise: a.advertise},
+		Config:   cfg,
+		Paths:    a.paths,
+		Features: feat,
+		Encrypt:  a.keys.NomadEncrypt,
+		Logger:   a.log,
+	})
 	if a.plan, err = planfile.Load(a.paths.PlanFile(), a.token.ClusterIDString(), a.id); err != nil {
 		return nil, err
 	}
@@ -259,7 +264,7 @@ func (a *Agent) Start() error {
 	if a.nomadNote != "" {
 		a.log.Info(a.nomadNote)
 	} else {
-		a.log.Info("nomad detected", "path", a.cfg.Nomad, "version", a.nomadFeat.Version.String())
+		a.log.Info("nomad detected", "path", a.cfg.Nomad, "version", a.nomad.Features().Version.String())
 	}
 
 	seeds := a.seeds()
@@ -416,7 +421,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) shutdown() {
-	a.closeLocalAPI()
+	a.nomad.Close()
 	if a.srv != nil {
 		a.srv.Close()
 		os.Remove(a.paths.Socket())
@@ -506,6 +511,18 @@ func (a *Agent) clearWarning(key string) {
 	a.mu.Unlock()
 }
 
+// nomadWarnings shows or clears, in order, the warnings of what the local
+// Nomad agent reported.
+func (a *Agent) nomadWarnings(ws []nomadrun.Warning) {
+	for _, w := range ws {
+		if w.Msg == "" {
+			a.clearWarning(w.Key)
+		} else {
+			a.warn(w.Key, w.Msg)
+		}
+	}
+}
+
 // Status returns the node's status as shown by `nomad-bootstrapd status`.
 func (a *Agent) Status() status.Status {
 	var members []gossip.Member
@@ -541,8 +558,8 @@ func (a *Agent) Status() status.Status {
 			}
 		}
 	}
-	if a.nomad != nil {
-		n := *a.nomad
+	if a.nomadSt != nil {
+		n := *a.nomadSt
 		s.Nomad = &n
 	}
 	if a.aclState != "" {

@@ -20,7 +20,7 @@ func (a *Agent) DryRun() (string, error) {
 	if a.nomadNote != "" {
 		b.WriteString(a.nomadNote + "\n")
 	} else {
-		fmt.Fprintf(&b, "Nomad %s at %s\n", a.nomadFeat.Version, a.cfg.Nomad)
+		fmt.Fprintf(&b, "Nomad %s at %s\n", a.nomad.Features().Version, a.cfg.Nomad)
 	}
 	a.mu.Lock()
 	p := a.plan
@@ -37,7 +37,7 @@ func (a *Agent) DryRun() (string, error) {
 			fmt.Fprintf(&b, "would request a %s certificate into %s\n", role, files.CertPath(role))
 		}
 	}
-	rendered, err := nomadconf.Render(a.nomadAgent(*p))
+	rendered, err := nomadconf.Render(a.nomad.Agent(*p))
 	if err != nil {
 		return "", err
 	}

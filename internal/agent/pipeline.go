@@ -9,9 +9,9 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadrun"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/supervise"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
@@ -36,7 +36,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 
 	var files []nomadconf.File
 	if !a.retryDegraded(ctx, causeRender, func() (err error) {
-		if files, err = nomadconf.Render(a.nomadAgent(p)); err != nil {
+		if files, err = nomadconf.Render(a.nomad.Agent(p)); err != nil {
 			return fmt.Errorf("rendering Nomad's configuration: %w", err)
 		}
 		return nil
@@ -65,7 +65,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	}
 	a.advance(status.PhaseConfigured)
 
-	var sup *supervise.Supervisor
+	var sup *nomadrun.Process
 	var units *systemd.Manager
 	unit := ""
 	// Clients start Nomad only once the servers have a leader with a keyring.
@@ -77,7 +77,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		a.setReason("Nomad's configuration is written; supervise=none starts nothing")
 	case config.SuperviseSystemd:
 		if !a.retryDegraded(ctx, causeNomadStart, func() (err error) {
-			units, err = a.startNomadUnit(ctx, len(changes) > 0 || certsChanged)
+			units, err = a.nomad.StartUnit(ctx, len(changes) > 0 || certsChanged)
 			return err
 		}) {
 			return
@@ -145,17 +145,19 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		a.maybeTakeOverCA(ctx, p)
 		a.maybeWantCA(p, hash, &wantedCA)
 		var st status.NomadStatus
+		var warns []nomadrun.Warning
 		switch {
 		case sup != nil:
-			st = a.nomadHealth(ctx, p, fmt.Sprintf("%s (pid %d)", unit, sup.State().PID))
+			st, warns = a.nomad.Health(ctx, p, fmt.Sprintf("%s (pid %d)", unit, sup.PID()))
 		case units != nil:
 			active, sub, _, _ := units.State(ctx, systemd.NomadService)
-			st = a.nomadHealth(ctx, p, fmt.Sprintf("%s (%s/%s)", unit, active, sub))
+			st, warns = a.nomad.Health(ctx, p, fmt.Sprintf("%s (%s/%s)", unit, active, sub))
 		default:
 			continue
 		}
+		a.nomadWarnings(warns)
 		a.mu.Lock()
-		a.nomad = &st
+		a.nomadSt = &st
 		aclState := a.aclState
 		a.mu.Unlock()
 		if p.IsServer(a.id) && st.Leader != "" && aclState != aclReady && aclState != aclElsewhere {
@@ -186,10 +188,30 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	}
 }
 
-// waitServers waits until the servers are ready for a client (serversReady).
+// startNomad runs Nomad as this agent's child until ctx ends; stopped is
+// closed once the child has stopped. While the child cannot be run the
+// node is degraded.
+func (a *Agent) startNomad(ctx context.Context) (proc *nomadrun.Process, stopped <-chan struct{}, err error) {
+	if proc, err = a.nomad.Process(); err != nil {
+		return nil, nil, err
+	}
+	// The supervisor of the previous pipeline, if any, has stopped.
+	a.recover(causeNomadRun)
+	done := make(chan struct{})
+	a.bg.Go(func() {
+		defer close(done)
+		if err := proc.Run(ctx); err != nil {
+			a.degrade(causeNomadRun, err.Error())
+		}
+	})
+	return proc, done, nil
+}
+
+// waitServers waits until the servers are ready for a client
+// (nomadrun.Runner.ServersReady).
 func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
 	for {
-		ok, why := a.serversReady(ctx, p)
+		ok, why := a.nomad.ServersReady(ctx, p)
 		if ok {
 			return true
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadrun"
 )
 
 // writeProfile writes the root-only shell profile that points the nomad CLI
@@ -21,7 +22,7 @@ export NOMAD_ADDR=https://%s
 export NOMAD_CACERT=%s
 export NOMAD_CLIENT_CERT=%s
 export NOMAD_CLIENT_KEY=%s
-`, filepath.Join(a.paths.ACLDir(), "ops-admin.token"), net.JoinHostPort(a.advertise, nomadHTTPPort),
+`, filepath.Join(a.paths.ACLDir(), "ops-admin.token"), net.JoinHostPort(a.advertise, nomadrun.HTTPPort),
 		files.CAPath(), files.CertPath(certs.RoleCLI), files.KeyPath(certs.RoleCLI))
 	p := a.paths.ProfileScript()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

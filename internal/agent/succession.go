@@ -50,7 +50,7 @@ func (a *Agent) successorOf(p plan.Plan) (plan.Plan, bool) {
 // without restarting Nomad. It returns the plan the pipeline runs now: p
 // again when Nomad's configuration could not be written, to retry.
 func (a *Agent) followSuccessor(ctx context.Context, p, next plan.Plan) plan.Plan {
-	files, err := nomadconf.Render(a.nomadAgent(next))
+	files, err := nomadconf.Render(a.nomad.Agent(next))
 	var changes []install.Change
 	if err == nil {
 		changes, err = install.Apply(a.paths.NomadConfigDir(), files)
@@ -197,7 +197,7 @@ func (a *Agent) startPipelineLocked(ctx context.Context) {
 			}
 			a.mu.Lock()
 			a.moveLocked(status.PhaseCommitted, fmt.Sprintf("this node is now a %s of plan epoch %d", role, p.Epoch))
-			a.nomad, a.aclState = nil, ""
+			a.nomadSt, a.aclState = nil, ""
 			if p.CAHolder != a.id {
 				a.recoverLocked(causeCA)
 			}

@@ -1,4 +1,4 @@
-package agent
+package nomadrun
 
 import (
 	"context"
@@ -9,19 +9,17 @@ import (
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
-
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
-// detectNomad learns which Nomad this node runs, before anything is
-// written, from `nomad version`. A Nomad older than nomadver.Oldest is
-// refused. With supervise=none the agent starts nothing, and a dry run
-// writes nothing, so a missing binary is no error there: the files are
-// rendered for the oldest supported line, which every newer line accepts,
-// and note says so.
-func detectNomad(ctx context.Context, cfg config.Config, dryRun bool) (f nomadver.Features, note string, err error) {
+// Detect learns which Nomad this node runs, before anything is written,
+// from `nomad version`. A Nomad older than nomadver.Oldest is refused. With
+// supervise=none the agent starts nothing, and a dry run writes nothing, so
+// a missing binary is no error there: the files are rendered for the oldest
+// supported line, which every newer line accepts, and note says so.
+func Detect(ctx context.Context, cfg config.Config, dryRun bool) (f nomadver.Features, note string, err error) {
 	v, err := nomadver.Detect(ctx, cfg.Nomad)
 	if err != nil {
 		if (dryRun || cfg.Supervise == config.SuperviseNone) && errors.Is(err, os.ErrNotExist) {
@@ -36,23 +34,23 @@ func detectNomad(ctx context.Context, cfg config.Config, dryRun bool) (f nomadve
 	return f, "", nil
 }
 
-// checkRunningNomad compares the version the local Nomad agent reports with
+// runningWarning compares the version the local Nomad agent reports with
 // the one detected at start: a package upgrade under a running agent is
-// shown until the agent is restarted and renders for the new version.
-func (a *Agent) checkRunningNomad(running string) {
+// shown until the agent is restarted and renders for the new version. It
+// reports false when running says nothing.
+func (r *Runner) runningWarning(running string) (Warning, bool) {
 	if running == "" {
-		return
+		return Warning{}, false
 	}
 	v, err := nomadver.Parse(running)
 	if err != nil {
-		return
+		return Warning{}, false
 	}
-	want := a.nomadFeat.Version
+	want := r.feat.Version
 	if v.Line() != want.Line() && !want.IsZero() {
-		a.warn("nomad-version", fmt.Sprintf("Nomad %s is running but nomad-bootstrapd rendered its configuration for %s: restart nomad-bootstrapd to render for the running version", v, want))
-		return
+		return Warning{Key: WarnVersion, Msg: fmt.Sprintf("Nomad %s is running but nomad-bootstrapd rendered its configuration for %s: restart nomad-bootstrapd to render for the running version", v, want)}, true
 	}
-	a.clearWarning("nomad-version")
+	return Warning{Key: WarnVersion}, true
 }
 
 // clientVersions lists the distinct Nomad versions of the clients, oldest
@@ -105,15 +103,11 @@ func mixedVersions(servers []status.NomadServerStatus, clients []string) string 
 	return fmt.Sprintf("Nomad server %s runs %s, older than clients that run %s: upgrade every server before the clients", oldestName, oldest, newest)
 }
 
-// checkMixedVersions shows or clears the warning of mixedVersions.
-func (a *Agent) checkMixedVersions(servers []status.NomadServerStatus, clients []string) {
+// mixedWarning is the warning of mixedVersions, shown or cleared. It
+// reports false when Nomad named no server: what was known stays.
+func mixedWarning(servers []status.NomadServerStatus, clients []string) (Warning, bool) {
 	if len(servers) == 0 {
-		// Nomad did not answer: keep what was known.
-		return
+		return Warning{}, false
 	}
-	if msg := mixedVersions(servers, clients); msg != "" {
-		a.warn("nomad-mixed", msg)
-		return
-	}
-	a.clearWarning("nomad-mixed")
+	return Warning{Key: WarnMixed, Msg: mixedVersions(servers, clients)}, true
 }

@@ -1,4 +1,4 @@
-package agent
+package nomadrun
 
 import (
 	"context"
@@ -48,7 +48,7 @@ func TestClientVersions(t *testing.T) {
 	}
 }
 
-func TestDetectNomad(t *testing.T) {
+func TestDetect(t *testing.T) {
 	dir := t.TempDir()
 	fake := func(name, version string) string {
 		p := filepath.Join(dir, name)
@@ -74,15 +74,15 @@ func TestDetectNomad(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.Nomad, cfg.Supervise = tt.bin, tt.supervise
-			f, _, err := detectNomad(context.Background(), cfg, tt.dryRun)
+			f, _, err := Detect(context.Background(), cfg, tt.dryRun)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("detectNomad error = %v, want %q", err, tt.err)
+					t.Fatalf("Detect error = %v, want %q", err, tt.err)
 				}
 				return
 			}
 			if err != nil || f.Version.String() != tt.want {
-				t.Fatalf("detectNomad = %s, %v; want %s", f.Version, err, tt.want)
+				t.Fatalf("Detect = %s, %v; want %s", f.Version, err, tt.want)
 			}
 		})
 	}
