@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
@@ -35,6 +36,60 @@ func TestMixedVersions(t *testing.T) {
 			got := mixedVersions(tt.servers, tt.clients)
 			if (tt.want == "") != (got == "") || !strings.HasPrefix(got, tt.want) {
 				t.Errorf("mixedVersions = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMixedWarning(t *testing.T) {
+	srv := func(name, v string) status.NomadServerStatus {
+		return status.NomadServerStatus{Name: name, Version: v, Status: "alive"}
+	}
+	tests := []struct {
+		name    string
+		servers []status.NomadServerStatus
+		clients []string
+		want    Warning
+		ok      bool
+	}{
+		{name: "no server answered keeps the warning"},
+		{name: "safe versions clear it", servers: []status.NomadServerStatus{srv("a", "1.10.0")}, clients: []string{"1.6.3"},
+			want: Warning{Key: WarnMixed}, ok: true},
+		{name: "a client newer than a server shows it", servers: []status.NomadServerStatus{srv("a", "1.6.3")}, clients: []string{"1.10.0"},
+			want: Warning{Key: WarnMixed, Msg: "Nomad server a runs 1.6.3, older than clients that run 1.10.0: upgrade every server before the clients"}, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := mixedWarning(tt.servers, tt.clients)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("mixedWarning = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestRunningWarning(t *testing.T) {
+	tests := []struct {
+		name, detected, running string
+		want                    Warning
+		ok                      bool
+	}{
+		{name: "nothing reported keeps the warning", detected: "1.6.3"},
+		{name: "an unreadable version keeps it", detected: "1.6.3", running: "junk"},
+		{name: "the same line clears it", detected: "1.6.3", running: "1.6.5", want: Warning{Key: WarnVersion}, ok: true},
+		{name: "another line shows it", detected: "1.6.3", running: "1.10.0", ok: true,
+			want: Warning{Key: WarnVersion, Msg: "Nomad 1.10.0 is running but nomad-bootstrapd rendered its configuration for 1.6.3: restart nomad-bootstrapd to render for the running version"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := nomadver.Parse(tt.detected)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := New(Options{Features: nomadver.Must(v)})
+			got, ok := r.runningWarning(tt.running)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("runningWarning(%q) = %+v, %v; want %+v, %v", tt.running, got, ok, tt.want, tt.ok)
 			}
 		})
 	}

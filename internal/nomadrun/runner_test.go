@@ -1,0 +1,128 @@
+package nomadrun
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// testKey is a fixed serf key (standard base64 of 32 bytes) for goldens.
+const testKey = "+QUb8DBp48NZJUzeIBVlceFe0mRoNloSr2ifGMxElwI="
+
+// testPlan is a committed plan of three servers, s1 the CA holder.
+func testPlan() plan.Plan {
+	return plan.Plan{
+		Epoch:  1,
+		Region: "global",
+		Expect: 3,
+		Servers: []plan.Server{
+			{ID: "id-s1", Name: "s1", Address: "10.0.0.11"},
+			{ID: "id-s2", Name: "s2", Address: "10.0.0.12"},
+			{ID: "id-s3", Name: "s3", Address: "10.0.0.13"},
+		},
+		CAHolder: "id-s1",
+	}
+}
+
+// testRunner is the runner of the node id, name, on ip, with cfg.
+func testRunner(id, name, ip string, cfg config.Config) *Runner {
+	return New(Options{
+		Node:     Node{ID: id, Name: name, Bind: ip, Advertise: ip},
+		Config:   cfg,
+		Paths:    paths.New("/"),
+		Features: nomadver.Must(nomadver.Oldest),
+		Encrypt:  testKey,
+	})
+}
+
+func TestRunsClient(t *testing.T) {
+	p := testPlan()
+	tests := []struct {
+		name      string
+		id        string
+		role      string
+		dedicated bool
+		want      bool
+	}{
+		{name: "client", id: "id-c1", role: "auto", want: true},
+		{name: "client with role=client", id: "id-c1", role: "client", want: true},
+		{name: "client in a cluster of dedicated servers", id: "id-c1", role: "auto", dedicated: true, want: true},
+		{name: "server with role=auto", id: "id-s2", role: "auto", want: true},
+		{name: "server with role=server", id: "id-s2", role: "server", want: false},
+		{name: "server in a cluster of dedicated servers", id: "id-s2", role: "auto", dedicated: true, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Role, cfg.DedicatedServers = tt.role, tt.dedicated
+			if got := testRunner(tt.id, "n", "10.0.0.20", cfg).RunsClient(p); got != tt.want {
+				t.Errorf("RunsClient = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAgentGolden compares the Nomad configuration of nodes under
+// testPlan with testdata/agent-<case>.json; go test -update rewrites them.
+func TestAgentGolden(t *testing.T) {
+	batch := config.Default()
+	batch.Pool, batch.IsolatePools, batch.RawExec = "batch", true, true
+	dedicated := config.Default()
+	dedicated.DedicatedServers = true
+	tests := []struct {
+		name, id, node, ip string
+		cfg                config.Config
+	}{
+		{name: "server", id: "id-s2", node: "s2", ip: "10.0.0.12", cfg: config.Default()},
+		{name: "server-dedicated", id: "id-s2", node: "s2", ip: "10.0.0.12", cfg: dedicated},
+		{name: "client", id: "id-c1", node: "c1", ip: "10.0.0.21", cfg: batch},
+		{name: "client-loopback", id: "id-c1", node: "c1", ip: "127.0.0.21", cfg: config.Default()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := testRunner(tt.id, tt.node, tt.ip, tt.cfg).Agent(testPlan())
+			if _, err := nomadconf.Render(got); err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			if c := got.Client; c != nil && c.NetworkInterface != "" {
+				// The loopback interface is named by this machine.
+				if c.NetworkInterface != loopbackInterface() {
+					t.Errorf("network_interface = %q, want this machine's loopback %q", c.NetworkInterface, loopbackInterface())
+				}
+				c.NetworkInterface = "lo"
+			}
+			b, err := json.MarshalIndent(got, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(b, '\n')
+			path := filepath.Join("testdata", "agent-"+tt.name+".json")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to write it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(b)); diff != "" {
+				t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
+			}
+		})
+	}
+}
