@@ -32,6 +32,7 @@ check: lint unit
 
 lint:
 	@sh tools/no-binaries.sh
+	@sh tools/layout.sh
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...

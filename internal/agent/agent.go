@@ -1,9 +1,10 @@
 // Package agent is the nomad-bootstrapd daemon: it fingerprints the node,
 // joins the encrypted gossip pool, runs the agreement protocol
 // (internal/agree) on its one event loop, and once a plan is committed takes
-// the node through certificates, Nomad (internal/nomadrun configures,
-// starts and watches it), ACLs and health, answering status queries on its
-// control socket.
+// the node through certificates (internal/caholder on the CA holder), Nomad
+// (internal/nomadrun configures, starts and watches it), ACLs and health,
+// answering status queries on its control socket. It is the only writer of
+// the node's phase.
 package agent
 
 import (
