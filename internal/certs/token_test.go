@@ -9,24 +9,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	mathrand "math/rand/v2"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-// updateGolden rewrites the golden files under testdata instead of comparing
-// with them: go test ./internal/certs -update. Other tests of this package
-// should use it rather than define another -update flag.
-var updateGolden = flag.Bool("update", false, "rewrite golden files in testdata")
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/golden"
+)
 
 // tokenShape is the documented shape of an encoded token: the prefix, 83
 // base32 characters and a last character that carries one bit.
@@ -177,22 +172,9 @@ func katValues(tok Token) string {
 func TestTokenKnownAnswers(t *testing.T) {
 	tok := katToken()
 	got := katValues(tok)
-	golden := filepath.Join("testdata", "token_kat.golden")
-	if *updateGolden {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("known answers changed (-golden +got); a derivation change breaks every cluster:\n%s", diff)
-	}
+	// Every derivation is fixed: changed known answers would break every
+	// cluster.
+	golden.Check(t, filepath.Join("testdata", "token_kat.golden"), []byte(got))
 
 	// The golden token parses back to the fixed token.
 	parsed, err := ParseToken(tok.Encode())

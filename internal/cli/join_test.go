@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/golden"
 )
 
 // joinRewrite parses args as join's flags, renders the configuration file
@@ -133,5 +135,5 @@ func TestJoinConfigGolden(t *testing.T) {
 	if strings.Contains(string(got), "nbd1_secret") {
 		t.Errorf("the file holds the token:\n%s", got)
 	}
-	golden(t, "join-config.hcl", got)
+	golden.Check(t, filepath.Join("testdata", "join-config.hcl"), got)
 }

@@ -237,18 +237,6 @@ func (f Field) copy(dst, src *Config) {
 // clear sets the field in c to its zero value.
 func (f Field) clear(c *Config) { f.copy(c, &Config{}) }
 
-// shortDuration formats d without trailing zero units: "2m", not "2m0s".
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
-
 // SplitList splits a comma-separated list, dropping blanks.
 func SplitList(s string) []string {
 	var out []string

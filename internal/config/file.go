@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 )
 
 // ReadFile returns the layer of the HCL configuration file at path. A
@@ -70,7 +72,7 @@ func parseFile(src []byte, path string) (Layer, error) {
 				v, err := time.ParseDuration(s)
 				if err != nil {
 					durErrs = append(durErrs, fmt.Errorf("config: %s: %s %q is not a duration such as %q",
-						path, fd.Name(), s, shortDuration(fd.Default().(time.Duration))))
+						path, fd.Name(), s, nomadconf.FormatDuration(fd.Default().(time.Duration))))
 					continue
 				}
 				*p = v

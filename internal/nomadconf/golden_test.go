@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"math/big"
 	"os"
 	"os/exec"
@@ -21,9 +20,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	hclv1 "github.com/hashicorp/hcl"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/golden"
+)
 
 // testKey is a fixed gossip key (standard base64 of 32 bytes) for goldens.
 const testKey = "+QUb8DBp48NZJUzeIBVlceFe0mRoNloSr2ifGMxElwI="
@@ -140,7 +139,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := filepath.Join("testdata", name)
-			if *update {
+			if golden.Update() {
 				if err := os.RemoveAll(dir); err != nil {
 					t.Fatal(err)
 				}

@@ -2,20 +2,16 @@ package nomadrun
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/golden"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // testKey is a fixed serf key (standard base64 of 32 bytes) for goldens.
 const testKey = "+QUb8DBp48NZJUzeIBVlceFe0mRoNloSr2ifGMxElwI="
@@ -108,21 +104,7 @@ func TestAgentGolden(t *testing.T) {
 			}
 			b = append(b, '\n')
 			path := filepath.Join("testdata", "agent-"+tt.name+".json")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to write it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(b)); diff != "" {
-				t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-			}
+			golden.Check(t, path, b)
 		})
 	}
 }

@@ -2,18 +2,16 @@ package statusview
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/golden"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // now is the clock of every golden file.
 var now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -127,8 +125,8 @@ func TestGolden(t *testing.T) {
 			if err := JSON(&js, s); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+".txt", txt.Bytes())
-			golden(t, name+".json", js.Bytes())
+			golden.Check(t, filepath.Join("testdata", name+".txt"), txt.Bytes())
+			golden.Check(t, filepath.Join("testdata", name+".json"), js.Bytes())
 			if strings.Contains(txt.String(), "\x1b[") {
 				t.Error("colours without Options.Color")
 			}
@@ -141,7 +139,7 @@ func TestColorKeepsAlignment(t *testing.T) {
 	var plainOut, colored bytes.Buffer
 	Table(&plainOut, s, Options{Now: now})
 	Table(&colored, s, Options{Now: now, Color: true})
-	golden(t, "degraded-dead-server.color.txt", colored.Bytes())
+	golden.Check(t, filepath.Join("testdata", "degraded-dead-server.color.txt"), colored.Bytes())
 	stripped := ansi.ReplaceAllString(colored.String(), "")
 	if diff := cmp.Diff(plainOut.String(), stripped); diff != "" {
 		t.Errorf("the coloured table, without its colours, differs from the plain one (-plain +colour):\n%s", diff)
@@ -181,23 +179,5 @@ func TestHumanDuration(t *testing.T) {
 		if got := humanDuration(tt.d); got != tt.want {
 			t.Errorf("humanDuration(%v) = %q, want %q", tt.d, got, tt.want)
 		}
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
 	}
 }

@@ -1,39 +1,21 @@
 package systemd
 
 import (
-	"flag"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/unit"
-	"github.com/google/go-cmp/cmp"
-)
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/golden"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 
-var update = flag.Bool("update", false, "rewrite golden files and packaging/nomad-bootstrapd.service")
+	"github.com/coreos/go-systemd/v22/unit"
+)
 
 // packagedUnit is the unit the .deb and .rpm ship; it must stay what
 // AgentUnit renders for the packaged binary.
 const packagedUnit = "../../packaging/nomad-bootstrapd.service"
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-file +rendered; go test -update rewrites it):\n%s", path, diff)
-	}
-}
 
 func TestGolden(t *testing.T) {
 	tests := []struct {
@@ -52,7 +34,7 @@ func TestGolden(t *testing.T) {
 		}{"testdata/nomad-" + v.Line() + ".service", NomadUnit("/usr/bin/nomad", "/etc/nomad.d", nomadver.Must(v).NotifyReady)})
 	}
 	for _, tt := range tests {
-		t.Run(filepath.Base(tt.file), func(t *testing.T) { golden(t, tt.file, tt.got) })
+		t.Run(filepath.Base(tt.file), func(t *testing.T) { golden.Check(t, tt.file, tt.got) })
 	}
 }
 
