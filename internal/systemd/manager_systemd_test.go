@@ -14,7 +14,11 @@ import (
 	"time"
 )
 
-func TestManagerBooted(t *testing.T) {
+// bootedManager connects to the booted systemd, skipping the test on other
+// machines and without root. The test's unit is stopped, disabled and
+// removed when the test ends, before the connection closes.
+func bootedManager(t *testing.T, unit string) (context.Context, *Manager) {
+	t.Helper()
 	if !booted() {
 		t.Skip("needs a machine booted with systemd")
 	}
@@ -22,9 +26,25 @@ func TestManagerBooted(t *testing.T) {
 		t.Skip("needs root")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+	m, err := Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		m.conn.StopUnitContext(ctx, unit, "replace", nil)
+		m.conn.DisableUnitFilesContext(ctx, []string{unit}, false)
+		os.Remove(filepath.Join(EtcDir, unit))
+		m.DaemonReload(ctx)
+	})
+	return ctx, m
+}
 
+func TestManagerBooted(t *testing.T) {
 	const name = "nbd-manager-test.service"
+	ctx, m := bootedManager(t, name)
 	marker := filepath.Join(t.TempDir(), "reloaded")
 	content := []byte("[Unit]\nDescription=nomad-bootstrapd manager test\n\n" +
 		"[Service]\nType=notify\nNotifyAccess=all\n" +
@@ -34,19 +54,6 @@ func TestManagerBooted(t *testing.T) {
 	if _, err := WriteUnit(EtcDir, name, content); err != nil {
 		t.Fatal(err)
 	}
-
-	m, err := Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	t.Cleanup(func() {
-		ctx := context.Background()
-		m.conn.StopUnitContext(ctx, name, "replace", nil)
-		m.conn.DisableUnitFilesContext(ctx, []string{name}, false)
-		os.Remove(filepath.Join(EtcDir, name))
-		m.DaemonReload(ctx)
-	})
 
 	if err := m.DaemonReload(ctx); err != nil {
 		t.Fatal(err)
@@ -112,27 +119,8 @@ func TestManagerBooted(t *testing.T) {
 }
 
 func TestEnsureBooted(t *testing.T) {
-	if !booted() {
-		t.Skip("needs a machine booted with systemd")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	m, err := Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	const name = "nbd-ensure-test.service"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		m.conn.StopUnitContext(ctx, name, "replace", nil)
-		m.conn.DisableUnitFilesContext(ctx, []string{name}, false)
-		os.Remove(filepath.Join(EtcDir, name))
-		m.DaemonReload(ctx)
-	})
+	ctx, m := bootedManager(t, name)
 	s := Service{
 		Name: name, Dir: EtcDir, Shipped: []string{t.TempDir()},
 		Content: []byte("[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n"),
