@@ -100,14 +100,13 @@ func CheckSuccessor(prev, next Plan) error {
 	if err := next.Validate(); err != nil {
 		return err
 	}
-	switch {
-	case next.Epoch != prev.Epoch+1:
+	if next.Epoch != prev.Epoch+1 {
 		return fmt.Errorf("plan: epoch %d does not follow epoch %d", next.Epoch, prev.Epoch)
-	case next.Region != prev.Region || next.Expect != prev.Expect:
-		return fmt.Errorf("plan: epoch %d has region=%s expect=%d, epoch %d has region=%s expect=%d",
-			next.Epoch, next.Region, next.Expect, prev.Epoch, prev.Region, prev.Expect)
-	case next.CAFingerprint != prev.CAFingerprint || next.CAPort != prev.CAPort:
-		return fmt.Errorf("plan: epoch %d changes the cluster CA", next.Epoch)
+	}
+	if err := sameCluster(prev, next); err != nil {
+		return err
+	}
+	switch {
 	case next.Genesis != prev.Lineage():
 		return fmt.Errorf("plan: epoch %d descends from another first plan", next.Epoch)
 	case len(next.Servers) != len(prev.Servers):
@@ -159,6 +158,14 @@ func CheckDescendant(prev, next Plan) error {
 		return fmt.Errorf("plan: epoch %d does not come after epoch %d", next.Epoch, prev.Epoch+1)
 	case prev.Lineage() == "" || next.Genesis != prev.Lineage():
 		return fmt.Errorf("plan: epoch %d does not descend from the first plan of epoch %d", next.Epoch, prev.Epoch)
+	}
+	return sameCluster(prev, next)
+}
+
+// sameCluster reports why next, a later plan than prev, is not one of the
+// same cluster, or nil: it keeps prev's region, expect and CA.
+func sameCluster(prev, next Plan) error {
+	switch {
 	case next.Region != prev.Region || next.Expect != prev.Expect:
 		return fmt.Errorf("plan: epoch %d has region=%s expect=%d, epoch %d has region=%s expect=%d",
 			next.Epoch, next.Region, next.Expect, prev.Epoch, prev.Region, prev.Expect)
