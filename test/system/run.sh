@@ -555,25 +555,27 @@ else
 	else
 		fail "node2: after dpkg -r: $(in_node 2 systemctl is-enabled nomad-bootstrapd.service 2>&1)"
 	fi
+fi
 
-	# internal/systemd's Manager against this systemd, over D-Bus.
-	if command -v go >/dev/null; then
-		if run env -C "$REPO" CGO_ENABLED=0 timeout 300 go test -c -tags systemd -o "$WORK/systemd.test" ./internal/systemd >"$WORK/go-test-build.log" 2>&1; then
-			install -m 0755 "$WORK/systemd.test" "${ROOTS[0]}/var/tmp/systemd.test"
-			if TIMEOUT=120 run in_node 1 /var/tmp/systemd.test -test.run 'Booted' -test.v >"$WORK/systemd-test.log" 2>&1 &&
-				grep -q -- '--- PASS: TestManagerBooted' "$WORK/systemd-test.log"; then
-				pass "node1: internal/systemd Manager over D-Bus (go test -tags systemd)"
-			else
-				fail "node1: internal/systemd Manager over D-Bus"
-				cat "$WORK/systemd-test.log"
-			fi
+# internal/systemd's Manager against this systemd, over D-Bus, with the
+# scenario or the hook.
+if command -v go >/dev/null; then
+	if run env -C "$REPO" CGO_ENABLED=0 timeout 300 go test -c -tags systemd -o "$WORK/systemd.test" ./internal/systemd >"$WORK/go-test-build.log" 2>&1; then
+		install -m 0755 "$WORK/systemd.test" "${ROOTS[0]}/var/tmp/systemd.test"
+		if TIMEOUT=120 run in_node 1 /var/tmp/systemd.test -test.run 'Booted' -test.v >"$WORK/systemd-test.log" 2>&1 &&
+			grep -q -- '--- PASS: TestManagerBooted' "$WORK/systemd-test.log" &&
+			grep -q -- '--- PASS: TestEnsureBooted' "$WORK/systemd-test.log"; then
+			pass "node1: internal/systemd Manager over D-Bus (go test -tags systemd)"
 		else
-			cat "$WORK/go-test-build.log"
-			fail "building the internal/systemd test binary"
+			fail "node1: internal/systemd Manager over D-Bus"
+			cat "$WORK/systemd-test.log"
 		fi
 	else
-		echo "SKIP: go is not installed: internal/systemd's D-Bus test"
+		cat "$WORK/go-test-build.log"
+		fail "building the internal/systemd test binary"
 	fi
+else
+	echo "SKIP: go is not installed: internal/systemd's D-Bus test"
 fi
 
 log "total $((SECONDS - T0)) s (boot $boot_time s)"
