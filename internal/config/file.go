@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 )
 
@@ -111,7 +112,8 @@ func parseFile(src []byte, path string) (Layer, error) {
 
 // diagError turns HCL diagnostics into one error naming file, line and
 // column and quoting the line, e.g. `config.hcl:3,1-6: bogus = 1: Unsupported
-// argument; An argument named "bogus" is not expected here.`
+// argument; An argument named "bogus" is not expected here.` Nothing that
+// looks like a token is quoted, nor the value of a token line.
 func diagError(diags hcl.Diagnostics, src []byte) error {
 	lines := strings.Split(string(src), "\n")
 	var msgs []string
@@ -125,11 +127,21 @@ func diagError(diags hcl.Diagnostics, src []byte) error {
 		}
 		if d.Subject != nil {
 			if l := d.Subject.Start.Line; l >= 1 && l <= len(lines) && strings.TrimSpace(lines[l-1]) != "" {
-				m = strings.TrimSpace(lines[l-1]) + ": " + m
+				m = quoteLine(lines[l-1]) + ": " + m
 			}
 			m = d.Subject.String() + ": " + m
 		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, certs.Redact(m))
 	}
 	return fmt.Errorf("config: %s", strings.Join(msgs, "\n"))
+}
+
+// quoteLine returns line as diagError quotes it: trimmed, and with the value
+// of a token setting left out, whatever it holds.
+func quoteLine(line string) string {
+	line = strings.TrimSpace(line)
+	if key, _, ok := strings.Cut(line, "="); ok && strings.TrimSpace(key) == "token" {
+		return "token = (redacted)"
+	}
+	return line
 }
