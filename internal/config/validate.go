@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
 
@@ -40,8 +41,9 @@ func (c *Config) Validate() error {
 	case c.BootstrapSize != 0 && c.MinMembers > c.BootstrapSize:
 		add(fmt.Errorf("config: min_members %d is more than bootstrap_size %d; at most the machines started together can be alive", c.MinMembers, c.BootstrapSize))
 	}
-	if c.Port < 1 || c.Port > 65535 {
-		add(fmt.Errorf("config: port %d is out of range 1-65535", c.Port))
+	// The CA endpoint listens on port + 1.
+	if c.Port < 1 || c.Port > 65534 {
+		add(fmt.Errorf("config: port %d is out of range 1-65534 (the CA endpoint takes port + 1)", c.Port))
 	}
 	if c.CA.Set() && (c.CA.CertFile == "" || c.CA.KeyFile == "" || c.CA.ChainFile == "") {
 		add(fmt.Errorf("config: the ca block needs cert_file, key_file and chain_file (the offline root's chain)"))
@@ -66,7 +68,9 @@ func (c *Config) Validate() error {
 		add(fingerprint.ValidateName("zone", c.Zone))
 	}
 	add(fingerprint.ValidateName("datacenter", c.Datacenter))
-	add(fingerprint.ValidateName("region", c.Region))
+	if !nomadconf.ValidRegion(c.Region) {
+		add(fmt.Errorf("config: region %q is invalid: %s", c.Region, nomadconf.RegionRule))
+	}
 	add(oneOf("supervise", c.Supervise))
 	add(oneOf("log_level", c.LogLevel))
 	add(validateMetricsAddr(c.MetricsAddr))

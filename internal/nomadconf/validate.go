@@ -27,9 +27,9 @@ func (e *FieldError) Error() string {
 }
 
 var (
-	// regionRE keeps regions usable inside certificate names
-	// (server.<region>.nomad).
-	regionRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	// regionRE makes a region one DNS label, so that it can stand inside
+	// certificate names (server.<region>.nomad).
+	regionRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 	// nodePoolRE is Nomad's own rule for node pool names
 	// (nomad/structs/node_pool.go).
 	nodePoolRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
@@ -88,10 +88,17 @@ func (v *validator) required(field, s string) bool {
 	return v.text(field, s)
 }
 
+// RegionRule says what a region may be: one DNS label.
+const RegionRule = "use one DNS label: letters, digits and '-', at most 63, starting and ending with a letter or digit"
+
+// ValidRegion reports whether region is one DNS label, as Nomad's
+// certificate names (server.<region>.nomad) need.
+func ValidRegion(region string) bool { return regionRE.MatchString(region) }
+
 func (v *validator) agent(a Agent) {
 	v.required("name", a.Name)
-	if v.required("region", a.Region) && !regionRE.MatchString(a.Region) {
-		v.fail("region", "%q: only letters, digits, '-' and '_'", a.Region)
+	if v.required("region", a.Region) && !ValidRegion(a.Region) {
+		v.fail("region", "%q: %s", a.Region, RegionRule)
 	}
 	if v.required("datacenter", a.Datacenter) && strings.Contains(a.Datacenter, "*") {
 		v.fail("datacenter", "%q must not contain '*'", a.Datacenter)
