@@ -3,8 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -19,7 +23,7 @@ import (
 // missing file is an empty layer, or an error when required is true.
 // Unknown keys and type errors name the file and line.
 func ReadFile(path string, required bool) (Layer, error) {
-	src, err := os.ReadFile(path)
+	src, err := readRegular(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !required {
 			return Layer{Source: path}, nil
@@ -27,6 +31,50 @@ func ReadFile(path string, required bool) (Layer, error) {
 		return Layer{Source: path}, fmt.Errorf("config: %w", err)
 	}
 	return parseFile(src, path)
+}
+
+// maxFileSize bounds a configuration file; a real one is a few kilobytes.
+const maxFileSize = 1 << 20
+
+// readRegular reads the regular file at path (a symbolic link to one is
+// fine). Anything else is refused without blocking: reading a FIFO or a
+// device would wait for a writer or never end.
+func readRegular(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		// A socket cannot be opened at all: say what it is.
+		if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+			return nil, fmt.Errorf("%s is %s, not a regular file", path, fileKind(fi.Mode()))
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.IsDir():
+		return nil, fmt.Errorf("%s is a directory; name the configuration file in it, such as %s", path, filepath.Join(path, "config.hcl"))
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is %s, not a regular file", path, fileKind(fi.Mode()))
+	case fi.Size() > maxFileSize:
+		return nil, fmt.Errorf("%s is larger than %d bytes; is it the configuration file?", path, maxFileSize)
+	}
+	return io.ReadAll(io.LimitReader(f, maxFileSize+1))
+}
+
+// fileKind names the kind of file m is, for errors.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
 }
 
 // schema returns the HCL schema of the fields in block ("" for the top
