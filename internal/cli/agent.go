@@ -84,6 +84,10 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go logHangups(ctx, hup, log)
 	if cfg.MetricsAddr != "" {
 		m, err := metrics.Listen(cfg.MetricsAddr, a)
 		if err != nil {
@@ -107,4 +111,18 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	return exitOK
+}
+
+// logHangups logs each SIGHUP on hup until ctx ends. The agent reads its
+// configuration only at start, so SIGHUP, which would otherwise end it
+// (a closed terminal, `kill -HUP` meant as a reload), changes nothing.
+func logHangups(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Warn("SIGHUP ignored: nomad-bootstrapd reads its configuration at start; restart it to apply a change")
+		}
+	}
 }

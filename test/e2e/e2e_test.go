@@ -347,6 +347,31 @@ func TestTwoAgentsWithExpectThreeWait(t *testing.T) {
 	}
 }
 
+// SIGHUP, a reload to many operators, neither stops the agent nor changes
+// what it does; it says so in its log.
+func TestHangupKeepsTheAgentRunning(t *testing.T) {
+	_, procs := cluster(t, 208, 1, "-expect", "3")
+	p := procs[0]
+	before, _ := statusJSON(t, p.root)
+	for range 2 {
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the agent to log the SIGHUP", func() bool {
+		return strings.Contains(p.log.String(), "SIGHUP ignored")
+	})
+	select {
+	case <-p.done:
+		t.Fatalf("the agent exited on SIGHUP:\n%s", p.log)
+	case <-time.After(time.Second):
+	}
+	after, code := statusJSON(t, p.root)
+	if code == 2 || after.Agent.PID != before.Agent.PID || after.Phase != before.Phase {
+		t.Errorf("after SIGHUP: exit %d, pid %d, phase %s; before: pid %d, phase %s", code, after.Agent.PID, after.Phase, before.Agent.PID, before.Phase)
+	}
+}
+
 func TestWrongTokenFailsFast(t *testing.T) {
 	cluster(t, 203, 1)
 	root := filepath.Join(t.TempDir(), "intruder")
