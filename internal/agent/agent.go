@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -86,7 +87,8 @@ type Agent struct {
 	tm        Timings // intervals and timeouts (timings.go)
 	facts     fingerprint.Facts
 	id        string
-	idMu      sync.Mutex // guards idFresh
+	idMu      sync.Mutex // guards idFresh and lock
+	lock      *os.File   // the state directory's lock, once taken (persistIdentity)
 	idFresh   bool       // the node ID is not on disk yet
 	name      string
 	advertise string
@@ -301,6 +303,7 @@ func (a *Agent) Start() error {
 	srv, _, err := status.Listen(a.paths.Socket(), a.Status)
 	if err != nil {
 		node.Shutdown()
+		a.unlockState()
 		return err
 	}
 	a.srv = srv
@@ -322,12 +325,48 @@ func (a *Agent) persistIdentity() error {
 	if err := os.MkdirAll(a.paths.StateDir(), 0o700); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	if err := a.lockStateLocked(); err != nil {
+		return err
+	}
 	if a.idFresh {
 		if err := fingerprint.SaveNodeID(a.paths.NodeIDFile(), a.id); err != nil {
 			return err
 		}
 		a.idFresh = false
 	}
+	return nil
+}
+
+// unlockState releases the state directory's lock.
+func (a *Agent) unlockState() {
+	a.idMu.Lock()
+	defer a.idMu.Unlock()
+	if a.lock != nil {
+		a.lock.Close()
+		a.lock = nil
+	}
+}
+
+// lockStateLocked takes the lock of the state directory, held until the
+// agent stops, before the agent writes anything there: two agents that
+// share a -root would overwrite each other's plan and votes. a.idMu is held.
+func (a *Agent) lockStateLocked() error {
+	if a.lock != nil {
+		return nil
+	}
+	path := a.paths.LockFile()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("agent: another nomad-bootstrapd agent runs with the state directory %s (it holds %s): stop it, or give this agent its own -root", a.paths.StateDir(), path)
+		}
+		return fmt.Errorf("agent: locking %s: %w", path, err)
+	}
+	a.lock = f
 	return nil
 }
 
@@ -422,6 +461,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) shutdown() {
+	defer a.unlockState()
 	a.nomad.Close()
 	if a.srv != nil {
 		a.srv.Close()

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -445,4 +446,33 @@ func TestJoinReasonAfterJoined(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Two agents never share a state directory: the second is refused before
+// it writes anything, and the directory is free again once the first stops.
+func TestStateDirectoryIsLocked(t *testing.T) {
+	c := newCluster(t)
+	first := c.start(c.options(0))
+	second := c.options(1)
+	second.Root = first.agent.paths.Root
+	second.Config.Join = nil
+	idBefore, err := os.ReadFile(first.agent.paths.NodeIDFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := startNode(second); err == nil {
+		n.stop()
+		t.Fatal("a second agent started with the state directory of a running one")
+	} else if !strings.Contains(err.Error(), "another nomad-bootstrapd agent runs with the state directory") {
+		t.Fatalf("second agent: %v; want it refused for the lock", err)
+	}
+	if id, _ := os.ReadFile(first.agent.paths.NodeIDFile()); !bytes.Equal(id, idBefore) {
+		t.Errorf("the refused agent changed node-id: %q -> %q", idBefore, id)
+	}
+	first.stop()
+	n, err := startNode(second)
+	if err != nil {
+		t.Fatalf("once the first agent stopped: %v", err)
+	}
+	n.stop()
 }

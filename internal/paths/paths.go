@@ -34,6 +34,10 @@ func (p Paths) StateDir() string { return p.join("var", "lib", "nomad-bootstrapd
 // NodeIDFile holds the node's stable ID.
 func (p Paths) NodeIDFile() string { return filepath.Join(p.StateDir(), "node-id") }
 
+// LockFile is held locked by the running agent, so that two agents never
+// share a state directory.
+func (p Paths) LockFile() string { return filepath.Join(p.StateDir(), "agent.lock") }
+
 // PlanFile holds the committed plan.
 func (p Paths) PlanFile() string { return filepath.Join(p.StateDir(), "plan.json") }
 

@@ -11,6 +11,7 @@ func TestLayout(t *testing.T) {
 		{"", Paths.ConfigFile, "/etc/nomad-bootstrapd/config.hcl"},
 		{"/", Paths.PlanFile, "/var/lib/nomad-bootstrapd/plan.json"},
 		{"/", Paths.NodeIDFile, "/var/lib/nomad-bootstrapd/node-id"},
+		{"/", Paths.LockFile, "/var/lib/nomad-bootstrapd/agent.lock"},
 		{"/", Paths.Socket, "/run/nomad-bootstrapd/agent.sock"},
 		{"/tmp/n1", Paths.Socket, "/tmp/n1/run/nomad-bootstrapd/agent.sock"},
 		{"/tmp/n1", Paths.NomadTLSDir, "/tmp/n1/etc/nomad.d/tls"},
