@@ -195,6 +195,16 @@ func TestCAFailover(t *testing.T) {
 			holder = n
 		}
 	}
+	// The failover needs the escrowed key, which the holder sends once it
+	// serves: wait until every other server has it.
+	waitFor(t, 30*time.Second, "the other servers to hold the escrowed CA key", func() bool {
+		for _, n := range c.nodes {
+			if n != holder && p.IsServer(n.agent.ID()) && !n.agent.caStore().HasEscrow() {
+				return false
+			}
+		}
+		return true
+	})
 	holder.stop() // the CA holder is gone for good
 
 	late := c.options(4)
