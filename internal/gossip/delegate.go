@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/memberlist"
@@ -99,4 +100,24 @@ var _ memberlist.MergeDelegate = merges{}
 // node's name.
 func (m merges) NotifyMerge(peers []*memberlist.Node) error {
 	return m.n.checkMerge(peers)
+}
+
+// alive is the Node's memberlist.AliveDelegate. memberlist calls it before
+// it adds or updates a member from an alive message, gossiped or in a
+// push/pull sync; an error drops the message.
+type alive struct{}
+
+var _ memberlist.AliveDelegate = alive{}
+
+// NotifyAlive refuses a member whose name could not be this project's: empty,
+// too long, not UTF-8 or holding control characters, which would otherwise
+// reach logs, status and Nomad's configuration.
+func (alive) NotifyAlive(peer *memberlist.Node) error {
+	if peer.Name == "" {
+		return errors.New("gossip: refused a member without a name")
+	}
+	if err := checkName(peer.Name); err != nil {
+		return fmt.Errorf("gossip: refused the member at %s: its name %q: %v", peer.Address(), peer.Name, err)
+	}
+	return nil
 }

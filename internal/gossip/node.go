@@ -125,6 +125,7 @@ func Start(cfg Config) (*Node, error) {
 	mc.Events = events{n}
 	mc.Conflict = conflicts{n}
 	mc.Merge = merges{n}
+	mc.Alive = alive{}
 	if cfg.Tuning != nil {
 		cfg.Tuning(mc)
 	}
