@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
@@ -45,6 +47,18 @@ type cell struct {
 
 func plain(text string) cell { return cell{text: text} }
 
+// printable returns s as the table shows it: unchanged, or, when it holds
+// control characters or bytes that are not UTF-8 (a name or message from
+// the network that slipped through), escaped as in a Go string, so that
+// nothing a peer sends can move the cursor or recolour the terminal.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
 // table collects rows and writes them with columns padded to the widest
 // cell, counting runes, so that colour codes never break the alignment.
 type table struct {
@@ -55,6 +69,11 @@ type table struct {
 func (t *table) add(cells ...cell) { t.rows = append(t.rows, cells) }
 
 func (t *table) write(w io.Writer, color bool) {
+	for _, r := range t.rows {
+		for i := range r {
+			r[i].text = printable(r[i].text)
+		}
+	}
 	var widths []int
 	for _, r := range t.rows {
 		for i, c := range r {
@@ -183,7 +202,7 @@ func Table(w io.Writer, s status.Status, o Options) {
 	if len(s.Warnings) > 0 {
 		fmt.Fprintf(w, "\n%s\n", heading("Warnings", o.Color))
 		for _, warning := range s.Warnings {
-			line := "  ! " + warning
+			line := "  ! " + printable(warning)
 			if o.Color {
 				line = yellow + line + reset
 			}

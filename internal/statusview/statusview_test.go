@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -178,6 +180,49 @@ func TestHumanDuration(t *testing.T) {
 	for _, tt := range tests {
 		if got := humanDuration(tt.d); got != tt.want {
 			t.Errorf("humanDuration(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+// Nothing in a status, whoever put it there, reaches the terminal as a
+// control character: names, reasons, warnings and Nomad's answers are
+// shown escaped.
+func TestTableEscapesControlCharacters(t *testing.T) {
+	s := status.Status{
+		Node:     node(),
+		Phase:    status.PhaseRunning,
+		Reason:   "waiting\r\x1b[2Kfor nothing",
+		Plan:     committed(),
+		Nomad:    healthyNomad(),
+		Members:  members(),
+		Warnings: []string{"bell\a and \x1b]0;title\a"},
+		Agent:    status.AgentStatus{Running: true, Version: "0.1.0", PID: 42},
+	}
+	s.Members[1].Name = "evil\x1b[31mname"
+	s.Members[2].Pool = "bad\xffbyte"
+	s.Nomad.Servers[0].Name = "line\nbreak"
+	for _, color := range []bool{false, true} {
+		var b bytes.Buffer
+		Table(&b, s, Options{Now: now, Color: color})
+		out := b.String()
+		if color {
+			// The table's own colours are the only escape sequences.
+			for _, c := range []string{reset, bold, red, green, yellow} {
+				out = strings.ReplaceAll(out, c, "")
+			}
+		}
+		for i, r := range out {
+			if r == '\n' {
+				continue
+			}
+			if unicode.IsControl(r) || r == utf8.RuneError {
+				t.Fatalf("color=%v: control character %q at %d in:\n%s", color, r, i, out)
+			}
+		}
+		for _, want := range []string{`evil\x1b[31mname`, `bad\xffbyte`, `line\nbreak`, `bell\a and`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("color=%v: %q not shown escaped in:\n%s", color, want, out)
+			}
 		}
 	}
 }
