@@ -357,7 +357,20 @@ func (a *Agent) lockStateLocked() error {
 	path := a.paths.LockFile()
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		// A read-only state directory is no reason to stop: the agent
+		// keeps running on the plan it holds. The lock
+		// file of an earlier run is still there to lock, read-only; without
+		// one nothing here can be written, by this agent or another.
+		ro, rerr := os.Open(path)
+		switch {
+		case rerr == nil:
+			f = ro
+		case errors.Is(err, syscall.EROFS):
+			a.log.Warn("the state directory is read-only; running without its lock", "path", path)
+			return nil
+		default:
+			return fmt.Errorf("agent: %w", err)
+		}
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
