@@ -71,9 +71,12 @@ func (r *Runner) StartUnit(ctx context.Context, changed bool) (*systemd.Manager,
 		Content: systemd.NomadUnit(r.cfg.Nomad, r.paths.NomadConfigDir(), r.feat.NotifyReady),
 		Follow:  true,
 	}
-	wrote, err := m.Ensure(ctx, svc, changed)
-	if wrote {
+	done, err := m.Ensure(ctx, svc, changed)
+	if done.Wrote {
 		r.log.Info("installed the nomad unit", "path", filepath.Join(svc.Dir, svc.Name), "nomad", r.feat.Version.String())
+	}
+	if done.Restarted {
+		r.log.Info("Nomad's configuration changed; restarted nomad.service")
 	}
 	if err != nil {
 		m.Close()

@@ -35,35 +35,42 @@ func (s Service) needsWrite() bool {
 	return s.Follow && Managed(filepath.Join(s.Dir, s.Name))
 }
 
+// Ensured says what [Manager.Ensure] did.
+type Ensured struct {
+	Wrote     bool // the unit file was written
+	Restarted bool // the unit ran and was restarted
+}
+
 // Ensure makes s run: it writes s's unit when no package shipped one and
 // the unit in s.Dir is missing (or, with Follow, is an older one of
 // nomad-bootstrapd's), reloads systemd after a write, enables the unit and
 // starts it; a unit that already runs is restarted when restart is true or
 // its unit file was just written, and left alone otherwise. Running Ensure
-// again changes nothing. It reports whether it wrote the unit file.
-func (m *Manager) Ensure(ctx context.Context, s Service, restart bool) (wrote bool, err error) {
+// again changes nothing. It reports what it did.
+func (m *Manager) Ensure(ctx context.Context, s Service, restart bool) (done Ensured, err error) {
 	if s.needsWrite() {
-		if wrote, err = WriteUnit(s.Dir, s.Name, s.Content); err != nil {
-			return false, err
+		if done.Wrote, err = WriteUnit(s.Dir, s.Name, s.Content); err != nil {
+			return done, err
 		}
-		if wrote {
+		if done.Wrote {
 			if err := m.DaemonReload(ctx); err != nil {
-				return true, err
+				return done, err
 			}
 		}
 	}
 	if err := m.Enable(ctx, s.Name); err != nil {
-		return wrote, err
+		return done, err
 	}
 	active, _, _, err := m.State(ctx, s.Name)
 	if err != nil {
-		return wrote, err
+		return done, err
 	}
 	switch {
 	case active != "active":
 		err = m.Start(ctx, s.Name)
-	case restart || wrote:
+	case restart || done.Wrote:
+		done.Restarted = true
 		err = m.Restart(ctx, s.Name)
 	}
-	return wrote, err
+	return done, err
 }

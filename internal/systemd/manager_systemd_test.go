@@ -134,18 +134,18 @@ func TestEnsureBooted(t *testing.T) {
 	}
 	steps := []struct {
 		restart     bool
-		wantWrote   bool
+		want        Ensured
 		wantNewMain bool
 	}{
-		{restart: false, wantWrote: true, wantNewMain: true}, // installs, enables, starts
-		{restart: false, wantWrote: false, wantNewMain: false},
-		{restart: true, wantWrote: false, wantNewMain: true},
+		{restart: false, want: Ensured{Wrote: true}, wantNewMain: true}, // installs, enables, starts
+		{restart: false, want: Ensured{}, wantNewMain: false},
+		{restart: true, want: Ensured{Restarted: true}, wantNewMain: true},
 	}
 	var last uint32
 	for i, st := range steps {
-		wrote, err := m.Ensure(ctx, s, st.restart)
-		if err != nil || wrote != st.wantWrote {
-			t.Fatalf("step %d: Ensure = %v, %v; want %v, nil", i, wrote, err, st.wantWrote)
+		done, err := m.Ensure(ctx, s, st.restart)
+		if err != nil || done != st.want {
+			t.Fatalf("step %d: Ensure = %+v, %v; want %+v, nil", i, done, err, st.want)
 		}
 		active, _, enabled, err := m.State(ctx, name)
 		if err != nil || active != "active" || enabled != "enabled" {
