@@ -39,10 +39,9 @@ func (a *Agent) aclSecret() (secret string, operator bool, err error) {
 			return "", false, err
 		}
 	} else {
-		if !a.caStore().HasEscrow() {
-			return "", false, errors.New("the escrowed CA key has not arrived yet")
-		}
-		if seed, err = a.caStore().EscrowedKey(); err != nil {
+		if seed, err = a.caStore().EscrowedKey(); errors.Is(err, fs.ErrNotExist) {
+			return "", false, fmt.Errorf("the escrowed CA key has not arrived yet: %w", err)
+		} else if err != nil {
 			return "", false, err
 		}
 	}

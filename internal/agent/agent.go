@@ -358,9 +358,9 @@ func (a *Agent) lockStateLocked() error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		// A read-only state directory is no reason to stop: the agent
-		// keeps running on the plan it holds. The lock
-		// file of an earlier run is still there to lock, read-only; without
-		// one nothing here can be written, by this agent or another.
+		// keeps running on the plan it holds. The lock file of an earlier
+		// run is still there to lock, read-only; without one, nothing
+		// here can be written, by this agent or another.
 		ro, rerr := os.Open(path)
 		switch {
 		case rerr == nil:
