@@ -10,7 +10,7 @@ import (
 
 // escrowLabel derives the key that seals the escrowed CA key; it is also
 // the associated data of the seal.
-const escrowLabel = "nomad-bootstrapd ca escrow v1"
+const escrowLabel = "nomad-bootstrapd ca escrow v2"
 
 // escrowVersion is the first byte of a sealed CA key.
 const escrowVersion byte = 1

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRedact(t *testing.T) {
@@ -12,6 +13,7 @@ func TestRedact(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := tok.Encode()
+	client := tok.Client(time.Time{}).Encode()
 	tests := []struct {
 		name, in, want string
 	}{
@@ -21,6 +23,8 @@ func TestRedact(t *testing.T) {
 		{"cut short", "token = " + full[:20], "token = " + Redacted},
 		{"upper case", "token = " + strings.ToUpper(full), "token = " + Redacted},
 		{"another version", "nbd2_abcdef and nbd1_xyz", Redacted + " and " + Redacted},
+		{"a client token", "token = " + client, "token = " + Redacted},
+		{"a client token in upper case", strings.ToUpper(client), Redacted},
 		{"two on a line", full + "," + full, Redacted + "," + Redacted},
 		{"in a sentence", "An argument named \"" + full + "\" is not expected here.", "An argument named \"" + Redacted + "\" is not expected here."},
 	}

@@ -1,8 +1,9 @@
-// Package certs holds the cluster's trust: the join token and the keys derived
-// from it, the cluster CA and CSR signing.
+// Package certs holds the cluster's trust: the server and client tokens and
+// the keys derived from them, the cluster CA and CSR signing.
 package certs
 
 import (
+	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -13,18 +14,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
-// Layout of a version 1 join token.
+// Layout of a server token (format version 2).
 const (
-	// tokenPrefix starts every version 1 token. A new format gets a new
-	// prefix (nbd2_, ...) so that old binaries reject it by name.
-	tokenPrefix = "nbd1_"
+	// tokenPrefix starts every server token. A new format gets a new prefix
+	// (nbd3_, ...) so that old binaries reject it by name.
+	tokenPrefix = "nbd2_"
 
 	// tokenChecksumLabel is hashed in front of the payload so the checksum
 	// is specific to this format.
-	tokenChecksumLabel = "nomad-bootstrapd token v1"
+	tokenChecksumLabel = "nomad-bootstrapd token v2"
 
 	clusterIDLen = 16
 	secretLen    = 32
@@ -32,15 +34,15 @@ const (
 	payloadLen   = clusterIDLen + secretLen + checksumLen // 52 bytes
 
 	// redactedChars is how many characters after the prefix String shows.
-	// The first 25 characters of the body carry only cluster ID bits, so
-	// 8 of them reveal nothing of the secret.
+	// The first 25 characters of a body carry only cluster ID bits, so 8 of
+	// them reveal nothing of a secret.
 	redactedChars = 8
 )
 
 // tokenBodyLen is the number of base32 characters after the prefix (84).
 var tokenBodyLen = tokenEncoding.EncodedLen(payloadLen)
 
-// tokenLen is the length of a whole encoded token, prefix included (89).
+// tokenLen is the length of a whole encoded server token, prefix included (89).
 var tokenLen = len(tokenPrefix) + tokenBodyLen
 
 // tokenEncoding is RFC 4648 base32 with a lowercase alphabet and no padding:
@@ -50,24 +52,31 @@ var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithP
 
 // Labels for the keys derived from a token. Each names its use and version;
 // a key for a new purpose needs a new label, and changing one changes every
-// cluster's key.
+// cluster's key. The gossip and CSR keys are derived from the client
+// secret, which both kinds of token hold; the others from the server
+// secret, which only the server token holds.
 const (
-	gossipKeyLabel    = "nomad-bootstrapd gossip key v1"
-	nomadEncryptLabel = "nomad-bootstrapd nomad encrypt v1"
-	csrKeyLabel       = "nomad-bootstrapd csr hmac v1"
+	gossipKeyLabel    = "nomad-bootstrapd gossip key v2"
+	csrKeyLabel       = "nomad-bootstrapd csr hmac v2"
+	nomadEncryptLabel = "nomad-bootstrapd nomad encrypt v2"
+	clientSecretLabel = "nomad-bootstrapd client secret v2"
+	clusterKeyLabel   = "nomad-bootstrapd cluster signing key v2"
+	clientTagLabel    = "nomad-bootstrapd client token tag v2"
 )
 
 // gossipLabelPrefix starts the memberlist label; the cluster ID follows.
 const gossipLabelPrefix = "nomad-bootstrapd/"
 
-// Sentinel errors returned (wrapped) by ParseToken. The returned error's
-// text is more specific than the sentinel's; test with errors.Is.
+// Sentinel errors returned (wrapped) by ParseToken, ParseClientToken and
+// ParseCredential. The returned error's text is more specific than the
+// sentinel's; test with errors.Is.
 var (
 	// ErrTokenEmpty means the token is empty or only whitespace.
 	ErrTokenEmpty = errors.New("certs: join token is empty; create one with `nomad-bootstrapd token create`")
-	// ErrTokenPrefix means the token does not start with nbd1_: it is
-	// something else, or a token of another format version.
-	ErrTokenPrefix = errors.New("certs: join token must start with \"nbd1_\"")
+	// ErrTokenPrefix means the token does not start with a prefix this
+	// binary reads: it is something else, a token of another format
+	// version, or the other kind of token.
+	ErrTokenPrefix = errors.New("certs: join token must start with \"nbd2_\" (server token) or \"nbd2c_\" (client token)")
 	// ErrTokenEncoding means the token contains a character that cannot
 	// appear at its position.
 	ErrTokenEncoding = errors.New("certs: join token has an invalid character")
@@ -88,12 +97,13 @@ type tokenError struct {
 func (e *tokenError) Error() string { return e.msg }
 func (e *tokenError) Unwrap() error { return e.kind }
 
-// Token is a parsed join token: a cluster ID and a 256-bit secret. All the
-// cluster's shared keys are derived from it (see DeriveKey).
+// Token is a parsed server token: a cluster ID and a 256-bit server secret.
+// Every key of the cluster is derived from it (see DeriveKey), and a client
+// token is made from it (Client).
 //
 // The printable form (Encode) is
 //
-//	nbd1_<body>
+//	nbd2_<body>
 //
 // where body is the lowercase RFC 4648 base32 alphabet (a-z, 2-7), without
 // padding, of the 52 bytes
@@ -101,14 +111,14 @@ func (e *tokenError) Unwrap() error { return e.kind }
 //	ClusterID (16) || Secret (32) || checksum (4)
 //
 // and checksum is the first 4 bytes of
-// SHA-256("nomad-bootstrapd token v1" || ClusterID || Secret). A token is
+// SHA-256("nomad-bootstrapd token v2" || ClusterID || Secret). A token is
 // always 89 characters: 5 of prefix and 84 of body. The last character is
 // "a" or "q" because it carries a single bit. ParseToken folds uppercase to
 // lowercase, since operators retype tokens; Encode always emits lowercase.
 //
 // A Token prints redacted: String, GoString, Format (every fmt verb) and
 // MarshalJSON show only the prefix and the first 8 body characters, which
-// encode cluster ID bits only, e.g. "nbd1_abcdefgh…(redacted)". Only Encode
+// encode cluster ID bits only, e.g. "nbd2_abcdefgh…(redacted)". Only Encode
 // returns the secret. fmt cannot call these methods on a Token held in an
 // unexported struct field; it prints such a field's bytes by reflection, so
 // keep Tokens out of unexported fields of values that may be printed.
@@ -117,8 +127,8 @@ type Token struct {
 	Secret    [32]byte
 }
 
-// NewToken makes a token from r (crypto/rand.Reader in production). It reads
-// 48 bytes: the cluster ID first, then the secret.
+// NewToken makes a server token from r (crypto/rand.Reader in production).
+// It reads 48 bytes: the cluster ID first, then the secret.
 func NewToken(r io.Reader) (Token, error) {
 	var buf [clusterIDLen + secretLen]byte
 	if _, err := io.ReadFull(r, buf[:]); err != nil {
@@ -130,79 +140,142 @@ func NewToken(r io.Reader) (Token, error) {
 	return t, nil
 }
 
-// ParseToken parses the printable form. Surrounding whitespace (such as the
-// newline that ends a file) is ignored and ASCII uppercase is accepted.
-// Errors name the problem and never contain the secret; they wrap one of
-// ErrTokenEmpty, ErrTokenPrefix, ErrTokenEncoding, ErrTokenLength or
-// ErrTokenChecksum. Positions in errors count characters from 1, prefix
-// included.
-func ParseToken(s string) (Token, error) {
-	s = asciiLower(strings.TrimSpace(s))
-	if s == "" {
-		return Token{}, ErrTokenEmpty
-	}
-	if !strings.HasPrefix(s, tokenPrefix) {
-		msg := ErrTokenPrefix.Error() + "; this is not a nomad-bootstrapd v1 join token"
-		if looksVersioned(s) {
-			msg = ErrTokenPrefix.Error() + "; this is a join token of another nomad-bootstrapd version, not a v1 join token"
-		}
-		return Token{}, &tokenError{msg: msg, kind: ErrTokenPrefix}
-	}
+// tokenFormat is one printable token format: its prefix, its payload length
+// (checksum included) and its checksum label.
+type tokenFormat struct {
+	prefix     string
+	payloadLen int
+	label      string
+	kind       string // "server token", "client token"
+}
 
+var (
+	serverFormat = tokenFormat{prefix: tokenPrefix, payloadLen: payloadLen, label: tokenChecksumLabel, kind: "server token"}
+	clientFormat = tokenFormat{prefix: clientTokenPrefix, payloadLen: clientPayloadLen, label: clientChecksumLabel, kind: "client token"}
+)
+
+// encodedLen is the length of a whole encoded token of the format.
+func (f tokenFormat) encodedLen() int { return len(f.prefix) + tokenEncoding.EncodedLen(f.payloadLen) }
+
+// checksum returns the 4-byte checksum of a payload without its checksum.
+func (f tokenFormat) checksum(body []byte) [checksumLen]byte {
+	h := sha256.New()
+	h.Write([]byte(f.label))
+	h.Write(body)
+	var sum [checksumLen]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
+// encode returns the printable form of a payload without its checksum.
+func (f tokenFormat) encode(body []byte) string {
+	sum := f.checksum(body)
+	return f.prefix + tokenEncoding.EncodeToString(append(slices.Clip(body), sum[:]...))
+}
+
+// decode checks s, already trimmed and lowercased and starting with the
+// format's prefix, and returns its payload without the checksum. Errors
+// wrap the sentinels and never quote s.
+func (f tokenFormat) decode(s string) ([]byte, error) {
 	// Check characters before the length, so that a stray quote or space
 	// is reported where it is; but past the expected end, report the length.
-	pos := len(tokenPrefix)
-	n := pos // characters in s
-	for _, r := range s[len(tokenPrefix):] {
+	total := f.encodedLen()
+	n := len(f.prefix) // characters in s
+	for _, r := range s[len(f.prefix):] {
 		n++
-		if n <= tokenLen && !isTokenChar(r) {
-			return Token{}, &tokenError{
-				msg:  fmt.Sprintf("%s at position %d; after \"nbd1_\" a token has only a-z and 2-7", ErrTokenEncoding.Error(), n),
+		if n <= total && !isTokenChar(r) {
+			return nil, &tokenError{
+				msg:  fmt.Sprintf("%s at position %d; after %q a %s has only a-z and 2-7", ErrTokenEncoding.Error(), n, f.prefix, f.kind),
 				kind: ErrTokenEncoding,
 			}
 		}
 	}
 	switch {
-	case n < tokenLen:
-		return Token{}, &tokenError{
-			msg:  fmt.Sprintf("certs: join token is truncated: expected %d characters, got %d; copy the whole token", tokenLen, n),
+	case n < total:
+		return nil, &tokenError{
+			msg:  fmt.Sprintf("certs: join token is truncated: a %s has %d characters, this has %d; copy the whole token", f.kind, total, n),
 			kind: ErrTokenLength,
 		}
-	case n > tokenLen:
-		return Token{}, &tokenError{
-			msg:  fmt.Sprintf("certs: join token is too long: expected %d characters, got %d; copy only the token", tokenLen, n),
+	case n > total:
+		return nil, &tokenError{
+			msg:  fmt.Sprintf("certs: join token is too long: a %s has %d characters, this has %d; copy only the token", f.kind, total, n),
 			kind: ErrTokenLength,
 		}
 	}
 
-	// s is now tokenLen ASCII characters of the alphabet.
-	body := s[len(tokenPrefix):]
-	var payload [payloadLen]byte
-	if m, err := tokenEncoding.Decode(payload[:], []byte(body)); err != nil || m != payloadLen {
+	// s is now total ASCII characters of the alphabet.
+	body := s[len(f.prefix):]
+	payload := make([]byte, f.payloadLen)
+	if m, err := tokenEncoding.Decode(payload, []byte(body)); err != nil || m != f.payloadLen {
 		// Unreachable after the checks above; keep the decoder's error out
 		// of the message since it may quote input.
-		return Token{}, &tokenError{msg: ErrTokenEncoding.Error(), kind: ErrTokenEncoding}
+		return nil, &tokenError{msg: ErrTokenEncoding.Error(), kind: ErrTokenEncoding}
 	}
-	// The last character carries one bit; the decoder ignores the other
-	// four, so reject a body that does not re-encode to itself.
-	if re := tokenEncoding.EncodeToString(payload[:]); re != body {
+	// The last character carries fewer bits than five; the decoder ignores
+	// the others, so reject a body that does not re-encode to itself.
+	if re := tokenEncoding.EncodeToString(payload); re != body {
 		i := 0
 		for i < len(body) && body[i] == re[i] {
 			i++
 		}
-		return Token{}, &tokenError{
-			msg:  fmt.Sprintf("%s at position %d; copy the token again", ErrTokenEncoding.Error(), len(tokenPrefix)+i+1),
+		return nil, &tokenError{
+			msg:  fmt.Sprintf("%s at position %d; copy the token again", ErrTokenEncoding.Error(), len(f.prefix)+i+1),
 			kind: ErrTokenEncoding,
 		}
 	}
-
-	var t Token
-	copy(t.ClusterID[:], payload[:clusterIDLen])
-	copy(t.Secret[:], payload[clusterIDLen:clusterIDLen+secretLen])
-	sum := t.checksum()
-	if subtle.ConstantTimeCompare(sum[:], payload[clusterIDLen+secretLen:]) != 1 {
-		return Token{}, ErrTokenChecksum
+	data := payload[:f.payloadLen-checksumLen]
+	sum := f.checksum(data)
+	if subtle.ConstantTimeCompare(sum[:], payload[f.payloadLen-checksumLen:]) != 1 {
+		return nil, ErrTokenChecksum
 	}
+	return data, nil
+}
+
+// normalize trims s and folds ASCII uppercase, and returns the format its
+// prefix names, or an error wrapping ErrTokenEmpty or ErrTokenPrefix.
+func normalize(s string) (string, tokenFormat, error) {
+	s = asciiLower(strings.TrimSpace(s))
+	switch {
+	case s == "":
+		return "", tokenFormat{}, ErrTokenEmpty
+	case strings.HasPrefix(s, clientTokenPrefix):
+		return s, clientFormat, nil
+	case strings.HasPrefix(s, tokenPrefix):
+		return s, serverFormat, nil
+	case looksVersioned(s):
+		return "", tokenFormat{}, &tokenError{
+			msg:  ErrTokenPrefix.Error() + "; this is a join token of another nomad-bootstrapd version: create a token with this version",
+			kind: ErrTokenPrefix,
+		}
+	}
+	return "", tokenFormat{}, &tokenError{msg: ErrTokenPrefix.Error() + "; this is not a nomad-bootstrapd join token", kind: ErrTokenPrefix}
+}
+
+// ParseToken parses the printable form of a server token. Surrounding
+// whitespace (such as the newline that ends a file) is ignored and ASCII
+// uppercase is accepted. Errors name the problem and never contain the
+// secret; they wrap one of ErrTokenEmpty, ErrTokenPrefix, ErrTokenEncoding,
+// ErrTokenLength or ErrTokenChecksum. Positions in errors count characters
+// from 1, prefix included. A client token is refused with ErrTokenPrefix
+// and a message saying that the server token is needed.
+func ParseToken(s string) (Token, error) {
+	s, f, err := normalize(s)
+	if err != nil {
+		return Token{}, err
+	}
+	if f.prefix != tokenPrefix {
+		return Token{}, &tokenError{
+			msg:  "certs: this is a client token; this needs the cluster's server token (nbd2_…), printed by `nomad-bootstrapd token create`",
+			kind: ErrTokenPrefix,
+		}
+	}
+	data, err := f.decode(s)
+	if err != nil {
+		return Token{}, err
+	}
+	var t Token
+	copy(t.ClusterID[:], data[:clusterIDLen])
+	copy(t.Secret[:], data[clusterIDLen:])
 	return t, nil
 }
 
@@ -234,7 +307,7 @@ func asciiLower(s string) string {
 }
 
 // looksVersioned reports whether s starts like a join token of another
-// version: "nbd", one or more digits, "_".
+// version: "nbd", one or more digits, an optional lowercase letter, "_".
 func looksVersioned(s string) bool {
 	rest, ok := strings.CutPrefix(s, "nbd")
 	if !ok {
@@ -244,34 +317,25 @@ func looksVersioned(s string) bool {
 	for digits < len(rest) && '0' <= rest[digits] && rest[digits] <= '9' {
 		digits++
 	}
-	return digits > 0 && digits < len(rest) && rest[digits] == '_'
-}
-
-// checksum returns the token's 4-byte checksum.
-func (t Token) checksum() [checksumLen]byte {
-	h := sha256.New()
-	h.Write([]byte(tokenChecksumLabel))
-	h.Write(t.ClusterID[:])
-	h.Write(t.Secret[:])
-	var sum [checksumLen]byte
-	copy(sum[:], h.Sum(nil))
-	return sum
+	if digits == 0 {
+		return false
+	}
+	rest = rest[digits:]
+	if rest != "" && 'a' <= rest[0] && rest[0] <= 'z' {
+		rest = rest[1:]
+	}
+	return strings.HasPrefix(rest, "_")
 }
 
 // Encode returns the printable token, secret included. It is the only method
 // that reveals the secret; never log its result.
 func (t Token) Encode() string {
-	var payload [payloadLen]byte
-	copy(payload[:], t.ClusterID[:])
-	copy(payload[clusterIDLen:], t.Secret[:])
-	sum := t.checksum()
-	copy(payload[clusterIDLen+secretLen:], sum[:])
-	return tokenPrefix + tokenEncoding.EncodeToString(payload[:])
+	return serverFormat.encode(append(t.ClusterID[:], t.Secret[:]...))
 }
 
 // String returns a redacted form safe for logs: the prefix and the first 8
 // characters of the encoded token, which hold cluster ID bits only, e.g.
-// "nbd1_abcdefgh…(redacted)". It matches the start of the real token, so an
+// "nbd2_abcdefgh…(redacted)". It matches the start of the real token, so an
 // operator can tell which token a log line means.
 func (t Token) String() string {
 	// Encode the cluster ID alone: its first 8 characters equal the
@@ -286,14 +350,7 @@ func (t Token) GoString() string { return t.String() }
 
 // Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
 // %x, %d, ...) prints the redacted form rather than the fields' bytes.
-func (t Token) Format(f fmt.State, verb rune) {
-	switch verb {
-	case 'q':
-		fmt.Fprintf(f, "%q", t.String())
-	default:
-		io.WriteString(f, t.String())
-	}
-}
+func (t Token) Format(f fmt.State, verb rune) { formatRedacted(f, verb, t.String()) }
 
 // MarshalJSON returns the redacted form as a JSON string, so that a Token
 // that ends up in a JSON document (a status report, a debug dump) never
@@ -312,7 +369,7 @@ func (t Token) ClusterIDString() string {
 // DeriveKey returns n bytes derived from the token with HKDF-SHA-256: the
 // secret is the input key material, the cluster ID the salt and label the
 // info. Distinct labels give independent keys; a label should name the use
-// and a version, like "nomad-bootstrapd gossip key v1", and must never be
+// and a version, like "nomad-bootstrapd gossip key v2", and must never be
 // reused for another purpose. It panics if n is not between 1 and 8160
 // (255 × 32, the HKDF-SHA-256 limit), which is a programming error.
 func (t Token) DeriveKey(label string, n int) []byte {
@@ -326,33 +383,58 @@ func (t Token) DeriveKey(label string, n int) []byte {
 	return key
 }
 
-// GossipKey returns the 32-byte memberlist encryption key (AES-256).
-func (t Token) GossipKey() []byte {
-	return t.DeriveKey(gossipKeyLabel, 32)
+// clientSecret returns the client secret: the secret a client token holds,
+// from which the keys every node needs are derived.
+func (t Token) clientSecret() [32]byte {
+	return [32]byte(t.DeriveKey(clientSecretLabel, secretLen))
 }
+
+// GossipKey returns the 32-byte memberlist encryption key (AES-256). Client
+// tokens of the cluster give the same key.
+func (t Token) GossipKey() []byte { return tierKey(t.ClusterID, t.clientSecret(), gossipKeyLabel) }
+
+// CSRKey returns the 32-byte HMAC key that authenticates certificate
+// requests. Client tokens of the cluster give the same key.
+func (t Token) CSRKey() []byte { return tierKey(t.ClusterID, t.clientSecret(), csrKeyLabel) }
 
 // GossipLabel returns the memberlist label, "nomad-bootstrapd/" followed by
 // ClusterIDString (49 bytes, below memberlist's 255). Memberlist drops
 // packets and streams from peers with another label, so nodes of another
 // cluster are refused at once.
-func (t Token) GossipLabel() string {
-	return gossipLabelPrefix + t.ClusterIDString()
-}
+func (t Token) GossipLabel() string { return gossipLabel(t.ClusterID) }
 
 // NomadEncryptKey returns the Nomad server.encrypt key: standard base64 (with
-// padding) of 32 derived bytes, the form `nomad operator gossip keyring
-// generate` prints.
+// padding) of 32 bytes derived from the server secret, the form `nomad
+// operator gossip keyring generate` prints. A client token cannot give it.
 func (t Token) NomadEncryptKey() string {
 	return base64.StdEncoding.EncodeToString(t.DeriveKey(nomadEncryptLabel, 32))
 }
 
-// CSRKey returns the 32-byte HMAC key that authenticates certificate
-// requests.
-func (t Token) CSRKey() []byte {
-	return t.DeriveKey(csrKeyLabel, 32)
+// ClusterKey returns the cluster's Ed25519 signing key, derived from the
+// server secret. Its public half is in every client token, so every node
+// can check what only a server-token holder can sign (Endorse).
+func (t Token) ClusterKey() ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(t.DeriveKey(clusterKeyLabel, ed25519.SeedSize))
 }
 
-// Keys are the keys a node derives from its token, once.
+// tierKey derives a key from the client secret: HKDF-SHA-256 with the
+// client secret as input key material, the cluster ID as salt and label as
+// info.
+func tierKey(clusterID [16]byte, clientSecret [32]byte, label string) []byte {
+	key, err := hkdf.Key(sha256.New, clientSecret[:], clusterID[:], label, 32)
+	if err != nil {
+		panic("certs: deriving a key: " + err.Error())
+	}
+	return key
+}
+
+// gossipLabel returns the memberlist label of the cluster.
+func gossipLabel(clusterID [16]byte) string {
+	return gossipLabelPrefix + hex.EncodeToString(clusterID[:])
+}
+
+// Keys are the keys a node derives from its token, once. NomadEncrypt is
+// empty for a client token.
 type Keys struct {
 	Gossip       []byte // memberlist's encryption key; see GossipKey
 	NomadEncrypt string // Nomad's server.encrypt; see NomadEncryptKey

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -25,7 +26,7 @@ import (
 
 // tokenShape is the documented shape of an encoded token: the prefix, 83
 // base32 characters and a last character that carries one bit.
-var tokenShape = regexp.MustCompile(`^nbd1_[a-z2-7]{83}[aq]$`)
+var tokenShape = regexp.MustCompile(`^nbd2_[a-z2-7]{83}[aq]$`)
 
 // katToken is the fixed token of the known-answer test.
 func katToken() Token {
@@ -201,14 +202,18 @@ func hkdf32(secret, salt []byte, info string) []byte {
 func TestDerivationFollowsSpec(t *testing.T) {
 	for _, tok := range []Token{katToken(), testToken(t, 1), testToken(t, 2)} {
 		secret, salt := tok.Secret[:], tok.ClusterID[:]
+		cs := tok.Client(time.Time{}).Secret
+		client := cs[:]
 		tests := []struct {
 			name string
 			got  []byte
 			want []byte
 		}{
-			{"GossipKey", tok.GossipKey(), hkdf32(secret, salt, "nomad-bootstrapd gossip key v1")},
-			{"CSRKey", tok.CSRKey(), hkdf32(secret, salt, "nomad-bootstrapd csr hmac v1")},
-			{"NomadEncryptKey", mustBase64(t, tok.NomadEncryptKey()), hkdf32(secret, salt, "nomad-bootstrapd nomad encrypt v1")},
+			{"GossipKey", tok.GossipKey(), hkdf32(client, salt, "nomad-bootstrapd gossip key v2")},
+			{"CSRKey", tok.CSRKey(), hkdf32(client, salt, "nomad-bootstrapd csr hmac v2")},
+			{"client secret", client, hkdf32(secret, salt, "nomad-bootstrapd client secret v2")},
+			{"NomadEncryptKey", mustBase64(t, tok.NomadEncryptKey()), hkdf32(secret, salt, "nomad-bootstrapd nomad encrypt v2")},
+			{"ClusterKey seed", tok.ClusterKey().Seed(), hkdf32(secret, salt, "nomad-bootstrapd cluster signing key v2")},
 			{"DeriveKey", tok.DeriveKey("some later key v1", 32), hkdf32(secret, salt, "some later key v1")},
 		}
 		for _, tt := range tests {
@@ -217,8 +222,8 @@ func TestDerivationFollowsSpec(t *testing.T) {
 			}
 		}
 		// The checksum follows the documented construction.
-		sum := sha256.Sum256(append(append([]byte("nomad-bootstrapd token v1"), salt...), secret...))
-		raw, err := tokenEncoding.DecodeString(strings.TrimPrefix(tok.Encode(), "nbd1_"))
+		sum := sha256.Sum256(append(append([]byte("nomad-bootstrapd token v2"), salt...), secret...))
+		raw, err := tokenEncoding.DecodeString(strings.TrimPrefix(tok.Encode(), "nbd2_"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,7 +377,7 @@ func otherChar(c byte) string {
 func TestParseTokenErrors(t *testing.T) {
 	tok := testToken(t, 42)
 	enc := tok.Encode()
-	body := strings.TrimPrefix(enc, "nbd1_")
+	body := strings.TrimPrefix(enc, "nbd2_")
 	last := enc[len(enc)-1]
 	nonCanonical := string(last + 1) // 'b' or 'r': same bit, stray low bits
 
@@ -387,55 +392,59 @@ func TestParseTokenErrors(t *testing.T) {
 		{"whitespace only", " \t\r\n ", ErrTokenEmpty,
 			"certs: join token is empty; create one with `nomad-bootstrapd token create`"},
 		{"no prefix", body, ErrTokenPrefix,
-			`certs: join token must start with "nbd1_"; this is not a nomad-bootstrapd v1 join token`},
+			`certs: join token must start with "nbd2_" (server token) or "nbd2c_" (client token); this is not a nomad-bootstrapd join token`},
 		{"wrong prefix", "tok1_" + body, ErrTokenPrefix,
-			`certs: join token must start with "nbd1_"; this is not a nomad-bootstrapd v1 join token`},
-		{"prefix without underscore", "nbd1" + body, ErrTokenPrefix,
-			`certs: join token must start with "nbd1_"; this is not a nomad-bootstrapd v1 join token`},
+			`certs: join token must start with "nbd2_" (server token) or "nbd2c_" (client token); this is not a nomad-bootstrapd join token`},
+		{"prefix without underscore", "nbd2" + body, ErrTokenPrefix,
+			`certs: join token must start with "nbd2_" (server token) or "nbd2c_" (client token); this is not a nomad-bootstrapd join token`},
 		{"quoted", `"` + enc + `"`, ErrTokenPrefix,
-			`certs: join token must start with "nbd1_"; this is not a nomad-bootstrapd v1 join token`},
-		{"newer version", "nbd2_" + body, ErrTokenPrefix,
-			`certs: join token must start with "nbd1_"; this is a join token of another nomad-bootstrapd version, not a v1 join token`},
-		{"older version", "NBD0_" + body, ErrTokenPrefix,
-			`certs: join token must start with "nbd1_"; this is a join token of another nomad-bootstrapd version, not a v1 join token`},
+			`certs: join token must start with "nbd2_" (server token) or "nbd2c_" (client token); this is not a nomad-bootstrapd join token`},
+		{"newer version", "nbd3_" + body, ErrTokenPrefix,
+			`certs: join token must start with "nbd2_" (server token) or "nbd2c_" (client token); this is a join token of another nomad-bootstrapd version: create a token with this version`},
+		{"older version", "NBD1_" + body, ErrTokenPrefix,
+			`certs: join token must start with "nbd2_" (server token) or "nbd2c_" (client token); this is a join token of another nomad-bootstrapd version: create a token with this version`},
 		{"much newer version", "nbd12_" + body, ErrTokenPrefix,
-			`certs: join token must start with "nbd1_"; this is a join token of another nomad-bootstrapd version, not a v1 join token`},
+			`certs: join token must start with "nbd2_" (server token) or "nbd2c_" (client token); this is a join token of another nomad-bootstrapd version: create a token with this version`},
 		{"bad char", replaceAt(enc, 30, "!"), ErrTokenEncoding,
-			`certs: join token has an invalid character at position 30; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 30; after "nbd2_" a server token has only a-z and 2-7`},
 		{"digit 1", replaceAt(enc, 6, "1"), ErrTokenEncoding,
-			`certs: join token has an invalid character at position 6; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 6; after "nbd2_" a server token has only a-z and 2-7`},
 		{"digit 8", replaceAt(enc, 89, "8"), ErrTokenEncoding,
-			`certs: join token has an invalid character at position 89; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 89; after "nbd2_" a server token has only a-z and 2-7`},
 		{"base32 padding", replaceAt(enc, 60, "="), ErrTokenEncoding,
-			`certs: join token has an invalid character at position 60; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 60; after "nbd2_" a server token has only a-z and 2-7`},
 		{"inner space", enc[:50] + " " + enc[50:], ErrTokenEncoding,
-			`certs: join token has an invalid character at position 51; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 51; after "nbd2_" a server token has only a-z and 2-7`},
 		{"inner newline", enc[:70] + "\n" + enc[70:], ErrTokenEncoding,
-			`certs: join token has an invalid character at position 71; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 71; after "nbd2_" a server token has only a-z and 2-7`},
 		{"non-ASCII", replaceAt(enc, 40, "é"), ErrTokenEncoding,
-			`certs: join token has an invalid character at position 40; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 40; after "nbd2_" a server token has only a-z and 2-7`},
 		{"Kelvin sign", replaceAt(enc, 40, "\u212a"), ErrTokenEncoding,
-			`certs: join token has an invalid character at position 40; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 40; after "nbd2_" a server token has only a-z and 2-7`},
 		{"extra non-ASCII", enc + "é", ErrTokenLength,
-			`certs: join token is too long: expected 89 characters, got 90; copy only the token`},
+			`certs: join token is too long: a server token has 89 characters, this has 90; copy only the token`},
 		{"invalid UTF-8", replaceAt(enc, 20, "\xff"), ErrTokenEncoding,
-			`certs: join token has an invalid character at position 20; after "nbd1_" a token has only a-z and 2-7`},
+			`certs: join token has an invalid character at position 20; after "nbd2_" a server token has only a-z and 2-7`},
 		{"non-canonical last char", enc[:88] + nonCanonical, ErrTokenEncoding,
 			`certs: join token has an invalid character at position 89; copy the token again`},
-		{"prefix only", "nbd1_", ErrTokenLength,
-			`certs: join token is truncated: expected 89 characters, got 5; copy the whole token`},
+		{"prefix only", "nbd2_", ErrTokenLength,
+			`certs: join token is truncated: a server token has 89 characters, this has 5; copy the whole token`},
 		{"truncated by one", enc[:88], ErrTokenLength,
-			`certs: join token is truncated: expected 89 characters, got 88; copy the whole token`},
+			`certs: join token is truncated: a server token has 89 characters, this has 88; copy the whole token`},
 		{"truncated by half", enc[:44], ErrTokenLength,
-			`certs: join token is truncated: expected 89 characters, got 44; copy the whole token`},
+			`certs: join token is truncated: a server token has 89 characters, this has 44; copy the whole token`},
 		{"one extra char", enc + "a", ErrTokenLength,
-			`certs: join token is too long: expected 89 characters, got 90; copy only the token`},
+			`certs: join token is too long: a server token has 89 characters, this has 90; copy only the token`},
 		{"padded", enc + "===", ErrTokenLength,
-			`certs: join token is too long: expected 89 characters, got 92; copy only the token`},
+			`certs: join token is too long: a server token has 89 characters, this has 92; copy only the token`},
 		{"two tokens", enc + " " + testToken(t, 43).Encode(), ErrTokenLength,
-			`certs: join token is too long: expected 89 characters, got 179; copy only the token`},
+			`certs: join token is too long: a server token has 89 characters, this has 179; copy only the token`},
 		{"doubled", enc + enc, ErrTokenLength,
-			`certs: join token is too long: expected 89 characters, got 178; copy only the token`},
+			`certs: join token is too long: a server token has 89 characters, this has 178; copy only the token`},
+		{"client token", tok.Client(time.Time{}).Encode(), ErrTokenPrefix,
+			"certs: this is a client token; this needs the cluster's server token (nbd2_…), printed by `nomad-bootstrapd token create`"},
+		{"older client kind", "nbd1c_" + body, ErrTokenPrefix,
+			`certs: join token must start with "nbd2_" (server token) or "nbd2c_" (client token); this is a join token of another nomad-bootstrapd version: create a token with this version`},
 		{"flipped char in secret", replaceAt(enc, 50, otherChar(enc[49])), ErrTokenChecksum,
 			"certs: join token is corrupted (checksum mismatch); copy it again"},
 		{"flipped char in cluster id", replaceAt(enc, 6, otherChar(enc[5])), ErrTokenChecksum,
@@ -523,7 +532,7 @@ func TestTokenRedaction(t *testing.T) {
 	if got := tok.GoString(); got != want {
 		t.Errorf("GoString() = %q, want %q", got, want)
 	}
-	if got := (Token{}).String(); got != "nbd1_aaaaaaaa…(redacted)" {
+	if got := (Token{}).String(); got != "nbd2_aaaaaaaa…(redacted)" {
 		t.Errorf("zero Token String() = %q", got)
 	}
 

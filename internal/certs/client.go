@@ -1,0 +1,320 @@
+package certs
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Layout of a client token (format version 2).
+const (
+	// clientTokenPrefix starts every client token.
+	clientTokenPrefix = "nbd2c_"
+
+	// clientChecksumLabel is hashed in front of a client token's payload.
+	clientChecksumLabel = "nomad-bootstrapd client token v2"
+
+	clusterKeyLen = ed25519.PublicKeySize // 32
+	expiresLen    = 8
+	tagLen        = 16
+	// clientPayloadLen is ClusterID || ClusterKey || Secret || Expires ||
+	// Tag || checksum: 108 bytes.
+	clientPayloadLen = clusterIDLen + clusterKeyLen + secretLen + expiresLen + tagLen + checksumLen
+)
+
+// endorsementLabel starts the message a server endorsement signs.
+const endorsementLabel = "nomad-bootstrapd server endorsement v2\x00"
+
+// ErrClientTokenExpired means a client token is past its expiry: it admits
+// no new node.
+var ErrClientTokenExpired = errors.New("certs: the client token has expired; create a new one with `nomad-bootstrapd token client`")
+
+// ErrClientTokenForged means a client token's tag does not check out under
+// the cluster's server token: it was not made from it, or it was changed.
+var ErrClientTokenForged = errors.New("certs: the client token was not issued by this cluster's server token")
+
+// ClientToken is a parsed client token. It admits a node as a Nomad client
+// only: it holds the client secret, from which the keys every node needs are
+// derived (gossip, certificate requests), and the cluster's public signing
+// key, with which a node checks that another holds the server token. It
+// holds nothing from which the server secret, Nomad's gossip key, the
+// escrow or any ACL token can be derived.
+//
+// The printable form (Encode) is "nbd2c_" and the base32 body (as for a
+// Token) of the 108 bytes
+//
+//	ClusterID (16) || ClusterKey (32) || Secret (32) || Expires (8) || Tag (16) || checksum (4)
+//
+// where Expires is big-endian Unix seconds (0: never), Tag the first 16
+// bytes of HMAC-SHA-256 under a key derived from the server secret of the
+// fields before it, and checksum the first 4 bytes of SHA-256("nomad-
+// bootstrapd client token v2" || the fields before it). It is 179
+// characters long. Only the server token's holder can make a tag, so a
+// client token cannot be given a later expiry; ExpiresAt is checked by the
+// CA when it admits a new node.
+//
+// A ClientToken prints redacted like a Token ("nbd2c_abcdefgh…(redacted)").
+type ClientToken struct {
+	ClusterID  [16]byte
+	ClusterKey [32]byte // the cluster's Ed25519 public key
+	Secret     [32]byte // the client secret
+	Expires    int64    // Unix seconds; 0: never
+	Tag        [16]byte
+}
+
+// Client returns a client token of the cluster that admits new nodes until
+// expires (never when it is the zero time).
+func (t Token) Client(expires time.Time) ClientToken {
+	c := ClientToken{ClusterID: t.ClusterID, Secret: t.clientSecret()}
+	copy(c.ClusterKey[:], t.ClusterKey().Public().(ed25519.PublicKey))
+	if !expires.IsZero() {
+		c.Expires = expires.Unix()
+	}
+	c.Tag = t.clientTag(c)
+	return c
+}
+
+// clientTag returns the tag of c's fields under t.
+func (t Token) clientTag(c ClientToken) [16]byte {
+	m := hmac.New(sha256.New, t.DeriveKey(clientTagLabel, 32))
+	m.Write(c.fields())
+	return [16]byte(m.Sum(nil))
+}
+
+// CheckClient reports whether c was made from t and admits a new node at
+// now: nil, or an error wrapping ErrClientTokenForged or
+// ErrClientTokenExpired.
+func (t Token) CheckClient(c ClientToken, now time.Time) error {
+	want := t.clientTag(c)
+	if c.ClusterID != t.ClusterID || !hmac.Equal(want[:], c.Tag[:]) {
+		return ErrClientTokenForged
+	}
+	if c.Expires != 0 && now.Unix() >= c.Expires {
+		return fmt.Errorf("%w (it expired at %s)", ErrClientTokenExpired, time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// fields returns the token's fields before the tag, as encoded.
+func (c ClientToken) fields() []byte {
+	b := make([]byte, 0, clientPayloadLen)
+	b = append(b, c.ClusterID[:]...)
+	b = append(b, c.ClusterKey[:]...)
+	b = append(b, c.Secret[:]...)
+	return binary.BigEndian.AppendUint64(b, uint64(c.Expires))
+}
+
+// Encode returns the printable client token, secret included; never log it.
+func (c ClientToken) Encode() string {
+	return clientFormat.encode(append(c.fields(), c.Tag[:]...))
+}
+
+// ParseClientToken parses the printable form of a client token, with the
+// rules and errors of ParseToken. A server token is refused with
+// ErrTokenPrefix.
+func ParseClientToken(s string) (ClientToken, error) {
+	s, f, err := normalize(s)
+	if err != nil {
+		return ClientToken{}, err
+	}
+	if f.prefix != clientTokenPrefix {
+		return ClientToken{}, &tokenError{msg: "certs: this is a server token, not a client token (nbd2c_…)", kind: ErrTokenPrefix}
+	}
+	data, err := f.decode(s)
+	if err != nil {
+		return ClientToken{}, err
+	}
+	return clientFromBytes(data)
+}
+
+// clientFromBytes reads a client token's payload without its checksum.
+func clientFromBytes(data []byte) (ClientToken, error) {
+	var c ClientToken
+	n := copy(c.ClusterID[:], data)
+	n += copy(c.ClusterKey[:], data[n:])
+	n += copy(c.Secret[:], data[n:])
+	exp := binary.BigEndian.Uint64(data[n:])
+	n += expiresLen
+	copy(c.Tag[:], data[n:])
+	if exp > 1<<62 {
+		return ClientToken{}, &tokenError{msg: "certs: join token has an expiry out of range; copy the token again", kind: ErrTokenEncoding}
+	}
+	c.Expires = int64(exp)
+	return c, nil
+}
+
+// ExpiresAt returns when the token stops admitting new nodes, or the zero
+// time when it never does.
+func (c ClientToken) ExpiresAt() time.Time {
+	if c.Expires == 0 {
+		return time.Time{}
+	}
+	return time.Unix(c.Expires, 0).UTC()
+}
+
+// ClusterIDString returns the cluster ID as 32 lowercase hex characters.
+func (c ClientToken) ClusterIDString() string { return hex.EncodeToString(c.ClusterID[:]) }
+
+// GossipLabel returns the cluster's memberlist label, as Token's does.
+func (c ClientToken) GossipLabel() string { return gossipLabel(c.ClusterID) }
+
+// GossipKey returns the memberlist encryption key, as Token's does.
+func (c ClientToken) GossipKey() []byte { return tierKey(c.ClusterID, c.Secret, gossipKeyLabel) }
+
+// CSRKey returns the certificate requests' HMAC key, as Token's does.
+func (c ClientToken) CSRKey() []byte { return tierKey(c.ClusterID, c.Secret, csrKeyLabel) }
+
+// VerifyEndorsement reports whether sig is the cluster key's endorsement of
+// the node with this ID and identity key (see Token.Endorse).
+func (c ClientToken) VerifyEndorsement(nodeID [16]byte, identity ed25519.PublicKey, sig []byte) bool {
+	if len(identity) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+		return false
+	}
+	return ed25519.Verify(ed25519.PublicKey(c.ClusterKey[:]), endorsement(c.ClusterID, nodeID, identity), sig)
+}
+
+// Endorse signs, with the cluster key, that the node with this ID and
+// identity key holds the server token. Every node checks it with the public
+// key its token holds (VerifyEndorsement); only a server-token holder can
+// make one, so only such a node can be elected.
+func (t Token) Endorse(nodeID [16]byte, identity ed25519.PublicKey) []byte {
+	return ed25519.Sign(t.ClusterKey(), endorsement(t.ClusterID, nodeID, identity))
+}
+
+// endorsement returns the message an endorsement signs.
+func endorsement(clusterID, nodeID [16]byte, identity ed25519.PublicKey) []byte {
+	b := make([]byte, 0, len(endorsementLabel)+16+16+len(identity))
+	b = append(b, endorsementLabel...)
+	b = append(b, clusterID[:]...)
+	b = append(b, nodeID[:]...)
+	return append(b, identity...)
+}
+
+// String returns a redacted form safe for logs, like Token's:
+// "nbd2c_abcdefgh…(redacted)".
+func (c ClientToken) String() string {
+	id := tokenEncoding.EncodeToString(c.ClusterID[:])
+	return clientTokenPrefix + id[:redactedChars] + "…(redacted)"
+}
+
+// GoString returns the redacted form.
+func (c ClientToken) GoString() string { return c.String() }
+
+// Format prints the redacted form with every verb.
+func (c ClientToken) Format(f fmt.State, verb rune) { formatRedacted(f, verb, c.String()) }
+
+// MarshalJSON returns the redacted form as a JSON string.
+func (c ClientToken) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// formatRedacted prints s, the redacted form of a secret, for any verb.
+func formatRedacted(f fmt.State, verb rune, s string) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", s)
+		return
+	}
+	io.WriteString(f, s)
+}
+
+// Credential is the token a node was given: the cluster's server token, or a
+// client token. Every node derives the gossip and certificate request keys
+// from it and checks endorsements with it; only a server credential gives
+// the server-only secrets (Server).
+type Credential struct {
+	Client ClientToken // the client token, or the server token's own client half
+	server *Token
+}
+
+// ServerCredential returns the credential of a server-token holder.
+func ServerCredential(t Token) Credential {
+	return Credential{Client: t.Client(time.Time{}), server: &t}
+}
+
+// ClientCredential returns the credential of a client-token holder.
+func ClientCredential(c ClientToken) Credential { return Credential{Client: c} }
+
+// ParseCredential parses either kind of token, with the rules and errors of
+// ParseToken.
+func ParseCredential(s string) (Credential, error) {
+	norm, f, err := normalize(s)
+	if err != nil {
+		return Credential{}, err
+	}
+	if f.prefix == clientTokenPrefix {
+		c, err := ParseClientToken(norm)
+		return Credential{Client: c}, err
+	}
+	t, err := ParseToken(norm)
+	if err != nil {
+		return Credential{}, err
+	}
+	return ServerCredential(t), nil
+}
+
+// Server returns the server token, and whether the credential is one.
+func (c Credential) Server() (Token, bool) {
+	if c.server == nil {
+		return Token{}, false
+	}
+	return *c.server, true
+}
+
+// IsServer reports whether the credential is the server token.
+func (c Credential) IsServer() bool { return c.server != nil }
+
+// Kind names the credential: "server token" or "client token".
+func (c Credential) Kind() string {
+	if c.IsServer() {
+		return "server token"
+	}
+	return "client token"
+}
+
+// Encode returns the printable token, secret included; never log it.
+func (c Credential) Encode() string {
+	if t, ok := c.Server(); ok {
+		return t.Encode()
+	}
+	return c.Client.Encode()
+}
+
+// ClusterIDString returns the cluster ID as 32 lowercase hex characters.
+func (c Credential) ClusterIDString() string { return c.Client.ClusterIDString() }
+
+// Keys derives the node's keys; NomadEncrypt is empty for a client token.
+func (c Credential) Keys() Keys {
+	if t, ok := c.Server(); ok {
+		return t.Keys()
+	}
+	return Keys{Gossip: c.Client.GossipKey(), CSR: c.Client.CSRKey()}
+}
+
+// String returns the redacted form of the token.
+func (c Credential) String() string {
+	if t, ok := c.Server(); ok {
+		return t.String()
+	}
+	return c.Client.String()
+}
+
+// GoString returns the redacted form.
+func (c Credential) GoString() string { return c.String() }
+
+// Format prints the redacted form with every verb.
+func (c Credential) Format(f fmt.State, verb rune) { formatRedacted(f, verb, c.String()) }
+
+// MarshalJSON returns the redacted form as a JSON string.
+func (c Credential) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+var (
+	_ fmt.Formatter  = ClientToken{}
+	_ json.Marshaler = ClientToken{}
+	_ fmt.Formatter  = Credential{}
+	_ json.Marshaler = Credential{}
+)
