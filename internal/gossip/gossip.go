@@ -44,6 +44,12 @@ type Meta struct {
 	Expect     int
 	CPUCores   int
 	MemoryMB   int
+	// Identity is the node's Ed25519 identity public key (32 bytes), or
+	// empty.
+	Identity []byte
+	// Endorsement is the cluster key's signature of ID and Identity, which
+	// only a holder of the server token can make (64 bytes), or empty.
+	Endorsement []byte
 }
 
 // MaxNameLen is the longest node name, pool, zone, datacenter or region.

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 )
 
 // metaVersion is the first byte of an encoded Meta.
-const metaVersion = 1
+const metaVersion = 2
 
 // Bounds of Meta's numbers.
 const (
@@ -29,8 +30,9 @@ var validRoles = map[string]bool{"auto": true, "server": true, "client": true}
 //	ID: 16 raw bytes
 //	Role, Pool, Zone, Datacenter, Region: uvarint length + UTF-8 bytes
 //	Expect, CPUCores, MemoryMB: uvarints
+//	Identity, Endorsement: uvarint length + bytes
 //
-// It fails when ID is not a UUID in canonical text form, when a string is
+// Identity is empty or 32 bytes, Endorsement empty or 64. It fails when ID is not a UUID in canonical text form, when a string is
 // longer than MaxNameLen bytes, not UTF-8 or holds control characters, when
 // Role is not auto, server or client, or when a number is out of bounds.
 func (m Meta) Encode() ([]byte, error) {
@@ -56,6 +58,13 @@ func (m Meta) Encode() ([]byte, error) {
 			return nil, fmt.Errorf("gossip: meta: %s %d is outside 0..%d", f.name, *f.v, f.max)
 		}
 		b = binary.AppendUvarint(b, uint64(*f.v))
+	}
+	for _, f := range m.byteFields() {
+		if err := f.check(len(*f.v)); err != nil {
+			return nil, err
+		}
+		b = binary.AppendUvarint(b, uint64(len(*f.v)))
+		b = append(b, *f.v...)
 	}
 	return b, nil
 }
@@ -101,6 +110,26 @@ func DecodeMeta(b []byte) (Meta, error) {
 		}
 		*f.v, b = int(v), b[n:]
 	}
+	for _, f := range m.byteFields() {
+		l, n, err := readUvarint(b)
+		if err != nil {
+			return Meta{}, fmt.Errorf("gossip: meta: %s: %w", f.name, err)
+		}
+		if l > 64 {
+			return Meta{}, fmt.Errorf("gossip: meta: %s of %d bytes is too long", f.name, l)
+		}
+		if err := f.check(int(l)); err != nil {
+			return Meta{}, err
+		}
+		b = b[n:]
+		if uint64(len(b)) < l {
+			return Meta{}, fmt.Errorf("gossip: meta: %s: truncated", f.name)
+		}
+		if l > 0 {
+			*f.v = bytes.Clone(b[:l])
+		}
+		b = b[l:]
+	}
 	if len(b) != 0 {
 		return Meta{}, fmt.Errorf("gossip: meta: %d trailing bytes", len(b))
 	}
@@ -133,6 +162,26 @@ func (m *Meta) numberFields() []numberField {
 		{"expect", &m.Expect, maxExpect},
 		{"CPU cores", &m.CPUCores, maxCPUCores},
 		{"memory MB", &m.MemoryMB, maxMemoryMB},
+	}
+}
+
+type bytesField struct {
+	name string
+	v    *[]byte
+	size int // the one length allowed besides 0
+}
+
+func (f bytesField) check(n int) error {
+	if n != 0 && n != f.size {
+		return fmt.Errorf("gossip: meta: %s has %d bytes, not %d", f.name, n, f.size)
+	}
+	return nil
+}
+
+func (m *Meta) byteFields() []bytesField {
+	return []bytesField{
+		{"identity key", &m.Identity, 32},
+		{"endorsement", &m.Endorsement, 64},
 	}
 }
 

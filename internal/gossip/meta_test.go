@@ -13,15 +13,17 @@ const testID = "4b1d1a0e-6c3f-4d7a-9e2b-0f5a6b7c8d9e"
 
 func fullMeta() Meta {
 	return Meta{
-		ID:         testID,
-		Role:       "server",
-		Pool:       "warm",
-		Zone:       "zone-a",
-		Datacenter: "dc1",
-		Region:     "global",
-		Expect:     3,
-		CPUCores:   8,
-		MemoryMB:   16384,
+		ID:          testID,
+		Role:        "server",
+		Pool:        "warm",
+		Zone:        "zone-a",
+		Datacenter:  "dc1",
+		Region:      "global",
+		Expect:      3,
+		CPUCores:    8,
+		MemoryMB:    16384,
+		Identity:    bytes.Repeat([]byte{7}, 32),
+		Endorsement: bytes.Repeat([]byte{9}, 64),
 	}
 }
 
@@ -103,7 +105,8 @@ func TestDecodeMetaErrors(t *testing.T) {
 	}{
 		{"empty", nil, "empty"},
 		{"version 0", edit(func(b []byte) []byte { b[0] = 0; return b }), "unknown format version 0"},
-		{"version 2", edit(func(b []byte) []byte { b[0] = 2; return b }), "unknown format version 2"},
+		{"version 1", edit(func(b []byte) []byte { b[0] = 1; return b }), "unknown format version 1"},
+		{"version 3", edit(func(b []byte) []byte { b[0] = 3; return b }), "unknown format version 3"},
 		{"short ID", good[:10], "truncated ID"},
 		{"no role", good[:17], "role: truncated"},
 		{"role cut", good[:19], "role: truncated"},
@@ -111,7 +114,10 @@ func TestDecodeMetaErrors(t *testing.T) {
 		{"long string", edit(func(b []byte) []byte { b[17] = MaxNameLen + 1; return b }), "role: length 65 is over 64"},
 		{"non-minimal length", append(append(bytes.Clone(good[:17]), 0x86, 0x00), good[18:]...), "not in shortest form"},
 		{"overflow", append(bytes.Clone(good[:17]), bytes.Repeat([]byte{0xff}, 11)...), "overflows"},
-		{"missing numbers", good[:len(good)-3], "truncated"},
+		{"missing numbers", good[:len(good)-3-2-96], "truncated"},
+		{"missing endorsement", good[:len(good)-64], "endorsement: truncated"},
+		{"short identity", edit(func(b []byte) []byte { b[len(b)-98] = 31; return b }), "identity key has 31 bytes, not 32"},
+		{"long endorsement", append(append(bytes.Clone(good[:len(good)-65]), 65), make([]byte, 65)...), "endorsement of 65 bytes is too long"},
 		{"trailing", append(bytes.Clone(good), 0), "1 trailing bytes"},
 		{"bad UTF-8", edit(func(b []byte) []byte { b[18] = 0xff; return b }), "not valid UTF-8"},
 	}
@@ -143,7 +149,8 @@ func TestDecodeMetaBounds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b = append(b[:len(b)-3], tt.numbers...)
+			b = append(b[:len(b)-3-2], tt.numbers...)
+			b = append(b, 0, 0) // no identity, no endorsement
 			_, err = DecodeMeta(b)
 			if err == nil || !strings.Contains(err.Error(), tt.wantError) {
 				t.Errorf("DecodeMeta error %v, want %q", err, tt.wantError)
@@ -158,6 +165,7 @@ func TestMetaMaxSize(t *testing.T) {
 	m := Meta{
 		ID: testID, Role: "server", Pool: long, Zone: long, Datacenter: long, Region: long,
 		Expect: maxExpect, CPUCores: maxCPUCores, MemoryMB: maxMemoryMB,
+		Identity: make([]byte, 32), Endorsement: make([]byte, 64),
 	}
 	b, err := m.Encode()
 	if err != nil {

@@ -34,6 +34,9 @@ func (p Paths) StateDir() string { return p.join("var", "lib", "nomad-bootstrapd
 // NodeIDFile holds the node's stable ID.
 func (p Paths) NodeIDFile() string { return filepath.Join(p.StateDir(), "node-id") }
 
+// IdentityKeyFile holds the node's identity key (0600).
+func (p Paths) IdentityKeyFile() string { return filepath.Join(p.StateDir(), "identity.key") }
+
 // LockFile is held locked by the running agent, so that two agents never
 // share a state directory.
 func (p Paths) LockFile() string { return filepath.Join(p.StateDir(), "agent.lock") }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,13 @@ import (
 func validFingerprint(s string) bool {
 	h, ok := strings.CutPrefix(s, "sha256:")
 	return ok && validHash(h)
+}
+
+// ValidKey reports whether k is an identity public key as plans record it:
+// standard base64, with padding, of 32 bytes.
+func ValidKey(k string) bool {
+	b, err := base64.StdEncoding.Strict().DecodeString(k)
+	return err == nil && len(b) == 32
 }
 
 // validHash reports whether h is 64 lower-case hex digits, as Hash returns.
@@ -64,6 +72,8 @@ func (p Plan) Validate() error {
 			return fmt.Errorf("plan: duplicate server ID %q", s.ID)
 		case names[s.Name]:
 			return fmt.Errorf("plan: duplicate server name %q", s.Name)
+		case s.Key != "" && !ValidKey(s.Key):
+			return fmt.Errorf("plan: server %q has an identity key that is not standard base64 of 32 bytes", s.Name)
 		}
 		ids[s.ID] = true
 		names[s.Name] = true

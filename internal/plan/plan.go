@@ -42,6 +42,9 @@ type Member struct {
 	Datacenter string
 	CPUCores   int
 	MemoryMB   int
+	// Key is the member's identity public key (standard base64), recorded
+	// in the plan when it is elected; "" when it announces none.
+	Key string
 }
 
 // Settings are the cluster-wide settings every node must agree on.
@@ -56,6 +59,9 @@ type Server struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	Zone    string `json:"zone,omitempty"`
+	// Key is the server's identity public key, standard base64 of 32
+	// bytes; "" in plans of nodes that announce no key.
+	Key string `json:"key,omitempty"`
 }
 
 // Plan is the outcome of an election. A committed plan has Epoch >= 1.
@@ -184,7 +190,7 @@ func Elect(members []Member, s Settings) (Plan, error) {
 	for range s.Expect {
 		var m Member
 		m, eligible = pickBest(eligible, inZone)
-		p.Servers = append(p.Servers, Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone})
+		p.Servers = append(p.Servers, Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone, Key: m.Key})
 	}
 	p.CAHolder = p.Servers[0].ID
 	return p, nil

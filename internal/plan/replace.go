@@ -66,7 +66,7 @@ func Replace(prev Plan, dead []string, live []Member) (Plan, error) {
 		}
 		var m Member
 		m, eligible = pickBest(eligible, inZone)
-		next.Servers[i] = Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone}
+		next.Servers[i] = Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone, Key: m.Key}
 	}
 	if isDead[prev.CAHolder] {
 		for _, s := range prev.Servers {
