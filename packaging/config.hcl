@@ -5,8 +5,10 @@
 # overrides the one before. Unknown keys are errors. Every setting below
 # except token_file shows its default and is commented out.
 #
-# To join a cluster: put the join token (from `nomad-bootstrapd token create`)
-# in /etc/nomad-bootstrapd/token with mode 0600, set `join` below, then run
+# To join a cluster: put the join token in /etc/nomad-bootstrapd/token with
+# mode 0600 (the server token from `nomad-bootstrapd token create` on machines
+# that may be servers, a client token from `nomad-bootstrapd token client` on
+# machines that only run workloads), set `join` below, then run
 #   systemctl enable --now nomad-bootstrapd
 
 # File holding the join token. A warning is logged when other users can read it.

@@ -9,6 +9,8 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/memberlist"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
@@ -30,6 +33,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/identity"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadrun"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
@@ -41,8 +45,9 @@ import (
 type Options struct {
 	// Config is the merged configuration; New validates it.
 	Config config.Config
-	// Token is the parsed join token.
-	Token certs.Token
+	// Credential is the parsed join token: the server token or a client
+	// token.
+	Credential certs.Credential
 	// Root relocates every path ("/" in production).
 	Root string
 	// Logger receives the agent's logs; nil discards them.
@@ -76,26 +81,30 @@ const certWarnBefore = 30 * 24 * time.Hour
 
 // Agent is one node's daemon.
 type Agent struct {
-	cfg       config.Config
-	token     certs.Token
-	keys      certs.Keys // derived from token once
-	paths     paths.Paths
-	log       *slog.Logger
-	now       func() time.Time
-	version   string
-	tuning    func(*memberlist.Config)
-	tm        Timings // intervals and timeouts (timings.go)
-	facts     fingerprint.Facts
-	id        string
-	idMu      sync.Mutex // guards idFresh and lock
-	lock      *os.File   // the state directory's lock, once taken (persistIdentity)
-	idFresh   bool       // the node ID is not on disk yet
-	name      string
-	advertise string
-	bind      string
-	nomad     *nomadrun.Runner // this node's Nomad agent under the plan
-	nomadNote string           // why the Nomad detected is a fallback, when it is
-	vote      *agree.Vote      // the vote persisted by an earlier run, for the protocol
+	cfg         config.Config
+	cred        certs.Credential   // the join token
+	serverToken certs.Token        // the server token; zero for a client token
+	keys        certs.Keys         // derived from cred once
+	idKey       ed25519.PrivateKey // the node's identity key
+	endorsed    *endorsements      // the members' checked endorsements
+	paths       paths.Paths
+	log         *slog.Logger
+	now         func() time.Time
+	version     string
+	tuning      func(*memberlist.Config)
+	tm          Timings // intervals and timeouts (timings.go)
+	facts       fingerprint.Facts
+	id          string
+	idMu        sync.Mutex // guards idFresh and lock
+	lock        *os.File   // the state directory's lock, once taken (persistIdentity)
+	idFresh     bool       // the node ID is not on disk yet
+	keyFresh    bool       // the identity key is not on disk yet
+	name        string
+	advertise   string
+	bind        string
+	nomad       *nomadrun.Runner // this node's Nomad agent under the plan
+	nomadNote   string           // why the Nomad detected is a fallback, when it is
+	vote        *agree.Vote      // the vote persisted by an earlier run, for the protocol
 
 	node *gossip.Node
 	tr   transport
@@ -135,8 +144,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg:       cfg,
-		token:     opts.Token,
-		keys:      opts.Token.Keys(),
+		cred:      opts.Credential,
+		keys:      opts.Credential.Keys(),
+		endorsed:  newEndorsements(opts.Credential.Client),
 		paths:     paths.New(opts.Root),
 		log:       opts.Logger,
 		now:       opts.Now,
@@ -148,6 +158,7 @@ func New(opts Options) (*Agent, error) {
 		warnings:  map[string]string{},
 		downSince: map[string]time.Time{},
 	}
+	a.serverToken, _ = opts.Credential.Server()
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -189,6 +200,9 @@ func New(opts Options) (*Agent, error) {
 	if a.id, a.idFresh, err = fingerprint.LoadNodeID(a.paths.NodeIDFile()); err != nil {
 		return nil, err
 	}
+	if a.idKey, a.keyFresh, err = identity.Load(a.paths.IdentityKeyFile(), rand.Reader); err != nil {
+		return nil, err
+	}
 	a.nomad = nomadrun.New(nomadrun.Options{
 		Node:     nomadrun.Node{ID: a.id, Name: a.name, Bind: a.bind, Advertise: a.advertise},
 		Config:   cfg,
@@ -197,7 +211,7 @@ func New(opts Options) (*Agent, error) {
 		Encrypt:  a.keys.NomadEncrypt,
 		Logger:   a.log,
 	})
-	if a.plan, err = planfile.Load(a.paths.PlanFile(), a.token.ClusterIDString(), a.id); err != nil {
+	if a.plan, err = planfile.Load(a.paths.PlanFile(), a.cred.ClusterIDString(), a.id); err != nil {
 		return nil, err
 	}
 	if a.vote, err = planfile.LoadVote(a.paths.VoteFile()); err != nil {
@@ -240,6 +254,10 @@ func (a *Agent) Start() error {
 		ID: a.id, Role: a.cfg.Role, Pool: a.cfg.Pool, Zone: a.cfg.Zone,
 		Datacenter: a.cfg.Datacenter, Region: a.cfg.Region, Expect: a.cfg.Expect,
 		CPUCores: a.facts.CPUCores, MemoryMB: a.facts.MemoryMB,
+		Identity: identity.Public(a.idKey),
+	}
+	if a.cred.IsServer() {
+		meta.Endorsement = a.serverToken.Endorse(uuid.MustParse(a.id), meta.Identity)
 	}
 	node, err := gossip.Start(gossip.Config{
 		Name:          a.name,
@@ -248,7 +266,7 @@ func (a *Agent) Start() error {
 		AdvertiseAddr: a.advertise,
 		AdvertisePort: a.cfg.Port,
 		Key:           a.keys.Gossip,
-		Label:         a.token.GossipLabel(),
+		Label:         a.cred.Client.GossipLabel(),
 		Meta:          meta,
 		Handler:       gossipHandler{a},
 		Logger:        a.log.With("component", "gossip"),
@@ -263,7 +281,8 @@ func (a *Agent) Start() error {
 	a.mu.Lock()
 	a.node, a.tr = node, node
 	a.mu.Unlock()
-	a.log.Info("gossip started", "node", a.name, "id", a.id, "address", a.GossipAddr(), "cluster", a.token.ClusterIDString())
+	a.log.Info("gossip started", "node", a.name, "id", a.id, "address", a.GossipAddr(), "cluster", a.cred.ClusterIDString(), "token", a.cred.Kind())
+	a.warnCredential()
 	if a.nomadNote != "" {
 		a.log.Info(a.nomadNote)
 	} else {
@@ -310,13 +329,30 @@ func (a *Agent) Start() error {
 	return nil
 }
 
+// warnCredential tells, in the log and in status, what a client token
+// does not allow: this node is never a server, whatever its role, and an
+// expired token admits it only if the CA holder admitted it before.
+func (a *Agent) warnCredential() {
+	if a.cred.IsServer() {
+		return
+	}
+	if a.cfg.Role == string(plan.RoleServer) {
+		a.warn("token-role", `role = "server" needs the server token: this node joined with a client token, so it runs as a Nomad client only`)
+	}
+	if exp := a.cred.Client.ExpiresAt(); !exp.IsZero() && !a.now().Before(exp) {
+		a.warn("token-expired", fmt.Sprintf("the client token expired at %s: the CA holder admits no new node with it; make a new one with `nomad-bootstrapd token client`",
+			exp.Format(time.RFC3339)))
+	}
+}
+
 func (a *Agent) isFresh() bool {
 	a.idMu.Lock()
 	defer a.idMu.Unlock()
 	return a.idFresh
 }
 
-// persistIdentity creates the state directory and writes the node ID, once.
+// persistIdentity creates the state directory and writes the identity key
+// and the node ID, once.
 // It runs after the first successful join, or earlier when a peer hands this
 // node the committed plan during that join.
 func (a *Agent) persistIdentity() error {
@@ -327,6 +363,12 @@ func (a *Agent) persistIdentity() error {
 	}
 	if err := a.lockStateLocked(); err != nil {
 		return err
+	}
+	if a.keyFresh {
+		if err := identity.Save(a.paths.IdentityKeyFile(), a.idKey); err != nil {
+			return err
+		}
+		a.keyFresh = false
 	}
 	if a.idFresh {
 		if err := fingerprint.SaveNodeID(a.paths.NodeIDFile(), a.id); err != nil {

@@ -93,7 +93,7 @@ func (c *cluster) optionsFor(dir string, i int) Options {
 	tm := c.timings
 	return Options{
 		Config:       cfg,
-		Token:        c.token,
+		Credential:   certs.ServerCredential(c.token),
 		Timings:      &tm,
 		Root:         filepath.Join(dir, cfg.Name),
 		Sources:      fakeSources(2+i%3, 1024*(1+i%4)),
@@ -268,6 +268,9 @@ func TestRestartKeepsPlanAndIdentity(t *testing.T) {
 	if restarted.agent.ID() != oldID {
 		t.Errorf("node ID changed across restart: %s -> %s", oldID, restarted.agent.ID())
 	}
+	if !restarted.agent.idKey.Equal(old.agent.idKey) {
+		t.Error("identity key changed across restart")
+	}
 	s := restarted.agent.Status()
 	if s.Plan == nil || fmt.Sprint(s.Plan) != fmt.Sprint(before) {
 		t.Fatalf("restarted node's plan %+v, want %+v", s.Plan, before)
@@ -325,7 +328,7 @@ func TestWrongTokenFailsAndWritesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := c.options(1)
-			o.Token = tc.token
+			o.Credential = certs.ServerCredential(tc.token)
 			a, err := New(o)
 			if err != nil {
 				t.Fatal(err)

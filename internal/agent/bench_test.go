@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip/droptransport"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
@@ -87,10 +89,10 @@ func convergeOnce(b *testing.B, n int, settle time.Duration) convergence {
 		cfg.MinMembers = n
 		cfg.Supervise = config.SuperviseNone
 		o := Options{
-			Config:  cfg,
-			Token:   token,
-			Root:    filepath.Join(dir, cfg.Name),
-			Sources: fakeSources(2+i%3, 1024*(1+i%4)),
+			Config:     cfg,
+			Credential: certs.ServerCredential(token),
+			Root:       filepath.Join(dir, cfg.Name),
+			Sources:    fakeSources(2+i%3, 1024*(1+i%4)),
 			// nil: memberlist's LAN defaults, as in production
 		}
 		if inMemory {
@@ -173,7 +175,7 @@ func BenchmarkIdle(b *testing.B) {
 			cfg.Settle = 500 * time.Millisecond
 			cfg.MinMembers = 5
 			cfg.Supervise = config.SuperviseNone
-			nd, err := startNode(Options{Config: cfg, Token: token, Root: filepath.Join(dir, cfg.Name), Sources: fakeSources(2, 2048)})
+			nd, err := startNode(Options{Config: cfg, Credential: certs.ServerCredential(token), Root: filepath.Join(dir, cfg.Name), Sources: fakeSources(2, 2048)})
 			if err != nil {
 				b.Fatal(err)
 			}

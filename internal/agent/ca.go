@@ -16,7 +16,7 @@ import (
 
 // caStore is this node's CA directory.
 func (a *Agent) caStore() caholder.Store {
-	return caholder.Store{Dir: a.paths.CADir(), Token: a.token, Now: a.now}
+	return caholder.Store{Dir: a.paths.CADir(), Token: a.serverToken, Now: a.now}
 }
 
 // caPort is the CA endpoint's port: the gossip port + 1 (4651 by default).
@@ -35,7 +35,7 @@ func (a *Agent) proposalCA() (*certs.CA, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.ca == nil {
-		ca, err := certs.NewCA(rand.Reader, a.token.ClusterIDString(), a.now(), 0)
+		ca, err := certs.NewCA(rand.Reader, a.cred.ClusterIDString(), a.now(), 0)
 		if err != nil {
 			return nil, err
 		}
@@ -166,10 +166,14 @@ func (a *Agent) authorize(req *certs.SignRequest) (certs.Identity, error) {
 	return caholder.Authorize(p, a.tr.Members(), req)
 }
 
-// sealCAKey returns the CA key sealed with a key derived from the join
+// sealCAKey returns the CA key sealed with a key derived from the server
 // token, for escrow; it logs why when it cannot.
 func (a *Agent) sealCAKey(ca *certs.CA) ([]byte, bool) {
-	sealed, err := caholder.Seal(a.token, ca)
+	if !a.cred.IsServer() {
+		a.log.Warn("cannot escrow the CA key: this node holds a client token")
+		return nil, false
+	}
+	sealed, err := caholder.Seal(a.serverToken, ca)
 	if err == nil {
 		return sealed, true
 	}
@@ -177,7 +181,7 @@ func (a *Agent) sealCAKey(ca *certs.CA) ([]byte, bool) {
 	return nil, false
 }
 
-// escrowCA sends the CA key, sealed with a key derived from the join token,
+// escrowCA sends the CA key, sealed with a key derived from the server token,
 // to the other servers, so that another server can sign when this one is
 // gone for good.
 func (a *Agent) escrowCA(ca *certs.CA, p plan.Plan) {
@@ -201,7 +205,7 @@ func (a *Agent) handleEscrow(from string, m agree.Message) {
 	a.mu.Lock()
 	p, hash := a.plan, a.planHash
 	a.mu.Unlock()
-	if p == nil || hash != m.Hash || p.CAHolderName() != from || !p.IsServer(a.id) {
+	if p == nil || hash != m.Hash || p.CAHolderName() != from || !p.IsServer(a.id) || !a.cred.IsServer() {
 		a.log.Warn("ignoring an escrowed CA key", "from", from)
 		return
 	}

@@ -16,7 +16,7 @@ import (
 func (a *Agent) DryRun() (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node %s (%s), cluster %s, address %s, role %s, pool %s, zone %q\n",
-		a.name, a.id, a.token.ClusterIDString(), a.advertise, a.cfg.Role, a.cfg.Pool, a.cfg.Zone)
+		a.name, a.id, a.cred.ClusterIDString(), a.advertise, a.cfg.Role, a.cfg.Pool, a.cfg.Zone)
 	if a.nomadNote != "" {
 		b.WriteString(a.nomadNote + "\n")
 	} else {

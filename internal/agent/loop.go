@@ -243,7 +243,7 @@ func (s protoStore) SavePlan(p plan.Plan) error {
 	if err := a.persistIdentity(); err != nil {
 		return err
 	}
-	return planfile.Save(a.paths.PlanFile(), a.token.ClusterIDString(), a.id, p, a.now())
+	return planfile.Save(a.paths.PlanFile(), a.cred.ClusterIDString(), a.id, p, a.now())
 }
 
 // protoCA is the CA a coordinator pins: the one on disk, the operator's, or
@@ -273,6 +273,7 @@ func (a *Agent) newProtocol() *agree.Node {
 		MinMembers: a.cfg.EffectiveMinMembers(), BootstrapSize: a.cfg.BootstrapSize,
 		Settle: a.cfg.Settle, ServerReplaceAfter: a.cfg.ServerReplaceAfter,
 		CAPort: a.caPort(), Timings: a.tm.Agree, Logger: a.log,
+		Eligible: a.endorsed.eligible,
 	}
 	return agree.New(cfg, agree.Saved{Plan: a.plan, Vote: a.vote}, a.now(), protoTransport{a}, protoStore{a}, protoCA{a}, protoObserver{a})
 }

@@ -79,7 +79,7 @@ func TestCertificatesAndNomadConfig(t *testing.T) {
 		dir := n.agent.paths.NomadConfigDir()
 		server, err := os.ReadFile(filepath.Join(dir, nomadconf.ServerFile))
 		if s.Node.Role == "server" {
-			if err != nil || !regexp.MustCompile(`bootstrap_expect\s+= 3\n`).Match(server) || !strings.Contains(string(server), n.agent.token.NomadEncryptKey()) {
+			if err != nil || !regexp.MustCompile(`bootstrap_expect\s+= 3\n`).Match(server) || !strings.Contains(string(server), n.agent.serverToken.NomadEncryptKey()) {
 				t.Errorf("%s: server configuration lacks bootstrap_expect or encrypt (%v):\n%s", s.Node.Name, err, server)
 			}
 		} else if err == nil {

@@ -222,7 +222,7 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 	if held := a.proto.Plan(); held == nil || !held.Equal(p2) {
 		t.Errorf("holds %v, want epoch 2", held)
 	}
-	saved, err := planfile.Load(a.paths.PlanFile(), a.token.ClusterIDString(), a.id)
+	saved, err := planfile.Load(a.paths.PlanFile(), a.cred.ClusterIDString(), a.id)
 	if err != nil || saved == nil || !saved.Equal(p2) {
 		t.Errorf("plan.json holds %v (%v), want epoch 2", saved, err)
 	}

@@ -1,6 +1,7 @@
 package agree
 
 import (
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -98,6 +99,7 @@ type election struct {
 // elect runs the election over the alive members with this node's settings.
 func (n *Node) elect() *election {
 	var eligible []plan.Member
+	holders := 0 // of them, those holding the server token
 	for _, m := range n.members {
 		if m.State != gossip.StateAlive {
 			continue
@@ -114,10 +116,17 @@ func (n *Node) elect() *election {
 		}
 		n.obs.ClearWarning("settings:" + m.Name)
 		n.obs.ClearWarning("meta:" + m.Name)
-		eligible = append(eligible, electionMember(m))
+		eligible = append(eligible, n.electionMember(m))
+		if n.serverEligible(m.Meta) {
+			holders++
+		}
 	}
 	if want := n.cfg.MinMembers; len(eligible) < want {
 		return &election{reason: fmt.Sprintf("waiting for %d members with matching settings to be alive, have %d", want, len(eligible))}
+	}
+	if holders < n.cfg.Expect {
+		return &election{reason: fmt.Sprintf("waiting for %d members holding the server token to be alive, have %d; a node that joined with a client token is never a server",
+			n.cfg.Expect, holders)}
 	}
 	p, err := plan.Elect(eligible, plan.Settings{Expect: n.cfg.Expect, Region: n.cfg.Region})
 	if err != nil {
@@ -126,10 +135,49 @@ func (n *Node) elect() *election {
 	return &election{plan: p, eligible: len(eligible)}
 }
 
-func electionMember(m gossip.Member) plan.Member {
+// electionMember returns m as the election sees it: a member that does not
+// hold the server token takes part as a client, whatever role it asks for.
+func (n *Node) electionMember(m gossip.Member) plan.Member {
 	role, _ := plan.ParseRole(m.Meta.Role)
+	if !n.serverEligible(m.Meta) {
+		role = plan.RoleClient
+	}
 	return plan.Member{
 		ID: m.Meta.ID, Name: m.Name, Address: m.Address, Role: role, Pool: m.Meta.Pool,
 		Zone: m.Meta.Zone, Datacenter: m.Meta.Datacenter, CPUCores: m.Meta.CPUCores, MemoryMB: m.Meta.MemoryMB,
+		Key: memberKey(m.Meta),
 	}
+}
+
+// serverEligible reports whether a member with this meta may be a server.
+func (n *Node) serverEligible(m gossip.Meta) bool {
+	return n.cfg.Eligible == nil || n.cfg.Eligible(m)
+}
+
+// memberKey returns the identity key a member announces as a plan records
+// it, "" for none.
+func memberKey(m gossip.Meta) string {
+	if len(m.Identity) == 0 {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(m.Identity)
+}
+
+// checkServers returns why this node refuses a proposal naming servers, or
+// "": each of them that it sees alive must hold the server token and
+// announce the identity key the proposal records.
+func (n *Node) checkServers(servers []plan.Server) string {
+	for _, s := range servers {
+		m, ok := n.aliveMember(s.Name)
+		if !ok || m.Meta.ID != s.ID {
+			continue
+		}
+		if !n.serverEligible(m.Meta) {
+			return fmt.Sprintf("%s does not hold the server token, so it cannot be a server", s.Name)
+		}
+		if memberKey(m.Meta) != s.Key {
+			return fmt.Sprintf("the proposal records another identity key for %s than it announces", s.Name)
+		}
+	}
+	return ""
 }

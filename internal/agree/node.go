@@ -75,9 +75,14 @@ type Config struct {
 	// before a successor replaces it.
 	ServerReplaceAfter time.Duration
 	// CAPort is the CA endpoint's port, written into proposals.
-	CAPort  int
-	Timings Timings
-	Logger  *slog.Logger // nil discards
+	CAPort int
+	// Eligible reports whether a member holds the server token (its
+	// endorsement checks out): only such a member is elected, whatever
+	// role it asks for, and a proposal naming another is refused. Nil
+	// counts every member eligible.
+	Eligible func(gossip.Meta) bool
+	Timings  Timings
+	Logger   *slog.Logger // nil discards
 }
 
 // Timings are the protocol's timers.
@@ -395,14 +400,23 @@ func (n *Node) setPlan(p plan.Plan) {
 // aliveID returns the ID of the named member when it is alive with
 // readable meta, else "". Members are sorted by name, as gossip lists them.
 func (n *Node) aliveID(name string) string {
-	i, found := slices.BinarySearchFunc(n.members, name, func(m gossip.Member, name string) int { return strings.Compare(m.Name, name) })
-	if !found {
-		return ""
-	}
-	if m := n.members[i]; m.State == gossip.StateAlive && m.MetaErr == nil {
+	if m, ok := n.aliveMember(name); ok {
 		return m.Meta.ID
 	}
 	return ""
+}
+
+// aliveMember returns the named member when it is alive with readable
+// meta.
+func (n *Node) aliveMember(name string) (gossip.Member, bool) {
+	i, found := slices.BinarySearchFunc(n.members, name, func(m gossip.Member, name string) int { return strings.Compare(m.Name, name) })
+	if !found {
+		return gossip.Member{}, false
+	}
+	if m := n.members[i]; m.State == gossip.StateAlive && m.MetaErr == nil {
+		return m, true
+	}
+	return gossip.Member{}, false
 }
 
 func countAlive(ms []gossip.Member) int {

@@ -51,7 +51,10 @@ func (n *Node) maybeReplace(now time.Time) {
 	if err != nil {
 		var ne *plan.NotEnoughError
 		if errors.As(err, &ne) {
-			err = fmt.Errorf("no live node is eligible to take its place")
+			err = errors.New("no live node is eligible to take its place")
+			if n.clientTokenSpares(cur) > 0 {
+				err = errors.New("no live node holding the server token is left to take its place (nodes that joined with a client token are never servers); the cluster keeps its surviving servers: start a node with the server token to replace it")
+			}
 		}
 		n.obs.Warn("replace", fmt.Sprintf("server %s has been down for more than %s, but it cannot be replaced: %v",
 			strings.Join(deadNames, ", "), n.cfg.ServerReplaceAfter, strings.TrimPrefix(err.Error(), "plan: ")))
@@ -77,9 +80,22 @@ func (n *Node) liveMembers() []plan.Member {
 		if m.State != gossip.StateAlive || m.MetaErr != nil || m.Meta.Region != n.cfg.Region || m.Meta.Expect != n.cfg.Expect {
 			continue
 		}
-		out = append(out, electionMember(m))
+		out = append(out, n.electionMember(m))
 	}
 	return out
+}
+
+// clientTokenSpares counts the live members outside cur that ask to be or
+// may be servers but hold only a client token.
+func (n *Node) clientTokenSpares(cur plan.Plan) int {
+	count := 0
+	for _, m := range n.members {
+		if m.State == gossip.StateAlive && m.MetaErr == nil && !cur.IsServer(m.Meta.ID) &&
+			m.Meta.Role != string(plan.RoleClient) && !n.serverEligible(m.Meta) {
+			count++
+		}
+	}
+	return count
 }
 
 // checkSuccessor returns why this node does not promise p, a successor
@@ -106,5 +122,5 @@ func (n *Node) checkSuccessor(now time.Time, from string, p plan.Plan) string {
 			return fmt.Sprintf("%s does not see server %s alive", n.cfg.Name, s.Name)
 		}
 	}
-	return ""
+	return n.checkServers(p.Servers)
 }

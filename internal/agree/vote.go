@@ -185,6 +185,9 @@ func (n *Node) checkFirst(now time.Time, from string, m Message, deadline time.T
 	if p.Servers[0].Name != from {
 		return fmt.Sprintf("the proposal comes from %s, not from its first server %s", from, p.Servers[0].Name)
 	}
+	if reason := n.checkServers(p.Servers); reason != "" {
+		return reason
+	}
 	if !p.IsServer(n.cfg.ID) {
 		return ""
 	}

@@ -68,7 +68,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 		return exitError
 	}
-	a, err := agent.New(agent.Options{Config: cfg, Token: token, Root: flags.Root, Logger: log, Version: Version, DryRun: flags.DryRun})
+	a, err := agent.New(agent.Options{Config: cfg, Credential: token, Root: flags.Root, Logger: log, Version: Version, DryRun: flags.DryRun})
 	if err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
 		return exitError

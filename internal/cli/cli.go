@@ -152,11 +152,12 @@ func subcommand(args []string, name, help, examples string, stdout, stderr io.Wr
 	return nil, exitUsage
 }
 
-// loadToken reads the join token that cfg names and parses it.
-func loadToken(cfg *config.Config, warn func(string)) (certs.Token, error) {
+// loadToken reads the join token that cfg names, the server token or a
+// client token, and parses it.
+func loadToken(cfg *config.Config, warn func(string)) (certs.Credential, error) {
 	text, err := cfg.ResolveToken(warn)
 	if err != nil {
-		return certs.Token{}, err
+		return certs.Credential{}, err
 	}
-	return certs.ParseToken(text)
+	return certs.ParseCredential(text)
 }

@@ -18,7 +18,7 @@ func TestEveryCommandHasHelpWithExamples(t *testing.T) {
 	}
 	for _, c := range commands {
 		t.Run(c.name, func(t *testing.T) {
-			if !strings.Contains(out.String(), "  "+strings.TrimSpace(c.name+" "+c.sub)+" ") {
+			if !strings.Contains(out.String(), "  "+strings.TrimSpace(c.name+" "+strings.ReplaceAll(c.sub, " ", "|"))+" ") {
 				t.Errorf("the usage text does not list %s:\n%s", c.name, out.String())
 			}
 			var stdout, stderr bytes.Buffer
@@ -66,7 +66,7 @@ func TestBashCompletion(t *testing.T) {
 	}{
 		{[]string{"st"}, "status"},
 		{[]string{"c"}, "ca completion"},
-		{[]string{"token", ""}, "create"},
+		{[]string{"token", ""}, "create client"},
 		{[]string{"ca", "c"}, "csr"},
 		{[]string{"agent", "-sup"}, "-supervise"},
 		{[]string{"agent", "-role", ""}, "auto server client"},

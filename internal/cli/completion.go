@@ -26,7 +26,7 @@ const completionExamples = `  source <(nomad-bootstrapd completion bash)
 // command describes a command for the usage text and shell completion.
 type command struct {
 	name    string
-	sub     string // the one subcommand (token create, ca csr), if any
+	sub     string // the subcommands (token create client, ca csr), space-separated, if any
 	summary string
 	flags   func(fs *flag.FlagSet) // registers the command's flags
 	args    []string               // positional words (completion's shells)
@@ -34,7 +34,7 @@ type command struct {
 
 // commands lists every command in the order the usage text shows them.
 var commands = []command{
-	{name: "token", sub: "create", summary: "print a new join token for a new cluster", flags: func(*flag.FlagSet) {}},
+	{name: "token", sub: "create client", summary: "print a new server token, or a client token of a cluster", flags: func(fs *flag.FlagSet) { tokenClientFlags(fs) }},
 	{name: "ca", sub: "csr", summary: "make an intermediate CA request for an offline root", flags: func(fs *flag.FlagSet) { caFlags(fs) }},
 	{name: "agent", summary: "run the agent on this machine", flags: func(fs *flag.FlagSet) { config.RegisterFlags(fs) }},
 	{name: "join", summary: "set this machine up to join a cluster under systemd, and return", flags: func(fs *flag.FlagSet) { config.RegisterFlags(fs) }},
@@ -82,7 +82,7 @@ func (c command) flagNames() []string {
 func commandUsage() string {
 	var b strings.Builder
 	for _, c := range commands {
-		name := strings.TrimSpace(c.name + " " + c.sub)
+		name := strings.TrimSpace(c.name + " " + strings.ReplaceAll(c.sub, " ", "|"))
 		fmt.Fprintf(&b, "  %-14s %s\n", name, c.summary)
 	}
 	return b.String()
@@ -190,7 +190,7 @@ func fishCompletion() string {
 	for _, c := range commands {
 		cond := "__fish_seen_subcommand_from " + c.name
 		if c.sub != "" {
-			fmt.Fprintf(&b, "complete -c nomad-bootstrapd -n '%s; and not __fish_seen_subcommand_from %s' -a %s\n", cond, c.sub, c.sub)
+			fmt.Fprintf(&b, "complete -c nomad-bootstrapd -n '%s; and not __fish_seen_subcommand_from %s' -a '%s'\n", cond, c.sub, c.sub)
 		}
 		for _, a := range c.args {
 			fmt.Fprintf(&b, "complete -c nomad-bootstrapd -n '%s' -a %s\n", cond, a)

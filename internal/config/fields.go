@@ -71,10 +71,10 @@ type Field struct {
 // fields is the table of settings, in the order join writes them.
 var fields = []Field{
 	{Key: "token", Flag: "token", Env: TokenEnv, Excludes: "token_file",
-		Usage: "join `token` (or set " + TokenEnv + "; prefer -token-file: command lines are visible to other users)",
+		Usage: "join `token`, the server token or a client token (or set " + TokenEnv + "; prefer -token-file: command lines are visible to other users)",
 		ptr:   func(c *Config) any { return &c.Token }},
 	{Key: "token_file", Flag: "token-file", Excludes: "token", Path: true,
-		Usage: "`file` holding the join token",
+		Usage: "`file` holding the join token, the server token or a client token",
 		ptr:   func(c *Config) any { return &c.TokenFile }},
 	{Key: "join", Flag: "join",
 		Usage: "comma-separated seed `addresses` (ip or ip:port) of nodes already in the cluster",

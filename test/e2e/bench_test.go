@@ -80,7 +80,7 @@ func bootstrapped(b *testing.B, bin string, net int) (time.Duration, map[status.
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
 	seed := fmt.Sprintf("127.13.%d.1", net)
-	extra := realNomadArgs(bin)
+	extra := realNomadArgs(bin, "")
 	var procs []*proc
 	defer func() {
 		for _, p := range procs {

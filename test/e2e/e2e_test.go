@@ -69,6 +69,25 @@ func newToken(t testing.TB) string {
 	return strings.TrimSpace(out)
 }
 
+// clientTokenFile writes a client token of the cluster whose server token
+// is given, made by `token client`, into a file of dir, and returns its path.
+func clientTokenFile(t testing.TB, dir, serverToken string) string {
+	t.Helper()
+	server := filepath.Join(dir, "server-token")
+	if err := os.WriteFile(server, []byte(serverToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := run(t, "token", "client", "-token-file", server)
+	if code != 0 {
+		t.Fatalf("token client exited %d: %s", code, stderr)
+	}
+	path := filepath.Join(dir, "client-token")
+	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // proc is one agent process.
 type proc struct {
 	name, addr, root string
@@ -212,7 +231,15 @@ func clusterEach(t testing.TB, net, n int, each func(i int) []string) (token str
 // joining the first, with per-node extra arguments.
 func clusterAt(t testing.TB, prefix string, n int, each func(i int) []string) (token string, procs []*proc) {
 	t.Helper()
-	token = newToken(t)
+	return clusterWith(t, newToken(t), prefix, n, each)
+}
+
+// clusterWith is clusterAt with the given server token. A node's extra
+// arguments come after the defaults, so a -token-file among them (a client
+// token, say) takes the place of the server token's.
+func clusterWith(t testing.TB, token, prefix string, n int, each func(i int) []string) (string, []*proc) {
+	t.Helper()
+	var procs []*proc
 	dir := t.TempDir()
 	// Runs after the agents stop, before the directory is removed: Nomad
 	// clients leave tmpfs mounts in their allocation directories.
@@ -399,8 +426,9 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"malformed token", []string{"-token", "nbd1_abc"}, "truncated"},
-		{"wrong prefix", []string{"-token", "hello"}, "nbd1_"},
+		{"malformed token", []string{"-token", "nbd2_abc"}, "truncated"},
+		{"token of 0.1.0-dev", []string{"-token", "nbd1_abc"}, "another nomad-bootstrapd version"},
+		{"wrong prefix", []string{"-token", "hello"}, "nbd2_"},
 		{"no token", nil, "no join token"},
 		{"unknown config key", []string{"-config", badConfig, "-token", token}, "bad.hcl:2"},
 		{"even expect", []string{"-token", token, "-expect", "4"}, "even"},

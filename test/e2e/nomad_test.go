@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,10 +70,11 @@ func nomadCLI(t testing.TB, bin string, env []string, args ...string) (string, e
 	return string(out), err
 }
 
-// pools gives nodes 4 and 5 the client pools warm and batch, warm in
-// Nomad's default node pool (the default) and batch isolated in its own;
-// nodes 1-3 are the only server candidates.
-func realNomadArgs(bin string) func(i int) []string {
+// realNomadArgs gives nodes 4 and 5 the client pools warm and batch, warm
+// in Nomad's default node pool (the default) and batch isolated in its own;
+// nodes 1-3 are the only server candidates. With clientToken set, nodes 4
+// and 5 join with that client token instead of the server token.
+func realNomadArgs(bin, clientToken string) func(i int) []string {
 	return func(i int) []string {
 		args := []string{"-min-members", "5", "-supervise", "process", "-nomad", bin, "-raw-exec"}
 		switch i {
@@ -79,13 +83,21 @@ func realNomadArgs(bin string) func(i int) []string {
 		case 4:
 			args = append(args, "-role", "client", "-pool", "batch", "-isolate-pools")
 		}
+		if i >= 3 && clientToken != "" {
+			args = append(args, "-token-file", clientToken)
+		}
 		return args
 	}
 }
 
+// A cluster of three server-token and two client-token agents runs real
+// Nomad with mTLS and ACLs: the client-token nodes are Nomad clients with
+// certificates of the cluster's CA and hold none of the servers' secrets.
 func TestRealNomadCluster(t *testing.T) {
 	bin := nomadBin(t)
-	_, procs := clusterEach(t, 205, 5, realNomadArgs(bin))
+	token := newToken(t)
+	clientToken := clientTokenFile(t, t.TempDir(), token)
+	_, procs := clusterWith(t, token, "127.0.205", 5, realNomadArgs(bin, clientToken))
 	defer func() {
 		if t.Failed() {
 			for _, p := range procs {
@@ -158,6 +170,7 @@ func TestRealNomadCluster(t *testing.T) {
 	checkNomadCLI(t, bin, server, procs)
 	checkStatusAgreesWithNomad(t, bin, server)
 	checkACL(t, bin, server, procs)
+	checkClientTokenNodes(t, procs)
 
 	// Restarting every agent keeps the plan and creates no duplicate
 	// policy, token or pool.
@@ -485,6 +498,64 @@ func checkACL(t *testing.T, bin string, server *proc, procs []*proc) {
 		}
 		return true
 	})
+}
+
+// checkClientTokenNodes checks that nodes 4 and 5, which joined with a
+// client token, are Nomad clients and hold none of the servers' secrets
+// anywhere under their roots: not the CA key, its escrow, an ACL token or
+// Nomad's gossip key.
+func checkClientTokenNodes(t *testing.T, procs []*proc) {
+	t.Helper()
+	secrets := map[string]string{}
+	for _, p := range procs[:3] {
+		s, _ := statusJSON(t, p.root)
+		if s.Node.Role != "server" {
+			t.Errorf("%s (server token) is a %s", p.name, s.Node.Role)
+		}
+		state := filepath.Join(p.root, "var", "lib", "nomad-bootstrapd")
+		for _, f := range []string{"ca/ca-key.pem", "ca/ca-key.sealed", "acl/management.token", "acl/ops-admin.token"} {
+			if b, err := os.ReadFile(filepath.Join(state, f)); err == nil && len(b) > 40 {
+				secrets[p.name+":"+f] = strings.TrimSpace(string(b))
+			}
+		}
+		conf, err := os.ReadFile(filepath.Join(p.root, "etc", "nomad.d", "nomad-bootstrapd-server.hcl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, key, ok := strings.Cut(string(conf), "encrypt"); ok {
+			if _, v, ok := strings.Cut(key, "\""); ok {
+				v, _, _ = strings.Cut(v, "\"")
+				secrets[p.name+": Nomad's gossip key"] = v
+			}
+		}
+	}
+	if len(secrets) < 4 {
+		t.Fatalf("found only %d of the servers' secrets to look for: %v", len(secrets), slices.Collect(maps.Keys(secrets)))
+	}
+	for _, p := range procs[3:] {
+		s, _ := statusJSON(t, p.root)
+		if s.Node.Role != "client" || s.Nomad == nil || !s.Nomad.Healthy {
+			t.Errorf("%s (client token): role %s, nomad %+v; want a healthy Nomad client", p.name, s.Node.Role, s.Nomad)
+		}
+		err := filepath.WalkDir(p.root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil
+			}
+			for what, secret := range secrets {
+				if bytes.Contains(b, []byte(secret)) {
+					t.Errorf("%s (client token) holds %s in %s", p.name, what, path)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 func readToken(t testing.TB, root, name string) string {
