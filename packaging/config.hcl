@@ -103,6 +103,11 @@ token_file = "/etc/nomad-bootstrapd/token"
 # certificates with the escrowed CA key.
 # ca_failover_after = "2m"
 
+# On the servers, when nodes reach them through NAT: the CA holder then
+# accepts a certificate request from another address than the requesting
+# member's gossip address (the request is still signed by its identity key).
+# behind_nat = false
+
 # How long a server must be down before the other servers replace it with a
 # live machine that is not a server.
 # server_replace_after = "10m"

@@ -1,22 +1,49 @@
 package caholder
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
+	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
 
+// Trust is what Authorize checks a request against besides the plan and
+// the members.
+type Trust struct {
+	// Server is the CA holder's server token: it checks the admissions of
+	// client-token nodes and makes new ones.
+	Server certs.Token
+	// Eligible reports whether a member holds the server token (its
+	// endorsement checks out).
+	Eligible func(gossip.Meta) bool
+	// BehindNAT skips the check that a request comes from the requesting
+	// member's address, for nodes that reach the CA holder through NAT.
+	BehindNAT bool
+	// Now is the time client tokens' expiries are checked at.
+	Now time.Time
+}
+
 // Authorize decides what a requesting node is certified as under p, the
-// committed plan (nil before the commit): its role comes from p and its
-// address from gossip, never from the request. The node must be an alive
-// member whose gossiped ID is the one it asks for, and only p's servers get
-// server and CLI certificates.
-func Authorize(p *plan.Plan, members []gossip.Member, req *certs.SignRequest) (certs.Identity, error) {
+// committed plan (nil before the commit), for a request that came from
+// remote and that the verifier checked (MAC, signature, freshness). Its
+// role comes from p and its address from gossip, never from the request.
+// The node must be an alive member whose gossiped ID and identity key are
+// the ones it signed with, at the address the request comes from (unless
+// BehindNAT). Only p's servers get server and CLI certificates, and only
+// with the identity key p records for them; a node that holds only a client
+// token gets a client certificate when it shows an unexpired client token
+// of this cluster or an earlier admission, and a new admission with it.
+func Authorize(p *plan.Plan, members []gossip.Member, req *certs.SignRequest, remote netip.Addr, tr Trust) (casvc.Grant, error) {
 	if p == nil {
-		return certs.Identity{}, errors.New("no plan is committed yet")
+		return casvc.Grant{}, errors.New("no plan is committed yet")
 	}
 	var member *gossip.Member
 	for _, m := range members {
@@ -26,18 +53,43 @@ func Authorize(p *plan.Plan, members []gossip.Member, req *certs.SignRequest) (c
 		}
 	}
 	if member == nil {
-		return certs.Identity{}, fmt.Errorf("node %s (%s) is not an alive member of this cluster", req.NodeName, req.NodeID)
+		return casvc.Grant{}, fmt.Errorf("node %s (%s) is not an alive member of this cluster", req.NodeName, req.NodeID)
 	}
+	if !bytes.Equal(member.Meta.Identity, req.Identity) {
+		return casvc.Grant{}, fmt.Errorf("node %s announces another identity key than the one that signed the request", req.NodeName)
+	}
+	if !tr.BehindNAT {
+		addr, err := netip.ParseAddr(member.Address)
+		if err != nil || addr.Unmap() != remote.Unmap() {
+			return casvc.Grant{}, fmt.Errorf("the request comes from %s, not from node %s's address %s; if nodes reach the CA through NAT, set behind_nat = true on the servers",
+				remote, req.NodeName, member.Address)
+		}
+	}
+	holder := tr.Eligible != nil && tr.Eligible(member.Meta)
+	grant := casvc.Grant{Identity: certs.Identity{NodeID: req.NodeID, NodeName: req.NodeName, Region: p.Region, Address: member.Address, Role: req.Role}}
 	switch req.Role {
 	case certs.RoleServer, certs.RoleCLI:
-		if !p.IsServer(req.NodeID) {
-			return certs.Identity{}, fmt.Errorf("node %s is a client in plan epoch %d, not a server", req.NodeName, p.Epoch)
+		i := slices.IndexFunc(p.Servers, func(s plan.Server) bool { return s.ID == req.NodeID })
+		switch {
+		case i < 0:
+			return casvc.Grant{}, fmt.Errorf("node %s is a client in plan epoch %d, not a server", req.NodeName, p.Epoch)
+		case p.Servers[i].Key != base64.StdEncoding.EncodeToString(req.Identity):
+			return casvc.Grant{}, fmt.Errorf("node %s signs with another identity key than plan epoch %d records for it", req.NodeName, p.Epoch)
+		case !holder:
+			return casvc.Grant{}, fmt.Errorf("node %s does not hold the server token", req.NodeName)
 		}
 	case certs.RoleClient:
+		if holder {
+			break
+		}
+		if err := tr.Server.CheckAdmission(req.Admission, req.NodeID, req.Identity, tr.Now); err != nil {
+			return casvc.Grant{}, fmt.Errorf("node %s: %w", req.NodeName, err)
+		}
+		grant.Admission = tr.Server.Admit(req.NodeID, req.Identity)
 	default:
-		return certs.Identity{}, fmt.Errorf("unknown role %q", req.Role)
+		return casvc.Grant{}, fmt.Errorf("unknown role %q", req.Role)
 	}
-	return certs.Identity{NodeID: req.NodeID, NodeName: req.NodeName, Region: p.Region, Address: member.Address, Role: req.Role}, nil
+	return grant, nil
 }
 
 // Candidates returns p's servers in the order a node asks them for a

@@ -2,10 +2,12 @@ package casvc
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -35,8 +37,8 @@ func BenchmarkCertify500(b *testing.B) {
 		CA:         ca,
 		ServerCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
 		Verifier:   certs.NewVerifier(tok.CSRKey(), 0, time.Now),
-		Authority: AuthorityFunc(func(r *certs.SignRequest) (certs.Identity, error) {
-			return certs.Identity{NodeID: r.NodeID, NodeName: r.NodeName, Region: "global", Address: "10.1.2.3", Role: certs.RoleClient}, nil
+		Authority: AuthorityFunc(func(r *certs.SignRequest, _ netip.Addr) (Grant, error) {
+			return Grant{Identity: certs.Identity{NodeID: r.NodeID, NodeName: r.NodeName, Region: "global", Address: "10.1.2.3", Role: certs.RoleClient}}, nil
 		}),
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,6 +48,7 @@ func BenchmarkCertify500(b *testing.B) {
 	go srv.Serve(l)
 	defer srv.Close()
 
+	identity := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	csrs := make([][]byte, nodes)
 	for i := range csrs {
 		k, _ := certs.NewKey(rand.Reader)
@@ -63,7 +66,7 @@ func BenchmarkCertify500(b *testing.B) {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				req := &certs.SignRequest{NodeID: fmt.Sprintf("id-%d-%d", i, start.UnixNano()), NodeName: fmt.Sprintf("n%d", i), Role: certs.RoleClient, CSR: csrs[i]}
-				if err := req.Seal(tok.CSRKey(), time.Now(), rand.Reader); err != nil {
+				if err := req.Seal(tok.CSRKey(), identity, time.Now(), rand.Reader); err != nil {
 					errs <- err
 					return
 				}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
@@ -18,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -77,20 +79,23 @@ var plan = map[string]certs.Identity{
 
 // planAuthority certifies nodes of the plan with their planned role; a
 // server may also have the cli role.
-func planAuthority(req *certs.SignRequest) (certs.Identity, error) {
+func planAuthority(req *certs.SignRequest, _ netip.Addr) (Grant, error) {
 	id, ok := plan[req.NodeID]
 	if !ok {
-		return certs.Identity{}, fmt.Errorf("node %q is not in the committed plan", req.NodeID)
+		return Grant{}, fmt.Errorf("node %q is not in the committed plan", req.NodeID)
 	}
 	switch {
 	case req.Role == id.Role:
 	case req.Role == certs.RoleCLI && id.Role == certs.RoleServer:
 		id.Role = certs.RoleCLI
 	default:
-		return certs.Identity{}, fmt.Errorf("node %s is a %s in the plan, not a %s", id.NodeName, id.Role, req.Role)
+		return Grant{}, fmt.Errorf("node %s is a %s in the plan, not a %s", id.NodeName, id.Role, req.Role)
 	}
-	return id, nil
+	return Grant{Identity: id}, nil
 }
+
+// testIdentity is the identity key the tests' requests are signed with.
+var testIdentity = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 
 type env struct {
 	tok   certs.Token
@@ -194,7 +199,7 @@ func (e *env) request(t *testing.T, nodeID string, role certs.Role, csrTmpl *x50
 	}
 	name := strings.TrimPrefix(nodeID, "id-")
 	r := &certs.SignRequest{NodeID: nodeID, NodeName: name, Role: role, CSR: csr}
-	if err := r.Seal(e.tok.CSRKey(), e.clock.Now(), rand.Reader); err != nil {
+	if err := r.Seal(e.tok.CSRKey(), testIdentity, e.clock.Now(), rand.Reader); err != nil {
 		t.Fatal(err)
 	}
 	return r, key
@@ -314,7 +319,7 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"other cluster's token", func(t *testing.T) *certs.SignRequest {
 			r, _ := e.request(t, "id-c1", certs.RoleClient, nil)
-			if err := r.Seal(other.CSRKey(), e.clock.Now(), rand.Reader); err != nil {
+			if err := r.Seal(other.CSRKey(), testIdentity, e.clock.Now(), rand.Reader); err != nil {
 				t.Fatal(err)
 			}
 			return r
@@ -322,7 +327,7 @@ func TestRefusals(t *testing.T) {
 		{"replay", func(t *testing.T) *certs.SignRequest { return replayed }, 401, "certs: request nonce was already used"},
 		{"stale", func(t *testing.T) *certs.SignRequest {
 			r, _ := e.request(t, "id-c1", certs.RoleClient, nil)
-			if err := r.Seal(e.tok.CSRKey(), e.clock.Now().Add(-10*time.Minute), rand.Reader); err != nil {
+			if err := r.Seal(e.tok.CSRKey(), testIdentity, e.clock.Now().Add(-10*time.Minute), rand.Reader); err != nil {
 				t.Fatal(err)
 			}
 			return r
@@ -349,7 +354,7 @@ func TestRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := &certs.SignRequest{NodeID: "id-c1", NodeName: "c1", Role: certs.RoleClient, CSR: csr}
-			if err := r.Seal(e.tok.CSRKey(), e.clock.Now(), rand.Reader); err != nil {
+			if err := r.Seal(e.tok.CSRKey(), testIdentity, e.clock.Now(), rand.Reader); err != nil {
 				t.Fatal(err)
 			}
 			return r
@@ -606,7 +611,7 @@ func TestRequestArguments(t *testing.T) {
 // fetchCA returns the CA bundle served at addr, with the connection and
 // the bundle checked against caFingerprint as in Request.
 func fetchCA(ctx context.Context, addr, caFingerprint string) (bundlePEM []byte, err error) {
-	bundlePEM, err = do(ctx, addr, caFingerprint, http.MethodGet, CAPath, nil)
+	bundlePEM, err = do(ctx, netip.Addr{}, addr, caFingerprint, http.MethodGet, CAPath, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -12,9 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
@@ -75,43 +77,68 @@ func (e *StatusError) Error() string {
 // refuses a nonce it has seen (a request refused by the pin never reached
 // it, though, and may be sent elsewhere).
 func Request(ctx context.Context, addr, caFingerprint string, req *certs.SignRequest) (certPEM, bundlePEM []byte, err error) {
+	iss, err := RequestIssued(ctx, netip.Addr{}, addr, caFingerprint, req)
+	return iss.Cert, iss.Bundle, err
+}
+
+// Issued is what the CA sent back for a request.
+type Issued struct {
+	Cert, Bundle []byte // PEM
+	// Admission is the proof of admission the CA returned to a node that
+	// joined with a client token; nil otherwise.
+	Admission []byte
+}
+
+// RequestIssued is Request from the local address from (any when it is not
+// valid, or not an address of this machine), returning the admission the CA
+// sent too. The CA checks that a request comes from the member's address,
+// so a node sends it from the address it advertises.
+func RequestIssued(ctx context.Context, from netip.Addr, addr, caFingerprint string, req *certs.SignRequest) (Issued, error) {
+	certPEM, bundlePEM, admission, err := request(ctx, from, addr, caFingerprint, req)
+	if err != nil {
+		return Issued{}, err
+	}
+	return Issued{Cert: certPEM, Bundle: bundlePEM, Admission: admission}, nil
+}
+
+func request(ctx context.Context, from netip.Addr, addr, caFingerprint string, req *certs.SignRequest) (certPEM, bundlePEM, admission []byte, err error) {
 	body, err := req.Encode()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	csr, err := certs.ParseCSR(req.CSR)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	respBody, err := do(ctx, addr, caFingerprint, http.MethodPost, SignPath, body)
+	respBody, err := do(ctx, from, addr, caFingerprint, http.MethodPost, SignPath, body)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var resp signResponse
 	if err := json.Unmarshal(respBody, &resp); err != nil {
-		return nil, nil, fmt.Errorf("casvc: %s sent a malformed response: %w", addr, err)
+		return nil, nil, nil, fmt.Errorf("casvc: %s sent a malformed response: %w", addr, err)
 	}
 	certPEM, bundlePEM = []byte(resp.Certificate), []byte(resp.CABundle)
 
 	pinned, err := pinnedFromBundle(addr, caFingerprint, bundlePEM)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cert, err := certs.ParseCertPEM(certPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("casvc: %s sent an unreadable certificate: %w", addr, err)
+		return nil, nil, nil, fmt.Errorf("casvc: %s sent an unreadable certificate: %w", addr, err)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(pinned)
 	// Checked at the time the request was sealed: the caller's clock.
 	at := time.Unix(req.Timestamp, 0)
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return nil, nil, fmt.Errorf("casvc: the certificate from %s does not verify against the pinned CA: %w", addr, err)
+		return nil, nil, nil, fmt.Errorf("casvc: the certificate from %s does not verify against the pinned CA: %w", addr, err)
 	}
 	if eq, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(csr.PublicKey) {
-		return nil, nil, fmt.Errorf("casvc: the certificate from %s is not for this node's key", addr)
+		return nil, nil, nil, fmt.Errorf("casvc: the certificate from %s is not for this node's key", addr)
 	}
-	return certPEM, bundlePEM, nil
+	return certPEM, bundlePEM, resp.Admission, nil
 }
 
 // pinnedFromBundle returns the certificate of bundlePEM whose fingerprint
@@ -127,9 +154,26 @@ func pinnedFromBundle(addr, caFingerprint string, bundlePEM []byte) (*x509.Certi
 	return nil, pinErrorf("casvc: the CA bundle from %s lacks the pinned CA %s", addr, caFingerprint)
 }
 
-// do makes one HTTPS request to addr with the CA pinned and returns the
-// body of a 200 answer.
-func do(ctx context.Context, addr, caFingerprint, method, path string, body []byte) ([]byte, error) {
+// dialFrom returns a dialer that connects from the local address from, or
+// from any when from is not valid or not an address of this machine.
+func dialFrom(from netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	unbound := &net.Dialer{Timeout: 10 * time.Second}
+	if !from.IsValid() || from.IsUnspecified() {
+		return unbound.DialContext
+	}
+	bound := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: from.AsSlice()}}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := bound.DialContext(ctx, network, addr)
+		if errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT) {
+			return unbound.DialContext(ctx, network, addr)
+		}
+		return c, err
+	}
+}
+
+// do makes one HTTPS request to addr, from the local address from, with the
+// CA pinned and returns the body of a 200 answer.
+func do(ctx context.Context, from netip.Addr, addr, caFingerprint, method, path string, body []byte) ([]byte, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("casvc: CA address %q is not host:port: %w", addr, err)
 	}
@@ -165,7 +209,7 @@ func do(ctx context.Context, addr, caFingerprint, method, path string, body []by
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: defaultTimeout,
 		DisableKeepAlives:     true,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DialContext:           dialFrom(from),
 	}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{

@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -47,19 +48,32 @@ const (
 // only for requests that are authenticated by the cluster's token, fresh and
 // within the node's rate, possibly from many goroutines at once.
 type Authority interface {
-	// Authorize returns the identity to certify for req: the node's role
-	// (from the committed plan, whatever role the request asks for), its
-	// address (from gossip) and the region. An error refuses the request
-	// (403); its text is sent to the node, so it should say why, e.g.
-	// "node c1 is a client in plan epoch 3, not a server".
-	Authorize(req *certs.SignRequest) (certs.Identity, error)
+	// Authorize returns what to certify for req, which came from remote:
+	// the node's role (from the committed plan, whatever role the request
+	// asks for), its address (from gossip) and the region. An error
+	// refuses the request (403); its text is sent to the node, so it
+	// should say why, e.g. "node c1 is a client in plan epoch 3, not a
+	// server".
+	Authorize(req *certs.SignRequest, remote netip.Addr) (Grant, error)
+}
+
+// Grant is an Authority's decision.
+type Grant struct {
+	// Identity is what the certificate names.
+	Identity certs.Identity
+	// Admission, when set, goes back to the node with its certificate: the
+	// proof that it was admitted, which it shows when it renews
+	// (certs.Token.Admit).
+	Admission []byte
 }
 
 // AuthorityFunc adapts a function to Authority.
-type AuthorityFunc func(req *certs.SignRequest) (certs.Identity, error)
+type AuthorityFunc func(req *certs.SignRequest, remote netip.Addr) (Grant, error)
 
-// Authorize calls f(req).
-func (f AuthorityFunc) Authorize(req *certs.SignRequest) (certs.Identity, error) { return f(req) }
+// Authorize calls f(req, remote).
+func (f AuthorityFunc) Authorize(req *certs.SignRequest, remote netip.Addr) (Grant, error) {
+	return f(req, remote)
+}
 
 // RateLimit is a token bucket: Burst requests at once, then one every
 // Every.
@@ -225,6 +239,7 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx
 type signResponse struct {
 	Certificate string `json:"certificate"`
 	CABundle    string `json:"ca_bundle"`
+	Admission   []byte `json:"admission,omitempty"`
 }
 
 // errorResponse is the body of every error.
@@ -304,11 +319,17 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusTooManyRequests, err, err.Error())
 		return
 	}
-	id, err := s.cfg.Authority.Authorize(req)
+	remote, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		refuse(http.StatusBadRequest, err, "casvc: the request's source address is unreadable")
+		return
+	}
+	grant, err := s.cfg.Authority.Authorize(req, remote.Addr().Unmap())
 	if err != nil {
 		refuse(http.StatusForbidden, err, err.Error())
 		return
 	}
+	id := grant.Identity
 	csr, err := certs.ParseCSR(req.CSR)
 	if err != nil {
 		refuse(http.StatusBadRequest, err, err.Error())
@@ -334,5 +355,6 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, signResponse{
 		Certificate: string(certs.EncodeCertPEM(der)),
 		CABundle:    string(s.cfg.CA.BundlePEM()),
+		Admission:   grant.Admission,
 	})
 }

@@ -32,6 +32,17 @@ const (
 // endorsementLabel starts the message a server endorsement signs.
 const endorsementLabel = "nomad-bootstrapd server endorsement v2\x00"
 
+// admissionLabel starts the message a client admission signs.
+const admissionLabel = "nomad-bootstrapd client admission v2\x00"
+
+// tokenAdmissionLen is the length of a client token's Admission: its
+// expiry and tag.
+const tokenAdmissionLen = expiresLen + tagLen
+
+// ErrNotAdmitted means a certificate request of a client-token node shows
+// neither a valid client token nor an earlier admission.
+var ErrNotAdmitted = errors.New("certs: the node shows neither a valid client token nor an earlier admission by this cluster")
+
 // ErrClientTokenExpired means a client token is past its expiry: it admits
 // no new node.
 var ErrClientTokenExpired = errors.New("certs: the client token has expired; create a new one with `nomad-bootstrapd token client`")
@@ -148,6 +159,56 @@ func clientFromBytes(data []byte) (ClientToken, error) {
 	}
 	c.Expires = int64(exp)
 	return c, nil
+}
+
+// Admission returns what a certificate request of this token's holder
+// carries to show the token: its expiry and tag (24 bytes).
+func (c ClientToken) Admission() []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(c.Expires))
+	return append(b, c.Tag[:]...)
+}
+
+// Admit signs, with the cluster key, that the node with this ID and
+// identity key was admitted with a client token. The CA returns it with a
+// node's first certificate; the node shows it when it renews, so a node
+// admitted once keeps working after its token expires.
+func (t Token) Admit(nodeID string, identity ed25519.PublicKey) []byte {
+	return ed25519.Sign(t.ClusterKey(), admission(t.ClusterID, nodeID, identity))
+}
+
+// CheckAdmission reports whether adm, a certificate request's Admission,
+// admits the node with this ID and identity key at now: a client token of
+// this cluster that has not expired (ClientToken.Admission), or an
+// admission the cluster made for this very node and key (Admit). Errors
+// wrap ErrNotAdmitted or ErrClientTokenExpired.
+func (t Token) CheckAdmission(adm []byte, nodeID string, identity ed25519.PublicKey, now time.Time) error {
+	switch len(adm) {
+	case tokenAdmissionLen:
+		c := t.Client(time.Time{})
+		c.Expires = int64(binary.BigEndian.Uint64(adm))
+		copy(c.Tag[:], adm[expiresLen:])
+		if err := t.CheckClient(c, now); err != nil {
+			if errors.Is(err, ErrClientTokenExpired) {
+				return err
+			}
+			return fmt.Errorf("%w (the client token was not made from this cluster's server token)", ErrNotAdmitted)
+		}
+		return nil
+	case ed25519.SignatureSize:
+		if len(identity) == ed25519.PublicKeySize && ed25519.Verify(t.ClusterKey().Public().(ed25519.PublicKey), admission(t.ClusterID, nodeID, identity), adm) {
+			return nil
+		}
+		return fmt.Errorf("%w (the admission is not this node's)", ErrNotAdmitted)
+	}
+	return ErrNotAdmitted
+}
+
+// admission returns the message an admission signs.
+func admission(clusterID [16]byte, nodeID string, identity ed25519.PublicKey) []byte {
+	b := append([]byte(admissionLabel), clusterID[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(nodeID)))
+	b = append(b, nodeID...)
+	return append(b, identity...)
 }
 
 // ExpiresAt returns when the token stops admitting new nodes, or the zero

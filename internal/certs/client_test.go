@@ -205,3 +205,41 @@ func TestClientRedaction(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckAdmission(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	tok, other := testToken(t, 11), testToken(t, 12)
+	id := testIdentity(t, 4).Public().(ed25519.PublicKey)
+	id2 := testIdentity(t, 5).Public().(ed25519.PublicKey)
+	tests := []struct {
+		name string
+		adm  []byte
+		node string
+		key  ed25519.PublicKey
+		want error
+	}{
+		{"client token", tok.Client(now.Add(time.Hour)).Admission(), "n1", id, nil},
+		{"client token without expiry", tok.Client(time.Time{}).Admission(), "n1", id, nil},
+		{"expired client token", tok.Client(now.Add(-time.Hour)).Admission(), "n1", id, ErrClientTokenExpired},
+		{"another cluster's client token", other.Client(time.Time{}).Admission(), "n1", id, ErrNotAdmitted},
+		{"expiry extended", func() []byte {
+			a := tok.Client(now.Add(-time.Hour)).Admission()
+			a[7]++
+			return a
+		}(), "n1", id, ErrNotAdmitted},
+		{"earlier admission", tok.Admit("n1", id), "n1", id, nil},
+		{"admission of another node", tok.Admit("n2", id), "n1", id, ErrNotAdmitted},
+		{"admission of another key", tok.Admit("n1", id2), "n1", id, ErrNotAdmitted},
+		{"another cluster's admission", other.Admit("n1", id), "n1", id, ErrNotAdmitted},
+		{"none", nil, "n1", id, ErrNotAdmitted},
+		{"garbage", make([]byte, 30), "n1", id, ErrNotAdmitted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tok.CheckAdmission(tt.adm, tt.node, tt.key, now)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("CheckAdmission = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}

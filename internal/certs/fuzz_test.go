@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func FuzzDecodeSignRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	r := &SignRequest{NodeID: "id-1", NodeName: "node-1", Role: RoleServer, CSR: csr}
-	if err := r.Seal(key, time.Unix(1_800_000_000, 0), rand.Reader); err != nil {
+	if err := r.Seal(key, ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), time.Unix(1_800_000_000, 0), rand.Reader); err != nil {
 		f.Fatal(err)
 	}
 	valid, err := r.Encode()

@@ -3,6 +3,7 @@ package certs
 import (
 	"bytes"
 	"container/heap"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -26,6 +27,9 @@ const (
 	NonceSize = 16
 	// MACSize is the length of a request MAC (HMAC-SHA-256).
 	MACSize = sha256.Size
+	// MaxAdmissionSize is the longest Admission: a client token's expiry
+	// and tag (24 bytes) or an admission (64 bytes).
+	MaxAdmissionSize = ed25519.SignatureSize
 
 	// DefaultMaxSkew is the clock difference a Verifier allows by default
 	// between a request's timestamp and its own clock.
@@ -38,7 +42,7 @@ const (
 
 // signRequestDomain starts the MAC input, so that a MAC of a request cannot
 // be mistaken for a MAC of anything else made with the same key.
-const signRequestDomain = "nomad-bootstrapd sign request v1"
+const signRequestDomain = "nomad-bootstrapd sign request v2"
 
 // Sentinel errors returned (wrapped) by Verifier.Verify; test with
 // errors.Is.
@@ -52,11 +56,14 @@ var (
 	// ErrReplay means the request's nonce was seen before: the request is
 	// a replay.
 	ErrReplay = errors.New("certs: request nonce was already used (replayed request)")
+	// ErrBadSignature means the request is not signed by the identity key
+	// it names.
+	ErrBadSignature = errors.New("certs: request is not signed by the identity key it names")
 )
 
 // SignRequest is a node's request for a certificate, authenticated with an
-// HMAC keyed with the join token's CSRKey. Its JSON form (Encode) is what
-// travels to the CA holder.
+// HMAC keyed with the token's CSRKey and signed by the node's identity key.
+// Its JSON form (Encode) is what travels to the CA holder.
 type SignRequest struct {
 	// NodeID and NodeName identify the requesting node; at most
 	// MaxNodeFieldLen bytes of printable UTF-8 each.
@@ -71,18 +78,32 @@ type SignRequest struct {
 	Timestamp int64 `json:"timestamp"`
 	// Nonce is NonceSize random bytes, unique per request.
 	Nonce []byte `json:"nonce"`
-	// MAC is HMAC-SHA-256 of the other fields (see Seal).
+	// Identity is the node's Ed25519 identity public key, the one its
+	// gossip meta announces.
+	Identity []byte `json:"identity"`
+	// Admission shows that a node holding a client token may be admitted:
+	// its token's expiry and tag (ClientToken.Admission) for a first
+	// certificate, or the admission the CA returned with it
+	// (Token.Admit) for a renewal. Empty for a server-token holder.
+	Admission []byte `json:"admission,omitempty"`
+	// MAC is HMAC-SHA-256 of the fields above (see Seal).
 	MAC []byte `json:"mac"`
+	// Signature is the identity key's Ed25519 signature of the same.
+	Signature []byte `json:"signature"`
 }
 
-// Seal sets the request's Timestamp from now, a fresh Nonce from rnd and
-// the MAC under key (Token.CSRKey). The MAC covers, after the domain
-// separator "nomad-bootstrapd sign request v1", NodeID, NodeName, Role,
-// CSR, Timestamp (8 bytes big endian) and Nonce, each preceded by its
-// length as 4 bytes big endian.
-func (r *SignRequest) Seal(key []byte, now time.Time, rnd io.Reader) error {
+// Seal sets the request's Timestamp from now, a fresh Nonce from rnd,
+// Identity from identity, the MAC under key (Token.CSRKey) and the
+// Signature by identity. Both cover, after the domain separator
+// "nomad-bootstrapd sign request v2", NodeID, NodeName, Role, CSR,
+// Timestamp (8 bytes big endian), Nonce, Identity and Admission, each
+// preceded by its length as 4 bytes big endian.
+func (r *SignRequest) Seal(key []byte, identity ed25519.PrivateKey, now time.Time, rnd io.Reader) error {
 	if err := r.checkFields(); err != nil {
 		return err
+	}
+	if len(identity) != ed25519.PrivateKeySize {
+		return errors.New("certs: sealing a sign request needs the node's identity key")
 	}
 	nonce := make([]byte, NonceSize)
 	if _, err := io.ReadFull(rnd, nonce); err != nil {
@@ -90,15 +111,18 @@ func (r *SignRequest) Seal(key []byte, now time.Time, rnd io.Reader) error {
 	}
 	r.Timestamp = now.Unix()
 	r.Nonce = nonce
-	r.MAC = r.computeMAC(key)
+	r.Identity = bytes.Clone(identity.Public().(ed25519.PublicKey))
+	msg := r.signedBytes()
+	r.MAC = mac(key, msg)
+	r.Signature = ed25519.Sign(identity, msg)
 	return nil
 }
 
-// computeMAC returns the request's MAC under key.
-func (r *SignRequest) computeMAC(key []byte) []byte {
-	m := hmac.New(sha256.New, key)
+// signedBytes returns what the MAC and the signature cover.
+func (r *SignRequest) signedBytes() []byte {
 	var ts [8]byte
 	binary.BigEndian.PutUint64(ts[:], uint64(r.Timestamp))
+	var b []byte
 	for _, field := range [][]byte{
 		[]byte(signRequestDomain),
 		[]byte(r.NodeID),
@@ -107,12 +131,19 @@ func (r *SignRequest) computeMAC(key []byte) []byte {
 		r.CSR,
 		ts[:],
 		r.Nonce,
+		r.Identity,
+		r.Admission,
 	} {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(field)))
-		m.Write(n[:])
-		m.Write(field)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(field)))
+		b = append(b, field...)
 	}
+	return b
+}
+
+// mac returns HMAC-SHA-256 of msg under key.
+func mac(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
 	return m.Sum(nil)
 }
 
@@ -132,6 +163,8 @@ func (r *SignRequest) checkFields() error {
 		return errors.New("certs: sign request has no csr")
 	case len(r.CSR) > MaxCSRSize:
 		return fmt.Errorf("certs: sign request csr is %d bytes, more than the %d allowed", len(r.CSR), MaxCSRSize)
+	case len(r.Admission) > MaxAdmissionSize:
+		return fmt.Errorf("certs: sign request admission is %d bytes, more than the %d allowed", len(r.Admission), MaxAdmissionSize)
 	}
 	return nil
 }
@@ -149,6 +182,12 @@ func (r *SignRequest) check() error {
 	}
 	if len(r.MAC) != MACSize {
 		return fmt.Errorf("certs: sign request mac is %d bytes, want %d", len(r.MAC), MACSize)
+	}
+	if len(r.Identity) != ed25519.PublicKeySize {
+		return fmt.Errorf("certs: sign request identity key is %d bytes, want %d", len(r.Identity), ed25519.PublicKeySize)
+	}
+	if len(r.Signature) != ed25519.SignatureSize {
+		return fmt.Errorf("certs: sign request signature is %d bytes, want %d", len(r.Signature), ed25519.SignatureSize)
 	}
 	return nil
 }
@@ -273,12 +312,21 @@ func NewVerifier(key []byte, maxSkew time.Duration, now func() time.Time) *Verif
 	}
 }
 
-// Verify checks r's MAC (in constant time), then that its timestamp is
-// within the allowed skew of the clock, then that its nonce was not seen,
-// and records the nonce. Errors wrap ErrBadMAC, ErrStale or ErrReplay.
+// Verify checks r's MAC (in constant time), then its signature by the
+// identity key it names, then that its timestamp is within the allowed
+// skew of the clock, then that its nonce was not seen, and records the
+// nonce. Errors wrap ErrBadMAC, ErrBadSignature, ErrStale or ErrReplay.
+// Whether the identity key is the node's is the authority's to check.
 func (v *Verifier) Verify(r *SignRequest) error {
-	if len(r.MAC) != MACSize || len(r.Nonce) != NonceSize || !hmac.Equal(r.MAC, r.computeMAC(v.key)) {
+	if len(r.MAC) != MACSize || len(r.Nonce) != NonceSize {
 		return fmt.Errorf("%w; check that the node uses this cluster's join token", ErrBadMAC)
+	}
+	msg := r.signedBytes()
+	if !hmac.Equal(r.MAC, mac(v.key, msg)) {
+		return fmt.Errorf("%w; check that the node uses this cluster's join token", ErrBadMAC)
+	}
+	if len(r.Identity) != ed25519.PublicKeySize || !ed25519.Verify(r.Identity, msg, r.Signature) {
+		return ErrBadSignature
 	}
 	now := v.now()
 	ts := time.Unix(r.Timestamp, 0)

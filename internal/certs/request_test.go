@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -36,6 +37,12 @@ func (c *fakeClock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
+// testIdentity returns a fixed identity key for seed.
+func testIdentity(t testing.TB, seed byte) ed25519.PrivateKey {
+	t.Helper()
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+}
+
 // sealedRequest returns a sealed request of a client with a real CSR.
 func sealedRequest(t testing.TB, key []byte, now time.Time) *SignRequest {
 	t.Helper()
@@ -44,7 +51,7 @@ func sealedRequest(t testing.TB, key []byte, now time.Time) *SignRequest {
 		t.Fatal(err)
 	}
 	r := &SignRequest{NodeID: "4f1c7a2e-node", NodeName: "c1", Role: RoleClient, CSR: csr}
-	if err := r.Seal(key, now, rand.Reader); err != nil {
+	if err := r.Seal(key, testIdentity(t, 1), now, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -56,8 +63,9 @@ func TestSealMACConstruction(t *testing.T) {
 	key := katToken().CSRKey()
 	now := time.Unix(1_800_000_000, 0)
 	nonce := bytes.Repeat([]byte{0xab}, 16)
-	r := &SignRequest{NodeID: "id", NodeName: "n1", Role: RoleServer, CSR: []byte{1, 2, 3}}
-	if err := r.Seal(key, now, bytes.NewReader(nonce)); err != nil {
+	id := testIdentity(t, 2)
+	r := &SignRequest{NodeID: "id", NodeName: "n1", Role: RoleServer, CSR: []byte{1, 2, 3}, Admission: []byte{9, 9}}
+	if err := r.Seal(key, id, now, bytes.NewReader(nonce)); err != nil {
 		t.Fatal(err)
 	}
 	var in []byte
@@ -65,17 +73,21 @@ func TestSealMACConstruction(t *testing.T) {
 		in = binary.BigEndian.AppendUint32(in, uint32(len(b)))
 		in = append(in, b...)
 	}
-	field([]byte("nomad-bootstrapd sign request v1"))
+	pub := id.Public().(ed25519.PublicKey)
+	field([]byte("nomad-bootstrapd sign request v2"))
 	field([]byte("id"))
 	field([]byte("n1"))
 	field([]byte("server"))
 	field([]byte{1, 2, 3})
 	field(binary.BigEndian.AppendUint64(nil, 1_800_000_000))
 	field(nonce)
+	field(pub)
+	field([]byte{9, 9})
 	m := hmac.New(sha256.New, key)
 	m.Write(in)
 	want := &SignRequest{NodeID: "id", NodeName: "n1", Role: RoleServer, CSR: []byte{1, 2, 3},
-		Timestamp: 1_800_000_000, Nonce: nonce, MAC: m.Sum(nil)}
+		Timestamp: 1_800_000_000, Nonce: nonce, Identity: []byte(pub), Admission: []byte{9, 9}, MAC: m.Sum(nil),
+		Signature: ed25519.Sign(id, in)}
 	if diff := cmp.Diff(want, r); diff != "" {
 		t.Errorf("sealed request (-want +got):\n%s", diff)
 	}
@@ -84,7 +96,7 @@ func TestSealMACConstruction(t *testing.T) {
 	// NodeName changes the MAC.
 	shifted := *r
 	shifted.NodeID, shifted.NodeName = "i", "dn1"
-	if hmac.Equal(shifted.computeMAC(key), r.MAC) {
+	if hmac.Equal(mac(key, shifted.signedBytes()), r.MAC) {
 		t.Error("MAC does not separate fields")
 	}
 }
@@ -102,14 +114,17 @@ func TestSealErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.r.Seal(key, time.Now(), rand.Reader); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			if err := tt.r.Seal(key, testIdentity(t, 1), time.Now(), rand.Reader); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("Seal error = %v, want %q", err, tt.want)
 			}
 		})
 	}
 	r := SignRequest{NodeID: "i", NodeName: "n", Role: RoleCLI, CSR: []byte{1}}
-	if err := r.Seal(key, time.Now(), bytes.NewReader(make([]byte, 5))); err == nil {
+	if err := r.Seal(key, testIdentity(t, 1), time.Now(), bytes.NewReader(make([]byte, 5))); err == nil {
 		t.Error("Seal succeeded with a short random source")
+	}
+	if err := r.Seal(key, nil, time.Now(), rand.Reader); err == nil {
+		t.Error("Seal succeeded without an identity key")
 	}
 	if _, err := (&SignRequest{NodeID: "i", NodeName: "n", Role: RoleCLI, CSR: []byte{1}}).Encode(); err == nil {
 		t.Error("Encode accepted an unsealed request")
@@ -138,7 +153,7 @@ func TestSignRequestRoundTrip(t *testing.T) {
 	for k := range fields {
 		names = append(names, k)
 	}
-	want := []string{"csr", "mac", "node_id", "node_name", "nonce", "role", "timestamp"}
+	want := []string{"csr", "identity", "mac", "node_id", "node_name", "nonce", "role", "signature", "timestamp"}
 	if diff := cmp.Diff(want, names, sortStrings); diff != "" {
 		t.Errorf("JSON fields (-want +got):\n%s", diff)
 	}
@@ -223,6 +238,11 @@ func TestDecodeSignRequestErrors(t *testing.T) {
 		{"long nonce", with("nonce", b64(17)), "certs: sign request nonce is 17 bytes, want 16"},
 		{"no mac", with("mac", nil), "certs: sign request mac is 0 bytes, want 32"},
 		{"short mac", with("mac", b64(31)), "certs: sign request mac is 31 bytes, want 32"},
+		{"no identity key", with("identity", nil), "certs: sign request identity key is 0 bytes, want 32"},
+		{"long identity key", with("identity", b64(33)), "certs: sign request identity key is 33 bytes, want 32"},
+		{"no signature", with("signature", nil), "certs: sign request signature is 0 bytes, want 64"},
+		{"short signature", with("signature", b64(63)), "certs: sign request signature is 63 bytes, want 64"},
+		{"long admission", with("admission", b64(65)), "certs: sign request admission is 65 bytes, more than the 64 allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,6 +295,19 @@ func TestVerifier(t *testing.T) {
 		{"stale, future", key, 10 * time.Minute, nil, ErrStale,
 			"certs: request timestamp is outside the allowed clock skew: the request time is 10m0s ahead of this node's clock (allowed ±2m0s); check both clocks (NTP)"},
 		{"stale, far past", key, -100000 * time.Hour, nil, ErrStale, ""},
+		{"admission added after sealing", key, 0, func(r *SignRequest) { r.Admission = []byte{1} }, ErrBadMAC, ""},
+		{"signature flipped", key, 0, func(r *SignRequest) { r.Signature[5] ^= 1 }, ErrBadSignature, ErrBadSignature.Error()},
+		// A holder of the token's request key can make the MAC of any
+		// request, but not its signature by another node's key.
+		{"another node's key, MAC remade", key, 0, func(r *SignRequest) {
+			r.Identity = testIdentity(t, 9).Public().(ed25519.PublicKey)
+			r.MAC = mac(key, r.signedBytes())
+		}, ErrBadSignature, ""},
+		{"re-signed by another key for another node", key, 0, func(r *SignRequest) {
+			r.NodeName = "s1"
+			r.MAC = mac(key, r.signedBytes())
+			r.Signature = ed25519.Sign(testIdentity(t, 9), r.signedBytes())
+		}, ErrBadSignature, ""},
 	}
 	v := NewVerifier(key, 0, clock.Now)
 	for _, tt := range tests {
@@ -290,7 +323,7 @@ func TestVerifier(t *testing.T) {
 			if tt.wantMsg != "" && err.Error() != tt.wantMsg {
 				t.Errorf("error:\n got %s\nwant %s", err, tt.wantMsg)
 			}
-			for _, s := range []error{ErrBadMAC, ErrStale, ErrReplay} {
+			for _, s := range []error{ErrBadMAC, ErrStale, ErrReplay, ErrBadSignature} {
 				if s != tt.want && errors.Is(err, s) {
 					t.Errorf("error also matches %v", s)
 				}

@@ -500,7 +500,7 @@ func BenchmarkSignRequest(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		req := &SignRequest{NodeID: "id-c1", NodeName: "c1", Role: RoleClient, CSR: csrDER}
-		if err := req.Seal(key, now, rand.Reader); err != nil {
+		if err := req.Seal(key, testIdentity(b, 3), now, rand.Reader); err != nil {
 			b.Fatal(err)
 		}
 		enc, err := req.Encode()

@@ -77,6 +77,9 @@ type Config struct {
 	// CAFailoverAfter is how long the CA holder must be down before the
 	// next server signs with the escrowed CA key.
 	CAFailoverAfter time.Duration
+	// BehindNAT lets the CA holder accept a certificate request from
+	// another address than the requesting member's.
+	BehindNAT bool
 	// ServerReplaceAfter is how long a server must be down before the
 	// remaining servers agree on a plan that replaces it.
 	ServerReplaceAfter time.Duration

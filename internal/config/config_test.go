@@ -238,6 +238,7 @@ supervise            = "process"
 nomad                = "/opt/nomad"
 log_level            = "debug"
 ca_failover_after    = "3m"
+behind_nat           = true
 cert_lifetime        = "100h"
 metrics_addr         = ""
 server_replace_after = "20m"
@@ -259,7 +260,7 @@ ca {
 		Port: 4700, Name: "n1", Role: "server", Pool: "warm", Zone: "z", Datacenter: "dc2", Region: "eu",
 		Expect: 5, MinMembers: 6, BootstrapSize: 7, Settle: 4 * time.Second, Supervise: "process",
 		Nomad: "/opt/nomad", LogLevel: "debug", CAFailoverAfter: 3 * time.Minute, CertLifetime: 100 * time.Hour,
-		ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true,
+		ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true, BehindNAT: true,
 		CA: CAFiles{CertFile: "c.pem", KeyFile: "k.pem", ChainFile: "r.pem"},
 	}
 	if diff := cmp.Diff(want, l.Config); diff != "" {

@@ -37,6 +37,10 @@ func (p Paths) NodeIDFile() string { return filepath.Join(p.StateDir(), "node-id
 // IdentityKeyFile holds the node's identity key (0600).
 func (p Paths) IdentityKeyFile() string { return filepath.Join(p.StateDir(), "identity.key") }
 
+// AdmissionFile holds the admission the CA returned to a node that joined
+// with a client token (0600).
+func (p Paths) AdmissionFile() string { return filepath.Join(p.StateDir(), "admission") }
+
 // LockFile is held locked by the running agent, so that two agents never
 // share a state directory.
 func (p Paths) LockFile() string { return filepath.Join(p.StateDir(), "agent.lock") }
