@@ -160,10 +160,13 @@ func (a *Agent) handleWantCA(from string, m agree.Message) {
 }
 
 // succeedLocked follows p, a successor of prev: when this node's role
-// changes its pipeline stops, and the loop starts it anew with p. a.mu is
-// held.
+// changes its pipeline stops, and the loop starts it anew with p; so it does
+// when p makes this node the CA holder before its pipeline got its
+// certificates, since that pipeline waits for prev's CA holder and only a
+// pipeline of p starts the CA. a.mu is held.
 func (a *Agent) succeedLocked(prev, p plan.Plan) {
-	if prev.IsServer(a.id) != p.IsServer(a.id) && a.pipeStop != nil {
+	newHolder := p.CAHolder == a.id && prev.CAHolder != a.id && a.st.Phase() == status.PhaseCommitted
+	if (prev.IsServer(a.id) != p.IsServer(a.id) || newHolder) && a.pipeStop != nil {
 		a.pipeStop()
 		a.pipeline = false
 	}
