@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
@@ -159,11 +160,13 @@ func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 
 // authorize decides what a requesting node is certified as under the
 // committed plan (caholder.Authorize).
-func (a *Agent) authorize(req *certs.SignRequest) (certs.Identity, error) {
+func (a *Agent) authorize(req *certs.SignRequest, remote netip.Addr) (casvc.Grant, error) {
 	a.mu.Lock()
 	p := a.plan
 	a.mu.Unlock()
-	return caholder.Authorize(p, a.tr.Members(), req)
+	return caholder.Authorize(p, a.tr.Members(), req, remote, caholder.Trust{
+		Server: a.serverToken, Eligible: a.endorsed.eligible, BehindNAT: a.cfg.BehindNAT, Now: a.now(),
+	})
 }
 
 // sealCAKey returns the CA key sealed with a key derived from the server

@@ -3,17 +3,20 @@ package agent
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
@@ -174,15 +177,16 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 		if !alive[s.Name] {
 			continue
 		}
-		req := &certs.SignRequest{NodeID: a.id, NodeName: a.name, Role: role, CSR: csrDER}
-		if err := req.Seal(a.keys.CSR, a.now(), rand.Reader); err != nil {
+		req := &certs.SignRequest{NodeID: a.id, NodeName: a.name, Role: role, CSR: csrDER, Admission: a.admission()}
+		if err := req.Seal(a.keys.CSR, a.idKey, a.now(), rand.Reader); err != nil {
 			return nil, nil, err
 		}
 		rctx, cancel := context.WithTimeout(ctx, a.tm.CARequest)
-		certPEM, bundlePEM, err = casvc.Request(rctx, net.JoinHostPort(s.Address, strconv.Itoa(p.CAPort)), p.CAFingerprint, req)
+		iss, err := casvc.RequestIssued(rctx, a.sourceAddr(), net.JoinHostPort(s.Address, strconv.Itoa(p.CAPort)), p.CAFingerprint, req)
 		cancel()
 		if err == nil {
-			return certPEM, bundlePEM, nil
+			a.keepAdmission(iss.Admission)
+			return iss.Cert, iss.Bundle, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		var se *casvc.StatusError
@@ -194,4 +198,40 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 		return nil, nil, fmt.Errorf("the CA holder %s is not alive and no other server is", p.CAHolderName())
 	}
 	return nil, nil, errors.Join(errs...)
+}
+
+// admission returns what this node's certificate requests show to be
+// admitted: nothing for a server-token holder; for a client-token holder
+// the admission the CA returned with an earlier certificate, which keeps
+// working once the token expires, else the token's own expiry and tag.
+func (a *Agent) admission() []byte {
+	if a.cred.IsServer() {
+		return nil
+	}
+	if b, err := os.ReadFile(a.paths.AdmissionFile()); err == nil && len(b) == ed25519.SignatureSize {
+		return b
+	}
+	return a.cred.Client.Admission()
+}
+
+// keepAdmission stores an admission the CA returned (0600), for renewals.
+func (a *Agent) keepAdmission(adm []byte) {
+	if len(adm) != ed25519.SignatureSize || a.cred.IsServer() {
+		return
+	}
+	if _, err := atomicfile.WriteFileIfChanged(a.paths.AdmissionFile(), adm, 0o600); err != nil {
+		a.log.Warn("cannot keep the admission the CA returned; renewals need the client token to be valid", "error", err)
+	}
+}
+
+// sourceAddr is the address this node sends certificate requests from: its
+// bind address, or the advertised one when it binds every address. The CA
+// holder checks that a request comes from the member's gossip address.
+func (a *Agent) sourceAddr() netip.Addr {
+	for _, s := range []string{a.bind, a.advertise} {
+		if ip, err := netip.ParseAddr(s); err == nil && !ip.IsUnspecified() {
+			return ip
+		}
+	}
+	return netip.Addr{}
 }

@@ -31,6 +31,21 @@ func TestClientTokenNodesAreNeverServers(t *testing.T) {
 			t.Errorf("node %d: servers %s, want n00,n01,n02", i, got)
 		}
 	}
+	// A client-token node was admitted: it keeps the CA's admission for
+	// its renewals.
+	for _, n := range c.nodes[3:] {
+		waitFor(t, 20*time.Second, n.agent.Name()+" to keep its admission", func() bool {
+			fi, err := os.Stat(n.agent.paths.AdmissionFile())
+			return err == nil && fi.Mode().Perm() == 0o600
+		})
+	}
+	// A client-token node restarts on the plan it persisted.
+	old := c.nodes[4]
+	old.stop()
+	c.nodes[4] = c.start(old.opts)
+	if p := c.waitCommitted(c.nodes[4:], 10*time.Second)[0]; p.Epoch != plans[0].Epoch || p.CAHolder != plans[0].CAHolder {
+		t.Errorf("restarted client-token node holds %+v, want %+v", p, plans[0])
+	}
 	for i, n := range c.nodes {
 		fi, err := os.Stat(n.agent.paths.IdentityKeyFile())
 		if err != nil || fi.Mode().Perm() != 0o600 {
@@ -46,5 +61,32 @@ func TestClientTokenNodesAreNeverServers(t *testing.T) {
 				t.Errorf("%s holds a CA directory: %v", n.agent.Name(), err)
 			}
 		}
+	}
+}
+
+// A node whose client token has expired is not admitted: it gets no
+// certificate, and status says why.
+func TestExpiredClientTokenIsNotAdmitted(t *testing.T) {
+	c := newCluster(t)
+	expired := certs.ClientCredential(c.token.Client(time.Now().Add(-time.Hour)))
+	c.startN(4, func(i int, o *Options) {
+		o.Config.MinMembers = 4
+		o.Config.BootstrapSize = 4
+		if i == 3 {
+			o.Credential = expired
+		}
+	})
+	c.waitCommitted(c.nodes, 30*time.Second)
+	n := c.nodes[3]
+	waitFor(t, 20*time.Second, "the expired node to report why it has no certificate", func() bool {
+		s := n.agent.Status()
+		return strings.Contains(s.Reason, "the client token has expired")
+	})
+	s := n.agent.Status()
+	if !slices.ContainsFunc(s.Warnings, func(w string) bool { return strings.Contains(w, "the client token expired at") }) {
+		t.Errorf("warnings %q; want the expiry", s.Warnings)
+	}
+	if _, err := os.Stat(n.agent.paths.AdmissionFile()); !os.IsNotExist(err) {
+		t.Errorf("the expired node holds an admission: %v", err)
 	}
 }

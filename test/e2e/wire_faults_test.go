@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
@@ -269,13 +271,17 @@ func TestFaultBadInputOnTheWire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		_, intruder, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
 		good, err := certs.CreateCSR(key, "intruder")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for j, der := range append(fuzzCorpus(t, "certs", "FuzzParseCSR"), good) {
 			r := &certs.SignRequest{NodeID: fmt.Sprintf("8f7e6d5c-0000-4000-8000-%012d", j), NodeName: "intruder", Role: certs.RoleServer, CSR: der}
-			if err := r.Seal(tok.CSRKey(), time.Now(), rand.Reader); err != nil {
+			if err := r.Seal(tok.CSRKey(), intruder, time.Now(), rand.Reader); err != nil {
 				t.Fatal(err)
 			}
 			body, err := r.Encode()

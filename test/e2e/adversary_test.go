@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+)
+
+// nopHandler is a gossip handler that ignores everything.
+type nopHandler struct{}
+
+func (nopHandler) HandleMessage(string, []byte)  {}
+func (nopHandler) MergeRemoteState([]byte, bool) {}
+func (nopHandler) MembersChanged()               {}
+func (nopHandler) LocalState(bool) []byte        { return nil }
+
+// TestAdversaryCertificates attacks the CA of a cluster of three
+// server-token agents and one client-token agent the way a holder of a
+// client token would: from its own process, with the project's own gossip
+// and request code. It joins the gossip pool, once in its own name and once
+// as a copy of a server's announcement, and asks the CA for certificates it
+// must not get. Each is refused; it gets a client certificate in its own
+// name only; and every agent's plan and certificates are byte-identical
+// afterwards.
+func TestAdversaryCertificates(t *testing.T) {
+	const prefix = "127.22.2"
+	token := newToken(t)
+	clientToken := clientTokenFile(t, t.TempDir(), token)
+	_, procs := clusterWith(t, token, prefix, 4, func(i int) []string {
+		if i == 3 {
+			return []string{"-min-members", "4", "-token-file", clientToken}
+		}
+		return []string{"-min-members", "4"}
+	})
+	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
+	snaps := map[string]map[string]string{}
+	for _, p := range procs {
+		snaps[p.name] = snapshot(t, p)
+	}
+	var committed struct{ Plan plan.Plan }
+	if b, err := os.ReadFile(paths.New(procs[0].root).PlanFile()); err != nil || json.Unmarshal(b, &committed) != nil {
+		t.Fatalf("reading the plan: %v", err)
+	}
+	p := committed.Plan
+	victim := p.Servers[0]
+	if victim.ID == p.CAHolder {
+		victim = p.Servers[1]
+	}
+	var holder plan.Server
+	for _, s := range p.Servers {
+		if s.ID == p.CAHolder {
+			holder = s
+		}
+	}
+	caAddr := net.JoinHostPort(holder.Address, strconv.Itoa(p.CAPort))
+
+	b, err := os.ReadFile(clientToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := certs.ParseClientToken(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogueID := uuid.NewString()
+	join := func(name, addr string, meta gossip.Meta) *gossip.Node {
+		t.Helper()
+		n, err := gossip.Start(gossip.Config{Name: name, BindAddr: addr, Key: ct.GossipKey(), Label: ct.GossipLabel(), Meta: meta, Handler: nopHandler{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Leave(time.Second); n.Shutdown() })
+		if joined, err := n.Join([]string{net.JoinHostPort(procs[0].addr, strconv.Itoa(gossip.DefaultPort))}); joined == 0 {
+			t.Fatalf("%s could not join: %v", name, err)
+		}
+		return n
+	}
+	rogueNode := join("rogue", prefix+".20", gossip.Meta{ID: rogueID, Role: "server", Region: "global", Expect: 3,
+		Identity: rogueKey.Public().(ed25519.PublicKey)})
+
+	// A copy of the victim's announcement (its ID, identity key and
+	// endorsement) under another name.
+	var victimMeta gossip.Meta
+	waitFor(t, 20*time.Second, "the victim's announcement", func() bool {
+		for _, m := range rogueNode.Members() {
+			if m.Name == victim.Name {
+				victimMeta = m.Meta
+				return len(m.Meta.Endorsement) > 0
+			}
+		}
+		return false
+	})
+	join("copycat", prefix+".21", victimMeta)
+	// Let the CA holder see both.
+	waitFor(t, 20*time.Second, "the CA holder to see the rogue and the copycat", func() bool {
+		s, _ := statusJSON(t, procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == holder.Name })].root)
+		seen := 0
+		for _, m := range s.Members {
+			if (m.Name == "rogue" || m.Name == "copycat") && m.Status == "alive" {
+				seen++
+			}
+		}
+		return seen == 2
+	})
+
+	ask := func(from, id, name string, role certs.Role, signer ed25519.PrivateKey, edit func(*certs.SignRequest)) (casvc.Issued, error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		csr, err := certs.CreateCSR(key, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &certs.SignRequest{NodeID: id, NodeName: name, Role: role, CSR: csr, Admission: ct.Admission()}
+		if err := r.Seal(ct.CSRKey(), signer, time.Now(), rand.Reader); err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			edit(r)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return casvc.RequestIssued(ctx, netip.MustParseAddr(from), caAddr, p.CAFingerprint, r)
+	}
+	rogue := prefix + ".20"
+	var replay *certs.SignRequest
+	attempts := []struct {
+		name string
+		try  func() (casvc.Issued, error)
+		code int
+		why  string
+	}{
+		{"a server certificate in a live server's name", func() (casvc.Issued, error) {
+			return ask(rogue, victim.ID, victim.Name, certs.RoleServer, rogueKey, nil)
+		}, 403, "announces another identity key"},
+		{"a CLI certificate in a live server's name", func() (casvc.Issued, error) {
+			return ask(rogue, victim.ID, victim.Name, certs.RoleCLI, rogueKey, nil)
+		}, 403, "announces another identity key"},
+		{"a server certificate in its own name", func() (casvc.Issued, error) {
+			return ask(rogue, rogueID, "rogue", certs.RoleServer, rogueKey, nil)
+		}, 403, "is a client in plan epoch 1"},
+		{"a client certificate in another client's name", func() (casvc.Issued, error) {
+			id, err := os.ReadFile(paths.New(procs[3].root).NodeIDFile())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ask(rogue, strings.TrimSpace(string(id)), procs[3].name, certs.RoleClient, rogueKey, nil)
+		}, 403, "announces another identity key"},
+		{"a server certificate as the copy of a server, signed with its own key", func() (casvc.Issued, error) {
+			return ask(prefix+".21", victim.ID, "copycat", certs.RoleServer, rogueKey, nil)
+		}, 403, "announces another identity key"},
+		{"a server certificate as the copy of a server, naming the server's key", func() (casvc.Issued, error) {
+			return ask(prefix+".21", victim.ID, "copycat", certs.RoleServer, rogueKey, func(r *certs.SignRequest) {
+				r.Identity = victimMeta.Identity
+				r.MAC = requestMAC(ct.CSRKey(), r) // the client token gives the request key
+			})
+		}, 401, "not signed by the identity key it names"},
+		{"its own client certificate from another address", func() (casvc.Issued, error) {
+			return ask(prefix+".21", rogueID, "rogue", certs.RoleClient, rogueKey, nil)
+		}, 403, "not from node rogue's address"},
+		{"its own client certificate with a forged admission", func() (casvc.Issued, error) {
+			return ask(rogue, rogueID, "rogue", certs.RoleClient, rogueKey, func(r *certs.SignRequest) {
+				r.Admission = make([]byte, ed25519.SignatureSize)
+				r.MAC, r.Signature = nil, nil
+				if err := r.Seal(ct.CSRKey(), rogueKey, time.Now(), rand.Reader); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}, 403, "neither a valid client token nor an earlier admission"},
+		{"a replayed request", func() (casvc.Issued, error) {
+			iss, err := ask(rogue, rogueID, "rogue", certs.RoleClient, rogueKey, func(r *certs.SignRequest) { replay = r })
+			if err != nil {
+				t.Fatalf("the rogue's own client certificate was refused: %v", err)
+			}
+			_ = iss
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return casvc.RequestIssued(ctx, netip.MustParseAddr(rogue), caAddr, p.CAFingerprint, replay)
+		}, 401, "replayed"},
+	}
+	for _, a := range attempts {
+		t.Run(a.name, func(t *testing.T) {
+			iss, err := a.try()
+			var se *casvc.StatusError
+			if !errors.As(err, &se) || se.Code != a.code || !strings.Contains(se.Message, a.why) {
+				t.Fatalf("answer %v (certificate %d bytes); want %d with %q", err, len(iss.Cert), a.code, a.why)
+			}
+		})
+	}
+
+	// What it may have: a client certificate in its own name, with only a
+	// client's names.
+	iss, err := ask(rogue, rogueID, "rogue", certs.RoleClient, rogueKey, nil)
+	if err != nil {
+		t.Fatalf("the rogue's own client certificate: %v", err)
+	}
+	cert, err := certs.ParseCertPEM(iss.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cert.DNSNames, ","); got != "client.global.nomad,localhost" {
+		t.Errorf("the rogue's certificate names %s; want a client's names only", got)
+	}
+
+	if after := waitSettled(t, procs, 30*time.Second, "the cluster to report its plan after the attack"); after != before {
+		t.Errorf("plan %s, was %s", after, before)
+	}
+	for _, p := range procs {
+		for f, b := range snapshot(t, p) {
+			if snaps[p.name][f] != b {
+				t.Errorf("%s changed on %s", filepath.Base(f), p.name)
+			}
+		}
+	}
+}
+
+// requestMAC is a request's MAC as the wire format documents it
+// (certs.SignRequest.Seal), made by whoever holds the request key.
+func requestMAC(key []byte, r *certs.SignRequest) []byte {
+	var in []byte
+	for _, f := range [][]byte{[]byte("nomad-bootstrapd sign request v2"), []byte(r.NodeID), []byte(r.NodeName), []byte(r.Role), r.CSR,
+		binary.BigEndian.AppendUint64(nil, uint64(r.Timestamp)), r.Nonce, r.Identity, r.Admission} {
+		in = binary.BigEndian.AppendUint32(in, uint32(len(f)))
+		in = append(in, f...)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(in)
+	return m.Sum(nil)
+}
