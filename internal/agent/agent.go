@@ -214,6 +214,12 @@ func New(opts Options) (*Agent, error) {
 	if a.plan, err = planfile.Load(a.paths.PlanFile(), a.cred.ClusterIDString(), a.id); err != nil {
 		return nil, err
 	}
+	if a.plan != nil {
+		if err := a.endorsed.verifyPlan(*a.plan); err != nil {
+			return nil, fmt.Errorf("agent: %s is not the cluster's decision (%v): remove it, and the node adopts the committed plan from its peers when it rejoins",
+				a.paths.PlanFile(), strings.TrimPrefix(err.Error(), "plan: "))
+		}
+	}
 	if a.vote, err = planfile.LoadVote(a.paths.VoteFile()); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"sync"
 	"time"
@@ -274,6 +275,8 @@ func (a *Agent) newProtocol() *agree.Node {
 		Settle: a.cfg.Settle, ServerReplaceAfter: a.cfg.ServerReplaceAfter,
 		CAPort: a.caPort(), Timings: a.tm.Agree, Logger: a.log,
 		Eligible: a.endorsed.eligible,
+		Sign:     func(hash string) []byte { return ed25519.Sign(a.idKey, plan.AcceptanceMessage(hash)) },
+		Verify:   a.endorsed.verifyPlan,
 	}
 	return agree.New(cfg, agree.Saved{Plan: a.plan, Vote: a.vote}, a.now(), protoTransport{a}, protoStore{a}, protoCA{a}, protoObserver{a})
 }

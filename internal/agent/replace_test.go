@@ -211,12 +211,18 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 		t.Fatal(err)
 	}
 	p1 := *validPlan()
+	signAll(c.token, &p1)
 	p2 := p1.Clone()
 	p2.Epoch, p2.Genesis = 2, p1.Hash()
 	p2.Servers[2] = plan.Server{ID: "d", Name: "n4", Address: "127.0.0.5"}
 	other := p2.Clone()
 	other.Servers[2] = plan.Server{ID: "e", Name: "n5", Address: "127.0.0.6"}
-	for _, p := range []plan.Plan{p1, p2, other} {
+	signAll(c.token, &p2)
+	signAll(c.token, &other)
+	unsigned := p2.Clone()
+	unsigned.Epoch = 3
+	unsigned.Signatures = unsigned.Signatures[:1]
+	for _, p := range []plan.Plan{p1, p2, other, unsigned} {
 		a.onMessage("n9", agree.Message{Type: agree.MsgCommit, Plan: &p})
 	}
 	if held := a.proto.Plan(); held == nil || !held.Equal(p2) {

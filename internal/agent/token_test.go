@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
 )
 
 // Nodes that joined with a client token are never elected, even when they
@@ -88,5 +90,33 @@ func TestExpiredClientTokenIsNotAdmitted(t *testing.T) {
 	}
 	if _, err := os.Stat(n.agent.paths.AdmissionFile()); !os.IsNotExist(err) {
 		t.Errorf("the expired node holds an admission: %v", err)
+	}
+}
+
+// A plan on disk that its servers did not sign (written by hand, or by an
+// older version) is refused at start, with what to do.
+func TestUnsignedPlanOnDiskIsRefused(t *testing.T) {
+	c := newCluster(t)
+	o := c.options(0)
+	p := *validPlan()
+	signAll(c.token, &p)
+	p.Signatures = p.Signatures[:1]
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(a.paths.StateDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := planfile.Save(a.paths.PlanFile(), a.cred.ClusterIDString(), a.id, p, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := fingerprint.SaveNodeID(a.paths.NodeIDFile(), a.id); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(o)
+	if err == nil || !strings.Contains(err.Error(), "is not the cluster's decision (epoch 1 carries valid signatures of 1 of its 3 servers") ||
+		!strings.Contains(err.Error(), "remove it") {
+		t.Fatalf("New = %v; want a refusal of the unsigned plan", err)
 	}
 }

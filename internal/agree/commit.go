@@ -19,6 +19,13 @@ func (n *Node) adopt(now time.Time, p plan.Plan, source string) bool {
 			source, p.Region, p.Expect, n.cfg.Region, n.cfg.Expect))
 		return false
 	}
+	if n.cfg.Verify != nil {
+		if err := n.cfg.Verify(p); err != nil {
+			n.obs.Warn("plan-signatures", fmt.Sprintf("ignoring the plan of epoch %d from %s: %v", p.Epoch, source, strings.TrimPrefix(err.Error(), "plan: ")))
+			return false
+		}
+		n.obs.ClearWarning("plan-signatures")
+	}
 	hash := p.Hash()
 	prev := n.plan
 	if prev != nil {

@@ -145,7 +145,7 @@ func (n *Node) electionMember(m gossip.Member) plan.Member {
 	return plan.Member{
 		ID: m.Meta.ID, Name: m.Name, Address: m.Address, Role: role, Pool: m.Meta.Pool,
 		Zone: m.Meta.Zone, Datacenter: m.Meta.Datacenter, CPUCores: m.Meta.CPUCores, MemoryMB: m.Meta.MemoryMB,
-		Key: memberKey(m.Meta),
+		Key: memberKey(m.Meta), Endorsement: b64(m.Meta.Endorsement),
 	}
 }
 
@@ -156,11 +156,14 @@ func (n *Node) serverEligible(m gossip.Meta) bool {
 
 // memberKey returns the identity key a member announces as a plan records
 // it, "" for none.
-func memberKey(m gossip.Meta) string {
-	if len(m.Identity) == 0 {
+func memberKey(m gossip.Meta) string { return b64(m.Identity) }
+
+// b64 returns b in standard base64, "" for none.
+func b64(b []byte) string {
+	if len(b) == 0 {
 		return ""
 	}
-	return base64.StdEncoding.EncodeToString(m.Identity)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // checkServers returns why this node refuses a proposal naming servers, or

@@ -3,6 +3,7 @@ package agree
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,36 @@ func TestNoServerTokenSpareLeft(t *testing.T) {
 	}
 	if got := strings.Join(n.Plan().ServerNames(), ","); got != "n1,n2,n3" || n.Proposing() {
 		t.Errorf("servers %s, proposing %v; want the plan kept", got, n.Proposing())
+	}
+}
+
+// With Verify set, a node adopts no committed plan that fails it, from a
+// commit or from push/pull state, and says why.
+func TestUnverifiedPlansAreNotAdopted(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := newRecorder()
+	n := New(Config{Name: "n9", ID: "x", Region: "global", Expect: 3, MinMembers: 3, Settle: time.Second,
+		ServerReplaceAfter: time.Minute, CAPort: 4651, Verify: func(p plan.Plan) error {
+			if len(p.Signatures) == 0 {
+				return errors.New("plan: not signed")
+			}
+			return nil
+		}}, Saved{}, now, r, r, r, r)
+	p := *validPlan()
+	n.Receive(now, "n1", Message{Type: MsgCommit, Plan: &p})
+	n.MergeRemote(now, &p)
+	if n.Plan() != nil || len(r.saved) != 0 {
+		t.Fatalf("adopted an unsigned plan: %v", n.Plan())
+	}
+	if w := r.warns["plan-signatures"]; !strings.Contains(w, "ignoring the plan of epoch 1 from") || !strings.Contains(w, "not signed") {
+		t.Errorf("warning %q", w)
+	}
+	p.Sign("a", make([]byte, 64))
+	n.Receive(now, "n1", Message{Type: MsgCommit, Plan: &p})
+	if n.Plan() == nil {
+		t.Fatal("the signed plan was not adopted")
+	}
+	if _, ok := r.warns["plan-signatures"]; ok {
+		t.Error("the warning stays after a signed plan was adopted")
 	}
 }

@@ -40,6 +40,8 @@ type Message struct {
 	Epoch    uint64     `json:"e,omitempty"`
 	Reason   string     `json:"r,omitempty"`
 	Sealed   []byte     `json:"s,omitempty"`
+	// Sig is, in an ack, the voter's signature of its acceptance.
+	Sig []byte `json:"g,omitempty"`
 }
 
 // Encode returns m's wire form.

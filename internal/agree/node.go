@@ -81,8 +81,16 @@ type Config struct {
 	// role it asks for, and a proposal naming another is refused. Nil
 	// counts every member eligible.
 	Eligible func(gossip.Meta) bool
-	Timings  Timings
-	Logger   *slog.Logger // nil discards
+	// Sign signs, with this node's identity key, its acceptance of the plan
+	// whose hash is given (plan.AcceptanceMessage); Verify checks that a
+	// committed plan carries its servers' signatures (plan.VerifySignatures).
+	// With them, a coordinator commits a plan only once a majority of its
+	// servers signed it, and a node adopts no plan that fails Verify, from a
+	// commit or a push/pull sync. Nil leaves plans unsigned.
+	Sign    func(hash string) []byte
+	Verify  func(plan.Plan) error
+	Timings Timings
+	Logger  *slog.Logger // nil discards
 }
 
 // Timings are the protocol's timers.

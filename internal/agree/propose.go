@@ -37,6 +37,7 @@ type proposal struct {
 	servers  map[string]bool   // the candidate's servers, which must all promise
 	promised []string
 	acked    []string
+	signed   plan.Plan // plan with the signatures its servers sent so far
 	refusals []string
 	deadline time.Time
 }
@@ -73,6 +74,7 @@ func (n *Node) start(now time.Time, cand plan.Plan, prev *plan.Plan, voters, wit
 		n.lastProposal = now
 		return
 	}
+	cand.Signatures = nil // signatures come with the acceptances
 	pr := &proposal{ballot: b, cand: cand, prev: prev, asked: map[uint64]string{}, servers: map[string]bool{}}
 	if prev != nil {
 		pr.prevHash = prev.Hash()
@@ -133,12 +135,38 @@ func (n *Node) prepared(pr *proposal) bool {
 	return servers == len(pr.servers)
 }
 
-// chosen reports whether pr's plan has the acceptances it needs.
+// chosen reports whether pr's plan has the acceptances it needs: a
+// quorum, and with signing the signatures of a majority of its servers,
+// which every node checks before it adopts the plan.
 func (n *Node) chosen(pr *proposal) bool {
 	if n.bugs.commitEarly {
 		return len(pr.acked) > 0 || len(pr.asked) == 0
 	}
+	if n.cfg.Sign != nil && len(pr.signed.Signatures) <= len(pr.plan.Servers)/2 {
+		return false
+	}
 	return 1+len(pr.acked) >= n.quorum(pr)
+}
+
+// keepSignature adds sig, the acceptance the named voter sent, to pr's
+// signed plan when the voter is one of its servers and sig verifies.
+func (n *Node) keepSignature(pr *proposal, from string, sig []byte) {
+	if n.cfg.Sign == nil || len(sig) == 0 {
+		return
+	}
+	i := slices.IndexFunc(pr.plan.Servers, func(s plan.Server) bool { return s.Name == from })
+	if i < 0 {
+		return // a witness: its acceptance counts, its signature does not
+	}
+	q := pr.signed.Clone()
+	q.Sign(pr.plan.Servers[i].ID, sig)
+	// Keep the signature only if it is that server's: a bad one would
+	// count towards the majority that every node's check then refuses.
+	if !q.SignedBy(pr.plan.Servers[i].ID) {
+		n.log.Warn("dropping an acceptance whose signature does not verify", "from", from)
+		return
+	}
+	pr.signed = q
 }
 
 // progress moves this node's proposal on as far as its answers allow: to
@@ -186,6 +214,11 @@ func (n *Node) acceptPhase(now time.Time) {
 		n.fail(now, "cannot persist this node's vote")
 		return
 	}
+	pr.signed = pr.plan.Clone()
+	pr.signed.Signatures = nil
+	if n.cfg.Sign != nil && pr.plan.IsServer(n.cfg.ID) {
+		pr.signed.Sign(n.cfg.ID, n.cfg.Sign(pr.hash))
+	}
 	clear(pr.asked)
 	n.ask(now, pr, MsgPropose, &pr.plan, pr.voters)
 	n.progress(now)
@@ -217,6 +250,7 @@ func (n *Node) answer(now time.Time, from string, m Message) {
 	case MsgAck:
 		if pr.phase == phaseAccept {
 			pr.acked = append(pr.acked, from)
+			n.keepSignature(pr, from, m.Sig)
 		}
 	case MsgCommit:
 		holds := "already holds a committed plan"
@@ -287,7 +321,11 @@ func (n *Node) decide(now time.Time) {
 			to = append(to, s.Name)
 		}
 	}
-	n.commit(now, pr.plan, to)
+	p := pr.plan
+	if n.cfg.Sign != nil {
+		p = pr.signed
+	}
+	n.commit(now, p, to)
 }
 
 // commit sends the committed plan p to the nodes named, adopts it and

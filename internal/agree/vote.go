@@ -224,7 +224,11 @@ func (n *Node) handleAccept(from string, m Message) {
 	if !n.saveVote(v) {
 		return
 	}
-	n.reply(from, m, Message{Type: MsgAck})
+	ack := Message{Type: MsgAck}
+	if n.cfg.Sign != nil {
+		ack.Sig = n.cfg.Sign(p.Hash())
+	}
+	n.reply(from, m, ack)
 }
 
 // successorVoter returns why this node cannot vote on p, a successor

@@ -17,9 +17,13 @@ func validFingerprint(s string) bool {
 
 // ValidKey reports whether k is an identity public key as plans record it:
 // standard base64, with padding, of 32 bytes.
-func ValidKey(k string) bool {
-	b, err := base64.StdEncoding.Strict().DecodeString(k)
-	return err == nil && len(b) == 32
+func ValidKey(k string) bool { return validBase64(k, 32) }
+
+// validBase64 reports whether s is standard base64, with padding, of n
+// bytes.
+func validBase64(s string, n int) bool {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	return err == nil && len(b) == n
 }
 
 // validHash reports whether h is 64 lower-case hex digits, as Hash returns.
@@ -74,12 +78,26 @@ func (p Plan) Validate() error {
 			return fmt.Errorf("plan: duplicate server name %q", s.Name)
 		case s.Key != "" && !ValidKey(s.Key):
 			return fmt.Errorf("plan: server %q has an identity key that is not standard base64 of 32 bytes", s.Name)
+		case s.Endorsement != "" && !validBase64(s.Endorsement, 64):
+			return fmt.Errorf("plan: server %q has an endorsement that is not standard base64 of 64 bytes", s.Name)
 		}
 		ids[s.ID] = true
 		names[s.Name] = true
 	}
 	if !ids[p.CAHolder] {
 		return fmt.Errorf("plan: CA holder %q is not one of the servers", p.CAHolder)
+	}
+	signed := make(map[string]bool, len(p.Signatures))
+	for _, sig := range p.Signatures {
+		switch {
+		case !ids[sig.Server]:
+			return fmt.Errorf("plan: a signature names %q, which is not one of the servers", sig.Server)
+		case signed[sig.Server]:
+			return fmt.Errorf("plan: server %q signed twice", sig.Server)
+		case !validBase64(sig.Sig, 64):
+			return fmt.Errorf("plan: the signature of server %q is not standard base64 of 64 bytes", sig.Server)
+		}
+		signed[sig.Server] = true
 	}
 	return nil
 }
@@ -93,13 +111,14 @@ func (p Plan) Lineage() string {
 	return p.Genesis
 }
 
-// Hash returns the hex SHA-256 of the plan's canonical JSON encoding. Two
-// plans are the same decision if and only if their hashes are equal; a nil
-// and an empty server list hash alike.
+// Hash returns the hex SHA-256 of the plan's canonical JSON encoding, its
+// signatures left out. Two plans are the same decision if and only if their
+// hashes are equal; a nil and an empty server list hash alike.
 func (p Plan) Hash() string {
 	if p.Servers == nil {
 		p.Servers = []Server{}
 	}
+	p.Signatures = nil
 	b, err := json.Marshal(p)
 	if err != nil {
 		// A Plan holds only strings and integers; encoding cannot fail.
@@ -150,5 +169,6 @@ func (p Plan) Equal(q Plan) bool {
 // Clone returns a copy of p that shares no memory with it.
 func (p Plan) Clone() Plan {
 	p.Servers = slices.Clone(p.Servers)
+	p.Signatures = slices.Clone(p.Signatures)
 	return p
 }

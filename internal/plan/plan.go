@@ -45,6 +45,10 @@ type Member struct {
 	// Key is the member's identity public key (standard base64), recorded
 	// in the plan when it is elected; "" when it announces none.
 	Key string
+	// Endorsement is the cluster key's signature of the member's ID and Key
+	// (standard base64), which shows it holds the server token; "" for
+	// none.
+	Endorsement string
 }
 
 // Settings are the cluster-wide settings every node must agree on.
@@ -62,6 +66,9 @@ type Server struct {
 	// Key is the server's identity public key, standard base64 of 32
 	// bytes; "" in plans of nodes that announce no key.
 	Key string `json:"key,omitempty"`
+	// Endorsement is the cluster key's signature of ID and Key, standard
+	// base64 of 64 bytes: only a holder of the server token can make it.
+	Endorsement string `json:"endorsement,omitempty"`
 }
 
 // Plan is the outcome of an election. A committed plan has Epoch >= 1.
@@ -79,6 +86,16 @@ type Plan struct {
 	// Genesis is the hash of the first plan this one descends from; empty
 	// in the first plan itself.
 	Genesis string `json:"genesis,omitempty"`
+	// Signatures are the acceptances of the plan's servers: each signs the
+	// plan's hash with its identity key (AcceptanceMessage). They are not
+	// part of the decision: Hash and Equal leave them out.
+	Signatures []Signature `json:"signatures,omitempty"`
+}
+
+// Signature is one server's acceptance of a plan.
+type Signature struct {
+	Server string `json:"server"` // the server's ID
+	Sig    string `json:"sig"`    // standard base64 of its Ed25519 signature
 }
 
 // MaxExpect is the largest number of servers a cluster may ask for.
@@ -190,7 +207,7 @@ func Elect(members []Member, s Settings) (Plan, error) {
 	for range s.Expect {
 		var m Member
 		m, eligible = pickBest(eligible, inZone)
-		p.Servers = append(p.Servers, Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone, Key: m.Key})
+		p.Servers = append(p.Servers, Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone, Key: m.Key, Endorsement: m.Endorsement})
 	}
 	p.CAHolder = p.Servers[0].ID
 	return p, nil

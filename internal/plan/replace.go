@@ -60,13 +60,14 @@ func Replace(prev Plan, dead []string, live []Member) (Plan, error) {
 	next := prev.Clone()
 	next.Epoch = prev.Epoch + 1
 	next.Genesis = prev.Lineage()
+	next.Signatures = nil // prev's servers sign prev, not its successor
 	for i, s := range next.Servers {
 		if !isDead[s.ID] {
 			continue
 		}
 		var m Member
 		m, eligible = pickBest(eligible, inZone)
-		next.Servers[i] = Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone, Key: m.Key}
+		next.Servers[i] = Server{ID: m.ID, Name: m.Name, Address: m.Address, Zone: m.Zone, Key: m.Key, Endorsement: m.Endorsement}
 	}
 	if isDead[prev.CAHolder] {
 		for _, s := range prev.Servers {
