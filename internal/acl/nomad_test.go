@@ -514,6 +514,82 @@ plugin "raw_exec" {
 		return
 	}
 
+	// What each policy may do, against the real Nomad: the table of
+	// SECURITY.md. Each action is one request; denied means 403, allowed
+	// anything else (an action on something that does not exist answers
+	// 404 once the policy let it through).
+	ok = t.Run("PolicyTable", func(t *testing.T) {
+		const D, A = false, true
+		missing := "00000000-0000-4000-8000-000000000000"
+		actions := []struct {
+			name  string
+			do    func(token string) error
+			allow [5]bool // anonymous, readonly, deployer, ops-admin, management
+		}{
+			{"list jobs", func(tok string) error { _, _, err := c.Jobs().List(&api.QueryOptions{AuthToken: tok}); return err },
+				[5]bool{A, A, A, A, A}},
+			{"read a job", func(tok string) error { _, _, err := c.Jobs().Info(jobID, &api.QueryOptions{AuthToken: tok}); return err },
+				[5]bool{D, A, A, A, A}},
+			{"plan a job", func(tok string) error {
+				_, _, err := c.Jobs().Plan(batchJob("acl-table", "batch"), false, &api.WriteOptions{AuthToken: tok})
+				return err
+			}, [5]bool{D, D, A, A, A}},
+			{"write a node pool", func(tok string) error {
+				_, err := c.NodePools().Delete("no-such-pool", &api.WriteOptions{AuthToken: tok})
+				return err
+			}, [5]bool{D, D, D, A, A}},
+			{"drain a node", func(tok string) error {
+				_, err := c.Nodes().UpdateDrain(missing, nil, false, &api.WriteOptions{AuthToken: tok})
+				return err
+			}, [5]bool{D, D, D, A, A}},
+			{"read the agent's configuration", func(tok string) error {
+				_, err := c.Raw().Query("/v1/agent/self", new(map[string]any), &api.QueryOptions{AuthToken: tok})
+				return err
+			}, [5]bool{D, A, D, A, A}},
+			{"change the scheduler configuration", func(tok string) error {
+				cfg, _, err := c.Operator().SchedulerGetConfiguration(&api.QueryOptions{AuthToken: mgmt})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _, err = c.Operator().SchedulerSetConfiguration(cfg.SchedulerConfig, &api.WriteOptions{AuthToken: tok})
+				return err
+			}, [5]bool{D, D, D, A, A}},
+			{"list ACL tokens", func(tok string) error { _, _, err := c.ACLTokens().List(&api.QueryOptions{AuthToken: tok}); return err },
+				[5]bool{D, D, D, D, A}},
+			{"read an ACL token's secret", func(tok string) error {
+				_, _, err := c.ACLTokens().Info(missing, &api.QueryOptions{AuthToken: tok})
+				return err
+			}, [5]bool{D, D, D, D, A}},
+			{"save a Raft snapshot", func(tok string) error {
+				r, err := c.Operator().Snapshot(&api.QueryOptions{AuthToken: tok})
+				if err == nil {
+					r.Close()
+				}
+				return err
+			}, [5]bool{D, D, D, D, A}},
+			{"read the Raft configuration", func(tok string) error {
+				_, err := c.Operator().RaftGetConfiguration(&api.QueryOptions{AuthToken: tok})
+				return err
+			}, [5]bool{D, D, D, D, A}},
+		}
+		tokens := []struct{ name, secret string }{
+			{"anonymous", ""}, {PolicyReadonly, secrets[PolicyReadonly]}, {PolicyDeployer, secrets[PolicyDeployer]},
+			{PolicyOpsAdmin, secrets[PolicyOpsAdmin]}, {"management", mgmt},
+		}
+		for _, a := range actions {
+			for i, tok := range tokens {
+				err := a.do(tok.secret)
+				denied := statusOf(err) == http.StatusForbidden
+				if denied == a.allow[i] {
+					t.Errorf("%s with the %s token: %v; want allowed %v", a.name, tok.name, err, a.allow[i])
+				}
+			}
+		}
+	})
+	if !ok {
+		return
+	}
+
 	// The reset procedure ErrBootstrappedElsewhere describes works as
 	// described: one more bootstrap, with our secret, old tokens kept.
 	t.Run("ResetProcedure", func(t *testing.T) {

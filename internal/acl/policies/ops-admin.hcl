@@ -1,9 +1,10 @@
 # ops-admin: day-to-day operations. Everything in every namespace, including
 # exec into tasks and on their nodes and all variables; drains and eligibility
 # of nodes; node pools; host volumes; agents (join, monitor); autopilot and
-# scheduler configuration, snapshot save and the keyring. It is not a
-# management token: ACL policies and tokens, Raft peers and snapshot restore
-# stay with the management token.
+# scheduler configuration. It is not a management token: ACL policies and
+# tokens (and their secrets), Raft peers and snapshots, which hold every
+# token's secret, stay with the management token (SECURITY.md has the table,
+# checked against the real Nomad).
 
 namespace "*" {
   policy       = "write"
