@@ -148,6 +148,19 @@ func Start(cfg Config) (*Node, error) {
 		RetransmitMult: broadcastRetransmitFactor * mc.RetransmitMult,
 	}
 
+	if mc.Transport == nil {
+		t, err := newCappedTransport(mc.BindAddr, mc.BindPort, logger)
+		if err != nil {
+			return nil, err
+		}
+		mc.Transport = t
+		if mc.BindPort == 0 {
+			mc.BindPort = t.GetAutoBindPort()
+			if mc.AdvertisePort == 0 {
+				mc.AdvertisePort = mc.BindPort
+			}
+		}
+	}
 	go n.notifyLoop()
 	ml, err := memberlist.Create(mc)
 	if err != nil {

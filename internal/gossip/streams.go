@@ -1,0 +1,221 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Bounds of the TCP streams memberlist reads, before it decrypts them: a
+// stranger that knows nothing of the cluster, or a member, must not grow the
+// agent's memory with streams of up to memberlist's own limit (20 MiB each),
+// nor hold the streams that members need.
+const (
+	// MaxStreams is how many streams are read at once; more wait.
+	MaxStreams = 16
+	// MaxStreamsPerAddr is how many of them one address may have; more
+	// are closed at once.
+	MaxStreamsPerAddr = 4
+	// StreamWait is how long a stream waits for its turn before it is
+	// closed unread.
+	StreamWait = 5 * time.Second
+	// FirstByteWithin is how soon a stream must send its first bytes.
+	FirstByteWithin = 2 * time.Second
+	// MaxStreamBytes is the most read from one stream: a push/pull sync of
+	// about 3,000 members fits.
+	MaxStreamBytes = 1 << 20
+)
+
+// errStreamTooLong ends a stream that sent more than MaxStreamBytes.
+var errStreamTooLong = errors.New("gossip: stream longer than allowed")
+
+// cappedTransport is memberlist's network transport with its TCP streams
+// capped (MaxStreams, MaxStreamsPerAddr, StreamWait, FirstByteWithin,
+// MaxStreamBytes).
+type cappedTransport struct {
+	*memberlist.NetTransport
+	streams chan net.Conn
+	slots   chan struct{}
+	log     *slog.Logger
+	done    chan struct{}
+	once    sync.Once
+
+	mu     sync.Mutex
+	byAddr map[netip.Addr]int // streams open per remote address
+}
+
+// newCappedTransport starts memberlist's transport on addr:port (0 picks a
+// port) with capped streams.
+func newCappedTransport(addr string, port int, log *slog.Logger) (*cappedTransport, error) {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{addr}, BindPort: port, Logger: NewStdLogger(log),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start: %w", err)
+	}
+	t := &cappedTransport{
+		NetTransport: nt,
+		streams:      make(chan net.Conn),
+		slots:        make(chan struct{}, MaxStreams),
+		log:          log,
+		done:         make(chan struct{}),
+		byAddr:       map[netip.Addr]int{},
+	}
+	go t.admit()
+	return t, nil
+}
+
+// admit hands memberlist each accepted stream, capped, once a slot is free;
+// it closes a stream whose address has MaxStreamsPerAddr open, and one that
+// waited StreamWait for a slot.
+func (t *cappedTransport) admit() {
+	for {
+		var c net.Conn
+		select {
+		case c = <-t.NetTransport.StreamCh():
+		case <-t.done:
+			return
+		}
+		addr := remoteAddr(c)
+		if !t.take(addr) {
+			t.log.Debug("gossip: closing a stream: its address has too many open", "remote", addr.String())
+			c.Close()
+			continue
+		}
+		capped := &cappedConn{Conn: c, left: MaxStreamBytes}
+		capped.release = func() {
+			if capped.slot {
+				<-t.slots
+			}
+			t.give(addr)
+		}
+		timer := time.NewTimer(StreamWait)
+		select {
+		case t.slots <- struct{}{}:
+			timer.Stop()
+		case <-timer.C:
+			t.log.Debug("gossip: closing a stream that waited too long for its turn", "remote", addr.String())
+			capped.Close()
+			continue
+		case <-t.done:
+			timer.Stop()
+			capped.Close()
+			return
+		}
+		capped.slot = true
+		select {
+		case t.streams <- capped:
+		case <-t.done:
+			capped.Close()
+			return
+		}
+	}
+}
+
+// take counts a stream of addr, unless it has MaxStreamsPerAddr open.
+func (t *cappedTransport) take(addr netip.Addr) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byAddr[addr] >= MaxStreamsPerAddr {
+		return false
+	}
+	t.byAddr[addr]++
+	return true
+}
+
+// give uncounts a stream of addr.
+func (t *cappedTransport) give(addr netip.Addr) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byAddr[addr]--; t.byAddr[addr] <= 0 {
+		delete(t.byAddr, addr)
+	}
+}
+
+// remoteAddr returns c's remote IP address, the zero Addr when it has none.
+func remoteAddr(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// StreamCh returns the capped streams.
+func (t *cappedTransport) StreamCh() <-chan net.Conn { return t.streams }
+
+// Shutdown stops the transport.
+func (t *cappedTransport) Shutdown() error {
+	t.once.Do(func() { close(t.done) })
+	// The listener may be handing over a stream still: close what comes
+	// until it has stopped.
+	stopped := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case c := <-t.NetTransport.StreamCh():
+				c.Close()
+			case <-stopped:
+				return
+			}
+		}
+	}()
+	err := t.NetTransport.Shutdown()
+	close(stopped)
+	return err
+}
+
+// cappedConn is a stream that must send its first bytes within
+// FirstByteWithin, reads at most left more bytes, and frees what it holds
+// (its address's count, its slot) when closed.
+type cappedConn struct {
+	net.Conn
+	left     int64
+	slot     bool      // it holds a slot of cappedTransport.slots
+	deadline time.Time // the read deadline memberlist set
+	started  bool      // a first read returned data
+	once     sync.Once
+	release  func()
+}
+
+func (c *cappedConn) SetDeadline(t time.Time) error {
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *cappedConn) SetReadDeadline(t time.Time) error {
+	c.deadline = t
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *cappedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errStreamTooLong
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	if !c.started {
+		first := time.Now().Add(FirstByteWithin)
+		if c.deadline.IsZero() || first.Before(c.deadline) {
+			c.Conn.SetReadDeadline(first)
+		}
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.started {
+		c.started = true
+		c.Conn.SetReadDeadline(c.deadline)
+	}
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *cappedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
