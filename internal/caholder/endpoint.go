@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -28,6 +29,9 @@ type Endpoint struct {
 	// Authority decides each requester's identity, [Authorize] under the
 	// committed plan.
 	Authority casvc.Authority
+	// Member reports whether an address is an alive member's: its
+	// connections are taken however many strangers hold.
+	Member func(netip.Addr) bool
 	// Lifetime of issued certificates.
 	Lifetime time.Duration
 	// Now is the clock.
@@ -64,6 +68,7 @@ func Listen(e Endpoint) (*casvc.Server, net.Listener, error) {
 		ServerCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
 		Verifier:   certs.NewVerifier(e.CSRKey, 0, e.Now),
 		Authority:  e.Authority,
+		Conns:      casvc.ConnLimits{Member: e.Member},
 		Lifetime:   e.Lifetime,
 		Now:        e.Now,
 		Logger:     e.Logger,

@@ -111,13 +111,21 @@ type Config struct {
 	// RatePerNode limits requests per node ID; DefaultRatePerNode when
 	// zero.
 	RatePerNode RateLimit
+	// RatePerAddr limits requests per source address, before they are
+	// authenticated; DefaultRatePerAddr when zero.
+	RatePerAddr RateLimit
+	// Conns bounds the connections held (DefaultConnLimits for its zero
+	// fields).
+	Conns ConnLimits
 }
 
 // Server is the CA endpoint. Make it with NewServer.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	limiter *limiter
+	limiter *limiter // per node ID
+	byAddr  *limiter // per source address
+	logs    sampler  // refusals logged, per source address and reason
 	srv     *http.Server
 	handler http.Handler
 
@@ -142,6 +150,9 @@ func NewServer(cfg Config) *Server {
 	if cfg.RatePerNode.Every <= 0 || cfg.RatePerNode.Burst <= 0 {
 		cfg.RatePerNode = DefaultRatePerNode
 	}
+	if cfg.RatePerAddr.Every <= 0 || cfg.RatePerAddr.Burst <= 0 {
+		cfg.RatePerAddr = DefaultRatePerAddr
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -150,6 +161,8 @@ func NewServer(cfg Config) *Server {
 		cfg:     cfg,
 		log:     log,
 		limiter: newLimiter(cfg.RatePerNode),
+		byAddr:  newLimiter(cfg.RatePerAddr),
+		logs:    sampler{every: time.Minute},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(SignPath, s.handleSign)
@@ -192,7 +205,7 @@ func (s *Server) Serve(l net.Listener) error {
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 	}
-	if err := s.srv.ServeTLS(l, "", ""); !errors.Is(err, http.ErrServerClosed) {
+	if err := s.srv.ServeTLS(limitListener(l, s.cfg.Conns), "", ""); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("casvc: serving: %w", err)
 	}
 	return nil
@@ -281,19 +294,30 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req *certs.SignRequest
+	src := addrOf(r.RemoteAddr)
 	refuse := func(code int, reason error, msg string) {
 		s.refused.Add(1)
-		attrs := []any{"remote", r.RemoteAddr, "status", code, "reason", reason.Error()}
-		if req != nil {
-			attrs = append(attrs, "node", req.NodeName, "node_id", req.NodeID, "role", string(req.Role))
+		if ok, suppressed := s.logs.allow(src.String()+" "+reason.Error(), s.cfg.Now()); ok {
+			attrs := []any{"remote", r.RemoteAddr, "status", code, "reason", reason.Error()}
+			if req != nil {
+				attrs = append(attrs, "node", req.NodeName, "node_id", req.NodeID, "role", string(req.Role))
+			}
+			if suppressed > 0 {
+				attrs = append(attrs, "refusals_not_logged", suppressed)
+			}
+			s.log.Warn("casvc: certificate request refused", attrs...)
 		}
-		s.log.Warn("casvc: certificate request refused", attrs...)
 		if code == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RatePerNode.Every.Seconds()+0.999)))
 		}
 		writeError(w, code, msg)
 	}
 
+	if !s.byAddr.allow(src.String(), s.cfg.Now()) {
+		err := fmt.Errorf("casvc: %s sent more than %d requests; at most one every %s", src, s.cfg.RatePerAddr.Burst, s.cfg.RatePerAddr.Every)
+		refuse(http.StatusTooManyRequests, err, err.Error())
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, certs.MaxSignRequestSize))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -319,12 +343,7 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusTooManyRequests, err, err.Error())
 		return
 	}
-	remote, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		refuse(http.StatusBadRequest, err, "casvc: the request's source address is unreadable")
-		return
-	}
-	grant, err := s.cfg.Authority.Authorize(req, remote.Addr().Unmap())
+	grant, err := s.cfg.Authority.Authorize(req, src)
 	if err != nil {
 		refuse(http.StatusForbidden, err, err.Error())
 		return

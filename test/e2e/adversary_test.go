@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -18,6 +19,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,4 +259,164 @@ func requestMAC(key []byte, r *certs.SignRequest) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write(in)
 	return m.Sum(nil)
+}
+
+// rssMB returns the resident memory of process pid in MiB.
+func rssMB(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return float64(kb) / 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// TestAdversaryResources floods the CA holder as strangers would, without
+// any token: 200 concurrent gossip streams that pass the label check and
+// announce 20 MiB each (memberlist's own limit), and 5,000 idle connections
+// to the CA endpoint, from many addresses. The agent stays under 64 MiB
+// resident throughout, and a machine that joins meanwhile gets its
+// certificates and configuration.
+func TestAdversaryResources(t *testing.T) {
+	const prefix = "127.22.3"
+	token, procs := clusterAt(t, prefix, 3, func(int) []string { return nil })
+	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
+	var committed struct{ Plan plan.Plan }
+	if b, err := os.ReadFile(paths.New(procs[0].root).PlanFile()); err != nil || json.Unmarshal(b, &committed) != nil {
+		t.Fatalf("reading the plan: %v", err)
+	}
+	p := committed.Plan
+	var target *proc
+	for _, pr := range procs {
+		if s, _ := statusJSON(t, pr.root); s.Node.ID == p.CAHolder {
+			target = pr
+		}
+	}
+	if target == nil {
+		t.Fatal("no CA holder among the agents")
+	}
+	tok, err := certs.ParseToken(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := target.cmd.Process.Pid
+	baseline := rssMB(t, pid)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var conns sync.WaitGroup
+	dial := func(from, addr string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	// Streams that memberlist reads past the label, each sending junk
+	// until the agent closes it or the attack ends.
+	header := []byte{244, byte(len(tok.GossipLabel()))}
+	header = append(header, tok.GossipLabel()...)
+	header = append(header, 10)
+	header = binary.BigEndian.AppendUint32(header, 20<<20)
+	gossipAddr := net.JoinHostPort(target.addr, strconv.Itoa(gossip.DefaultPort))
+	var streamsSent atomic.Int64
+	for i := range 200 {
+		conns.Go(func() {
+			c, err := dial(fmt.Sprintf("%s.%d", prefix, 100+i%20), gossipAddr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			context.AfterFunc(ctx, func() { c.Close() })
+			if _, err := c.Write(header); err != nil {
+				return
+			}
+			junk := make([]byte, 32<<10)
+			for ctx.Err() == nil {
+				c.SetWriteDeadline(time.Now().Add(time.Second))
+				n, err := c.Write(junk)
+				streamsSent.Add(int64(n))
+				if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					return
+				}
+			}
+		})
+	}
+	// Idle connections to the CA endpoint, 100 from each of 50 addresses.
+	caAddr := net.JoinHostPort(target.addr, strconv.Itoa(p.CAPort))
+	var idle []net.Conn
+	var idleMu sync.Mutex
+	var dialErrs atomic.Int64
+	for a := range 50 {
+		conns.Go(func() {
+			for range 100 {
+				c, err := dial(fmt.Sprintf("%s.%d", prefix, 150+a), caAddr)
+				if err != nil {
+					dialErrs.Add(1)
+					if errors.Is(err, syscall.EMFILE) {
+						return
+					}
+					continue
+				}
+				idleMu.Lock()
+				idle = append(idle, c)
+				idleMu.Unlock()
+			}
+		})
+	}
+	defer func() {
+		idleMu.Lock()
+		for _, c := range idle {
+			c.Close()
+		}
+		idleMu.Unlock()
+	}()
+
+	// A machine joins during the attack.
+	var peak float64
+	sample := func() {
+		if m := rssMB(t, pid); m > peak {
+			peak = m
+		}
+	}
+	time.Sleep(2 * time.Second)
+	sample()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	late := start(t, filepath.Join(dir, "node4"), "node4", "-bind", prefix+".4", "-join", procs[0].addr, "-token-file", tokenFile,
+		"-settle", "1s", "-supervise", "none", "-metrics-addr", "")
+	late.addr = prefix + ".4"
+	waitForOr(t, 40*time.Second, "the machine that joined during the attack to get its certificates and configuration", func() bool {
+		sample()
+		s, _ := statusJSON(t, late.root)
+		return s.Phase.String() == "configured"
+	}, explainCluster(t, append(procs, late)))
+	for range 10 {
+		sample()
+		time.Sleep(300 * time.Millisecond)
+	}
+	idleMu.Lock()
+	held := len(idle)
+	idleMu.Unlock()
+	cancel()
+	conns.Wait()
+	t.Logf("CA holder resident: %.1f MiB before, %.1f MiB at most under attack; %d idle CA connections opened (%d failed), %d MiB sent on gossip streams",
+		baseline, peak, held, dialErrs.Load(), streamsSent.Load()>>20)
+	if held < 4000 {
+		t.Errorf("only %d idle connections could be opened; the test did not load the agent", held)
+	}
+	if peak >= 64 {
+		t.Errorf("the CA holder grew to %.1f MiB resident under attack, want under 64", peak)
+	}
+	if after := waitSettled(t, procs, 30*time.Second, "the cluster after the attack"); after != before {
+		t.Errorf("plan %s, was %s", after, before)
+	}
 }
