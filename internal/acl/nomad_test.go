@@ -528,7 +528,10 @@ plugin "raw_exec" {
 		}{
 			{"list jobs", func(tok string) error { _, _, err := c.Jobs().List(&api.QueryOptions{AuthToken: tok}); return err },
 				[5]bool{A, A, A, A, A}},
-			{"read a job", func(tok string) error { _, _, err := c.Jobs().Info(jobID, &api.QueryOptions{AuthToken: tok}); return err },
+			{"read a job", func(tok string) error {
+				_, _, err := c.Jobs().Info(jobID, &api.QueryOptions{AuthToken: tok})
+				return err
+			},
 				[5]bool{D, A, A, A, A}},
 			{"plan a job", func(tok string) error {
 				_, _, err := c.Jobs().Plan(batchJob("acl-table", "batch"), false, &api.WriteOptions{AuthToken: tok})
