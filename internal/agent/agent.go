@@ -274,6 +274,7 @@ func (a *Agent) Start() error {
 		Key:           a.keys.Gossip,
 		Label:         a.cred.Client.GossipLabel(),
 		Meta:          meta,
+		Identity:      a.idKey,
 		Handler:       gossipHandler{a},
 		Logger:        a.log.With("component", "gossip"),
 		Tuning:        a.tuning,

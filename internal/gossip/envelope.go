@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,7 +19,14 @@ import (
 //
 // Broadcasts and leaves are relayed by every node that sees them for the
 // first time; the ID lets nodes drop copies they have already seen.
-const envelopeVersion = 1
+//
+// A signed envelope (version 2) has the same fields followed by the
+// sender's Ed25519 signature (64 bytes) of everything before it, made with
+// the identity key its meta announces; relays pass it on unchanged.
+const (
+	envelopeVersion       = 1
+	signedEnvelopeVersion = 2
+)
 
 // envelopeKind says how a message travels.
 type envelopeKind byte
@@ -35,23 +43,35 @@ type envelope struct {
 	from    string // the original sender's node name
 	id      uint64 // broadcast and leave only
 	payload []byte
+	// signed is what sig signs, and sig the signature, of a signed
+	// envelope; both nil for an unsigned one.
+	signed, sig []byte
 }
 
-// envelopeOverhead is the largest header for a sender name of nameLen bytes.
+// envelopeOverhead is the largest header, signature included, for a sender
+// name of nameLen bytes.
 func envelopeOverhead(nameLen int) int {
-	return 2 + binary.MaxVarintLen64 + nameLen + 8
+	return 2 + binary.MaxVarintLen64 + nameLen + 8 + ed25519.SignatureSize
 }
 
-// encode returns e in wire form.
-func (e envelope) encode() []byte {
+// encode returns e in wire form, signed with key unless it is nil.
+func (e envelope) encode(key ed25519.PrivateKey) []byte {
 	b := make([]byte, 0, envelopeOverhead(len(e.from))+len(e.payload))
-	b = append(b, envelopeVersion, byte(e.kind))
+	version := byte(envelopeVersion)
+	if key != nil {
+		version = signedEnvelopeVersion
+	}
+	b = append(b, version, byte(e.kind))
 	b = binary.AppendUvarint(b, uint64(len(e.from)))
 	b = append(b, e.from...)
 	if e.kind != kindDirect {
 		b = binary.BigEndian.AppendUint64(b, e.id)
 	}
-	return append(b, e.payload...)
+	b = append(b, e.payload...)
+	if key != nil {
+		b = append(b, ed25519.Sign(key, b)...)
+	}
+	return b
 }
 
 // decodeEnvelope parses a user message. It is strict (unknown version or
@@ -62,7 +82,16 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	if len(b) < 2 {
 		return envelope{}, errors.New("gossip: envelope: truncated header")
 	}
-	if b[0] != envelopeVersion {
+	switch b[0] {
+	case envelopeVersion:
+	case signedEnvelopeVersion:
+		if len(b) < 2+ed25519.SignatureSize {
+			return envelope{}, errors.New("gossip: envelope: truncated signature")
+		}
+		cut := len(b) - ed25519.SignatureSize
+		e.signed, e.sig = b[:cut], b[cut:]
+		b = b[:cut]
+	default:
 		return envelope{}, fmt.Errorf("gossip: envelope: unknown format version %d", b[0])
 	}
 	e.kind = envelopeKind(b[1])

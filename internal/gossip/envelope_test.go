@@ -2,8 +2,11 @@ package gossip
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -20,7 +23,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := tt.e.encode()
+			b := tt.e.encode(nil)
 			got, err := decodeEnvelope(b)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
@@ -33,7 +36,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 }
 
 func TestDecodeEnvelopeErrors(t *testing.T) {
-	bc := envelope{kind: kindBroadcast, from: "n1", id: 7, payload: []byte("p")}.encode()
+	bc := envelope{kind: kindBroadcast, from: "n1", id: 7, payload: []byte("p")}.encode(nil)
 	tests := []struct {
 		name string
 		in   []byte
@@ -41,7 +44,8 @@ func TestDecodeEnvelopeErrors(t *testing.T) {
 	}{
 		{"empty", nil, "truncated header"},
 		{"one byte", []byte{1}, "truncated header"},
-		{"version", []byte{2, 1, 1, 'a'}, "unknown format version 2"},
+		{"version", []byte{3, 1, 1, 'a'}, "unknown format version 3"},
+		{"signed, truncated", []byte{2, 1, 1, 'a'}, "truncated signature"},
 		{"kind 0", []byte{1, 0, 1, 'a'}, "unknown kind 0"},
 		{"kind 4", []byte{1, 4, 1, 'a'}, "unknown kind 4"},
 		{"no name length", []byte{1, 1}, "sender: truncated"},
@@ -52,7 +56,7 @@ func TestDecodeEnvelopeErrors(t *testing.T) {
 		{"bad UTF-8 name", []byte{1, 1, 1, 0xff}, "not valid UTF-8"},
 		{"control in name", []byte{1, 1, 1, 0x07}, "control character"},
 		{"broadcast without ID", bc[:6], "truncated message ID"},
-		{"leave with payload", append(envelope{kind: kindLeave, from: "n1", id: 1}.encode(), 'x'), "leave message with a payload"},
+		{"leave with payload", append(envelope{kind: kindLeave, from: "n1", id: 1}.encode(nil), 'x'), "leave message with a payload"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,17 +89,24 @@ func TestSeenSet(t *testing.T) {
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add(envelope{kind: kindDirect, from: "n1", payload: []byte("hi")}.encode())
-	f.Add(envelope{kind: kindBroadcast, from: "n2", id: 99, payload: []byte("plan")}.encode())
-	f.Add(envelope{kind: kindLeave, from: "n3", id: 5}.encode())
+	f.Add(envelope{kind: kindDirect, from: "n1", payload: []byte("hi")}.encode(nil))
+	f.Add(envelope{kind: kindBroadcast, from: "n2", id: 99, payload: []byte("plan")}.encode(nil))
+	f.Add(envelope{kind: kindLeave, from: "n3", id: 5}.encode(nil))
+	f.Add(envelope{kind: kindBroadcast, from: "n2", id: 99, payload: []byte("plan")}.encode(testIdentity(1)))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEnvelope(b)
 		if err != nil {
 			return
 		}
-		enc := e.encode()
-		if !bytes.Equal(enc, b) {
+		want := b
+		if e.sig != nil {
+			// The unsigned form of the same fields.
+			want = append([]byte{envelopeVersion}, e.signed[1:]...)
+			e.signed, e.sig = nil, nil
+		}
+		enc := e.encode(nil)
+		if !bytes.Equal(enc, want) {
 			t.Fatalf("re-encoding differs:\n in %x\nout %x", b, enc)
 		}
 		e2, err := decodeEnvelope(enc)
@@ -106,4 +117,71 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
 	})
+}
+
+// testIdentity returns a fixed identity key for seed.
+func testIdentity(seed byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+}
+
+func TestSignedEnvelope(t *testing.T) {
+	key := testIdentity(1)
+	e := envelope{kind: kindBroadcast, from: "n1", id: 7, payload: []byte("plan")}
+	b := e.encode(key)
+	got, err := decodeEnvelope(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.from != "n1" || got.id != 7 || string(got.payload) != "plan" || !ed25519.Verify(key.Public().(ed25519.PublicKey), got.signed, got.sig) {
+		t.Fatalf("decoded %+v; want the fields and a valid signature", got)
+	}
+	if _, err := decodeEnvelope(b[:40]); err == nil {
+		t.Error("a truncated signed envelope decoded")
+	}
+}
+
+// A node that signs drops messages that are unsigned, from a sender it
+// does not know, or not signed by the key its sender announces; a spoofed
+// leave marks nobody as leaving.
+func TestSpoofedSendersAreDropped(t *testing.T) {
+	ka, kc := testIdentity(1), testIdentity(3)
+	signed := func(c *Config, k ed25519.PrivateKey) {
+		c.Identity = k
+		c.Meta.Identity = k.Public().(ed25519.PublicKey)
+	}
+	a := startNode(t, "a", func(c *Config) { signed(c, ka) })
+	b := startNode(t, "b", func(c *Config) { signed(c, testIdentity(2)) })
+	if n, err := b.Join([]string{a.addr()}); n != 1 {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b to know a", func() error {
+		if _, ok := b.members.get("a"); !ok {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	tests := []struct {
+		name    string
+		msg     []byte
+		arrives bool
+	}{
+		{"signed by its sender", envelope{kind: kindDirect, from: "a", payload: []byte("1")}.encode(ka), true},
+		{"unsigned", envelope{kind: kindDirect, from: "a", payload: []byte("2")}.encode(nil), false},
+		{"signed by another key", envelope{kind: kindDirect, from: "a", payload: []byte("3")}.encode(kc), false},
+		{"from a stranger", envelope{kind: kindDirect, from: "z", payload: []byte("4")}.encode(kc), false},
+		{"a broadcast signed by another key", envelope{kind: kindBroadcast, from: "a", id: 5, payload: []byte("5")}.encode(kc), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(b.h.messages())
+			b.receive(tt.msg)
+			if got := len(b.h.messages()) > before; got != tt.arrives {
+				t.Errorf("delivered %v, want %v", got, tt.arrives)
+			}
+		})
+	}
+	b.receive(envelope{kind: kindLeave, from: "a", id: 9}.encode(kc))
+	if m, _ := b.members.get("a"); m.State != StateAlive {
+		t.Errorf("a spoofed leave marked a %s", m.State)
+	}
 }

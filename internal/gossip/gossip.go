@@ -4,6 +4,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"log/slog"
 	"time"
 
@@ -88,8 +89,12 @@ type Config struct {
 	Key           []byte // 32-byte gossip encryption key
 	Label         string // memberlist label; peers with another label are ignored
 	Meta          Meta
-	Handler       Handler
-	Logger        *slog.Logger // nil discards logs
+	// Identity, when set, signs every message this node sends (its public
+	// half must be Meta.Identity), and makes the node drop every message
+	// not signed by the identity key its sender announces.
+	Identity ed25519.PrivateKey
+	Handler  Handler
+	Logger   *slog.Logger // nil discards logs
 	// DeadNodeReclaimTime lets a node that restarted on a new address take
 	// its name back this long after it was declared dead. Zero keeps
 	// memberlist's default: only once the others have forgotten the dead

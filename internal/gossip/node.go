@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type Node struct {
 	maxEnvelope int // largest broadcast envelope
 	members     *memberTable
 	seen        seenSet
+	// identity signs this node's messages; when set, messages not signed
+	// by their sender's announced identity key are dropped.
+	identity       ed25519.PrivateKey
+	refusedSenders onceSet // senders whose dropped messages were logged
 
 	metaMu  sync.Mutex
 	metaEnc []byte
@@ -59,6 +64,9 @@ type Node struct {
 
 // Start creates the memberlist and starts listening. It does not join.
 func Start(cfg Config) (*Node, error) {
+	if cfg.Identity != nil && !bytes.Equal(cfg.Identity.Public().(ed25519.PublicKey), cfg.Meta.Identity) {
+		return nil, errors.New("gossip: Meta.Identity is not the public half of Identity")
+	}
 	if cfg.Name == "" {
 		return nil, errors.New("gossip: the node name is empty")
 	}
@@ -84,13 +92,14 @@ func Start(cfg Config) (*Node, error) {
 	}
 
 	n := &Node{
-		name:    cfg.Name,
-		handler: cfg.Handler,
-		log:     logger,
-		members: newMemberTable(),
-		metaEnc: metaEnc,
-		changed: make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		name:     cfg.Name,
+		handler:  cfg.Handler,
+		log:      logger,
+		members:  newMemberTable(),
+		identity: cfg.Identity,
+		metaEnc:  metaEnc,
+		changed:  make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 
 	mc := memberlist.DefaultLANConfig()
@@ -204,6 +213,9 @@ func (n *Node) receive(b []byte) {
 		n.log.Warn("gossip: dropped a malformed message", "size", len(b), "err", err)
 		return
 	}
+	if n.identity != nil && !n.signedBySender(e) {
+		return
+	}
 	switch e.kind {
 	case kindDirect:
 		n.handler.HandleMessage(e.from, e.payload)
@@ -220,6 +232,53 @@ func (n *Node) receive(b []byte) {
 			n.membersChanged()
 		}
 	}
+}
+
+// onceSet remembers keys, up to maxOnce of them (then it starts over), to
+// do something once per key.
+type onceSet struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+const maxOnce = 1024
+
+// once reports whether key is new.
+func (s *onceSet) once(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil || len(s.seen) >= maxOnce {
+		s.seen = map[string]bool{}
+	}
+	if s.seen[key] {
+		return false
+	}
+	s.seen[key] = true
+	return true
+}
+
+// signedBySender reports whether e is signed by the identity key that its
+// sender's meta announces; it logs, once per sender, why a message that is
+// not is dropped.
+func (n *Node) signedBySender(e envelope) bool {
+	m, known := n.members.get(e.from)
+	var why string
+	switch {
+	case e.sig == nil:
+		why = "it is not signed"
+	case !known:
+		why = "its sender is not a member this node knows"
+	case len(m.Meta.Identity) != ed25519.PublicKeySize:
+		why = "its sender announces no identity key"
+	case !ed25519.Verify(m.Meta.Identity, e.signed, e.sig):
+		why = "its signature is not by its sender's identity key"
+	default:
+		return true
+	}
+	if n.refusedSenders.once(e.from) {
+		n.log.Warn("gossip: dropped a message", "from", e.from, "reason", why)
+	}
+	return false
 }
 
 // enqueue adds an envelope to the broadcast queue.
@@ -283,7 +342,7 @@ func (n *Node) SendTo(name string, payload []byte) error {
 	if to == nil {
 		return fmt.Errorf("gossip: no node named %q", name)
 	}
-	msg := envelope{kind: kindDirect, from: n.name, payload: payload}.encode()
+	msg := envelope{kind: kindDirect, from: n.name, payload: payload}.encode(n.identity)
 	if err := ml.SendReliable(to, msg); err != nil {
 		return fmt.Errorf("gossip: send to %q: %w", name, err)
 	}
@@ -297,7 +356,7 @@ func (n *Node) Broadcast(payload []byte) error {
 		return ErrShutdown
 	}
 	e := envelope{kind: kindBroadcast, from: n.name, id: rand.Uint64(), payload: payload}
-	msg := e.encode()
+	msg := e.encode(n.identity)
 	if len(msg) > n.maxEnvelope {
 		return fmt.Errorf("gossip: a broadcast of %d bytes is too large: at most %d bytes fit a UDP packet; use SendTo for large data",
 			len(payload), n.MaxBroadcastPayload())
@@ -339,7 +398,7 @@ func (n *Node) Leave(timeout time.Duration) error {
 	n.leaving.Store(true)
 	e := envelope{kind: kindLeave, from: n.name, id: rand.Uint64()}
 	n.seen.add(e.id)
-	n.enqueue(e.encode())
+	n.enqueue(e.encode(n.identity))
 	var errs []error
 	if err := n.ml.Load().Leave(timeout); err != nil {
 		errs = append(errs, fmt.Errorf("gossip: leave: %w", err))

@@ -187,7 +187,7 @@ func TestBroadcast(t *testing.T) {
 // few nodes) and drops copies.
 func TestBroadcastRelay(t *testing.T) {
 	b := startNode(t, "b")
-	msg := envelope{kind: kindBroadcast, from: "x", id: 5, payload: []byte("p")}.encode()
+	msg := envelope{kind: kindBroadcast, from: "x", id: 5, payload: []byte("p")}.encode(nil)
 	for range 2 {
 		b.receive(msg)
 	}
@@ -197,7 +197,7 @@ func TestBroadcastRelay(t *testing.T) {
 	if got := b.queue.NumQueued(); got != 1 {
 		t.Errorf("%d broadcasts queued for relay, want 1", got)
 	}
-	b.receive(envelope{kind: kindBroadcast, from: "b", id: 6, payload: []byte("mine")}.encode())
+	b.receive(envelope{kind: kindBroadcast, from: "b", id: 6, payload: []byte("mine")}.encode(nil))
 	if got := len(b.h.messages()); got != 1 {
 		t.Errorf("a broadcast with our own name was delivered")
 	}

@@ -194,11 +194,19 @@ func TestFaultBadInputOnTheWire(t *testing.T) {
 		}
 		// A member of the gossip pool: malformed agreement messages, sent
 		// to each agent and broadcast, and malformed push/pull state.
+		// It signs its messages with its own identity key, so that they
+		// reach the agents' decoders.
 		h := &junkHandler{}
+		_, insiderKey, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
 		n, err := gossip.Start(gossip.Config{
 			Name: "insider", BindAddr: prefix + ".22", Key: tok.GossipKey(), Label: tok.GossipLabel(),
-			Meta:    gossip.Meta{ID: "8f7e6d5c-0000-4000-8000-000000000001", Role: "client", Pool: "warm", Region: "global", Expect: 3},
-			Handler: h,
+			Meta: gossip.Meta{ID: "8f7e6d5c-0000-4000-8000-000000000001", Role: "client", Pool: "warm", Region: "global", Expect: 3,
+				Identity: insiderKey.Public().(ed25519.PublicKey)},
+			Identity: insiderKey,
+			Handler:  h,
 		})
 		if err != nil {
 			t.Fatal(err)
