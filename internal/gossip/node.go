@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,7 +159,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 
 	if mc.Transport == nil {
-		t, err := newCappedTransport(mc.BindAddr, mc.BindPort, logger)
+		t, err := newCappedTransport(mc.BindAddr, mc.BindPort, n.isMemberAddr, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -232,6 +233,20 @@ func (n *Node) receive(b []byte) {
 			n.membersChanged()
 		}
 	}
+}
+
+// isMemberAddr reports whether addr is the address of an alive member
+// other than this node.
+func (n *Node) isMemberAddr(addr netip.Addr) bool {
+	for _, m := range n.members.list() {
+		if m.State != StateAlive || m.Name == n.name {
+			continue
+		}
+		if ip, err := netip.ParseAddr(m.Address); err == nil && ip.Unmap() == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // onceSet remembers keys, up to maxOnce of them (then it starts over), to

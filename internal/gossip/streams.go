@@ -17,10 +17,12 @@ import (
 // agent's memory with streams of up to memberlist's own limit (20 MiB each),
 // nor hold the streams that members need.
 const (
-	// MaxStreams is how many streams are read at once; more wait.
+	// MaxStreams is how many streams from addresses that are not members'
+	// are read at once; more wait. Members' streams have as many slots of
+	// their own.
 	MaxStreams = 16
-	// MaxStreamsPerAddr is how many of them one address may have; more
-	// are closed at once.
+	// MaxStreamsPerAddr is how many streams an address that is not a
+	// member's may have open; more are closed at once.
 	MaxStreamsPerAddr = 4
 	// StreamWait is how long a stream waits for its turn before it is
 	// closed unread.
@@ -40,19 +42,23 @@ var errStreamTooLong = errors.New("gossip: stream longer than allowed")
 // MaxStreamBytes).
 type cappedTransport struct {
 	*memberlist.NetTransport
+	bind    net.IP // the address streams are dialled from; nil for any
 	streams chan net.Conn
-	slots   chan struct{}
-	log     *slog.Logger
-	done    chan struct{}
-	once    sync.Once
+	slots   chan struct{} // for strangers' streams
+	members chan struct{} // for members' streams
+	// member reports whether an address is an alive member's.
+	member func(netip.Addr) bool
+	log    *slog.Logger
+	done   chan struct{}
+	once   sync.Once
 
 	mu     sync.Mutex
 	byAddr map[netip.Addr]int // streams open per remote address
 }
 
 // newCappedTransport starts memberlist's transport on addr:port (0 picks a
-// port) with capped streams.
-func newCappedTransport(addr string, port int, log *slog.Logger) (*cappedTransport, error) {
+// port) with capped streams; member tells the members' addresses.
+func newCappedTransport(addr string, port int, member func(netip.Addr) bool, log *slog.Logger) (*cappedTransport, error) {
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{addr}, BindPort: port, Logger: NewStdLogger(log),
 	})
@@ -63,12 +69,32 @@ func newCappedTransport(addr string, port int, log *slog.Logger) (*cappedTranspo
 		NetTransport: nt,
 		streams:      make(chan net.Conn),
 		slots:        make(chan struct{}, MaxStreams),
+		members:      make(chan struct{}, MaxStreams),
+		member:       member,
 		log:          log,
 		done:         make(chan struct{}),
 		byAddr:       map[netip.Addr]int{},
 	}
+	if ip := net.ParseIP(addr); ip != nil && !ip.IsUnspecified() {
+		t.bind = ip
+	}
 	go t.admit()
 	return t, nil
+}
+
+// DialTimeout dials addr from the bound address, so that the stream comes
+// from the address the other members know this node by.
+func (t *cappedTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+// DialAddressTimeout is DialTimeout for a memberlist address.
+func (t *cappedTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if t.bind != nil {
+		d.LocalAddr = &net.TCPAddr{IP: t.bind}
+	}
+	return d.Dial("tcp", a.Addr)
 }
 
 // admit hands memberlist each accepted stream, capped, once a slot is free;
@@ -83,21 +109,28 @@ func (t *cappedTransport) admit() {
 			return
 		}
 		addr := remoteAddr(c)
-		if !t.take(addr) {
+		member := t.member(addr)
+		if !member && !t.take(addr) {
 			t.log.Debug("gossip: closing a stream: its address has too many open", "remote", addr.String())
 			c.Close()
 			continue
 		}
+		slots := t.slots
+		if member {
+			slots = t.members
+		}
 		capped := &cappedConn{Conn: c, left: MaxStreamBytes}
 		capped.release = func() {
 			if capped.slot {
-				<-t.slots
+				<-slots
 			}
-			t.give(addr)
+			if !member {
+				t.give(addr)
+			}
 		}
 		timer := time.NewTimer(StreamWait)
 		select {
-		case t.slots <- struct{}{}:
+		case slots <- struct{}{}:
 			timer.Stop()
 		case <-timer.C:
 			t.log.Debug("gossip: closing a stream that waited too long for its turn", "remote", addr.String())

@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -27,11 +28,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 // nopHandler is a gossip handler that ignores everything.
@@ -418,5 +421,140 @@ func TestAdversaryResources(t *testing.T) {
 	}
 	if after := waitSettled(t, procs, 30*time.Second, "the cluster after the attack"); after != before {
 		t.Errorf("plan %s, was %s", after, before)
+	}
+}
+
+// stateHandler is a gossip handler whose push/pull state is a given plan.
+type stateHandler struct {
+	nopHandler
+	state []byte
+}
+
+func (h stateHandler) LocalState(bool) []byte { return h.state }
+
+// TestAdversaryPlans has a holder of a client token, joined to the gossip
+// pool in its own name and signing its messages, push forged plans on a
+// cluster of three server-token and one client-token agents: a successor
+// that gives it a live server's seat, the same signed by its own key, and a
+// first plan of its own making, by commit messages to each agent, by
+// broadcast and by its push/pull state. No agent adopts any, a machine that
+// joins meanwhile adopts the cluster's plan, and every agent's plan and
+// certificates are byte-identical afterwards.
+func TestAdversaryPlans(t *testing.T) {
+	const prefix = "127.22.4"
+	token := newToken(t)
+	clientToken := clientTokenFile(t, t.TempDir(), token)
+	_, procs := clusterWith(t, token, prefix, 4, func(i int) []string {
+		if i == 3 {
+			return []string{"-min-members", "4", "-token-file", clientToken}
+		}
+		return []string{"-min-members", "4"}
+	})
+	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
+	snaps := map[string]map[string]string{}
+	for _, p := range procs {
+		snaps[p.name] = snapshot(t, p)
+	}
+	var committed struct{ Plan plan.Plan }
+	if b, err := os.ReadFile(paths.New(procs[0].root).PlanFile()); err != nil || json.Unmarshal(b, &committed) != nil {
+		t.Fatalf("reading the plan: %v", err)
+	}
+	real := committed.Plan
+	b, err := os.ReadFile(clientToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := certs.ParseClientToken(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roguePub := rogueKey.Public().(ed25519.PublicKey)
+	rogueID := uuid.NewString()
+	rogueSeat := plan.Server{ID: rogueID, Name: "rogue", Address: prefix + ".20", Key: base64.StdEncoding.EncodeToString(roguePub),
+		Endorsement: real.Servers[0].Endorsement}
+
+	// A successor of the real plan with the rogue in the seat of a server
+	// that is not the CA holder, keeping the real signatures.
+	seat := 0
+	if real.Servers[0].ID == real.CAHolder {
+		seat = 1
+	}
+	succ := real.Clone()
+	succ.Epoch, succ.Genesis = 2, real.Hash()
+	succ.Servers[seat] = rogueSeat
+	// The same, signed by the rogue for its own seat.
+	selfSigned := succ.Clone()
+	selfSigned.Sign(rogueID, ed25519.Sign(rogueKey, plan.AcceptanceMessage(selfSigned.Hash())))
+	// A first plan of its own: itself and two servers of the real plan,
+	// signed by itself, with the CA fingerprint it would hold.
+	first := real.Clone()
+	first.Servers = []plan.Server{rogueSeat, real.Servers[0], real.Servers[1]}
+	first.CAHolder = rogueID
+	first.Signatures = nil
+	first.Sign(rogueID, ed25519.Sign(rogueKey, plan.AcceptanceMessage(first.Hash())))
+	forged := []plan.Plan{succ, selfSigned, first}
+
+	n, err := gossip.Start(gossip.Config{Name: "rogue", BindAddr: prefix + ".20", Key: ct.GossipKey(), Label: ct.GossipLabel(),
+		Meta:     gossip.Meta{ID: rogueID, Role: "server", Region: "global", Expect: 3, Identity: roguePub},
+		Identity: rogueKey, Handler: stateHandler{state: agree.EncodeState(&selfSigned)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { n.Leave(time.Second); n.Shutdown() }()
+	if joined, err := n.Join([]string{net.JoinHostPort(procs[0].addr, strconv.Itoa(gossip.DefaultPort))}); joined == 0 {
+		t.Fatalf("the rogue could not join: %v", err)
+	}
+	waitFor(t, 20*time.Second, "every agent to see the rogue", func() bool {
+		for _, p := range procs {
+			s, _ := statusJSON(t, p.root)
+			if !slices.ContainsFunc(s.Members, func(m status.MemberStatus) bool { return m.Name == "rogue" && m.Status == "alive" }) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, f := range forged {
+		msg := agree.Message{Type: agree.MsgCommit, Plan: &f}.Encode()
+		for _, p := range procs {
+			if err := n.SendTo(p.name, msg); err != nil {
+				t.Errorf("sending to %s: %v", p.name, err)
+			}
+		}
+		if len(msg) <= n.MaxBroadcastPayload() {
+			n.Broadcast(msg)
+		}
+	}
+	// A machine without a plan joins while the rogue gossips its state.
+	dir := t.TempDir()
+	lateStart := time.Now()
+	late := start(t, filepath.Join(dir, "node5"), "node5", "-bind", prefix+".5", "-join", net.JoinHostPort(prefix+".20", strconv.Itoa(n.Port())), "-token-file", clientToken,
+		"-settle", "1s", "-supervise", "none", "-metrics-addr", "")
+	late.addr = prefix + ".5"
+	waitForOr(t, 90*time.Second, "the late machine to adopt the cluster's plan", func() bool {
+		s, _ := statusJSON(t, late.root)
+		return planKey(s.Plan) == before
+	}, explainCluster(t, append(procs, late)))
+	t.Logf("the late machine adopted the cluster's plan after %s", time.Since(lateStart).Round(time.Second))
+	// Let push/pull syncs with the rogue happen.
+	time.Sleep(3 * time.Second)
+
+	for _, p := range procs {
+		if !strings.Contains(p.log.String(), "ignoring the plan of epoch") {
+			t.Errorf("%s never said it ignored a forged plan: the forgeries did not reach it", p.name)
+		}
+	}
+	if after := waitSettled(t, procs, 30*time.Second, "the cluster after the forgeries"); after != before {
+		t.Errorf("plan %s, was %s", after, before)
+	}
+	for _, p := range procs {
+		for f, b := range snapshot(t, p) {
+			if snaps[p.name][f] != b {
+				t.Errorf("%s changed on %s", filepath.Base(f), p.name)
+			}
+		}
 	}
 }
