@@ -45,6 +45,54 @@ func (nopHandler) MergeRemoteState([]byte, bool) {}
 func (nopHandler) MembersChanged()               {}
 func (nopHandler) LocalState(bool) []byte        { return nil }
 
+// target is the cluster an adversary test attacks: three server-token
+// agents and one client-token agent on <prefix>.1-4, settled.
+type target struct {
+	procs       []*proc
+	before      string                       // the settled plan (planKey)
+	snaps       map[string]map[string]string // each agent's plan and certificates
+	plan        plan.Plan                    // the committed plan
+	clientToken string                       // the client token's file
+}
+
+func newTarget(t *testing.T, prefix string) target {
+	t.Helper()
+	token := newToken(t)
+	tg := target{clientToken: clientTokenFile(t, t.TempDir(), token), snaps: map[string]map[string]string{}}
+	_, tg.procs = clusterWith(t, token, prefix, 4, func(i int) []string {
+		if i == 3 {
+			return []string{"-min-members", "4", "-token-file", tg.clientToken}
+		}
+		return []string{"-min-members", "4"}
+	})
+	tg.before = waitSettled(t, tg.procs, 60*time.Second, "the cluster to settle")
+	for _, p := range tg.procs {
+		tg.snaps[p.name] = snapshot(t, p)
+	}
+	var committed struct{ Plan plan.Plan }
+	if b, err := os.ReadFile(paths.New(tg.procs[0].root).PlanFile()); err != nil || json.Unmarshal(b, &committed) != nil {
+		t.Fatalf("reading the plan: %v", err)
+	}
+	tg.plan = committed.Plan
+	return tg
+}
+
+// unchanged checks that every agent reports the plan it had and holds the
+// same plan and certificate files.
+func (tg target) unchanged(t *testing.T, what string) {
+	t.Helper()
+	if after := waitSettled(t, tg.procs, 30*time.Second, "the cluster after "+what); after != tg.before {
+		t.Errorf("plan %s, was %s", after, tg.before)
+	}
+	for _, p := range tg.procs {
+		for f, b := range snapshot(t, p) {
+			if tg.snaps[p.name][f] != b {
+				t.Errorf("%s changed on %s", filepath.Base(f), p.name)
+			}
+		}
+	}
+}
+
 // TestAdversaryCertificates attacks the CA of a cluster of three
 // server-token agents and one client-token agent the way a holder of a
 // client token would: from its own process, with the project's own gossip
@@ -55,24 +103,8 @@ func (nopHandler) LocalState(bool) []byte        { return nil }
 // afterwards.
 func TestAdversaryCertificates(t *testing.T) {
 	const prefix = "127.22.2"
-	token := newToken(t)
-	clientToken := clientTokenFile(t, t.TempDir(), token)
-	_, procs := clusterWith(t, token, prefix, 4, func(i int) []string {
-		if i == 3 {
-			return []string{"-min-members", "4", "-token-file", clientToken}
-		}
-		return []string{"-min-members", "4"}
-	})
-	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
-	snaps := map[string]map[string]string{}
-	for _, p := range procs {
-		snaps[p.name] = snapshot(t, p)
-	}
-	var committed struct{ Plan plan.Plan }
-	if b, err := os.ReadFile(paths.New(procs[0].root).PlanFile()); err != nil || json.Unmarshal(b, &committed) != nil {
-		t.Fatalf("reading the plan: %v", err)
-	}
-	p := committed.Plan
+	c := newTarget(t, prefix)
+	procs, p, clientToken := c.procs, c.plan, c.clientToken
 	victim := p.Servers[0]
 	if victim.ID == p.CAHolder {
 		victim = p.Servers[1]
@@ -238,16 +270,7 @@ func TestAdversaryCertificates(t *testing.T) {
 		t.Errorf("the rogue's certificate names %s; want a client's names only", got)
 	}
 
-	if after := waitSettled(t, procs, 30*time.Second, "the cluster to report its plan after the attack"); after != before {
-		t.Errorf("plan %s, was %s", after, before)
-	}
-	for _, p := range procs {
-		for f, b := range snapshot(t, p) {
-			if snaps[p.name][f] != b {
-				t.Errorf("%s changed on %s", filepath.Base(f), p.name)
-			}
-		}
-	}
+	c.unchanged(t, "the attack")
 }
 
 // requestMAC is a request's MAC as the wire format documents it
@@ -438,28 +461,12 @@ func (h stateHandler) LocalState(bool) []byte { return h.state }
 // that gives it a live server's seat, the same signed by its own key, and a
 // first plan of its own making, by commit messages to each agent, by
 // broadcast and by its push/pull state. No agent adopts any, a machine that
-// joins meanwhile adopts the cluster's plan, and every agent's plan and
-// certificates are byte-identical afterwards.
+// joins through it and an agent adopts the cluster's plan, and every
+// agent's plan and certificates are byte-identical afterwards.
 func TestAdversaryPlans(t *testing.T) {
 	const prefix = "127.22.4"
-	token := newToken(t)
-	clientToken := clientTokenFile(t, t.TempDir(), token)
-	_, procs := clusterWith(t, token, prefix, 4, func(i int) []string {
-		if i == 3 {
-			return []string{"-min-members", "4", "-token-file", clientToken}
-		}
-		return []string{"-min-members", "4"}
-	})
-	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
-	snaps := map[string]map[string]string{}
-	for _, p := range procs {
-		snaps[p.name] = snapshot(t, p)
-	}
-	var committed struct{ Plan plan.Plan }
-	if b, err := os.ReadFile(paths.New(procs[0].root).PlanFile()); err != nil || json.Unmarshal(b, &committed) != nil {
-		t.Fatalf("reading the plan: %v", err)
-	}
-	real := committed.Plan
+	c := newTarget(t, prefix)
+	procs, real, clientToken := c.procs, c.plan, c.clientToken
 	b, err := os.ReadFile(clientToken)
 	if err != nil {
 		t.Fatal(err)
@@ -528,15 +535,16 @@ func TestAdversaryPlans(t *testing.T) {
 			n.Broadcast(msg)
 		}
 	}
-	// A machine without a plan joins while the rogue gossips its state.
+	// A machine without a plan joins through the rogue, whose push/pull
+	// state holds a forged plan, and an agent.
 	dir := t.TempDir()
 	lateStart := time.Now()
-	late := start(t, filepath.Join(dir, "node5"), "node5", "-bind", prefix+".5", "-join", net.JoinHostPort(prefix+".20", strconv.Itoa(n.Port())), "-token-file", clientToken,
+	late := start(t, filepath.Join(dir, "node5"), "node5", "-bind", prefix+".5", "-join", net.JoinHostPort(prefix+".20", strconv.Itoa(n.Port()))+","+procs[0].addr, "-token-file", clientToken,
 		"-settle", "1s", "-supervise", "none", "-metrics-addr", "")
 	late.addr = prefix + ".5"
-	waitForOr(t, 90*time.Second, "the late machine to adopt the cluster's plan", func() bool {
+	waitForOr(t, 30*time.Second, "the late machine to adopt the cluster's plan", func() bool {
 		s, _ := statusJSON(t, late.root)
-		return planKey(s.Plan) == before
+		return planKey(s.Plan) == c.before
 	}, explainCluster(t, append(procs, late)))
 	t.Logf("the late machine adopted the cluster's plan after %s", time.Since(lateStart).Round(time.Second))
 	// Let push/pull syncs with the rogue happen.
@@ -547,14 +555,5 @@ func TestAdversaryPlans(t *testing.T) {
 			t.Errorf("%s never said it ignored a forged plan: the forgeries did not reach it", p.name)
 		}
 	}
-	if after := waitSettled(t, procs, 30*time.Second, "the cluster after the forgeries"); after != before {
-		t.Errorf("plan %s, was %s", after, before)
-	}
-	for _, p := range procs {
-		for f, b := range snapshot(t, p) {
-			if snaps[p.name][f] != b {
-				t.Errorf("%s changed on %s", filepath.Base(f), p.name)
-			}
-		}
-	}
+	c.unchanged(t, "the forgeries")
 }
