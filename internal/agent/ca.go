@@ -139,7 +139,7 @@ func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 		Port:      p.CAPort,
 		CSRKey:    a.keys.CSR,
 		Authority: casvc.AuthorityFunc(a.authorize),
-		Member:    a.isMemberAddr,
+		Member:    a.node.IsMemberAddr,
 		Lifetime:  a.cfg.CertLifetime,
 		Now:       a.now,
 		Logger:    a.log.With("component", "ca"),
@@ -221,16 +221,4 @@ func (a *Agent) handleEscrow(from string, m agree.Message) {
 	if changed {
 		a.log.Info("stored the escrowed CA key", "from", from)
 	}
-}
-
-// isMemberAddr reports whether addr is the address of an alive member.
-func (a *Agent) isMemberAddr(addr netip.Addr) bool {
-	for _, m := range a.tr.Members() {
-		if m.State == gossip.StateAlive {
-			if ip, err := netip.ParseAddr(m.Address); err == nil && ip.Unmap() == addr {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -159,7 +159,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 
 	if mc.Transport == nil {
-		t, err := newCappedTransport(mc.BindAddr, mc.BindPort, n.isMemberAddr, logger)
+		t, err := newCappedTransport(mc.BindAddr, mc.BindPort, n.IsMemberAddr, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -235,9 +235,9 @@ func (n *Node) receive(b []byte) {
 	}
 }
 
-// isMemberAddr reports whether addr is the address of an alive member
+// IsMemberAddr reports whether addr is the address of an alive member
 // other than this node.
-func (n *Node) isMemberAddr(addr netip.Addr) bool {
+func (n *Node) IsMemberAddr(addr netip.Addr) bool {
 	for _, m := range n.members.list() {
 		if m.State != StateAlive || m.Name == n.name {
 			continue
