@@ -15,8 +15,11 @@ import (
 // writes nothing.
 func (a *Agent) DryRun() (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "node %s (%s), cluster %s, address %s, role %s, pool %s, zone %q\n",
-		a.name, a.id, a.cred.ClusterIDString(), a.advertise, a.cfg.Role, a.cfg.Pool, a.cfg.Zone)
+	fmt.Fprintf(&b, "node %s (%s), cluster %s, %s, address %s, role %s, pool %s, zone %q\n",
+		a.name, a.id, a.cred.ClusterIDString(), a.cred.Kind(), a.advertise, a.cfg.Role, a.cfg.Pool, a.cfg.Zone)
+	if !a.cred.IsServer() {
+		b.WriteString("it holds a client token: it joins as a Nomad client only, whatever its role\n")
+	}
 	if a.nomadNote != "" {
 		b.WriteString(a.nomadNote + "\n")
 	} else {

@@ -120,3 +120,32 @@ func TestUnsignedPlanOnDiskIsRefused(t *testing.T) {
 		t.Fatalf("New = %v; want a refusal of the unsigned plan", err)
 	}
 }
+
+// The dry run says which token a node holds, and what a client token means.
+func TestDryRunNamesTheToken(t *testing.T) {
+	c := newCluster(t)
+	for _, tt := range []struct {
+		cred certs.Credential
+		want []string
+	}{
+		{certs.ServerCredential(c.token), []string{", server token, "}},
+		{certs.ClientCredential(c.token.Client(time.Time{})), []string{", client token, ", "it holds a client token: it joins as a Nomad client only"}},
+	} {
+		o := c.options(0)
+		o.Credential = tt.cred
+		o.Config.Role = "server"
+		a, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := a.DryRun()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("dry run lacks %q:\n%s", w, out)
+			}
+		}
+	}
+}
