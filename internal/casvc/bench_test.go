@@ -37,6 +37,9 @@ func BenchmarkCertify500(b *testing.B) {
 		CA:         ca,
 		ServerCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
 		Verifier:   certs.NewVerifier(tok.CSRKey(), 0, time.Now),
+		// The 500 nodes share one address here, not in a cluster.
+		Conns:       ConnLimits{PerAddr: 1 << 20, Total: 1 << 20},
+		RatePerAddr: RateLimit{Every: time.Microsecond, Burst: 1 << 20},
 		Authority: AuthorityFunc(func(r *certs.SignRequest, _ netip.Addr) (Grant, error) {
 			return Grant{Identity: certs.Identity{NodeID: r.NodeID, NodeName: r.NodeName, Region: "global", Address: "10.1.2.3", Role: certs.RoleClient}}, nil
 		}),
