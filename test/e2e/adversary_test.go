@@ -53,6 +53,7 @@ type target struct {
 	snaps       map[string]map[string]string // each agent's plan and certificates
 	plan        plan.Plan                    // the committed plan
 	clientToken string                       // the client token's file
+	client      certs.ClientToken            // the client token
 }
 
 func newTarget(t *testing.T, prefix string) target {
@@ -74,6 +75,13 @@ func newTarget(t *testing.T, prefix string) target {
 		t.Fatalf("reading the plan: %v", err)
 	}
 	tg.plan = committed.Plan
+	b, err := os.ReadFile(tg.clientToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.client, err = certs.ParseClientToken(string(b)); err != nil {
+		t.Fatal(err)
+	}
 	return tg
 }
 
@@ -104,7 +112,7 @@ func (tg target) unchanged(t *testing.T, what string) {
 func TestAdversaryCertificates(t *testing.T) {
 	const prefix = "127.22.2"
 	c := newTarget(t, prefix)
-	procs, p, clientToken := c.procs, c.plan, c.clientToken
+	procs, p := c.procs, c.plan
 	victim := p.Servers[0]
 	if victim.ID == p.CAHolder {
 		victim = p.Servers[1]
@@ -117,14 +125,7 @@ func TestAdversaryCertificates(t *testing.T) {
 	}
 	caAddr := net.JoinHostPort(holder.Address, strconv.Itoa(p.CAPort))
 
-	b, err := os.ReadFile(clientToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct, err := certs.ParseClientToken(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct := c.client
 	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -467,14 +468,7 @@ func TestAdversaryPlans(t *testing.T) {
 	const prefix = "127.22.4"
 	c := newTarget(t, prefix)
 	procs, real, clientToken := c.procs, c.plan, c.clientToken
-	b, err := os.ReadFile(clientToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct, err := certs.ParseClientToken(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct := c.client
 	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
