@@ -39,21 +39,30 @@ func VerifySignatures(p Plan, endorsed EndorsementCheck) error {
 		keys[s.ID] = key
 	}
 	msg := AcceptanceMessage(p.Hash())
-	var signers []string
-	for _, sig := range p.Signatures {
-		key, ok := keys[sig.Server]
-		if !ok || slices.Contains(signers, sig.Server) {
-			continue
-		}
-		b, err := base64.StdEncoding.Strict().DecodeString(sig.Sig)
-		if err == nil && ed25519.Verify(key, msg, b) {
-			signers = append(signers, sig.Server)
+	signers := 0
+	for _, s := range p.Servers {
+		if p.signedWith(s.ID, keys[s.ID], msg) {
+			signers++
 		}
 	}
-	if need := len(p.Servers)/2 + 1; len(signers) < need {
-		return fmt.Errorf("plan: epoch %d carries valid signatures of %d of its %d servers, not of a majority (%d)", p.Epoch, len(signers), len(p.Servers), need)
+	if need := len(p.Servers)/2 + 1; signers < need {
+		return fmt.Errorf("plan: epoch %d carries valid signatures of %d of its %d servers, not of a majority (%d)", p.Epoch, signers, len(p.Servers), need)
 	}
 	return nil
+}
+
+// signedWith reports whether one of p's signatures of the server with this
+// ID verifies msg with key.
+func (p Plan) signedWith(id string, key ed25519.PublicKey, msg []byte) bool {
+	for _, sig := range p.Signatures {
+		if sig.Server != id {
+			continue
+		}
+		if b, err := base64.StdEncoding.Strict().DecodeString(sig.Sig); err == nil && ed25519.Verify(key, msg, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // Sign adds sig, the acceptance of the server with this ID, to p's
@@ -76,13 +85,5 @@ func (p Plan) SignedBy(id string) bool {
 	if err != nil || len(key) != ed25519.PublicKeySize {
 		return false
 	}
-	msg := AcceptanceMessage(p.Hash())
-	for _, sig := range p.Signatures {
-		if sig.Server != id {
-			continue
-		}
-		b, err := base64.StdEncoding.Strict().DecodeString(sig.Sig)
-		return err == nil && ed25519.Verify(key, msg, b)
-	}
-	return false
+	return p.signedWith(id, key, AcceptanceMessage(p.Hash()))
 }
