@@ -5,6 +5,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
@@ -68,7 +69,7 @@ func parse(data []byte) (ed25519.PrivateKey, error) {
 		return nil, errors.New("it is too large")
 	}
 	block, rest := pem.Decode(data)
-	if block == nil || block.Type != pemType || len(rest) != 0 && len(trimSpace(rest)) != 0 {
+	if block == nil || block.Type != pemType || len(bytes.TrimSpace(rest)) != 0 {
 		return nil, errors.New("it does not hold one PEM private key")
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
@@ -80,13 +81,6 @@ func parse(data []byte) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("it holds a %T, not an Ed25519 key", k)
 	}
 	return key, nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
-		b = b[1:]
-	}
-	return b
 }
 
 // Save writes key to path atomically, 0600, creating the directory (0700).
