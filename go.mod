@@ -3,6 +3,7 @@ module github.com/nomad-bootstrapd/nomad-bootstrapd
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/VictoriaMetrics/metrics v1.45.0
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/google/go-cmp v0.7.0
