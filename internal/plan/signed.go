@@ -28,8 +28,8 @@ type EndorsementCheck func(id string, key, endorsement []byte) bool
 func VerifySignatures(p Plan, endorsed EndorsementCheck) error {
 	keys := make(map[string]ed25519.PublicKey, len(p.Servers))
 	for _, s := range p.Servers {
-		key, err := base64.StdEncoding.Strict().DecodeString(s.Key)
-		if err != nil || len(key) != ed25519.PublicKeySize {
+		key, ok := s.PublicKey()
+		if !ok {
 			return fmt.Errorf("plan: server %s of epoch %d is recorded without an identity key", s.Name, p.Epoch)
 		}
 		e, err := base64.StdEncoding.Strict().DecodeString(s.Endorsement)
@@ -81,9 +81,19 @@ func (p Plan) SignedBy(id string) bool {
 	if i < 0 {
 		return false
 	}
-	key, err := base64.StdEncoding.Strict().DecodeString(p.Servers[i].Key)
-	if err != nil || len(key) != ed25519.PublicKeySize {
+	key, ok := p.Servers[i].PublicKey()
+	if !ok {
 		return false
 	}
 	return p.signedWith(id, key, AcceptanceMessage(p.Hash()))
+}
+
+// PublicKey returns the identity public key recorded for s; false when
+// there is none or it is malformed.
+func (s Server) PublicKey() (ed25519.PublicKey, bool) {
+	key, err := base64.StdEncoding.Strict().DecodeString(s.Key)
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return nil, false
+	}
+	return key, true
 }
