@@ -80,7 +80,7 @@ var validUUID = regexp.MustCompile(`(?i)^[\da-f]{8}-[\da-f]{4}-[\da-f]{4}-[\da-f
 var resetIndex = regexp.MustCompile(`reset index: (\d+)`)
 
 // Bootstrap bootstraps Nomad's ACL system with a management token whose
-// secret ID is secret (a UUID, e.g. from [ManagementSecret]), and returns it.
+// secret ID is secret (a UUID, e.g. from [NewManagementSecret]), and returns it.
 // Call it once a leader exists (see WaitLeader).
 //
 // It is idempotent: when Nomad answers that the ACL system is already

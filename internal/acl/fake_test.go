@@ -201,7 +201,7 @@ func TestBootstrapFake(t *testing.T) {
 	ctx := t.Context()
 	f := newFake()
 	b := &Bootstrapper{API: f}
-	secret := ManagementSecret([]byte("a seed only servers hold, 32 B.."))
+	secret := NewManagementSecret()
 
 	if _, err := b.Bootstrap(ctx, "not-a-uuid"); err == nil || f.writes != 0 {
 		t.Fatalf("non-UUID secret: err %v, %d writes", err, f.writes)
@@ -215,7 +215,7 @@ func TestBootstrapFake(t *testing.T) {
 		t.Fatalf("second bootstrap: %v, %+v", err, tok)
 	}
 	writes := f.writes
-	_, err = b.Bootstrap(ctx, ManagementSecret([]byte("another seed that nobody has....")))
+	_, err = b.Bootstrap(ctx, NewManagementSecret())
 	if !errors.Is(err, ErrBootstrappedElsewhere) {
 		t.Fatalf("foreign bootstrap: %v, want ErrBootstrappedElsewhere", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -233,9 +232,7 @@ server {
 	}
 	t.Logf("leader after %v", time.Since(start).Round(time.Millisecond))
 
-	seed := make([]byte, 32)
-	rand.Read(seed)
-	mgmt := ManagementSecret(seed)
+	mgmt := NewManagementSecret()
 	mgmtQ := &api.QueryOptions{AuthToken: mgmt}
 
 	ok := t.Run("Bootstrap", func(t *testing.T) {
@@ -258,7 +255,7 @@ server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		other := ManagementSecret(append([]byte("someone else "), seed...))
+		other := NewManagementSecret()
 		_, err = New(c).Bootstrap(ctx, other)
 		if !errors.Is(err, ErrBootstrappedElsewhere) {
 			t.Fatalf("bootstrap with another secret: %v, want ErrBootstrappedElsewhere", err)
@@ -596,7 +593,7 @@ plugin "raw_exec" {
 	// The reset procedure ErrBootstrappedElsewhere describes works as
 	// described: one more bootstrap, with our secret, old tokens kept.
 	t.Run("ResetProcedure", func(t *testing.T) {
-		other := ManagementSecret(append([]byte("after a reset "), seed...))
+		other := NewManagementSecret()
 		_, err := New(c).Bootstrap(ctx, other)
 		m := regexp.MustCompile(`write (\d+) into`).FindStringSubmatch(fmt.Sprint(err))
 		if !errors.Is(err, ErrBootstrappedElsewhere) || m == nil {

@@ -1,8 +1,6 @@
 package acl
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -10,36 +8,21 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
 )
 
-// managementInfo is the HKDF info label of the management secret. Changing it
-// changes every cluster's management secret.
-const managementInfo = "nomad-bootstrapd acl management v1"
+// NewManagementSecret returns a new secret ID for the management token: a
+// random (version 4) UUID, lowercase, from crypto/rand. The CA holder makes
+// it once, before the ACL bootstrap, and hands it to the other servers only
+// inside the escrow sealed to each server's identity key: nothing else a
+// node holds, neither token nor key, derives it.
+func NewManagementSecret() string { return uuid.NewString() }
 
-// ManagementSecret derives the secret ID of the management token from seed:
-// HKDF-SHA256 with info "nomad-bootstrapd acl management v1", 16 bytes shaped
-// as a random (version 4) UUID, lowercase. The same seed always gives the same
-// secret, so every server that holds the seed computes it without exchanging
-// it.
-//
-// The caller must pass a secret that only servers hold (the CA private key,
-// for instance), never something a client or the join token alone can
-// reproduce: whoever knows the seed holds the management token. seed must be
-// at least 16 bytes; ManagementSecret panics otherwise.
-func ManagementSecret(seed []byte) string {
-	if len(seed) < 16 {
-		panic("acl: ManagementSecret needs a seed of at least 16 secret bytes")
-	}
-	b, err := hkdf.Key(sha256.New, seed, nil, managementInfo, 16)
-	if err != nil {
-		// Only possible for lengths beyond 255*32 bytes.
-		panic("acl: hkdf: " + err.Error())
-	}
-	b[6] = b[6]&0x0f | 0x40 // version 4
-	b[8] = b[8]&0x3f | 0x80 // RFC 9562 variant
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+// IsSecretID reports whether s has the shape of a Nomad secret ID: a UUID,
+// the check Nomad applies to a bootstrap secret.
+func IsSecretID(s string) bool { return validUUID.MatchString(s) }
 
 // tokenPath returns the file of the token called name in dir.
 func tokenPath(dir, name string) (string, error) {

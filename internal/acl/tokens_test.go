@@ -1,7 +1,6 @@
 package acl
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,47 +10,25 @@ import (
 	"github.com/google/uuid"
 )
 
-func TestManagementSecret(t *testing.T) {
-	seed := bytes.Repeat([]byte{7}, 32)
-	a, b := ManagementSecret(seed), ManagementSecret(bytes.Clone(seed))
-	if a != b {
-		t.Fatalf("not deterministic: %s vs %s", a, b)
+func TestNewManagementSecret(t *testing.T) {
+	a, b := NewManagementSecret(), NewManagementSecret()
+	if a == b {
+		t.Fatalf("two secrets are equal: %s", a)
 	}
-	if !validUUID.MatchString(a) {
-		t.Fatalf("%q is not UUID-shaped", a)
-	}
-	u, err := uuid.Parse(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Version() != 4 || u.Variant() != uuid.RFC4122 {
-		t.Errorf("%s: version %d variant %v, want 4 and RFC 4122", a, u.Version(), u.Variant())
-	}
-	if u.String() != a {
-		t.Errorf("not canonical lowercase: %s", a)
-	}
-	seed[0] = 8
-	if c := ManagementSecret(seed); c == a {
-		t.Errorf("different seeds gave the same secret %s", c)
-	}
-	// Pinned so that a change of derivation (which would lock a running
-	// cluster out of its own management token) cannot go unnoticed.
-	if got, want := ManagementSecret([]byte("0123456789abcdef0123456789abcdef")), pinnedSecret; got != want {
-		t.Errorf("derivation changed: got %s, want %s", got, want)
-	}
-}
-
-// pinnedSecret is ManagementSecret("0123456789abcdef0123456789abcdef"), as
-// computed independently from RFC 5869 (HMAC-SHA256, empty salt).
-const pinnedSecret = "eb4db228-10dc-4733-b0eb-a31d1fcbb79a"
-
-func TestManagementSecretShortSeedPanics(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("no panic for a 15-byte seed")
+	for _, s := range []string{a, b} {
+		u, err := uuid.Parse(s)
+		if err != nil || !IsSecretID(s) {
+			t.Fatalf("%q is not a UUID: %v", s, err)
 		}
-	}()
-	ManagementSecret(make([]byte, 15))
+		if u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != s {
+			t.Errorf("%s: version %d variant %v; want a canonical random UUID", s, u.Version(), u.Variant())
+		}
+	}
+	for _, s := range []string{"", "not-a-uuid", a + "0", a[:35]} {
+		if IsSecretID(s) {
+			t.Errorf("IsSecretID(%q) = true", s)
+		}
+	}
 }
 
 func TestStoreAndLoadTokens(t *testing.T) {

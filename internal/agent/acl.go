@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"slices"
 
 	"github.com/hashicorp/nomad/api"
@@ -21,31 +22,39 @@ const (
 	aclElsewhere = "bootstrapped elsewhere"
 )
 
-// aclSecret returns the management token's secret: one the operator stored
-// in the ACL directory, else one derived from the CA key, which only the
-// servers hold (the CA holder, and the others through the escrow).
-func (a *Agent) aclSecret() (secret string, operator bool, err error) {
-	if s, err := acl.LoadToken(a.paths.ACLDir(), acl.ManagementTokenName); err == nil {
-		return s, true, nil
+// managementSecret returns the management token's secret: the one stored
+// in the ACL directory (by the operator, or by this agent), else the one of
+// the escrow the CA holder sealed to this server. The CA holder, holding
+// neither, makes a random one and stores it before anything uses it; it
+// reaches the other servers only in their escrows.
+func (a *Agent) managementSecret() (string, error) {
+	a.mgmtMu.Lock()
+	defer a.mgmtMu.Unlock()
+	dir := a.paths.ACLDir()
+	if s, err := acl.LoadToken(dir, acl.ManagementTokenName); err == nil {
+		return s, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", false, err
+		return "", err
+	}
+	e, err := a.caStore().Escrow()
+	if err == nil {
+		return e.Management, nil
 	}
 	a.mu.Lock()
-	ca := a.ca
+	holding := a.ca != nil
 	a.mu.Unlock()
-	var seed []byte
-	if ca != nil {
-		if seed, err = ca.KeyPEM(); err != nil {
-			return "", false, err
+	if !holding {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("the escrowed CA key and management token have not arrived yet: %w", err)
 		}
-	} else {
-		if seed, err = a.caStore().EscrowedKey(); errors.Is(err, fs.ErrNotExist) {
-			return "", false, fmt.Errorf("the escrowed CA key has not arrived yet: %w", err)
-		} else if err != nil {
-			return "", false, err
-		}
+		return "", err
 	}
-	return acl.ManagementSecret(seed), false, nil
+	s := acl.NewManagementSecret()
+	if err := acl.StoreTokens(dir, map[string]string{acl.ManagementTokenName: s}); err != nil {
+		return "", err
+	}
+	a.log.Info("made the ACL management token", "file", filepath.Join(dir, acl.ManagementTokenName+".token"))
+	return s, nil
 }
 
 // setupACL bootstraps Nomad's ACLs on the CA holder and applies the
@@ -54,7 +63,7 @@ func (a *Agent) aclSecret() (secret string, operator bool, err error) {
 func (a *Agent) setupACL(ctx context.Context, p plan.Plan) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.tm.ACLAttempt)
 	defer cancel()
-	secret, operator, err := a.aclSecret()
+	secret, err := a.managementSecret()
 	if err != nil {
 		return aclPending, err
 	}
@@ -103,9 +112,7 @@ func (a *Agent) setupACL(ctx context.Context, p plan.Plan) (string, error) {
 			tokens[policy] = t.SecretID
 		}
 	}
-	if !operator {
-		tokens[acl.ManagementTokenName] = secret
-	}
+	tokens[acl.ManagementTokenName] = secret
 	if err := acl.StoreTokens(a.paths.ACLDir(), tokens); err != nil {
 		return aclPending, err
 	}

@@ -119,6 +119,8 @@ type Agent struct {
 	sendq  chan outgoing
 	shared atomic.Pointer[plan.Plan] // the committed plan, for push/pull syncs
 
+	mgmtMu sync.Mutex // held while the management token is read or made (acl.go)
+
 	mu        sync.Mutex
 	st        status.Tracker // the phase, why the node waits, what degrades it (phase.go)
 	joined    bool

@@ -17,7 +17,7 @@ import (
 
 // caStore is this node's CA directory.
 func (a *Agent) caStore() caholder.Store {
-	return caholder.Store{Dir: a.paths.CADir(), Token: a.serverToken, Now: a.now}
+	return caholder.Store{Dir: a.paths.CADir(), Identity: a.idKey, Now: a.now}
 }
 
 // caPort is the CA endpoint's port: the gossip port + 1 (4651 by default).
@@ -69,10 +69,10 @@ func (a *Agent) startCA(ctx context.Context, p plan.Plan) error {
 	return nil
 }
 
-// escrowedCA opens the CA key escrowed to this server and pairs it with the
-// pinned CA certificate from the node's CA bundle.
+// escrowedCA opens the CA escrowed to this server, which must be the CA
+// that p pins.
 func (a *Agent) escrowedCA(p plan.Plan) (*certs.CA, error) {
-	return a.caStore().Escrowed(certs.TLSFiles{Dir: a.paths.NomadTLSDir()}.CAPath(), p.CAFingerprint)
+	return a.caStore().Escrowed(p.CAFingerprint)
 }
 
 // caHolderDown returns how long the plan's CA holder has been down, as this
@@ -170,41 +170,52 @@ func (a *Agent) authorize(req *certs.SignRequest, remote netip.Addr) (casvc.Gran
 	})
 }
 
-// sealCAKey returns the CA key sealed with a key derived from the server
-// token, for escrow; it logs why when it cannot.
-func (a *Agent) sealCAKey(ca *certs.CA) ([]byte, bool) {
+// sealEscrow returns the escrow of ca and the management token sealed to
+// the identity key that the plan records for the server to; it logs why
+// when it cannot.
+func (a *Agent) sealEscrow(ca *certs.CA, to plan.Server) ([]byte, bool) {
 	if !a.cred.IsServer() {
 		a.log.Warn("cannot escrow the CA key: this node holds a client token")
 		return nil, false
 	}
-	sealed, err := caholder.Seal(a.serverToken, ca)
-	if err == nil {
-		return sealed, true
+	key, ok := to.PublicKey()
+	if !ok {
+		a.log.Warn("cannot escrow the CA key: the plan records no identity key for the server", "to", to.Name)
+		return nil, false
 	}
-	a.log.Warn("cannot escrow the CA key", "error", err)
+	mgmt, err := a.managementSecret()
+	if err == nil {
+		var sealed []byte
+		if sealed, err = caholder.Seal(key, ca, mgmt); err == nil {
+			return sealed, true
+		}
+	}
+	a.log.Warn("cannot escrow the CA key", "to", to.Name, "error", err)
 	return nil, false
 }
 
-// escrowCA sends the CA key, sealed with a key derived from the server token,
-// to the other servers, so that another server can sign when this one is
-// gone for good.
+// escrowCA sends the other servers the escrow, each sealed to its own
+// identity key, so that another server can sign, and manage Nomad's ACLs,
+// when this one is gone for good.
 func (a *Agent) escrowCA(ca *certs.CA, p plan.Plan) {
-	sealed, ok := a.sealCAKey(ca)
-	if !ok {
-		return
-	}
-	msg := agree.Message{Type: agree.MsgEscrow, Sealed: sealed, Hash: p.Hash()}.Encode()
+	hash := p.Hash()
 	for _, s := range p.Servers {
 		if s.ID == a.id {
 			continue
 		}
+		sealed, ok := a.sealEscrow(ca, s)
+		if !ok {
+			continue
+		}
+		msg := agree.Message{Type: agree.MsgEscrow, Sealed: sealed, Hash: hash}.Encode()
 		if err := a.tr.SendTo(s.Name, msg); err != nil {
 			a.log.Warn("cannot escrow the CA key", "to", s.Name, "error", err)
 		}
 	}
 }
 
-// handleEscrow stores an escrowed CA key sent by the plan's CA holder.
+// handleEscrow stores an escrow sent by the plan's CA holder once it opens
+// with this node's identity key and holds the pinned CA.
 func (a *Agent) handleEscrow(from string, m agree.Message) {
 	a.mu.Lock()
 	p, hash := a.plan, a.planHash
@@ -213,7 +224,7 @@ func (a *Agent) handleEscrow(from string, m agree.Message) {
 		a.log.Warn("ignoring an escrowed CA key", "from", from)
 		return
 	}
-	changed, err := a.caStore().KeepEscrow(m.Sealed)
+	changed, err := a.caStore().KeepEscrow(m.Sealed, p.CAFingerprint)
 	if err != nil {
 		a.log.Warn("cannot keep the escrowed CA key", "from", from, "error", err)
 		return

@@ -149,12 +149,17 @@ func (a *Agent) handleWantCA(from string, m agree.Message) {
 	a.mu.Lock()
 	p, hash, ca := a.plan, a.planHash, a.ca
 	a.mu.Unlock()
-	if p == nil || ca == nil || p.CAHolder != a.id || hash != m.Hash ||
-		!slices.ContainsFunc(p.Servers, func(s plan.Server) bool { return s.Name == from && s.ID != a.id }) {
+	i := -1
+	if p != nil {
+		i = slices.IndexFunc(p.Servers, func(s plan.Server) bool { return s.Name == from && s.ID != a.id })
+	}
+	if i < 0 || ca == nil || p.CAHolder != a.id || hash != m.Hash {
 		a.log.Debug("not sending the escrowed CA key", "to", from)
 		return
 	}
-	if sealed, ok := a.sealCAKey(ca); ok {
+	// Sealed to the key the plan records: whoever sent the request, only
+	// that server opens the answer.
+	if sealed, ok := a.sealEscrow(ca, p.Servers[i]); ok {
 		a.send(from, agree.Message{Type: agree.MsgEscrow, ID: m.ID, Sealed: sealed, Hash: m.Hash})
 	}
 }

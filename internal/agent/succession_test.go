@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"bytes"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 )
 
@@ -49,7 +46,7 @@ func (s *sentTo) to(name string) []agree.Message {
 // answers only servers of its own plan.
 func TestWantCA(t *testing.T) {
 	c := newCluster(t)
-	a, p := escrowNode(t, c)
+	a, p, _, _ := escrowNode(t, c)
 	tr := &sentTo{}
 	a.tr = tr
 	now := a.now()
@@ -61,7 +58,7 @@ func TestWantCA(t *testing.T) {
 		t.Fatalf("sent to the CA holder %+v; want one request for the plan's key", got)
 	}
 	os.MkdirAll(a.paths.CADir(), 0o700)
-	os.WriteFile(filepath.Join(a.paths.CADir(), caholder.EscrowFile), []byte("sealed"), 0o600)
+	os.WriteFile(filepath.Join(a.paths.CADir(), caholder.EscrowFile), []byte{3, 's', 'e', 'a', 'l', 'e', 'd'}, 0o600)
 	now = now.Add(a.tm.WantCA)
 	a.maybeWantCA(p, p.Hash(), &last)
 	if got := tr.to("n1"); len(got) != 1 {
@@ -70,15 +67,11 @@ func TestWantCA(t *testing.T) {
 
 	// The CA holder's side.
 	hc := newCluster(t)
-	h, hp := escrowNode(t, hc)
+	h, hp, ca, n3 := escrowNode(t, hc)
 	htr := &sentTo{}
 	h.tr = htr
 	hp.CAHolder = h.id
 	h.plan, h.planHash = &hp, hp.Hash()
-	ca, err := certs.NewCA(rand.Reader, "cluster", h.now(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h.ca = ca
 	go h.senders(t.Context())
 	h.handleWantCA("n3", agree.Message{Type: agree.MsgWantCA, Hash: hp.Hash(), ID: 7})
@@ -87,10 +80,10 @@ func TestWantCA(t *testing.T) {
 	waitFor(t, 5*time.Second, "the answer to n3", func() bool { return len(htr.to("n3")) == 1 })
 	if got := htr.to("n3")[0]; got.Type != agree.MsgEscrow || got.Hash != hp.Hash() || got.ID != 7 {
 		t.Errorf("answered %+v; want the escrow for the plan", got)
-	} else if key, err := certs.OpenCAKey(hc.token, got.Sealed); err != nil {
-		t.Errorf("the escrow does not open: %v", err)
-	} else if want, _ := ca.KeyPEM(); !bytes.Equal(key, want) {
-		t.Errorf("the escrow holds another key")
+	} else if _, err := (caholder.Store{Dir: t.TempDir(), Identity: h.idKey, Now: h.now}).KeepEscrow(got.Sealed, ca.Fingerprint()); err == nil {
+		t.Errorf("the escrow for n3 opens with the CA holder's identity key")
+	} else if _, err := (caholder.Store{Dir: t.TempDir(), Identity: n3, Now: h.now}).KeepEscrow(got.Sealed, ca.Fingerprint()); err != nil {
+		t.Errorf("the escrow does not open with n3's identity key: %v", err)
 	}
 	if len(htr.to("n9")) != 0 || len(htr.to("n1")) != 0 {
 		t.Errorf("answered a node that is not a server of the plan, or another plan")

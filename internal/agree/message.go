@@ -20,7 +20,7 @@ const (
 	MsgCommit   = "commit"   // anyone -> anyone: this plan is committed
 	MsgAnnounce = "announce" // broadcast when a commit does not fit a packet: plan hash and epoch
 	MsgFetch    = "fetch"    // ask a node for its committed plan (answered with commit)
-	MsgEscrow   = "escrow"   // CA holder -> servers: the CA key sealed with a token-derived key
+	MsgEscrow   = "escrow"   // CA holder -> servers: the CA, its key and the management token, sealed to the server's identity key
 	MsgWantCA   = "want-ca"  // server -> CA holder: send me the escrowed CA key of the plan with this hash
 )
 

@@ -9,8 +9,7 @@
 package caholder
 
 import (
-	"bytes"
-	"crypto/rand"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,7 +26,7 @@ import (
 const (
 	CertFile   = "ca.pem"        // the CA certificate, then its chain
 	KeyFile    = "ca-key.pem"    // the CA key, on the CA holder only (0600)
-	EscrowFile = "ca-key.sealed" // the CA key sealed for escrow, on the other servers (0600)
+	EscrowFile = "ca-key.sealed" // the escrow sealed to this server, on the other servers (0600)
 )
 
 // Store is a node's CA directory (paths.CADir): the cluster CA on the CA
@@ -35,8 +34,8 @@ const (
 type Store struct {
 	// Dir is the directory, created 0700 on the first write.
 	Dir string
-	// Token seals and opens the escrowed key.
-	Token certs.Token
+	// Identity is the node's identity key, to which its escrow is sealed.
+	Identity ed25519.PrivateKey
 	// Now is the clock CA certificates are checked against.
 	Now func() time.Time
 }
@@ -79,78 +78,6 @@ func (s Store) Save(ca *certs.CA) error {
 	// The bundle: an intermediate's chain up to the offline root follows it.
 	_, err = atomicfile.WriteFileIfChanged(filepath.Join(s.Dir, CertFile), ca.BundlePEM(), 0o644)
 	return err
-}
-
-// HasEscrow reports whether an escrowed CA key is stored, or may be: a
-// file that cannot be looked at counts as there.
-func (s Store) HasEscrow() bool {
-	_, err := os.Stat(filepath.Join(s.Dir, EscrowFile))
-	return !errors.Is(err, fs.ErrNotExist)
-}
-
-// EscrowedKey opens the escrowed CA key (PEM).
-func (s Store) EscrowedKey() ([]byte, error) {
-	sealed, err := os.ReadFile(filepath.Join(s.Dir, EscrowFile))
-	if err != nil {
-		return nil, fmt.Errorf("agent: no escrowed CA key: %w", err)
-	}
-	return certs.OpenCAKey(s.Token, sealed)
-}
-
-// Escrowed pairs the escrowed CA key with the CA certificate of fingerprint
-// found in the CA bundle at bundlePath (the node's), and the chain that
-// follows it there.
-func (s Store) Escrowed(bundlePath, fingerprint string) (*certs.CA, error) {
-	keyPEM, err := s.EscrowedKey()
-	if err != nil {
-		return nil, err
-	}
-	bundle, err := os.ReadFile(bundlePath)
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	cas, err := certs.ParseCertsPEM(bundle)
-	if err != nil {
-		return nil, err
-	}
-	i := certs.PinnedIndex(cas, fingerprint)
-	if i < 0 {
-		return nil, fmt.Errorf("agent: the CA bundle does not hold the pinned CA %s", fingerprint)
-	}
-	var chain []byte
-	for _, c := range cas[i+1:] {
-		chain = append(chain, certs.EncodeCertPEM(c.Raw)...)
-	}
-	return certs.LoadCA(certs.EncodeCertPEM(cas[i].Raw), keyPEM, chain, s.Now())
-}
-
-// KeepEscrow stores sealed, an escrowed CA key, once it opens with the
-// token. Each escrow is sealed anew: a stored file that holds the same key
-// is kept. It reports whether the file changed.
-func (s Store) KeepEscrow(sealed []byte) (changed bool, err error) {
-	key, err := certs.OpenCAKey(s.Token, sealed)
-	if err != nil {
-		return false, err
-	}
-	path := filepath.Join(s.Dir, EscrowFile)
-	if old, err := os.ReadFile(path); err == nil {
-		if oldKey, err := certs.OpenCAKey(s.Token, old); err == nil && bytes.Equal(oldKey, key) {
-			return false, nil
-		}
-	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return false, err
-	}
-	return atomicfile.WriteFileIfChanged(path, sealed, 0o600)
-}
-
-// Seal returns ca's key sealed with a key derived from token, for escrow.
-func Seal(token certs.Token, ca *certs.CA) ([]byte, error) {
-	keyPEM, err := ca.KeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	return certs.SealCAKey(token, keyPEM, rand.Reader)
 }
 
 // Operator loads the intermediate CA of the operator's offline root that f

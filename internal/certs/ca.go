@@ -229,7 +229,7 @@ func (ca *CA) CertPEM() []byte {
 }
 
 // KeyPEM returns the CA private key as PKCS#8 PEM. It is secret: store it
-// 0600 or sealed (SealCAKey), never log it.
+// 0600 or sealed for escrow, never log it.
 func (ca *CA) KeyPEM() ([]byte, error) {
 	return MarshalKeyPEM(ca.Key)
 }

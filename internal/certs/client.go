@@ -55,8 +55,8 @@ var ErrClientTokenForged = errors.New("certs: the client token was not issued by
 // only: it holds the client secret, from which the keys every node needs are
 // derived (gossip, certificate requests), and the cluster's public signing
 // key, with which a node checks that another holds the server token. It
-// holds nothing from which the server secret, Nomad's gossip key, the
-// escrow or any ACL token can be derived.
+// holds nothing from which the server secret, Nomad's gossip key or the
+// cluster signing key can be derived.
 //
 // The printable form (Encode) is "nbd2c_" and the base32 body (as for a
 // Token) of the 108 bytes

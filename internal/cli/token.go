@@ -16,10 +16,12 @@ const tokenHelp = `Usage: nomad-bootstrapd token create
        nomad-bootstrapd token client -token-file SERVER_TOKEN [-ttl DURATION]
 
 token create prints a new server token on standard output: it names a new
-cluster and holds its secret, from which every key of the cluster is derived.
-A node holding it may be elected a Nomad server, hold the CA and receive the
-escrowed CA key and the ACL tokens. Keep it like a root password, on the
-machines that may be servers.
+cluster and holds its secret, from which the cluster's shared keys are
+derived (gossip, Nomad's gossip encryption, the cluster signing key). A node
+holding it may be elected a Nomad server, hold the CA and receive the
+escrowed CA key and the ACL management token, which are sealed to each
+server's own identity key. Keep it like a root password, on the machines that
+may be servers.
 
 token client prints a client token of the cluster whose server token is in
 -token-file. A node holding it joins as a Nomad client only, whatever its

@@ -302,7 +302,7 @@ func handConfigured(b *testing.B, bin string, net int) time.Duration {
 	if err := boot.WaitLeader(ctx, 120*time.Second); err != nil {
 		b.Fatal(err)
 	}
-	secret := acl.ManagementSecret(key)
+	secret := acl.NewManagementSecret()
 	if _, err := boot.Bootstrap(ctx, secret); err != nil {
 		b.Fatal(err)
 	}
