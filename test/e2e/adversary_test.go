@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -28,7 +29,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
@@ -99,6 +102,34 @@ func (tg target) unchanged(t *testing.T, what string) {
 			}
 		}
 	}
+}
+
+// joinRogue joins a gossip node of the client token's holder, named
+// "rogue", announcing itself as a would-be server with its own identity key
+// and signing its messages, to the target's pool from addr, and waits until
+// every agent sees it alive. It leaves when the test ends.
+func (tg target) joinRogue(t *testing.T, addr, id string, key ed25519.PrivateKey, h gossip.Handler) *gossip.Node {
+	t.Helper()
+	n, err := gossip.Start(gossip.Config{Name: "rogue", BindAddr: addr, Key: tg.client.GossipKey(), Label: tg.client.GossipLabel(),
+		Meta:     gossip.Meta{ID: id, Role: "server", Region: "global", Expect: 3, Identity: key.Public().(ed25519.PublicKey)},
+		Identity: key, Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Leave(time.Second); n.Shutdown() })
+	if joined, err := n.Join([]string{net.JoinHostPort(tg.procs[0].addr, strconv.Itoa(gossip.DefaultPort))}); joined == 0 {
+		t.Fatalf("the rogue could not join: %v", err)
+	}
+	waitFor(t, 20*time.Second, "every agent to see the rogue", func() bool {
+		for _, p := range tg.procs {
+			s, _ := statusJSON(t, p.root)
+			if !slices.ContainsFunc(s.Members, func(m status.MemberStatus) bool { return m.Name == "rogue" && m.Status == "alive" }) {
+				return false
+			}
+		}
+		return true
+	})
+	return n
 }
 
 // TestAdversaryCertificates attacks the CA of a cluster of three
@@ -468,7 +499,6 @@ func TestAdversaryPlans(t *testing.T) {
 	const prefix = "127.22.4"
 	c := newTarget(t, prefix)
 	procs, real, clientToken := c.procs, c.plan, c.clientToken
-	ct := c.client
 	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -499,25 +529,7 @@ func TestAdversaryPlans(t *testing.T) {
 	first.Sign(rogueID, ed25519.Sign(rogueKey, plan.AcceptanceMessage(first.Hash())))
 	forged := []plan.Plan{succ, selfSigned, first}
 
-	n, err := gossip.Start(gossip.Config{Name: "rogue", BindAddr: prefix + ".20", Key: ct.GossipKey(), Label: ct.GossipLabel(),
-		Meta:     gossip.Meta{ID: rogueID, Role: "server", Region: "global", Expect: 3, Identity: roguePub},
-		Identity: rogueKey, Handler: stateHandler{state: agree.EncodeState(&selfSigned)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { n.Leave(time.Second); n.Shutdown() }()
-	if joined, err := n.Join([]string{net.JoinHostPort(procs[0].addr, strconv.Itoa(gossip.DefaultPort))}); joined == 0 {
-		t.Fatalf("the rogue could not join: %v", err)
-	}
-	waitFor(t, 20*time.Second, "every agent to see the rogue", func() bool {
-		for _, p := range procs {
-			s, _ := statusJSON(t, p.root)
-			if !slices.ContainsFunc(s.Members, func(m status.MemberStatus) bool { return m.Name == "rogue" && m.Status == "alive" }) {
-				return false
-			}
-		}
-		return true
-	})
+	n := c.joinRogue(t, prefix+".20", rogueID, rogueKey, stateHandler{state: agree.EncodeState(&selfSigned)})
 	for _, f := range forged {
 		msg := agree.Message{Type: agree.MsgCommit, Plan: &f}.Encode()
 		for _, p := range procs {
@@ -550,4 +562,110 @@ func TestAdversaryPlans(t *testing.T) {
 		}
 	}
 	c.unchanged(t, "the forgeries")
+}
+
+// recorder is a gossip handler that keeps the agreement messages it gets.
+type recorder struct {
+	nopHandler
+	mu   sync.Mutex
+	msgs []agree.Message
+}
+
+func (r *recorder) HandleMessage(_ string, b []byte) {
+	if m, err := agree.DecodeMessage(b); err == nil {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, m)
+		r.mu.Unlock()
+	}
+}
+
+func (r *recorder) got(typ string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(slices.DeleteFunc(slices.Clone(r.msgs), func(m agree.Message) bool { return m.Type != typ }))
+}
+
+// TestAdversaryEscrow has a holder of a client token, joined to the gossip
+// pool in its own name and signing its messages, go after the CA key and
+// the management token on a cluster of three server-token and one
+// client-token agents: it asks the CA holder for the escrow as a server
+// would, and sends every agent an escrow of a CA of its own with a
+// management token of its own, sealed to each server's identity key. It
+// receives no escrow; every server keeps, byte for byte, the escrow the CA
+// holder sealed to it, and the CA holder and the client-token node keep
+// none; every agent's plan and certificates are byte-identical afterwards.
+func TestAdversaryEscrow(t *testing.T) {
+	const prefix = "127.22.5"
+	c := newTarget(t, prefix)
+	hash := c.plan.Hash()
+	escrowOf := func(p *proc) ([]byte, error) {
+		return os.ReadFile(filepath.Join(paths.New(p.root).CADir(), caholder.EscrowFile))
+	}
+	escrows := map[string][]byte{}
+	waitFor(t, 30*time.Second, "every other server to hold its escrow", func() bool {
+		for _, p := range c.procs {
+			if p.name == c.plan.CAHolderName() || !slices.ContainsFunc(c.plan.Servers, func(s plan.Server) bool { return s.Name == p.name }) {
+				continue
+			}
+			b, err := escrowOf(p)
+			if err != nil {
+				return false
+			}
+			escrows[p.name] = b
+		}
+		return true
+	})
+
+	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	n := c.joinRogue(t, prefix+".20", uuid.NewString(), rogueKey, rec)
+
+	for i := range 3 {
+		if err := n.SendTo(c.plan.CAHolderName(), agree.Message{Type: agree.MsgWantCA, ID: uint64(i + 1), Hash: hash}.Encode()); err != nil {
+			t.Errorf("asking the CA holder: %v", err)
+		}
+	}
+	rogueCA, err := certs.NewCA(rand.Reader, c.plan.Region, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.plan.Servers {
+		key, ok := s.PublicKey()
+		if !ok {
+			t.Fatalf("the plan records no identity key for %s", s.Name)
+		}
+		sealed, err := caholder.Seal(key, rogueCA, acl.NewManagementSecret())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.SendTo(s.Name, agree.Message{Type: agree.MsgEscrow, Sealed: sealed, Hash: hash}.Encode()); err != nil {
+			t.Errorf("sending to %s: %v", s.Name, err)
+		}
+	}
+	waitFor(t, 20*time.Second, "every server to refuse the planted escrow", func() bool {
+		for _, p := range c.procs[:3] {
+			if !strings.Contains(p.log.String(), "ignoring an escrowed CA key") {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second) // for an answer to the requests to arrive
+	if got := rec.got(agree.MsgEscrow); got != 0 {
+		t.Errorf("the rogue received %d escrows", got)
+	}
+	for _, p := range c.procs {
+		b, err := escrowOf(p)
+		if want, ok := escrows[p.name]; ok {
+			if !bytes.Equal(b, want) {
+				t.Errorf("the escrow on %s changed (%v)", p.name, err)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s holds an escrow file (%v); want none", p.name, err)
+		}
+	}
+	c.unchanged(t, "the escrow attack")
 }
