@@ -20,12 +20,17 @@ import (
 // Broadcasts and leaves are relayed by every node that sees them for the
 // first time; the ID lets nodes drop copies they have already seen.
 //
-// A signed envelope (version 2) has the same fields followed by the
-// sender's Ed25519 signature (64 bytes) of everything before it, made with
-// the identity key its meta announces; relays pass it on unchanged.
+// A signed envelope (version 3) has the same fields and two more: a direct
+// message names its recipient (uvarint length + node name) after the
+// sender, and every signed envelope carries the time it was sent (Unix
+// milliseconds, 8 bytes, big endian) just before the payload. The sender's
+// Ed25519 signature (64 bytes) of everything before it, made with the
+// identity key its meta announces, ends it; relays pass it on unchanged.
+// The recipient keeps a direct message from being sent on to another node,
+// and the send time bounds how long a copy can be replayed (replay.go).
 const (
 	envelopeVersion       = 1
-	signedEnvelopeVersion = 2
+	signedEnvelopeVersion = 3
 )
 
 // envelopeKind says how a message travels.
@@ -41,7 +46,9 @@ const (
 type envelope struct {
 	kind    envelopeKind
 	from    string // the original sender's node name
+	to      string // the recipient's node name; signed direct messages only
 	id      uint64 // broadcast and leave only
+	sent    int64  // when it was sent, Unix milliseconds; signed envelopes only
 	payload []byte
 	// signed is what sig signs, and sig the signature, of a signed
 	// envelope; both nil for an unsigned one.
@@ -51,27 +58,40 @@ type envelope struct {
 // envelopeOverhead is the largest header, signature included, for a sender
 // name of nameLen bytes.
 func envelopeOverhead(nameLen int) int {
-	return 2 + binary.MaxVarintLen64 + nameLen + 8 + ed25519.SignatureSize
+	return 2 + binary.MaxVarintLen64 + nameLen + 8 + 8 + ed25519.SignatureSize
 }
 
 // encode returns e in wire form, signed with key unless it is nil.
 func (e envelope) encode(key ed25519.PrivateKey) []byte {
-	b := make([]byte, 0, envelopeOverhead(len(e.from))+len(e.payload))
-	version := byte(envelopeVersion)
+	b := e.body(key != nil)
 	if key != nil {
+		b = append(b, ed25519.Sign(key, b)...)
+	}
+	return b
+}
+
+// body returns e in wire form without a signature: the part a signature
+// signs when signed is set.
+func (e envelope) body(signed bool) []byte {
+	b := make([]byte, 0, envelopeOverhead(len(e.from))+binary.MaxVarintLen64+len(e.to)+len(e.payload))
+	version := byte(envelopeVersion)
+	if signed {
 		version = signedEnvelopeVersion
 	}
 	b = append(b, version, byte(e.kind))
 	b = binary.AppendUvarint(b, uint64(len(e.from)))
 	b = append(b, e.from...)
+	if signed && e.kind == kindDirect {
+		b = binary.AppendUvarint(b, uint64(len(e.to)))
+		b = append(b, e.to...)
+	}
 	if e.kind != kindDirect {
 		b = binary.BigEndian.AppendUint64(b, e.id)
 	}
-	b = append(b, e.payload...)
-	if key != nil {
-		b = append(b, ed25519.Sign(key, b)...)
+	if signed {
+		b = binary.BigEndian.AppendUint64(b, uint64(e.sent))
 	}
-	return b
+	return append(b, e.payload...)
 }
 
 // decodeEnvelope parses a user message. It is strict (unknown version or
@@ -108,11 +128,26 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		return envelope{}, errors.New("gossip: envelope: sender: empty")
 	}
 	e.from = from
+	if e.sig != nil && e.kind == kindDirect {
+		if e.to, rest, err = readString(rest); err != nil {
+			return envelope{}, fmt.Errorf("gossip: envelope: recipient: %w", err)
+		}
+		if e.to == "" {
+			return envelope{}, errors.New("gossip: envelope: recipient: empty")
+		}
+	}
 	if e.kind != kindDirect {
 		if len(rest) < 8 {
 			return envelope{}, errors.New("gossip: envelope: truncated message ID")
 		}
 		e.id = binary.BigEndian.Uint64(rest)
+		rest = rest[8:]
+	}
+	if e.sig != nil {
+		if len(rest) < 8 {
+			return envelope{}, errors.New("gossip: envelope: truncated send time")
+		}
+		e.sent = int64(binary.BigEndian.Uint64(rest))
 		rest = rest[8:]
 	}
 	if e.kind == kindLeave && len(rest) != 0 {

@@ -44,8 +44,12 @@ func TestDecodeEnvelopeErrors(t *testing.T) {
 	}{
 		{"empty", nil, "truncated header"},
 		{"one byte", []byte{1}, "truncated header"},
-		{"version", []byte{3, 1, 1, 'a'}, "unknown format version 3"},
-		{"signed, truncated", []byte{2, 1, 1, 'a'}, "truncated signature"},
+		{"version", []byte{4, 1, 1, 'a'}, "unknown format version 4"},
+		{"the earlier signed format", append([]byte{2, 1, 1, 'a'}, make([]byte, 64)...), "unknown format version 2"},
+		{"signed, truncated", []byte{3, 1, 1, 'a'}, "truncated signature"},
+		{"signed without a send time", append([]byte{3, 2, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 1}, make([]byte, 64)...), "truncated send time"},
+		{"signed direct without a recipient", append([]byte{3, 1, 1, 'a'}, make([]byte, 64)...), "recipient: truncated"},
+		{"signed direct with an empty recipient", append([]byte{3, 1, 1, 'a', 0}, make([]byte, 64)...), "recipient: empty"},
 		{"kind 0", []byte{1, 0, 1, 'a'}, "unknown kind 0"},
 		{"kind 4", []byte{1, 4, 1, 'a'}, "unknown kind 4"},
 		{"no name length", []byte{1, 1}, "sender: truncated"},
@@ -92,21 +96,19 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(envelope{kind: kindDirect, from: "n1", payload: []byte("hi")}.encode(nil))
 	f.Add(envelope{kind: kindBroadcast, from: "n2", id: 99, payload: []byte("plan")}.encode(nil))
 	f.Add(envelope{kind: kindLeave, from: "n3", id: 5}.encode(nil))
-	f.Add(envelope{kind: kindBroadcast, from: "n2", id: 99, payload: []byte("plan")}.encode(testIdentity(1)))
+	f.Add(envelope{kind: kindBroadcast, from: "n2", id: 99, sent: 1764590400000, payload: []byte("plan")}.encode(testIdentity(1)))
+	f.Add(envelope{kind: kindDirect, from: "n2", to: "n1", sent: -1, payload: []byte("x")}.encode(testIdentity(2)))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEnvelope(b)
 		if err != nil {
 			return
 		}
-		want := b
-		if e.sig != nil {
-			// The unsigned form of the same fields.
-			want = append([]byte{envelopeVersion}, e.signed[1:]...)
-			e.signed, e.sig = nil, nil
-		}
 		enc := e.encode(nil)
-		if !bytes.Equal(enc, want) {
+		if e.sig != nil {
+			enc = append(e.body(true), e.sig...)
+		}
+		if !bytes.Equal(enc, b) {
 			t.Fatalf("re-encoding differs:\n in %x\nout %x", b, enc)
 		}
 		e2, err := decodeEnvelope(enc)
@@ -126,13 +128,13 @@ func testIdentity(seed byte) ed25519.PrivateKey {
 
 func TestSignedEnvelope(t *testing.T) {
 	key := testIdentity(1)
-	e := envelope{kind: kindBroadcast, from: "n1", id: 7, payload: []byte("plan")}
+	e := envelope{kind: kindBroadcast, from: "n1", id: 7, sent: 1764590400123, payload: []byte("plan")}
 	b := e.encode(key)
 	got, err := decodeEnvelope(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.from != "n1" || got.id != 7 || string(got.payload) != "plan" || !ed25519.Verify(key.Public().(ed25519.PublicKey), got.signed, got.sig) {
+	if got.from != "n1" || got.id != 7 || got.sent != e.sent || string(got.payload) != "plan" || !ed25519.Verify(key.Public().(ed25519.PublicKey), got.signed, got.sig) {
 		t.Fatalf("decoded %+v; want the fields and a valid signature", got)
 	}
 	if _, err := decodeEnvelope(b[:40]); err == nil {
@@ -141,8 +143,9 @@ func TestSignedEnvelope(t *testing.T) {
 }
 
 // A node that signs drops messages that are unsigned, from a sender it
-// does not know, or not signed by the key its sender announces; a spoofed
-// leave marks nobody as leaving.
+// does not know, not signed by the key its sender announces, received
+// before or sent outside the replay window; a spoofed leave marks nobody as
+// leaving.
 func TestSpoofedSendersAreDropped(t *testing.T) {
 	ka, kc := testIdentity(1), testIdentity(3)
 	signed := func(c *Config, k ed25519.PrivateKey) {
@@ -160,16 +163,28 @@ func TestSpoofedSendersAreDropped(t *testing.T) {
 		}
 		return nil
 	})
+	now := time.Now().UnixMilli()
+	first := envelope{kind: kindDirect, from: "a", to: "b", sent: now, payload: []byte("1")}.encode(ka)
+	bc := envelope{kind: kindBroadcast, from: "a", id: 6, sent: now, payload: []byte("6")}.encode(ka)
+	window := ReplayWindow.Milliseconds()
 	tests := []struct {
 		name    string
 		msg     []byte
 		arrives bool
 	}{
-		{"signed by its sender", envelope{kind: kindDirect, from: "a", payload: []byte("1")}.encode(ka), true},
+		{"signed by its sender", first, true},
 		{"unsigned", envelope{kind: kindDirect, from: "a", payload: []byte("2")}.encode(nil), false},
-		{"signed by another key", envelope{kind: kindDirect, from: "a", payload: []byte("3")}.encode(kc), false},
-		{"from a stranger", envelope{kind: kindDirect, from: "z", payload: []byte("4")}.encode(kc), false},
-		{"a broadcast signed by another key", envelope{kind: kindBroadcast, from: "a", id: 5, payload: []byte("5")}.encode(kc), false},
+		{"signed by another key", envelope{kind: kindDirect, from: "a", to: "b", sent: now, payload: []byte("3")}.encode(kc), false},
+		{"from a stranger", envelope{kind: kindDirect, from: "z", to: "b", sent: now, payload: []byte("4")}.encode(kc), false},
+		{"a broadcast signed by another key", envelope{kind: kindBroadcast, from: "a", id: 5, sent: now, payload: []byte("5")}.encode(kc), false},
+		{"replayed", first, false},
+		{"addressed to another node", envelope{kind: kindDirect, from: "a", to: "c", sent: now, payload: []byte("10")}.encode(ka), false},
+		{"the same payload sent again", envelope{kind: kindDirect, from: "a", to: "b", sent: now + 1, payload: []byte("1")}.encode(ka), true},
+		{"a broadcast", bc, true},
+		{"a relayed copy of the broadcast", bc, false},
+		{"sent just within the window", envelope{kind: kindDirect, from: "a", to: "b", sent: now - window + 60_000, payload: []byte("7")}.encode(ka), true},
+		{"sent before the window", envelope{kind: kindDirect, from: "a", to: "b", sent: now - window - 60_000, payload: []byte("8")}.encode(ka), false},
+		{"sent after the window", envelope{kind: kindDirect, from: "a", to: "b", sent: now + window + 60_000, payload: []byte("9")}.encode(ka), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,7 +195,7 @@ func TestSpoofedSendersAreDropped(t *testing.T) {
 			}
 		})
 	}
-	b.receive(envelope{kind: kindLeave, from: "a", id: 9}.encode(kc))
+	b.receive(envelope{kind: kindLeave, from: "a", id: 9, sent: now}.encode(kc))
 	if m, _ := b.members.get("a"); m.State != StateAlive {
 		t.Errorf("a spoofed leave marked a %s", m.State)
 	}

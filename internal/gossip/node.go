@@ -45,7 +45,10 @@ type Node struct {
 	// identity signs this node's messages; when set, messages not signed
 	// by their sender's announced identity key are dropped.
 	identity       ed25519.PrivateKey
-	refusedSenders onceSet // senders whose dropped messages were logged
+	refusedSenders onceSet          // senders whose dropped messages were logged
+	recent         recentSigs       // signed messages accepted lately (replay.go)
+	staleSenders   onceSet          // senders whose stale messages were logged
+	now            func() time.Time // the clock send times are written and checked with
 
 	metaMu  sync.Mutex
 	metaEnc []byte
@@ -98,6 +101,7 @@ func Start(cfg Config) (*Node, error) {
 		log:      logger,
 		members:  newMemberTable(),
 		identity: cfg.Identity,
+		now:      time.Now,
 		metaEnc:  metaEnc,
 		changed:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -214,7 +218,7 @@ func (n *Node) receive(b []byte) {
 		n.log.Warn("gossip: dropped a malformed message", "size", len(b), "err", err)
 		return
 	}
-	if n.identity != nil && !n.signedBySender(e) {
+	if n.identity != nil && (!n.signedBySender(e) || !n.fresh(e)) {
 		return
 	}
 	switch e.kind {
@@ -296,6 +300,34 @@ func (n *Node) signedBySender(e envelope) bool {
 	return false
 }
 
+// fresh reports whether e, whose signature is verified, is meant for this
+// node (a direct message names it), sent within ReplayWindow and not
+// received before; it logs, once per sender, why a message that is not is
+// dropped. Relayed copies of a broadcast are dropped without a word.
+func (n *Node) fresh(e envelope) bool {
+	if e.kind == kindDirect && e.to != n.name {
+		if n.refusedSenders.once(e.from) {
+			n.log.Warn("gossip: dropped a message", "from", e.from, "reason", "it is addressed to another node: a copy sent on", "to", e.to)
+		}
+		return false
+	}
+	now := n.now()
+	switch n.recent.check(e, now) {
+	case msgFresh:
+		return true
+	case msgStale:
+		if n.staleSenders.once(e.from) {
+			n.log.Warn("gossip: dropped a message sent outside the replay window: a replayed copy, or the sender's clock is off; keep the machines' clocks in sync (NTP)",
+				"from", e.from, "sent", time.UnixMilli(e.sent).UTC().Format(time.RFC3339), "window", ReplayWindow)
+		}
+	default:
+		if e.kind == kindDirect && n.refusedSenders.once(e.from) {
+			n.log.Warn("gossip: dropped a message", "from", e.from, "reason", "it was received before: a replayed copy")
+		}
+	}
+	return false
+}
+
 // enqueue adds an envelope to the broadcast queue.
 func (n *Node) enqueue(msg []byte) {
 	n.queue.QueueBroadcast(userBroadcast{msg})
@@ -357,7 +389,7 @@ func (n *Node) SendTo(name string, payload []byte) error {
 	if to == nil {
 		return fmt.Errorf("gossip: no node named %q", name)
 	}
-	msg := envelope{kind: kindDirect, from: n.name, payload: payload}.encode(n.identity)
+	msg := envelope{kind: kindDirect, from: n.name, to: name, sent: n.now().UnixMilli(), payload: payload}.encode(n.identity)
 	if err := ml.SendReliable(to, msg); err != nil {
 		return fmt.Errorf("gossip: send to %q: %w", name, err)
 	}
@@ -370,7 +402,7 @@ func (n *Node) Broadcast(payload []byte) error {
 	if n.closed.Load() {
 		return ErrShutdown
 	}
-	e := envelope{kind: kindBroadcast, from: n.name, id: rand.Uint64(), payload: payload}
+	e := envelope{kind: kindBroadcast, from: n.name, id: rand.Uint64(), sent: n.now().UnixMilli(), payload: payload}
 	msg := e.encode(n.identity)
 	if len(msg) > n.maxEnvelope {
 		return fmt.Errorf("gossip: a broadcast of %d bytes is too large: at most %d bytes fit a UDP packet; use SendTo for large data",
@@ -411,7 +443,7 @@ func (n *Node) Leave(timeout time.Duration) error {
 		return nil
 	}
 	n.leaving.Store(true)
-	e := envelope{kind: kindLeave, from: n.name, id: rand.Uint64()}
+	e := envelope{kind: kindLeave, from: n.name, id: rand.Uint64(), sent: n.now().UnixMilli()}
 	n.seen.add(e.id)
 	n.enqueue(e.encode(n.identity))
 	var errs []error
