@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/memberlist"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
@@ -107,12 +108,13 @@ func (tg target) unchanged(t *testing.T, what string) {
 // joinRogue joins a gossip node of the client token's holder, named
 // "rogue", announcing itself as a would-be server with its own identity key
 // and signing its messages, to the target's pool from addr, and waits until
-// every agent sees it alive. It leaves when the test ends.
-func (tg target) joinRogue(t *testing.T, addr, id string, key ed25519.PrivateKey, h gossip.Handler) *gossip.Node {
+// every agent sees it alive. tune, when set, changes its memberlist
+// configuration. It leaves when the test ends.
+func (tg target) joinRogue(t *testing.T, addr, id string, key ed25519.PrivateKey, h gossip.Handler, tune func(*memberlist.Config)) *gossip.Node {
 	t.Helper()
 	n, err := gossip.Start(gossip.Config{Name: "rogue", BindAddr: addr, Key: tg.client.GossipKey(), Label: tg.client.GossipLabel(),
 		Meta:     gossip.Meta{ID: id, Role: "server", Region: "global", Expect: 3, Identity: key.Public().(ed25519.PublicKey)},
-		Identity: key, Handler: h})
+		Identity: key, Handler: h, Tuning: tune})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +531,7 @@ func TestAdversaryPlans(t *testing.T) {
 	first.Sign(rogueID, ed25519.Sign(rogueKey, plan.AcceptanceMessage(first.Hash())))
 	forged := []plan.Plan{succ, selfSigned, first}
 
-	n := c.joinRogue(t, prefix+".20", rogueID, rogueKey, stateHandler{state: agree.EncodeState(&selfSigned)})
+	n := c.joinRogue(t, prefix+".20", rogueID, rogueKey, stateHandler{state: agree.EncodeState(&selfSigned)}, nil)
 	for _, f := range forged {
 		msg := agree.Message{Type: agree.MsgCommit, Plan: &f}.Encode()
 		for _, p := range procs {
@@ -621,7 +623,7 @@ func TestAdversaryEscrow(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	n := c.joinRogue(t, prefix+".20", uuid.NewString(), rogueKey, rec)
+	n := c.joinRogue(t, prefix+".20", uuid.NewString(), rogueKey, rec, nil)
 
 	for i := range 3 {
 		if err := n.SendTo(c.plan.CAHolderName(), agree.Message{Type: agree.MsgWantCA, ID: uint64(i + 1), Hash: hash}.Encode()); err != nil {
@@ -668,4 +670,89 @@ func TestAdversaryEscrow(t *testing.T) {
 		}
 	}
 	c.unchanged(t, "the escrow attack")
+}
+
+// capture is a memberlist delegate that keeps a copy of every user message,
+// in wire form, before passing it on.
+type capture struct {
+	memberlist.Delegate
+	mu  sync.Mutex
+	raw [][]byte
+}
+
+func (c *capture) NotifyMsg(b []byte) {
+	c.mu.Lock()
+	c.raw = append(c.raw, bytes.Clone(b))
+	c.mu.Unlock()
+	c.Delegate.NotifyMsg(b)
+}
+
+// directFrom returns the signed direct messages captured from the named
+// sender: version 3, kind 1, then the sender's name (gossip's envelope).
+func (c *capture) directFrom(name string) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	head := append([]byte{3, 1, byte(len(name))}, name...)
+	var out [][]byte
+	for _, b := range c.raw {
+		if bytes.HasPrefix(b, head) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// TestAdversaryReplay has a holder of a client token, joined to the gossip
+// pool in its own name, record the signed answers that the servers send it
+// and send them on, verbatim, to every agent: each agent drops them as
+// addressed to another node, logs it, and keeps its plan and certificates.
+func TestAdversaryReplay(t *testing.T) {
+	const prefix = "127.22.6"
+	c := newTarget(t, prefix)
+	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &capture{}
+	n := c.joinRogue(t, prefix+".20", uuid.NewString(), rogueKey, nopHandler{}, func(mc *memberlist.Config) {
+		cp.Delegate = mc.Delegate
+		mc.Delegate = cp
+	})
+	servers := c.procs[:3]
+	for i, p := range servers {
+		if err := n.SendTo(p.name, agree.Message{Type: agree.MsgFetch, ID: uint64(i + 1)}.Encode()); err != nil {
+			t.Fatalf("asking %s for its plan: %v", p.name, err)
+		}
+	}
+	var recorded [][]byte
+	waitFor(t, 20*time.Second, "the servers' answers to the rogue", func() bool {
+		recorded = recorded[:0]
+		for _, p := range servers {
+			got := cp.directFrom(p.name)
+			if len(got) == 0 {
+				return false
+			}
+			recorded = append(recorded, got...)
+		}
+		return true
+	})
+
+	replayer := rawMemberlist(t, "replayer", prefix+".21", c.client.GossipKey(), c.client.GossipLabel(), junkMeta{})
+	for _, p := range c.procs {
+		to := memberlist.Address{Addr: net.JoinHostPort(p.addr, strconv.Itoa(gossip.DefaultPort)), Name: p.name}
+		for _, b := range recorded {
+			if err := replayer.SendToAddress(to, b); err != nil {
+				t.Errorf("replaying to %s: %v", p.name, err)
+			}
+		}
+	}
+	waitFor(t, 20*time.Second, "every agent to drop the replayed answers", func() bool {
+		for _, p := range c.procs {
+			if !strings.Contains(p.log.String(), "it is addressed to another node") {
+				return false
+			}
+		}
+		return true
+	})
+	c.unchanged(t, "the replays")
 }
