@@ -9,12 +9,16 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -49,27 +53,34 @@ func (nopHandler) MergeRemoteState([]byte, bool) {}
 func (nopHandler) MembersChanged()               {}
 func (nopHandler) LocalState(bool) []byte        { return nil }
 
-// target is the cluster an adversary test attacks: three server-token
-// agents and one client-token agent on <prefix>.1-4, settled.
+// target is the cluster the adversary suite attacks: three server-token
+// agents (the server candidates) and two client-token agents on
+// <prefix>.1-5, running real Nomad with mTLS and ACLs, settled.
 type target struct {
+	prefix      string
 	procs       []*proc
 	before      string                       // the settled plan (planKey)
 	snaps       map[string]map[string]string // each agent's plan and certificates
 	plan        plan.Plan                    // the committed plan
 	clientToken string                       // the client token's file
 	client      certs.ClientToken            // the client token
+	heard       *heard                       // everything the rogues received
 }
 
 func newTarget(t *testing.T, prefix string) target {
 	t.Helper()
+	bin := nomadBin(t)
 	token := newToken(t)
-	tg := target{clientToken: clientTokenFile(t, t.TempDir(), token), snaps: map[string]map[string]string{}}
-	_, tg.procs = clusterWith(t, token, prefix, 4, func(i int) []string {
-		if i == 3 {
-			return []string{"-min-members", "4", "-token-file", tg.clientToken}
+	tg := target{prefix: prefix, clientToken: clientTokenFile(t, t.TempDir(), token), snaps: map[string]map[string]string{}, heard: &heard{}}
+	_, tg.procs = clusterWith(t, token, prefix, 5, realNomadArgs(bin, tg.clientToken))
+	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
+		for _, p := range tg.procs {
+			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" {
+				return false
+			}
 		}
-		return []string{"-min-members", "4"}
-	})
+		return true
+	}, explainCluster(t, tg.procs))
 	tg.before = waitSettled(t, tg.procs, 60*time.Second, "the cluster to settle")
 	for _, p := range tg.procs {
 		tg.snaps[p.name] = snapshot(t, p)
@@ -105,27 +116,39 @@ func (tg target) unchanged(t *testing.T, what string) {
 	}
 }
 
-// joinRogue joins a gossip node of the client token's holder, named
-// "rogue", announcing itself as a would-be server with its own identity key
-// and signing its messages, to the target's pool from addr, and waits until
-// every agent sees it alive. tune, when set, changes its memberlist
-// configuration. It leaves when the test ends.
-func (tg target) joinRogue(t *testing.T, addr, id string, key ed25519.PrivateKey, h gossip.Handler, tune func(*memberlist.Config)) *gossip.Node {
+// joinRogue joins a gossip node of the client token's holder, called name,
+// announcing itself as a would-be server with its own identity key and
+// signing its messages, to the target's pool from addr, and waits until
+// every agent sees it alive. What it receives is kept in tg.heard. It
+// leaves when the test ends.
+func (tg target) joinRogue(t *testing.T, name, addr, id string, key ed25519.PrivateKey, h gossip.Handler) *gossip.Node {
 	t.Helper()
-	n, err := gossip.Start(gossip.Config{Name: "rogue", BindAddr: addr, Key: tg.client.GossipKey(), Label: tg.client.GossipLabel(),
-		Meta:     gossip.Meta{ID: id, Role: "server", Region: "global", Expect: 3, Identity: key.Public().(ed25519.PublicKey)},
-		Identity: key, Handler: h, Tuning: tune})
+	var pub ed25519.PublicKey
+	if key != nil {
+		pub = key.Public().(ed25519.PublicKey)
+	}
+	return tg.join(t, name, addr, gossip.Meta{ID: id, Role: "server", Region: "global", Expect: 3, Identity: pub}, key, h)
+}
+
+// join joins a gossip node called name with meta, signing with key unless
+// it is nil, to the target's pool from addr, and waits until every agent
+// sees it alive. What it receives is kept in tg.heard. It leaves when the
+// test ends.
+func (tg target) join(t *testing.T, name, addr string, meta gossip.Meta, key ed25519.PrivateKey, h gossip.Handler) *gossip.Node {
+	t.Helper()
+	n, err := gossip.Start(gossip.Config{Name: name, BindAddr: addr, Key: tg.client.GossipKey(), Label: tg.client.GossipLabel(),
+		Meta: meta, Identity: key, Handler: h, Tuning: tg.heard.tune})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Leave(time.Second); n.Shutdown() })
 	if joined, err := n.Join([]string{net.JoinHostPort(tg.procs[0].addr, strconv.Itoa(gossip.DefaultPort))}); joined == 0 {
-		t.Fatalf("the rogue could not join: %v", err)
+		t.Fatalf("%s could not join: %v", name, err)
 	}
-	waitFor(t, 20*time.Second, "every agent to see the rogue", func() bool {
+	waitFor(t, 20*time.Second, "every agent to see "+name, func() bool {
 		for _, p := range tg.procs {
 			s, _ := statusJSON(t, p.root)
-			if !slices.ContainsFunc(s.Members, func(m status.MemberStatus) bool { return m.Name == "rogue" && m.Status == "alive" }) {
+			if !slices.ContainsFunc(s.Members, func(m status.MemberStatus) bool { return m.Name == name && m.Status == "alive" }) {
 				return false
 			}
 		}
@@ -134,17 +157,118 @@ func (tg target) joinRogue(t *testing.T, addr, id string, key ed25519.PrivateKey
 	return n
 }
 
-// TestAdversaryCertificates attacks the CA of a cluster of three
-// server-token agents and one client-token agent the way a holder of a
+// TestAdversary attacks a cluster of three server-token and two
+// client-token agents running real Nomad with mTLS and ACLs the way a
+// holder of a client token would: from its own processes, speaking the wire
+// protocol with the project's own packages. Each subtest is one line of
+// attack, and is refused. Throughout, Nomad's leader is the same at every
+// poll; afterwards nothing the rogues received holds a secret of the
+// servers, and neither do the client-token agents' roots.
+func TestAdversary(t *testing.T) {
+	c := newTarget(t, "127.22.2")
+	stop := c.pollLeader(t)
+	for _, tt := range []struct {
+		name string
+		run  func(*testing.T, target)
+	}{
+		{"Certificates", adversaryCertificates},
+		{"Plans", adversaryPlans},
+		{"Escrow", adversaryEscrow},
+		{"Replay", adversaryReplay},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })
+	}
+	polls := stop()
+	t.Logf("Nomad leader polls every 250ms: %d, leaders seen %v, %d unanswered within 2s", polls.n, slices.Collect(maps.Keys(polls.leaders)), polls.unanswered)
+	if len(polls.leaders) != 1 || polls.leaders[""] > 0 {
+		t.Errorf("Nomad's leader changed or was lost during the attacks: %v", polls.leaders)
+	}
+	if polls.n < 10 || polls.unanswered > polls.n/10 {
+		t.Errorf("%d of %d leader polls unanswered", polls.unanswered, polls.n)
+	}
+	secrets := serverSecrets(t, c.procs[:3])
+	if n := c.heard.count(); n == 0 {
+		t.Fatal("the rogues received nothing: the check below would prove nothing")
+	}
+	for what, secret := range secrets {
+		if c.heard.holds(secretForms(secret)) {
+			t.Errorf("a rogue received %s", what)
+		}
+	}
+	checkClientTokenNodes(t, c.procs)
+}
+
+// leaderPolls is what pollLeader saw.
+type leaderPolls struct {
+	n, unanswered int
+	leaders       map[string]int // leader address -> polls that named it
+}
+
+// pollLeader asks the first server's Nomad for its leader every 250 ms
+// (over mTLS, each request bounded by 2 s) until the returned function is
+// called, which returns what it saw.
+func (tg target) pollLeader(t *testing.T) func() leaderPolls {
+	t.Helper()
+	tlsDir := filepath.Join(tg.procs[0].root, "etc", "nomad.d", "tls")
+	caPEM, err := os.ReadFile(filepath.Join(tlsDir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, "cli.pem"), filepath.Join(tlsDir, "cli-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	url := "https://" + tg.procs[0].addr + ":4646/v1/status/leader"
+	polls := leaderPolls{leaders: map[string]int{}}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			polls.n++
+			resp, err := client.Get(url)
+			if err != nil {
+				polls.unanswered++
+				continue
+			}
+			var leader string
+			err = json.NewDecoder(resp.Body).Decode(&leader)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				polls.unanswered++
+				continue
+			}
+			polls.leaders[leader]++
+		}
+	}()
+	var once sync.Once
+	stop := func() leaderPolls {
+		once.Do(func() { close(done); <-stopped })
+		return polls
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// adversaryCertificates attacks the target's CA the way a holder of a
 // client token would: from its own process, with the project's own gossip
 // and request code. It joins the gossip pool, once in its own name and once
 // as a copy of a server's announcement, and asks the CA for certificates it
 // must not get. Each is refused; it gets a client certificate in its own
 // name only; and every agent's plan and certificates are byte-identical
 // afterwards.
-func TestAdversaryCertificates(t *testing.T) {
-	const prefix = "127.22.2"
-	c := newTarget(t, prefix)
+func adversaryCertificates(t *testing.T, c target) {
+	prefix := c.prefix
 	procs, p := c.procs, c.plan
 	victim := p.Servers[0]
 	if victim.ID == p.CAHolder {
@@ -164,20 +288,8 @@ func TestAdversaryCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	rogueID := uuid.NewString()
-	join := func(name, addr string, meta gossip.Meta) *gossip.Node {
-		t.Helper()
-		n, err := gossip.Start(gossip.Config{Name: name, BindAddr: addr, Key: ct.GossipKey(), Label: ct.GossipLabel(), Meta: meta, Handler: nopHandler{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Leave(time.Second); n.Shutdown() })
-		if joined, err := n.Join([]string{net.JoinHostPort(procs[0].addr, strconv.Itoa(gossip.DefaultPort))}); joined == 0 {
-			t.Fatalf("%s could not join: %v", name, err)
-		}
-		return n
-	}
-	rogueNode := join("rogue", prefix+".20", gossip.Meta{ID: rogueID, Role: "server", Region: "global", Expect: 3,
-		Identity: rogueKey.Public().(ed25519.PublicKey)})
+	rogueNode := c.join(t, "rogue", prefix+".20", gossip.Meta{ID: rogueID, Role: "server", Region: "global", Expect: 3,
+		Identity: rogueKey.Public().(ed25519.PublicKey)}, nil, nopHandler{})
 
 	// A copy of the victim's announcement (its ID, identity key and
 	// endorsement) under another name.
@@ -191,7 +303,7 @@ func TestAdversaryCertificates(t *testing.T) {
 		}
 		return false
 	})
-	join("copycat", prefix+".21", victimMeta)
+	c.join(t, "copycat", prefix+".21", victimMeta, nil, nopHandler{})
 	// Let the CA holder see both.
 	waitFor(t, 20*time.Second, "the CA holder to see the rogue and the copycat", func() bool {
 		s, _ := statusJSON(t, procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == holder.Name })].root)
@@ -489,17 +601,17 @@ type stateHandler struct {
 
 func (h stateHandler) LocalState(bool) []byte { return h.state }
 
-// TestAdversaryPlans has a holder of a client token, joined to the gossip
-// pool in its own name and signing its messages, push forged plans on a
-// cluster of three server-token and one client-token agents: a successor
+// adversaryPlans has a holder of a client token, joined to the gossip
+// pool in its own name and signing its messages, push forged plans on the
+// target: a successor
 // that gives it a live server's seat, the same signed by its own key, and a
 // first plan of its own making, by commit messages to each agent, by
 // broadcast and by its push/pull state. No agent adopts any, a machine that
 // joins through it and an agent adopts the cluster's plan, and every
 // agent's plan and certificates are byte-identical afterwards.
-func TestAdversaryPlans(t *testing.T) {
-	const prefix = "127.22.4"
-	c := newTarget(t, prefix)
+func adversaryPlans(t *testing.T, c target) {
+	const name = "rogue-plans"
+	addr := c.prefix + ".22"
 	procs, real, clientToken := c.procs, c.plan, c.clientToken
 	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -507,7 +619,7 @@ func TestAdversaryPlans(t *testing.T) {
 	}
 	roguePub := rogueKey.Public().(ed25519.PublicKey)
 	rogueID := uuid.NewString()
-	rogueSeat := plan.Server{ID: rogueID, Name: "rogue", Address: prefix + ".20", Key: base64.StdEncoding.EncodeToString(roguePub),
+	rogueSeat := plan.Server{ID: rogueID, Name: name, Address: addr, Key: base64.StdEncoding.EncodeToString(roguePub),
 		Endorsement: real.Servers[0].Endorsement}
 
 	// A successor of the real plan with the rogue in the seat of a server
@@ -531,7 +643,7 @@ func TestAdversaryPlans(t *testing.T) {
 	first.Sign(rogueID, ed25519.Sign(rogueKey, plan.AcceptanceMessage(first.Hash())))
 	forged := []plan.Plan{succ, selfSigned, first}
 
-	n := c.joinRogue(t, prefix+".20", rogueID, rogueKey, stateHandler{state: agree.EncodeState(&selfSigned)}, nil)
+	n := c.joinRogue(t, name, addr, rogueID, rogueKey, stateHandler{state: agree.EncodeState(&selfSigned)})
 	for _, f := range forged {
 		msg := agree.Message{Type: agree.MsgCommit, Plan: &f}.Encode()
 		for _, p := range procs {
@@ -547,9 +659,9 @@ func TestAdversaryPlans(t *testing.T) {
 	// state holds a forged plan, and an agent.
 	dir := t.TempDir()
 	lateStart := time.Now()
-	late := start(t, filepath.Join(dir, "node5"), "node5", "-bind", prefix+".5", "-join", net.JoinHostPort(prefix+".20", strconv.Itoa(n.Port()))+","+procs[0].addr, "-token-file", clientToken,
+	late := start(t, filepath.Join(dir, "node6"), "node6", "-bind", c.prefix+".6", "-join", net.JoinHostPort(addr, strconv.Itoa(n.Port()))+","+procs[0].addr, "-token-file", clientToken,
 		"-settle", "1s", "-supervise", "none", "-metrics-addr", "")
-	late.addr = prefix + ".5"
+	late.addr = c.prefix + ".6"
 	waitForOr(t, 30*time.Second, "the late machine to adopt the cluster's plan", func() bool {
 		s, _ := statusJSON(t, late.root)
 		return planKey(s.Plan) == c.before
@@ -587,18 +699,15 @@ func (r *recorder) got(typ string) int {
 	return len(slices.DeleteFunc(slices.Clone(r.msgs), func(m agree.Message) bool { return m.Type != typ }))
 }
 
-// TestAdversaryEscrow has a holder of a client token, joined to the gossip
+// adversaryEscrow has a holder of a client token, joined to the gossip
 // pool in its own name and signing its messages, go after the CA key and
-// the management token on a cluster of three server-token and one
-// client-token agents: it asks the CA holder for the escrow as a server
+// the management token of the target: it asks the CA holder for the escrow as a server
 // would, and sends every agent an escrow of a CA of its own with a
 // management token of its own, sealed to each server's identity key. It
 // receives no escrow; every server keeps, byte for byte, the escrow the CA
-// holder sealed to it, and the CA holder and the client-token node keep
+// holder sealed to it, and the CA holder and the client-token nodes keep
 // none; every agent's plan and certificates are byte-identical afterwards.
-func TestAdversaryEscrow(t *testing.T) {
-	const prefix = "127.22.5"
-	c := newTarget(t, prefix)
+func adversaryEscrow(t *testing.T, c target) {
 	hash := c.plan.Hash()
 	escrowOf := func(p *proc) ([]byte, error) {
 		return os.ReadFile(filepath.Join(paths.New(p.root).CADir(), caholder.EscrowFile))
@@ -623,7 +732,7 @@ func TestAdversaryEscrow(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	n := c.joinRogue(t, prefix+".20", uuid.NewString(), rogueKey, rec, nil)
+	n := c.joinRogue(t, "rogue-escrow", c.prefix+".23", uuid.NewString(), rogueKey, rec)
 
 	for i := range 3 {
 		if err := n.SendTo(c.plan.CAHolderName(), agree.Message{Type: agree.MsgWantCA, ID: uint64(i + 1), Hash: hash}.Encode()); err != nil {
@@ -649,7 +758,7 @@ func TestAdversaryEscrow(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "every server to refuse the planted escrow", func() bool {
 		for _, p := range c.procs[:3] {
-			if !strings.Contains(p.log.String(), "ignoring an escrowed CA key") {
+			if !logHasLine(p, "ignoring an escrowed CA key", "rogue-escrow") {
 				return false
 			}
 		}
@@ -672,29 +781,51 @@ func TestAdversaryEscrow(t *testing.T) {
 	c.unchanged(t, "the escrow attack")
 }
 
-// capture is a memberlist delegate that keeps a copy of every user message,
-// in wire form, before passing it on.
-type capture struct {
-	memberlist.Delegate
+// heard keeps, in wire form, every user message and push/pull state that
+// the rogues' memberlists receive.
+type heard struct {
 	mu  sync.Mutex
 	raw [][]byte
 }
 
-func (c *capture) NotifyMsg(b []byte) {
-	c.mu.Lock()
-	c.raw = append(c.raw, bytes.Clone(b))
-	c.mu.Unlock()
-	c.Delegate.NotifyMsg(b)
+// tune makes a memberlist configuration's delegate keep what it receives
+// in h (gossip.Config.Tuning).
+func (h *heard) tune(mc *memberlist.Config) { mc.Delegate = capture{Delegate: mc.Delegate, h: h} }
+
+func (h *heard) add(b []byte) {
+	h.mu.Lock()
+	h.raw = append(h.raw, bytes.Clone(b))
+	h.mu.Unlock()
 }
 
-// directFrom returns the signed direct messages captured from the named
+func (h *heard) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.raw)
+}
+
+// holds reports whether anything received contains one of forms.
+func (h *heard) holds(forms [][]byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range h.raw {
+		for _, f := range forms {
+			if bytes.Contains(b, f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// directFrom returns the signed direct messages received from the named
 // sender: version 3, kind 1, then the sender's name (gossip's envelope).
-func (c *capture) directFrom(name string) [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (h *heard) directFrom(name string) [][]byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	head := append([]byte{3, 1, byte(len(name))}, name...)
 	var out [][]byte
-	for _, b := range c.raw {
+	for _, b := range h.raw {
 		if bytes.HasPrefix(b, head) {
 			out = append(out, b)
 		}
@@ -702,22 +833,33 @@ func (c *capture) directFrom(name string) [][]byte {
 	return out
 }
 
-// TestAdversaryReplay has a holder of a client token, joined to the gossip
+// capture is a memberlist delegate that keeps a copy of what it receives
+// before passing it on.
+type capture struct {
+	memberlist.Delegate
+	h *heard
+}
+
+func (c capture) NotifyMsg(b []byte) {
+	c.h.add(b)
+	c.Delegate.NotifyMsg(b)
+}
+
+func (c capture) MergeRemoteState(b []byte, join bool) {
+	c.h.add(b)
+	c.Delegate.MergeRemoteState(b, join)
+}
+
+// adversaryReplay has a holder of a client token, joined to the gossip
 // pool in its own name, record the signed answers that the servers send it
 // and send them on, verbatim, to every agent: each agent drops them as
 // addressed to another node, logs it, and keeps its plan and certificates.
-func TestAdversaryReplay(t *testing.T) {
-	const prefix = "127.22.6"
-	c := newTarget(t, prefix)
+func adversaryReplay(t *testing.T, c target) {
 	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := &capture{}
-	n := c.joinRogue(t, prefix+".20", uuid.NewString(), rogueKey, nopHandler{}, func(mc *memberlist.Config) {
-		cp.Delegate = mc.Delegate
-		mc.Delegate = cp
-	})
+	n := c.joinRogue(t, "rogue-replay", c.prefix+".24", uuid.NewString(), rogueKey, nopHandler{})
 	servers := c.procs[:3]
 	for i, p := range servers {
 		if err := n.SendTo(p.name, agree.Message{Type: agree.MsgFetch, ID: uint64(i + 1)}.Encode()); err != nil {
@@ -728,7 +870,7 @@ func TestAdversaryReplay(t *testing.T) {
 	waitFor(t, 20*time.Second, "the servers' answers to the rogue", func() bool {
 		recorded = recorded[:0]
 		for _, p := range servers {
-			got := cp.directFrom(p.name)
+			got := c.heard.directFrom(p.name)
 			if len(got) == 0 {
 				return false
 			}
@@ -737,7 +879,7 @@ func TestAdversaryReplay(t *testing.T) {
 		return true
 	})
 
-	replayer := rawMemberlist(t, "replayer", prefix+".21", c.client.GossipKey(), c.client.GossipLabel(), junkMeta{})
+	replayer := rawMemberlist(t, "replayer", c.prefix+".25", c.client.GossipKey(), c.client.GossipLabel(), junkMeta{})
 	for _, p := range c.procs {
 		to := memberlist.Address{Addr: net.JoinHostPort(p.addr, strconv.Itoa(gossip.DefaultPort)), Name: p.name}
 		for _, b := range recorded {
@@ -755,4 +897,14 @@ func TestAdversaryReplay(t *testing.T) {
 		return true
 	})
 	c.unchanged(t, "the replays")
+}
+
+// logHasLine reports whether a line of p's log holds every one of parts.
+func logHasLine(p *proc, parts ...string) bool {
+	for line := range strings.Lines(p.log.String()) {
+		if !slices.ContainsFunc(parts, func(s string) bool { return !strings.Contains(line, s) }) {
+			return true
+		}
+	}
+	return false
 }

@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"io/fs"
@@ -506,32 +508,13 @@ func checkACL(t *testing.T, bin string, server *proc, procs []*proc) {
 // Nomad's gossip key.
 func checkClientTokenNodes(t *testing.T, procs []*proc) {
 	t.Helper()
-	secrets := map[string]string{}
 	for _, p := range procs[:3] {
 		s, _ := statusJSON(t, p.root)
 		if s.Node.Role != "server" {
 			t.Errorf("%s (server token) is a %s", p.name, s.Node.Role)
 		}
-		state := filepath.Join(p.root, "var", "lib", "nomad-bootstrapd")
-		for _, f := range []string{"ca/ca-key.pem", "ca/ca-key.sealed", "acl/management.token", "acl/ops-admin.token"} {
-			if b, err := os.ReadFile(filepath.Join(state, f)); err == nil && len(b) > 40 {
-				secrets[p.name+":"+f] = strings.TrimSpace(string(b))
-			}
-		}
-		conf, err := os.ReadFile(filepath.Join(p.root, "etc", "nomad.d", "nomad-bootstrapd-server.hcl"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, key, ok := strings.Cut(string(conf), "encrypt"); ok {
-			if _, v, ok := strings.Cut(key, "\""); ok {
-				v, _, _ = strings.Cut(v, "\"")
-				secrets[p.name+": Nomad's gossip key"] = v
-			}
-		}
 	}
-	if len(secrets) < 4 {
-		t.Fatalf("found only %d of the servers' secrets to look for: %v", len(secrets), slices.Collect(maps.Keys(secrets)))
-	}
+	secrets := serverSecrets(t, procs[:3])
 	for _, p := range procs[3:] {
 		s, _ := statusJSON(t, p.root)
 		if s.Node.Role != "client" || s.Nomad == nil || !s.Nomad.Healthy {
@@ -546,7 +529,7 @@ func checkClientTokenNodes(t *testing.T, procs []*proc) {
 				return nil
 			}
 			for what, secret := range secrets {
-				if bytes.Contains(b, []byte(secret)) {
+				if slices.ContainsFunc(secretForms(secret), func(f []byte) bool { return bytes.Contains(b, f) }) {
 					t.Errorf("%s (client token) holds %s in %s", p.name, what, path)
 				}
 			}
@@ -556,6 +539,52 @@ func checkClientTokenNodes(t *testing.T, procs []*proc) {
 			t.Error(err)
 		}
 	}
+}
+
+// serverSecrets returns the secrets the servers hold, by what they are:
+// the CA key, the escrow, every ACL token and Nomad's gossip key.
+func serverSecrets(t *testing.T, servers []*proc) map[string]string {
+	t.Helper()
+	secrets := map[string]string{}
+	for _, p := range servers {
+		state := filepath.Join(p.root, "var", "lib", "nomad-bootstrapd")
+		for _, f := range []string{"ca/ca-key.pem", "ca/ca-key.sealed", "acl/management.token", "acl/ops-admin.token", "acl/deployer.token", "acl/readonly.token"} {
+			if b, err := os.ReadFile(filepath.Join(state, f)); err == nil && len(b) > 30 {
+				secrets[p.name+":"+f] = strings.TrimSpace(string(b))
+			}
+		}
+		conf, err := os.ReadFile(filepath.Join(p.root, "etc", "nomad.d", "nomad-bootstrapd-server.hcl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, key, ok := strings.Cut(string(conf), "encrypt"); ok {
+			if _, v, ok := strings.Cut(key, "\""); ok {
+				v, _, _ = strings.Cut(v, "\"")
+				secrets[p.name+": Nomad's gossip key"] = v
+			}
+		}
+	}
+	if len(secrets) < 6 {
+		t.Fatalf("found only %d of the servers' secrets to look for: %v", len(secrets), slices.Collect(maps.Keys(secrets)))
+	}
+	return secrets
+}
+
+// secretForms returns the forms in which secret could be held: itself,
+// and for a PEM key its DER and the first line of its base64 body (which
+// JSON leaves as it is), for base64 its bytes.
+func secretForms(secret string) [][]byte {
+	forms := [][]byte{[]byte(secret)}
+	if block, _ := pem.Decode([]byte(secret)); block != nil {
+		forms = append(forms, block.Bytes)
+		body := strings.Split(secret, "\n")
+		if len(body) > 2 {
+			forms = append(forms, []byte(body[1]))
+		}
+	} else if b, err := base64.StdEncoding.DecodeString(secret); err == nil && len(b) >= 16 {
+		forms = append(forms, b)
+	}
+	return forms
 }
 
 func readToken(t testing.TB, root, name string) string {
