@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/peeraddr"
 )
 
 // ConnLimits bound the connections the endpoint holds, so that strangers
@@ -35,8 +37,8 @@ type limitedListener struct {
 	net.Listener
 	lim ConnLimits
 
+	open   peeraddr.Counter // connections per source address
 	mu     sync.Mutex
-	byAddr map[netip.Addr]int
 	others int // connections of non-members
 }
 
@@ -47,7 +49,7 @@ func limitListener(l net.Listener, lim ConnLimits) *limitedListener {
 	if lim.Total <= 0 {
 		lim.Total = DefaultConnLimits.Total
 	}
-	return &limitedListener{Listener: l, lim: lim, byAddr: map[netip.Addr]int{}}
+	return &limitedListener{Listener: l, lim: lim}
 }
 
 // Accept returns the next connection within the limits, closing those
@@ -58,7 +60,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr := addrOf(c.RemoteAddr().String())
+		addr := peeraddr.Of(c.RemoteAddr().String())
 		member := l.lim.Member != nil && l.lim.Member(addr)
 		if !l.take(addr, member) {
 			c.Close()
@@ -71,10 +73,9 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 func (l *limitedListener) take(addr netip.Addr, member bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.byAddr[addr] >= l.lim.PerAddr || !member && l.others >= l.lim.Total {
+	if !member && l.others >= l.lim.Total || !l.open.Take(addr, l.lim.PerAddr) {
 		return false
 	}
-	l.byAddr[addr]++
 	if !member {
 		l.others++
 	}
@@ -82,11 +83,9 @@ func (l *limitedListener) take(addr netip.Addr, member bool) bool {
 }
 
 func (l *limitedListener) give(addr netip.Addr, member bool) {
+	l.open.Give(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.byAddr[addr]--; l.byAddr[addr] <= 0 {
-		delete(l.byAddr, addr)
-	}
 	if !member {
 		l.others--
 	}
@@ -102,15 +101,6 @@ type limitedConn struct {
 func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
-}
-
-// addrOf returns the IP address of a host:port, the zero Addr when it has
-// none.
-func addrOf(hostport string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 // sampler lets one log line per key (a source and a reason) through each

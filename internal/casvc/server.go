@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/peeraddr"
 )
 
 // Endpoint paths.
@@ -294,7 +295,7 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req *certs.SignRequest
-	src := addrOf(r.RemoteAddr)
+	src := peeraddr.Of(r.RemoteAddr)
 	refuse := func(code int, reason error, msg string) {
 		s.refused.Add(1)
 		if ok, suppressed := s.logs.allow(src.String()+" "+reason.Error(), s.cfg.Now()); ok {

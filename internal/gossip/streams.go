@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/peeraddr"
 )
 
 // Bounds of the TCP streams memberlist reads, before it decrypts them: a
@@ -51,9 +53,7 @@ type cappedTransport struct {
 	log    *slog.Logger
 	done   chan struct{}
 	once   sync.Once
-
-	mu     sync.Mutex
-	byAddr map[netip.Addr]int // streams open per remote address
+	open   peeraddr.Counter // strangers' streams open per remote address
 }
 
 // newCappedTransport starts memberlist's transport on addr:port (0 picks a
@@ -73,7 +73,6 @@ func newCappedTransport(addr string, port int, member func(netip.Addr) bool, log
 		member:       member,
 		log:          log,
 		done:         make(chan struct{}),
-		byAddr:       map[netip.Addr]int{},
 	}
 	if ip := net.ParseIP(addr); ip != nil && !ip.IsUnspecified() {
 		t.bind = ip
@@ -108,9 +107,9 @@ func (t *cappedTransport) admit() {
 		case <-t.done:
 			return
 		}
-		addr := remoteAddr(c)
+		addr := peeraddr.Of(c.RemoteAddr().String())
 		member := t.member(addr)
-		if !member && !t.take(addr) {
+		if !member && !t.open.Take(addr, MaxStreamsPerAddr) {
 			t.log.Debug("gossip: closing a stream: its address has too many open", "remote", addr.String())
 			c.Close()
 			continue
@@ -125,7 +124,7 @@ func (t *cappedTransport) admit() {
 				<-slots
 			}
 			if !member {
-				t.give(addr)
+				t.open.Give(addr)
 			}
 		}
 		timer := time.NewTimer(StreamWait)
@@ -149,34 +148,6 @@ func (t *cappedTransport) admit() {
 			return
 		}
 	}
-}
-
-// take counts a stream of addr, unless it has MaxStreamsPerAddr open.
-func (t *cappedTransport) take(addr netip.Addr) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.byAddr[addr] >= MaxStreamsPerAddr {
-		return false
-	}
-	t.byAddr[addr]++
-	return true
-}
-
-// give uncounts a stream of addr.
-func (t *cappedTransport) give(addr netip.Addr) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.byAddr[addr]--; t.byAddr[addr] <= 0 {
-		delete(t.byAddr, addr)
-	}
-}
-
-// remoteAddr returns c's remote IP address, the zero Addr when it has none.
-func remoteAddr(c net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 // StreamCh returns the capped streams.
