@@ -174,6 +174,7 @@ func TestAdversary(t *testing.T) {
 		{"Certificates", adversaryCertificates},
 		{"Plans", adversaryPlans},
 		{"Escrow", adversaryEscrow},
+		{"SpoofedSender", adversarySpoofedSender},
 		{"Replay", adversaryReplay},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })
@@ -907,4 +908,88 @@ func logHasLine(p *proc, parts ...string) bool {
 		}
 	}
 	return false
+}
+
+// wireEnvelope returns a signed direct gossip message in the wire form
+// internal/gossip documents (version 3): kind 1, the sender's and the
+// recipient's names, the send time, the payload and a signature by key.
+func wireEnvelope(from, to string, payload []byte, key ed25519.PrivateKey) []byte {
+	b := []byte{3, 1}
+	b = binary.AppendUvarint(b, uint64(len(from)))
+	b = append(b, from...)
+	b = binary.AppendUvarint(b, uint64(len(to)))
+	b = append(b, to...)
+	b = binary.BigEndian.AppendUint64(b, uint64(time.Now().UnixMilli()))
+	b = append(b, payload...)
+	return append(b, ed25519.Sign(key, b)...)
+}
+
+// adversarySpoofedSender has a holder of a client token, a member in its
+// own name, send messages in the CA holder's name, signed with its own key:
+// to every agent an escrow of a CA of its own sealed to that agent's
+// identity key, and a commit of a plan with itself in a server's seat.
+// Every agent drops them as not signed by their sender, says so, and keeps
+// its escrow, plan and certificates.
+func adversarySpoofedSender(t *testing.T, c target) {
+	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogueID := uuid.NewString()
+	c.joinRogue(t, "rogue-spoof", c.prefix+".26", rogueID, rogueKey, nopHandler{})
+	holder := c.plan.CAHolderName()
+	escrowOf := func(p *proc) string {
+		b, _ := os.ReadFile(filepath.Join(paths.New(p.root).CADir(), caholder.EscrowFile))
+		return string(b)
+	}
+	before := map[string]string{}
+	for _, p := range c.procs {
+		before[p.name] = escrowOf(p)
+	}
+	rogueCA, err := certs.NewCA(rand.Reader, c.plan.Region, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := c.plan.Clone()
+	forged.Epoch, forged.Genesis = 2, c.plan.Hash()
+	seat := slices.IndexFunc(forged.Servers, func(s plan.Server) bool { return s.Name != holder })
+	forged.Servers[seat] = plan.Server{ID: rogueID, Name: "rogue-spoof", Address: c.prefix + ".26",
+		Key: base64.StdEncoding.EncodeToString(rogueKey.Public().(ed25519.PublicKey))}
+	replayer := rawMemberlist(t, "spoofer", c.prefix+".27", c.client.GossipKey(), c.client.GossipLabel(), junkMeta{})
+	for _, p := range c.procs {
+		if p.name == holder {
+			continue
+		}
+		var payloads [][]byte
+		i := slices.IndexFunc(c.plan.Servers, func(s plan.Server) bool { return s.Name == p.name })
+		if i >= 0 {
+			key, _ := c.plan.Servers[i].PublicKey()
+			sealed, err := caholder.Seal(key, rogueCA, acl.NewManagementSecret())
+			if err != nil {
+				t.Fatal(err)
+			}
+			payloads = append(payloads, agree.Message{Type: agree.MsgEscrow, Sealed: sealed, Hash: c.plan.Hash()}.Encode())
+		}
+		payloads = append(payloads, agree.Message{Type: agree.MsgCommit, Plan: &forged}.Encode())
+		to := memberlist.Address{Addr: net.JoinHostPort(p.addr, strconv.Itoa(gossip.DefaultPort)), Name: p.name}
+		for _, pl := range payloads {
+			if err := replayer.SendToAddress(to, wireEnvelope(holder, p.name, pl, rogueKey)); err != nil {
+				t.Errorf("sending to %s: %v", p.name, err)
+			}
+		}
+	}
+	waitFor(t, 20*time.Second, "every agent to drop the messages in the CA holder's name", func() bool {
+		for _, p := range c.procs {
+			if p.name != holder && !logHasLine(p, "its signature is not by its sender's identity key", holder) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range c.procs {
+		if got := escrowOf(p); got != before[p.name] {
+			t.Errorf("the escrow on %s changed", p.name)
+		}
+	}
+	c.unchanged(t, "the spoofed messages")
 }
