@@ -139,6 +139,18 @@ func TestKeepEscrow(t *testing.T) {
 		t.Errorf("Escrow().Management = %v; want the newer secret", err)
 	}
 
+	// An escrow of the earlier, token-sealed format does not count: the
+	// server asks the CA holder for a new one.
+	if err := os.WriteFile(path, append([]byte{2}, make([]byte, 64)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s.HasEscrow() {
+		t.Error("HasEscrow counts an escrow of the earlier format")
+	}
+	if changed, err := s.KeepEscrow(seal(t, s.Identity, ca, next), ca.Fingerprint()); err != nil || !changed {
+		t.Errorf("KeepEscrow over an escrow of the earlier format = %v, %v; want stored", changed, err)
+	}
+
 	// Another node's identity cannot read the file.
 	thief := s
 	thief.Identity = newIdentity(t)
