@@ -20,11 +20,12 @@ import (
 // is further off are dropped and logged.
 const ReplayWindow = 5 * time.Minute
 
-// maxRecentPerSender bounds what is remembered of one sender. A sender
-// that sends more within ReplayWindow (an agent sends a few a minute) has
-// its record started over: only that sender's own messages can then be
-// replayed, once.
-const maxRecentPerSender = 4096
+// maxRecentPerSender bounds what is remembered of one sender (about
+// 40 KiB), so that members who flood cost little memory each. A sender that
+// sends more within ReplayWindow (an agent sends a node a few a minute) has
+// its record started over: that never drops a message, and only that
+// sender's own messages can then be taken twice.
+const maxRecentPerSender = 512
 
 // Verdicts of recentSigs.check.
 const (
