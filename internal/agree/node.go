@@ -48,6 +48,7 @@
 package agree
 
 import (
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strings"
@@ -118,6 +119,14 @@ type Timings struct {
 	// IdleTick is how often it should tick a node with a plan while every
 	// server is alive; membership changes are events of their own.
 	IdleTick time.Duration
+	// FetchAfter is how long a node that joined a pool waits for a plan
+	// before it asks members for theirs, one every FetchEvery in turn. A
+	// plan reaches a joining node with its seed's push/pull state; a node
+	// whose seed holds none it accepts (a seed that is new itself, or that
+	// offers a plan no node accepts) would otherwise wait for the next
+	// push/pull sync with another member (30 s). Zero FetchEvery never
+	// asks.
+	FetchAfter, FetchEvery time.Duration
 }
 
 // DefaultTimings returns the timings the daemon runs with.
@@ -130,6 +139,8 @@ func DefaultTimings() Timings {
 		ElectingTick:    100 * time.Millisecond,
 		CommittedTick:   time.Second,
 		IdleTick:        30 * time.Second,
+		FetchAfter:      10 * time.Second,
+		FetchEvery:      3 * time.Second,
 	}
 }
 
@@ -208,6 +219,9 @@ type Node struct {
 	cand       *election // the election over members; computed on demand
 	lastChange time.Time
 	joined     bool
+	joinedAt   time.Time // when joined became true
+	lastFetch  time.Time // when this node last asked a member for its plan
+	fetched    int       // how many times it asked
 
 	plan     *plan.Plan
 	planHash string
@@ -285,10 +299,10 @@ func (n *Node) Proposing() bool { return n.prop != nil }
 // as this node saw it; the caller must not change the map.
 func (n *Node) DownSince() map[string]time.Time { return n.downSince }
 
-// SetJoined records that a seed answered this node.
-func (n *Node) SetJoined() {
+// SetJoined records that a seed answered this node at now.
+func (n *Node) SetJoined(now time.Time) {
 	if !n.joined {
-		n.joined, n.reason = true, ""
+		n.joined, n.joinedAt, n.reason = true, now, ""
 	}
 }
 
@@ -347,9 +361,35 @@ func (n *Node) Tick(now time.Time) {
 			return
 		}
 		// Another node joined this one: it is part of a cluster now.
-		n.joined, n.reason = true, ""
+		n.joined, n.joinedAt, n.reason = true, now, ""
 	}
+	n.maybeFetch(now)
 	n.maybePropose(now)
+}
+
+// maybeFetch asks one alive member for its committed plan every
+// FetchEvery once this node has waited FetchAfter since it joined; the
+// members take turns, from a place that depends on this node's name. A
+// member with a plan answers with a commit, checked like any other.
+func (n *Node) maybeFetch(now time.Time) {
+	if n.t.FetchEvery <= 0 || now.Sub(n.joinedAt) < n.t.FetchAfter || now.Sub(n.lastFetch) < n.t.FetchEvery {
+		return
+	}
+	var others []string
+	for _, m := range n.members {
+		if m.State == gossip.StateAlive && m.Name != n.cfg.Name {
+			others = append(others, m.Name)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	n.lastFetch = now
+	h := fnv.New32a()
+	h.Write([]byte(n.cfg.Name))
+	to := others[(int(h.Sum32()%uint32(len(others)))+n.fetched)%len(others)]
+	n.fetched++
+	n.tr.Send(to, Message{Type: MsgFetch})
 }
 
 // Receive handles a message from the named node. The CA holder's messages

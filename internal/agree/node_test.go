@@ -153,3 +153,63 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 		})
 	}
 }
+
+// A node that joined but holds no plan after FetchAfter asks the alive
+// members for theirs, one every FetchEvery, each in turn; a node with a
+// plan never asks.
+func TestFetchWithoutPlan(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	p := *validPlan()
+	members := append(alive(p, "n1", "n2", "n3"), gossip.Member{Name: "n4", State: gossip.StateAlive,
+		Meta: gossip.Meta{ID: "d", Role: "client", Region: "global", Expect: 3}})
+	fetches := func(r *recorder) map[string]int {
+		got := map[string]int{}
+		for to, ms := range r.sent {
+			for _, m := range ms {
+				if m.Type == MsgFetch {
+					got[to]++
+				}
+			}
+		}
+		return got
+	}
+	total := func(m map[string]int) (n int) {
+		for _, c := range m {
+			n += c
+		}
+		return n
+	}
+
+	r := newRecorder()
+	n := newTestNode("d", "n4", now, r)
+	n.MembersChanged(now, members)
+	n.SetJoined(now)
+	d := DefaultTimings()
+	n.Tick(now.Add(d.FetchAfter - time.Millisecond))
+	if got := fetches(r); len(got) != 0 {
+		t.Fatalf("asked %v before FetchAfter", got)
+	}
+	at := now.Add(d.FetchAfter)
+	for i := range 3 {
+		n.Tick(at)
+		n.Tick(at.Add(d.FetchEvery / 2)) // too soon for another
+		at = at.Add(d.FetchEvery)
+		if got := total(fetches(r)); got != i+1 {
+			t.Fatalf("after %d rounds %d fetches: %v", i+1, got, fetches(r))
+		}
+	}
+	got := fetches(r)
+	if len(got) != 3 || got["n4"] != 0 {
+		t.Errorf("fetched %v; want each other member once, never itself", got)
+	}
+
+	r2 := newRecorder()
+	withPlan := New(Config{Name: "n4", ID: "d", Region: "global", Expect: 3, MinMembers: 3, Settle: time.Second,
+		ServerReplaceAfter: time.Minute, CAPort: 4651}, Saved{Plan: &p}, now, r2, r2, r2, r2)
+	withPlan.MembersChanged(now, members)
+	withPlan.SetJoined(now)
+	withPlan.Tick(now.Add(time.Minute))
+	if got := fetches(r2); len(got) != 0 {
+		t.Errorf("a node with a plan asked %v", got)
+	}
+}

@@ -608,8 +608,8 @@ func (h stateHandler) LocalState(bool) []byte { return h.state }
 // that gives it a live server's seat, the same signed by its own key, and a
 // first plan of its own making, by commit messages to each agent, by
 // broadcast and by its push/pull state. No agent adopts any, a machine that
-// joins through it and an agent adopts the cluster's plan, and every
-// agent's plan and certificates are byte-identical afterwards.
+// joins through it alone adopts the cluster's plan, and every agent's plan
+// and certificates are byte-identical afterwards.
 func adversaryPlans(t *testing.T, c target) {
 	const name = "rogue-plans"
 	addr := c.prefix + ".22"
@@ -656,11 +656,12 @@ func adversaryPlans(t *testing.T, c target) {
 			n.Broadcast(msg)
 		}
 	}
-	// A machine without a plan joins through the rogue, whose push/pull
-	// state holds a forged plan, and an agent.
+	// A machine without a plan joins through the rogue alone, whose
+	// push/pull state holds a forged plan: it refuses that plan and asks
+	// the members for theirs.
 	dir := t.TempDir()
 	lateStart := time.Now()
-	late := start(t, filepath.Join(dir, "node6"), "node6", "-bind", c.prefix+".6", "-join", net.JoinHostPort(addr, strconv.Itoa(n.Port()))+","+procs[0].addr, "-token-file", clientToken,
+	late := start(t, filepath.Join(dir, "node6"), "node6", "-bind", c.prefix+".6", "-join", net.JoinHostPort(addr, strconv.Itoa(n.Port())), "-token-file", clientToken,
 		"-settle", "1s", "-supervise", "none", "-metrics-addr", "")
 	late.addr = c.prefix + ".6"
 	waitForOr(t, 30*time.Second, "the late machine to adopt the cluster's plan", func() bool {
