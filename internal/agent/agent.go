@@ -586,7 +586,7 @@ func (a *Agent) setJoined() {
 	}
 	a.moveLocked(to, "")
 	a.mu.Unlock()
-	a.ev.post(func() { a.proto.SetJoined(a.now()) })
+	a.ev.post(a.proto.SetJoined)
 }
 
 // setJoinReason shows why joining fails, unless the node has joined.

@@ -119,13 +119,14 @@ type Timings struct {
 	// IdleTick is how often it should tick a node with a plan while every
 	// server is alive; membership changes are events of their own.
 	IdleTick time.Duration
-	// FetchAfter is how long a node that joined a pool waits for a plan
-	// before it asks members for theirs, one every FetchEvery in turn. A
-	// plan reaches a joining node with its seed's push/pull state; a node
-	// whose seed holds none it accepts (a seed that is new itself, or that
-	// offers a plan no node accepts) would otherwise wait for the next
-	// push/pull sync with another member (30 s). Zero FetchEvery never
-	// asks.
+	// FetchAfter is how long a node that joined a pool waits for a plan,
+	// with membership unchanged and no proposal reaching it, before it asks
+	// members for theirs, in turn, FetchEvery apart and then twice, four
+	// and eight times as far apart. A plan reaches a
+	// joining node with its seed's push/pull state; a node whose seed holds
+	// none it accepts (a seed that is new itself, or that offers a plan no
+	// node accepts) would otherwise wait for the next push/pull sync with
+	// another member (30 s). Zero FetchEvery never asks.
 	FetchAfter, FetchEvery time.Duration
 }
 
@@ -219,9 +220,9 @@ type Node struct {
 	cand       *election // the election over members; computed on demand
 	lastChange time.Time
 	joined     bool
-	joinedAt   time.Time // when joined became true
 	lastFetch  time.Time // when this node last asked a member for its plan
 	fetched    int       // how many times it asked
+	lastVoted  time.Time // when a proposal last reached this node
 
 	plan     *plan.Plan
 	planHash string
@@ -299,10 +300,10 @@ func (n *Node) Proposing() bool { return n.prop != nil }
 // as this node saw it; the caller must not change the map.
 func (n *Node) DownSince() map[string]time.Time { return n.downSince }
 
-// SetJoined records that a seed answered this node at now.
-func (n *Node) SetJoined(now time.Time) {
+// SetJoined records that a seed answered this node.
+func (n *Node) SetJoined() {
 	if !n.joined {
-		n.joined, n.joinedAt, n.reason = true, now, ""
+		n.joined, n.reason = true, ""
 	}
 }
 
@@ -361,18 +362,23 @@ func (n *Node) Tick(now time.Time) {
 			return
 		}
 		// Another node joined this one: it is part of a cluster now.
-		n.joined, n.joinedAt, n.reason = true, now, ""
+		n.joined, n.reason = true, ""
 	}
 	n.maybeFetch(now)
 	n.maybePropose(now)
 }
 
-// maybeFetch asks one alive member for its committed plan every
-// FetchEvery once this node has waited FetchAfter since it joined; the
+// maybeFetch asks one alive member for its committed plan once this
+// joined node has seen membership unchanged, and no proposal, for
+// FetchAfter, and then again at growing intervals (Timings.FetchEvery); the
 // members take turns, from a place that depends on this node's name. A
-// member with a plan answers with a commit, checked like any other.
+// member with a plan answers with a commit, checked like any other. While
+// a cluster forms, its membership changes and its proposals reach the
+// nodes, so that only a node that joined a cluster that has its plan asks.
 func (n *Node) maybeFetch(now time.Time) {
-	if n.t.FetchEvery <= 0 || now.Sub(n.joinedAt) < n.t.FetchAfter || now.Sub(n.lastFetch) < n.t.FetchEvery {
+	every := n.t.FetchEvery << min(n.fetched, 3)
+	if n.t.FetchEvery <= 0 || n.prop != nil || now.Sub(n.lastChange) < n.t.FetchAfter ||
+		now.Sub(n.lastVoted) < n.t.FetchAfter || now.Sub(n.lastFetch) < every {
 		return
 	}
 	var others []string
@@ -397,12 +403,14 @@ func (n *Node) maybeFetch(now time.Time) {
 func (n *Node) Receive(now time.Time, from string, m Message) {
 	switch m.Type {
 	case MsgPrepare:
+		n.lastVoted = now
 		deadline := now
 		if len(n.waiting) < n.t.MaxWaiting {
 			deadline = now.Add(n.t.ProposalWait)
 		}
 		n.handlePrepare(now, from, m, deadline)
 	case MsgPropose:
+		n.lastVoted = now
 		n.handleAccept(from, m)
 	case MsgPromise, MsgAck, MsgNack:
 		n.answer(now, from, m)

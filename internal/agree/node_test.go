@@ -155,7 +155,8 @@ func TestAdoptOnlySuccessors(t *testing.T) {
 }
 
 // A node that joined but holds no plan after FetchAfter asks the alive
-// members for theirs, one every FetchEvery, each in turn; a node with a
+// members for theirs, each in turn, at growing intervals; a membership
+// change or a proposal that reaches it puts that off, and a node with a
 // plan never asks.
 func TestFetchWithoutPlan(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -183,31 +184,62 @@ func TestFetchWithoutPlan(t *testing.T) {
 	r := newRecorder()
 	n := newTestNode("d", "n4", now, r)
 	n.MembersChanged(now, members)
-	n.SetJoined(now)
+	n.SetJoined()
 	d := DefaultTimings()
 	n.Tick(now.Add(d.FetchAfter - time.Millisecond))
 	if got := fetches(r); len(got) != 0 {
 		t.Fatalf("asked %v before FetchAfter", got)
 	}
 	at := now.Add(d.FetchAfter)
-	for i := range 3 {
+	for i, gap := range []time.Duration{d.FetchEvery, 2 * d.FetchEvery, 4 * d.FetchEvery, 8 * d.FetchEvery, 8 * d.FetchEvery} {
 		n.Tick(at)
-		n.Tick(at.Add(d.FetchEvery / 2)) // too soon for another
-		at = at.Add(d.FetchEvery)
+		n.Tick(at.Add(gap - time.Millisecond)) // too soon for another
+		at = at.Add(gap)
 		if got := total(fetches(r)); got != i+1 {
 			t.Fatalf("after %d rounds %d fetches: %v", i+1, got, fetches(r))
 		}
 	}
 	got := fetches(r)
-	if len(got) != 3 || got["n4"] != 0 {
-		t.Errorf("fetched %v; want each other member once, never itself", got)
+	if len(got) != 3 || got["n4"] != 0 || got["n1"] < 1 || got["n2"] < 1 || got["n3"] < 1 {
+		t.Errorf("fetched %v; want every other member in turn, never itself", got)
+	}
+
+	// A membership change puts it off.
+	rc := newRecorder()
+	joiner := newTestNode("d", "n4", now, rc)
+	joiner.MembersChanged(now, members)
+	joiner.SetJoined()
+	joiner.MembersChanged(now.Add(d.FetchAfter-time.Second), members)
+	joiner.Tick(now.Add(d.FetchAfter))
+	if got := fetches(rc); len(got) != 0 {
+		t.Errorf("asked %v right after membership changed", got)
+	}
+	joiner.Tick(now.Add(2*d.FetchAfter - time.Second))
+	if got := total(fetches(rc)); got != 1 {
+		t.Errorf("%d fetches FetchAfter after the change; want 1", got)
+	}
+
+	// A proposal that reaches a node puts its fetching off.
+	r1 := newRecorder()
+	voter := newTestNode("d", "n4", now, r1)
+	voter.MembersChanged(now, members)
+	voter.SetJoined()
+	at = now.Add(d.FetchAfter - time.Second)
+	voter.Receive(at, "n1", Message{Type: MsgPrepare, ID: 1, Ballot: Ballot{Round: 1, Node: "n1"}, Plan: &p})
+	voter.Tick(now.Add(d.FetchAfter))
+	if got := fetches(r1); len(got) != 0 {
+		t.Errorf("asked %v right after a proposal reached it", got)
+	}
+	voter.Tick(at.Add(d.FetchAfter))
+	if got := total(fetches(r1)); got != 1 {
+		t.Errorf("%d fetches FetchAfter after the proposal; want 1", got)
 	}
 
 	r2 := newRecorder()
 	withPlan := New(Config{Name: "n4", ID: "d", Region: "global", Expect: 3, MinMembers: 3, Settle: time.Second,
 		ServerReplaceAfter: time.Minute, CAPort: 4651}, Saved{Plan: &p}, now, r2, r2, r2, r2)
 	withPlan.MembersChanged(now, members)
-	withPlan.SetJoined(now)
+	withPlan.SetJoined()
 	withPlan.Tick(now.Add(time.Minute))
 	if got := fetches(r2); len(got) != 0 {
 		t.Errorf("a node with a plan asked %v", got)

@@ -642,7 +642,7 @@ func (n *simNode) boot() {
 		}
 	}
 	if n.idx == 0 || joined {
-		n.node.SetJoined(s.now)
+		n.node.SetJoined()
 	}
 	if !s.scale {
 		// At scale every node gets the shared view at the next refresh:
