@@ -681,8 +681,29 @@ func (a *Agent) Status() status.Status {
 	for _, w := range a.warnings {
 		s.Warnings = append(s.Warnings, w)
 	}
+	if a.node != nil {
+		if m, ok := a.node.LastStale(); ok {
+			if w := clockWarning(m, a.now()); w != "" {
+				s.Warnings = append(s.Warnings, w)
+			}
+		}
+	}
 	sort.Strings(s.Warnings)
 	return s
+}
+
+// clockWarning says, for ReplayWindow after gossip dropped m for its send
+// time, whose clock differs from this node's and by how much; "" after.
+func clockWarning(m gossip.StaleMessage, now time.Time) string {
+	if now.Sub(m.At) > gossip.ReplayWindow {
+		return ""
+	}
+	off, way := m.Sent.Sub(m.At), "ahead of"
+	if off < 0 {
+		off, way = -off, "behind"
+	}
+	return fmt.Sprintf("messages from %s carry a send time %s %s this node's clock, more than gossip accepts (%s), and are dropped: keep the machines' clocks in sync (NTP)",
+		m.From, off.Round(time.Second), way, gossip.ReplayWindow)
 }
 
 // inDays shows a time left in days, or in hours under two days.

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
@@ -478,4 +480,24 @@ func TestStateDirectoryIsLocked(t *testing.T) {
 		t.Fatalf("once the first agent stopped: %v", err)
 	}
 	n.stop()
+}
+
+func TestClockWarning(t *testing.T) {
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		m    gossip.StaleMessage
+		now  time.Time
+		want string
+	}{
+		{"ahead", gossip.StaleMessage{From: "n2", Sent: at.Add(7 * time.Minute), At: at}, at.Add(time.Minute),
+			"messages from n2 carry a send time 7m0s ahead of this node's clock, more than gossip accepts (5m0s), and are dropped: keep the machines' clocks in sync (NTP)"},
+		{"behind", gossip.StaleMessage{From: "n3", Sent: at.Add(-time.Hour), At: at}, at,
+			"messages from n3 carry a send time 1h0m0s behind this node's clock, more than gossip accepts (5m0s), and are dropped: keep the machines' clocks in sync (NTP)"},
+		{"long ago", gossip.StaleMessage{From: "n2", Sent: at.Add(time.Hour), At: at}, at.Add(gossip.ReplayWindow + time.Second), ""},
+	} {
+		if got := clockWarning(tt.m, tt.now); got != tt.want {
+			t.Errorf("%s: clockWarning = %q, want %q", tt.name, got, tt.want)
+		}
+	}
 }

@@ -195,6 +195,9 @@ func TestSpoofedSendersAreDropped(t *testing.T) {
 			}
 		})
 	}
+	if m, ok := b.LastStale(); !ok || m.From != "a" || m.Sent.UnixMilli() != now+window+60_000 {
+		t.Errorf("LastStale = %+v, %v; want the message sent after the window", m, ok)
+	}
 	b.receive(envelope{kind: kindLeave, from: "a", id: 9, sent: now}.encode(kc))
 	if m, _ := b.members.get("a"); m.State != StateAlive {
 		t.Errorf("a spoofed leave marked a %s", m.State)

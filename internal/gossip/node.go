@@ -45,9 +45,10 @@ type Node struct {
 	// identity signs this node's messages; when set, messages not signed
 	// by their sender's announced identity key are dropped.
 	identity       ed25519.PrivateKey
-	refusedSenders onceSet          // senders whose dropped messages were logged
-	recent         recentSigs       // signed messages accepted lately (replay.go)
-	staleSenders   onceSet          // senders whose stale messages were logged
+	refusedSenders onceSet    // senders whose dropped messages were logged
+	recent         recentSigs // signed messages accepted lately (replay.go)
+	staleSenders   onceSet    // senders whose stale messages were logged
+	lastStale      atomic.Pointer[StaleMessage]
 	now            func() time.Time // the clock send times are written and checked with
 
 	metaMu  sync.Mutex
@@ -316,6 +317,7 @@ func (n *Node) fresh(e envelope) bool {
 	case msgFresh:
 		return true
 	case msgStale:
+		n.lastStale.Store(&StaleMessage{From: e.from, Sent: time.UnixMilli(e.sent), At: now})
 		if n.staleSenders.once(e.from) {
 			n.log.Warn("gossip: dropped a message sent outside the replay window: a replayed copy, or the sender's clock is off; keep the machines' clocks in sync (NTP)",
 				"from", e.from, "sent", time.UnixMilli(e.sent).UTC().Format(time.RFC3339), "window", ReplayWindow)
@@ -326,6 +328,23 @@ func (n *Node) fresh(e envelope) bool {
 		}
 	}
 	return false
+}
+
+// StaleMessage describes a signed message dropped because its send time
+// was outside ReplayWindow of this node's clock.
+type StaleMessage struct {
+	From string    // its sender
+	Sent time.Time // the send time it carried
+	At   time.Time // when this node received it
+}
+
+// LastStale returns the last message dropped for its send time; false when
+// there was none. A sender's clock, or this node's, is off.
+func (n *Node) LastStale() (StaleMessage, bool) {
+	if m := n.lastStale.Load(); m != nil {
+		return *m, true
+	}
+	return StaleMessage{}, false
 }
 
 // enqueue adds an envelope to the broadcast queue.
