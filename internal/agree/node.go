@@ -122,11 +122,11 @@ type Timings struct {
 	// FetchAfter is how long a node that joined a pool waits for a plan,
 	// with membership unchanged and no proposal reaching it, before it asks
 	// members for theirs, in turn, FetchEvery apart and then twice, four
-	// and eight times as far apart. A plan reaches a
-	// joining node with its seed's push/pull state; a node whose seed holds
-	// none it accepts (a seed that is new itself, or that offers a plan no
-	// node accepts) would otherwise wait for the next push/pull sync with
-	// another member (30 s). Zero FetchEvery never asks.
+	// and eight times as far apart. A plan reaches a joining node with its
+	// seed's push/pull state; a node whose seed holds none it accepts (a
+	// seed that is new itself, or that offers a plan no node accepts) would
+	// otherwise wait for the next push/pull sync with another member
+	// (30 s). Zero FetchEvery never asks.
 	FetchAfter, FetchEvery time.Duration
 }
 

@@ -49,7 +49,6 @@ type Node struct {
 	recent         recentSigs // signed messages accepted lately (replay.go)
 	staleSenders   onceSet    // senders whose stale messages were logged
 	lastStale      atomic.Pointer[StaleMessage]
-	now            func() time.Time // the clock send times are written and checked with
 
 	metaMu  sync.Mutex
 	metaEnc []byte
@@ -102,7 +101,6 @@ func Start(cfg Config) (*Node, error) {
 		log:      logger,
 		members:  newMemberTable(),
 		identity: cfg.Identity,
-		now:      time.Now,
 		metaEnc:  metaEnc,
 		changed:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -312,7 +310,7 @@ func (n *Node) fresh(e envelope) bool {
 		}
 		return false
 	}
-	now := n.now()
+	now := time.Now()
 	switch n.recent.check(e, now) {
 	case msgFresh:
 		return true
@@ -408,7 +406,7 @@ func (n *Node) SendTo(name string, payload []byte) error {
 	if to == nil {
 		return fmt.Errorf("gossip: no node named %q", name)
 	}
-	msg := envelope{kind: kindDirect, from: n.name, to: name, sent: n.now().UnixMilli(), payload: payload}.encode(n.identity)
+	msg := envelope{kind: kindDirect, from: n.name, to: name, sent: time.Now().UnixMilli(), payload: payload}.encode(n.identity)
 	if err := ml.SendReliable(to, msg); err != nil {
 		return fmt.Errorf("gossip: send to %q: %w", name, err)
 	}
@@ -421,7 +419,7 @@ func (n *Node) Broadcast(payload []byte) error {
 	if n.closed.Load() {
 		return ErrShutdown
 	}
-	e := envelope{kind: kindBroadcast, from: n.name, id: rand.Uint64(), sent: n.now().UnixMilli(), payload: payload}
+	e := envelope{kind: kindBroadcast, from: n.name, id: rand.Uint64(), sent: time.Now().UnixMilli(), payload: payload}
 	msg := e.encode(n.identity)
 	if len(msg) > n.maxEnvelope {
 		return fmt.Errorf("gossip: a broadcast of %d bytes is too large: at most %d bytes fit a UDP packet; use SendTo for large data",
@@ -462,7 +460,7 @@ func (n *Node) Leave(timeout time.Duration) error {
 		return nil
 	}
 	n.leaving.Store(true)
-	e := envelope{kind: kindLeave, from: n.name, id: rand.Uint64(), sent: n.now().UnixMilli()}
+	e := envelope{kind: kindLeave, from: n.name, id: rand.Uint64(), sent: time.Now().UnixMilli()}
 	n.seen.add(e.id)
 	n.enqueue(e.encode(n.identity))
 	var errs []error
