@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/ed25519"
 	"sync"
 
 	"github.com/google/uuid"
@@ -21,11 +22,20 @@ type endorsements struct {
 	client certs.ClientToken // the cluster's public key, from either token
 
 	mu      sync.Mutex
-	checked map[string]bool
+	checked map[endorsementKey]bool
+}
+
+// endorsementKey is what one check decides on. It holds the node ID as
+// given, so that a check already made costs a map lookup only: every
+// election looks at every member.
+type endorsementKey struct {
+	id          string
+	identity    [ed25519.PublicKeySize]byte
+	endorsement [ed25519.SignatureSize]byte
 }
 
 func newEndorsements(c certs.ClientToken) *endorsements {
-	return &endorsements{client: c, checked: map[string]bool{}}
+	return &endorsements{client: c, checked: map[endorsementKey]bool{}}
 }
 
 // eligible reports whether the member with meta m holds the server token.
@@ -34,20 +44,19 @@ func (e *endorsements) eligible(m gossip.Meta) bool { return e.check(m.ID, m.Ide
 // check reports whether endorsement shows that the node with this ID and
 // identity key holds the server token (a plan.EndorsementCheck).
 func (e *endorsements) check(nodeID string, identity, endorsement []byte) bool {
-	if len(identity) == 0 || len(endorsement) == 0 {
+	if len(identity) != ed25519.PublicKeySize || len(endorsement) != ed25519.SignatureSize {
 		return false
 	}
-	id, err := uuid.Parse(nodeID)
-	if err != nil {
-		return false
-	}
-	key := string(id[:]) + string(identity) + string(endorsement)
+	key := endorsementKey{id: nodeID}
+	copy(key.identity[:], identity)
+	copy(key.endorsement[:], endorsement)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if ok, seen := e.checked[key]; seen {
 		return ok
 	}
-	ok := e.client.VerifyEndorsement(id, identity, endorsement)
+	id, err := uuid.Parse(nodeID)
+	ok := err == nil && e.client.VerifyEndorsement(id, identity, endorsement)
 	if len(e.checked) >= maxEndorsements {
 		clear(e.checked)
 	}

@@ -116,8 +116,9 @@ func (n *Node) elect() *election {
 		}
 		n.obs.ClearWarning("settings:" + m.Name)
 		n.obs.ClearWarning("meta:" + m.Name)
-		eligible = append(eligible, n.electionMember(m))
-		if n.serverEligible(m.Meta) {
+		holds := n.serverEligible(m.Meta)
+		eligible = append(eligible, toElectionMember(m, holds))
+		if holds {
 			holders++
 		}
 	}
@@ -138,8 +139,14 @@ func (n *Node) elect() *election {
 // electionMember returns m as the election sees it: a member that does not
 // hold the server token takes part as a client, whatever role it asks for.
 func (n *Node) electionMember(m gossip.Member) plan.Member {
+	return toElectionMember(m, n.serverEligible(m.Meta))
+}
+
+// toElectionMember is m as the election sees it; holdsServerToken says
+// whether it may be a server.
+func toElectionMember(m gossip.Member, holdsServerToken bool) plan.Member {
 	role, _ := plan.ParseRole(m.Meta.Role)
-	if !n.serverEligible(m.Meta) {
+	if !holdsServerToken {
 		role = plan.RoleClient
 	}
 	return plan.Member{
