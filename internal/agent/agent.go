@@ -656,6 +656,9 @@ func (a *Agent) Status() status.Status {
 				}
 			}
 		}
+		if w := escrowWarning(*a.plan, a.id, a.st.Phase(), a.caStore().HasEscrow); w != "" {
+			s.Warnings = append(s.Warnings, w)
+		}
 		for _, srv := range a.plan.Servers {
 			if since, down := a.downSince[srv.Name]; down && srv.ID != a.id {
 				s.Warnings = append(s.Warnings, fmt.Sprintf("Nomad server %s (%s) of the plan has not been alive in gossip for %s",
@@ -690,6 +693,17 @@ func (a *Agent) Status() status.Status {
 	}
 	sort.Strings(s.Warnings)
 	return s
+}
+
+// escrowWarning says, on a running server of p other than its CA holder,
+// that it holds no escrow yet, and so could not take over signing; has
+// tells whether it does.
+func escrowWarning(p plan.Plan, self string, phase status.Phase, has func() bool) string {
+	if phase != status.PhaseRunning || !p.IsServer(self) || p.CAHolder == self || has() {
+		return ""
+	}
+	return fmt.Sprintf("this server holds no escrow of the CA yet: if %s, the CA holder, were lost it could not take over signing certificates; it keeps asking %s for it",
+		p.CAHolderName(), p.CAHolderName())
 }
 
 // clockWarning says, for ReplayWindow after gossip dropped m for its send

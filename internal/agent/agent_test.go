@@ -501,3 +501,29 @@ func TestClockWarning(t *testing.T) {
 		}
 	}
 }
+
+func TestEscrowWarning(t *testing.T) {
+	p := *validPlan() // servers a (n1, the CA holder), b, c
+	yes, no := func() bool { return true }, func() bool { return false }
+	for _, tt := range []struct {
+		name  string
+		self  string
+		phase status.Phase
+		has   func() bool
+		warns bool
+	}{
+		{"a running server without the escrow", "b", status.PhaseRunning, no, true},
+		{"a running server with it", "b", status.PhaseRunning, yes, false},
+		{"a server still starting", "b", status.PhaseStarting, no, false},
+		{"the CA holder", "a", status.PhaseRunning, no, false},
+		{"a client", "x", status.PhaseRunning, no, false},
+	} {
+		got := escrowWarning(p, tt.self, tt.phase, tt.has)
+		if (got != "") != tt.warns {
+			t.Errorf("%s: escrowWarning = %q; want a warning: %v", tt.name, got, tt.warns)
+		}
+		if tt.warns && !strings.Contains(got, "n1, the CA holder") {
+			t.Errorf("%s: %q does not name the CA holder", tt.name, got)
+		}
+	}
+}
