@@ -1,7 +1,7 @@
 package gossip
 
 import (
-	"crypto/sha256"
+	"crypto/ed25519"
 	"sync"
 	"time"
 )
@@ -9,9 +9,9 @@ import (
 // A signed message is accepted once, and only within ReplayWindow of the
 // time its sender wrote into it: a copy recorded off the network and sent
 // again, by a member or anyone who can reach the gossip port, is dropped.
-// Each node remembers, per sender, a digest of the signature of every
-// signed message it accepted within the window; the signature covers the
-// send time, so two sends of the same payload are different messages.
+// Each node remembers, per sender, the signature of every signed message
+// it accepted within the window; the signature covers the send time, so
+// two sends of the same payload are different messages.
 // Broadcast copies that relays pass on are dropped the same way, silently.
 
 // ReplayWindow is how far a signed message's send time may be from this
@@ -21,7 +21,7 @@ import (
 const ReplayWindow = 5 * time.Minute
 
 // maxRecentPerSender bounds what is remembered of one sender (about
-// 40 KiB), so that members who flood cost little memory each. A sender that
+// 50 KiB), so that members who flood cost little memory each. A sender that
 // sends more within ReplayWindow (an agent sends a node a few a minute) has
 // its record started over: that never drops a message, and only that
 // sender's own messages can then be taken twice.
@@ -37,9 +37,12 @@ const (
 // recentSigs remembers the signed messages accepted within ReplayWindow.
 type recentSigs struct {
 	mu       sync.Mutex
-	bySender map[string]map[[sha256.Size]byte]int64 // sender -> signature digest -> send time (ms)
-	swept    int64                                  // when expired records were last removed (ms)
+	bySender map[string]map[signature]int64 // sender -> signature -> send time (ms)
+	swept    int64                          // when expired records were last removed (ms)
 }
+
+// signature is a signed envelope's Ed25519 signature.
+type signature [ed25519.SignatureSize]byte
 
 // check decides about e, a signed envelope whose signature is verified,
 // received at now, and remembers it when it is fresh.
@@ -49,11 +52,11 @@ func (r *recentSigs) check(e envelope, now time.Time) int {
 	if e.sent < ms-window || e.sent > ms+window {
 		return msgStale
 	}
-	key := sha256.Sum256(e.sig)
+	key := signature(e.sig)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.bySender == nil {
-		r.bySender = map[string]map[[sha256.Size]byte]int64{}
+		r.bySender = map[string]map[signature]int64{}
 	}
 	if ms-r.swept > window {
 		r.sweep(ms - window)
@@ -64,7 +67,7 @@ func (r *recentSigs) check(e envelope, now time.Time) int {
 		return msgDuplicate
 	}
 	if seen == nil || len(seen) >= maxRecentPerSender {
-		seen = make(map[[sha256.Size]byte]int64)
+		seen = make(map[signature]int64)
 		r.bySender[e.from] = seen
 	}
 	seen[key] = e.sent

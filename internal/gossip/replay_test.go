@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"testing"
 	"time"
 )
@@ -10,7 +11,7 @@ func TestRecentSigs(t *testing.T) {
 	ms := now.UnixMilli()
 	window := ReplayWindow.Milliseconds()
 	msg := func(from string, sig byte, sent int64) envelope {
-		return envelope{from: from, sent: sent, sig: []byte{sig}}
+		return envelope{from: from, sent: sent, sig: sigOf(sig)}
 	}
 	var r recentSigs
 	for _, tt := range []struct {
@@ -46,7 +47,7 @@ func TestRecentSigs(t *testing.T) {
 	var f recentSigs
 	f.check(msg("other", 1, ms), now)
 	for i := range maxRecentPerSender + 1 {
-		e := envelope{from: "flood", sent: ms, sig: []byte{byte(i), byte(i >> 8), byte(i >> 16)}}
+		e := envelope{from: "flood", sent: ms, sig: sigOf(byte(i), byte(i>>8), byte(i>>16))}
 		if got := f.check(e, now); got != msgFresh {
 			t.Fatalf("message %d: check = %d, want fresh", i, got)
 		}
@@ -57,4 +58,11 @@ func TestRecentSigs(t *testing.T) {
 	if f.check(msg("other", 1, ms), now) != msgDuplicate {
 		t.Error("a flood by one sender let another sender's message be replayed")
 	}
+}
+
+// sigOf returns a signature-sized slice that starts with b.
+func sigOf(b ...byte) []byte {
+	sig := make([]byte, ed25519.SignatureSize)
+	copy(sig, b)
+	return sig
 }
