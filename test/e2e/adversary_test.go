@@ -701,6 +701,11 @@ func (r *recorder) got(typ string) int {
 	return len(slices.DeleteFunc(slices.Clone(r.msgs), func(m agree.Message) bool { return m.Type != typ }))
 }
 
+// escrowOf reads the escrow file of p's agent.
+func escrowOf(p *proc) ([]byte, error) {
+	return os.ReadFile(filepath.Join(paths.New(p.root).CADir(), caholder.EscrowFile))
+}
+
 // adversaryEscrow has a holder of a client token, joined to the gossip
 // pool in its own name and signing its messages, go after the CA key and
 // the management token of the target: it asks the CA holder for the escrow as a server
@@ -711,9 +716,6 @@ func (r *recorder) got(typ string) int {
 // none; every agent's plan and certificates are byte-identical afterwards.
 func adversaryEscrow(t *testing.T, c target) {
 	hash := c.plan.Hash()
-	escrowOf := func(p *proc) ([]byte, error) {
-		return os.ReadFile(filepath.Join(paths.New(p.root).CADir(), caholder.EscrowFile))
-	}
 	escrows := map[string][]byte{}
 	waitFor(t, 30*time.Second, "every other server to hold its escrow", func() bool {
 		for _, p := range c.procs {
@@ -939,13 +941,10 @@ func adversarySpoofedSender(t *testing.T, c target) {
 	rogueID := uuid.NewString()
 	c.joinRogue(t, "rogue-spoof", c.prefix+".26", rogueID, rogueKey, nopHandler{})
 	holder := c.plan.CAHolderName()
-	escrowOf := func(p *proc) string {
-		b, _ := os.ReadFile(filepath.Join(paths.New(p.root).CADir(), caholder.EscrowFile))
-		return string(b)
-	}
 	before := map[string]string{}
 	for _, p := range c.procs {
-		before[p.name] = escrowOf(p)
+		b, _ := escrowOf(p)
+		before[p.name] = string(b)
 	}
 	rogueCA, err := certs.NewCA(rand.Reader, c.plan.Region, time.Now(), 0)
 	if err != nil {
@@ -988,7 +987,7 @@ func adversarySpoofedSender(t *testing.T, c target) {
 		return true
 	})
 	for _, p := range c.procs {
-		if got := escrowOf(p); got != before[p.name] {
+		if got, _ := escrowOf(p); string(got) != before[p.name] {
 			t.Errorf("the escrow on %s changed", p.name)
 		}
 	}
