@@ -1,0 +1,149 @@
+// Package clusterstate is what a cluster decides after its bootstrap, as one
+// versioned document: for now the nodes it evicted. Nomad's servers keep
+// the document in a Nomad Variable of this tool's, written with
+// check-and-set (store.go), so that two servers changing it at once cannot
+// lose either change; every node receives it over gossip, signed by a
+// server-token holder (signed.go), since most nodes cannot read Nomad's
+// Variables. A node keeps the highest version it verified.
+package clusterstate
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// MaxEvicted is how many evicted nodes the state holds at most. The state
+// must fit one Nomad Variable (64 KiB) and one gossip message.
+const MaxEvicted = 256
+
+// maxNameLen is the longest node name (gossip.MaxNameLen).
+const maxNameLen = 64
+
+// State is the cluster's decided state.
+type State struct {
+	// Cluster is the cluster ID (32 hex characters) the state belongs to.
+	Cluster string `json:"cluster"`
+	// Version is raised by one with every change; nodes keep the highest.
+	Version uint64 `json:"version"`
+	// Evicted are the nodes the cluster refuses, in ID order.
+	Evicted []Eviction `json:"evicted,omitempty"`
+}
+
+// Eviction is one evicted node.
+type Eviction struct {
+	ID   string `json:"id"`   // node ID
+	Name string `json:"name"` // node name when evicted
+	// Key is the node's identity public key (standard base64 of 32 bytes),
+	// or "" when the node was not a member when it was evicted.
+	Key string `json:"key,omitempty"`
+	// At is when it was evicted.
+	At time.Time `json:"at"`
+}
+
+// Validate checks what a state from the network or a Variable must hold.
+func (s State) Validate() error {
+	if len(s.Cluster) != 32 {
+		return errors.New("clusterstate: no cluster ID")
+	}
+	if len(s.Evicted) > MaxEvicted {
+		return fmt.Errorf("clusterstate: %d evicted nodes exceed %d", len(s.Evicted), MaxEvicted)
+	}
+	for i, e := range s.Evicted {
+		if err := e.validate(); err != nil {
+			return err
+		}
+		if i > 0 && s.Evicted[i-1].ID >= e.ID {
+			return errors.New("clusterstate: evicted nodes are not in ID order, or repeat one")
+		}
+	}
+	return nil
+}
+
+func (e Eviction) validate() error {
+	if u, err := uuid.Parse(e.ID); err != nil || u.String() != e.ID {
+		return fmt.Errorf("clusterstate: evicted node ID %q is not a canonical UUID", e.ID)
+	}
+	if err := checkName(e.Name); err != nil {
+		return fmt.Errorf("clusterstate: evicted node %s: name %v", e.ID, err)
+	}
+	if e.Key != "" {
+		if b, err := base64.StdEncoding.Strict().DecodeString(e.Key); err != nil || len(b) != 32 {
+			return fmt.Errorf("clusterstate: evicted node %s: identity key is not 32 bytes of base64", e.ID)
+		}
+	}
+	return nil
+}
+
+// checkName allows at most maxNameLen bytes of UTF-8 without control
+// characters.
+func checkName(s string) error {
+	if len(s) > maxNameLen {
+		return fmt.Errorf("longer than %d bytes", maxNameLen)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	if i := slices.IndexFunc([]rune(s), unicode.IsControl); i >= 0 {
+		return errors.New("contains a control character")
+	}
+	return nil
+}
+
+// Evict returns s with e added and its version raised, and true; or s
+// and false when the node is evicted already. It refuses a full list.
+func (s State) Evict(e Eviction) (State, bool, error) {
+	if err := e.validate(); err != nil {
+		return s, false, err
+	}
+	if _, ok := s.Eviction(e.ID); ok {
+		return s, false, nil
+	}
+	if len(s.Evicted) >= MaxEvicted {
+		return s, false, fmt.Errorf("clusterstate: %d nodes are evicted already, the most the cluster keeps", MaxEvicted)
+	}
+	next := s
+	next.Evicted = append(slices.Clone(s.Evicted), e)
+	slices.SortFunc(next.Evicted, func(a, b Eviction) int { return cmp.Compare(a.ID, b.ID) })
+	next.Version++
+	return next, true, nil
+}
+
+// Eviction returns the eviction of the node with this ID, if it is evicted.
+func (s State) Eviction(id string) (Eviction, bool) {
+	i, ok := slices.BinarySearchFunc(s.Evicted, id, func(e Eviction, id string) int { return cmp.Compare(e.ID, id) })
+	if !ok {
+		return Eviction{}, false
+	}
+	return s.Evicted[i], true
+}
+
+// Refuses reports whether s evicted the node with this ID, or a node with
+// this identity key (32 bytes; nil matches no key).
+func (s *State) Refuses(id string, key []byte) bool {
+	if s == nil {
+		return false
+	}
+	if _, ok := s.Eviction(id); ok {
+		return true
+	}
+	if len(key) == 0 {
+		return false
+	}
+	k := base64.StdEncoding.EncodeToString(key)
+	return slices.ContainsFunc(s.Evicted, func(e Eviction) bool { return e.Key == k })
+}
+
+// jsonState returns s as the Variable keeps it.
+func jsonState(s State) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
+}
