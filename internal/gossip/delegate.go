@@ -105,19 +105,25 @@ func (m merges) NotifyMerge(peers []*memberlist.Node) error {
 // alive is the Node's memberlist.AliveDelegate. memberlist calls it before
 // it adds or updates a member from an alive message, gossiped or in a
 // push/pull sync; an error drops the message.
-type alive struct{}
+type alive struct{ n *Node }
 
 var _ memberlist.AliveDelegate = alive{}
 
 // NotifyAlive refuses a member whose name could not be this project's: empty,
 // too long, not UTF-8 or holding control characters, which would otherwise
-// reach logs, status and Nomad's configuration.
-func (alive) NotifyAlive(peer *memberlist.Node) error {
+// reach logs, status and Nomad's configuration; and a node the cluster
+// evicted (SetRefused), so that it is not taken in again.
+func (a alive) NotifyAlive(peer *memberlist.Node) error {
 	if peer.Name == "" {
 		return errors.New("gossip: refused a member without a name")
 	}
 	if err := checkName(peer.Name); err != nil {
 		return fmt.Errorf("gossip: refused the member at %s: its name %q: %v", peer.Address(), peer.Name, err)
+	}
+	if f := a.n.refused.Load(); f != nil && peer.Name != a.n.name {
+		if m, err := DecodeMeta(peer.Meta); err == nil && m.ID != "" && (*f)(m) {
+			return fmt.Errorf("gossip: refused %s at %s: the cluster evicted it", peer.Name, peer.Address())
+		}
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/hashicorp/memberlist"
 )
 
 func TestEnvelopeRoundTrip(t *testing.T) {
@@ -202,4 +204,71 @@ func TestSpoofedSendersAreDropped(t *testing.T) {
 	if m, _ := b.members.get("a"); m.State != StateAlive {
 		t.Errorf("a spoofed leave marked a %s", m.State)
 	}
+}
+
+// TestRefusedMembers: once a node refuses a member (the cluster evicted
+// it), the member is listed as evicted, its messages are dropped, its
+// address is no member's, and a node it was unknown to does not take it in.
+func TestRefusedMembers(t *testing.T) {
+	signed := func(k ed25519.PrivateKey) func(*Config) {
+		return func(c *Config) {
+			c.Identity = k
+			c.Meta.Identity = k.Public().(ed25519.PublicKey)
+		}
+	}
+	ka, kc := testIdentity(1), testIdentity(3)
+	a := startNode(t, "a", signed(ka))
+	b := startNode(t, "b", signed(testIdentity(2)))
+	c := startNode(t, "c", signed(kc))
+	joinAll(t, a, b, c)
+	cm, _ := b.members.get("c")
+	refuseC := func(m Meta) bool { return m.ID == cm.Meta.ID }
+	now := time.Now().UnixMilli()
+	msg := func(id uint64) []byte {
+		return envelope{kind: kindDirect, from: "c", to: "b", sent: now + int64(id), payload: []byte("from c")}.encode(kc)
+	}
+	before := len(b.h.messages())
+	b.receive(msg(1))
+	if len(b.h.messages()) != before+1 {
+		t.Fatal("c's message did not arrive before c was refused")
+	}
+	changes := b.h.changes.Load()
+	b.SetRefused(refuseC)
+	waitFor(t, 2*time.Second, "MembersChanged after SetRefused", func() error {
+		if b.h.changes.Load() == changes {
+			return errors.New("not called")
+		}
+		return nil
+	})
+	if m, _ := b.members.get("c"); m.State != StateEvicted {
+		t.Errorf("c is %s in get, want evicted", m.State)
+	}
+	for _, m := range b.Members() {
+		if want := map[bool]State{true: StateEvicted, false: StateAlive}[m.Name == "c"]; m.State != want {
+			t.Errorf("member %s is %s, want %s", m.Name, m.State, want)
+		}
+	}
+	b.receive(msg(2))
+	if len(b.h.messages()) != before+1 {
+		t.Error("a message of the evicted c arrived")
+	}
+	if err := (alive{b.Node}).NotifyAlive(&memberlist.Node{Name: "c", Meta: mustMeta(t, cm.Meta)}); err == nil || !strings.Contains(err.Error(), "evicted") {
+		t.Errorf("NotifyAlive of the evicted c = %v", err)
+	}
+	if err := (alive{b.Node}).NotifyAlive(&memberlist.Node{Name: "a", Meta: mustMeta(t, Meta{ID: uuid.NewString(), Role: "auto"})}); err != nil {
+		t.Errorf("NotifyAlive of another node = %v", err)
+	}
+	b.SetRefused(nil)
+	if m, _ := b.members.get("c"); m.State != StateAlive {
+		t.Errorf("c is %s after SetRefused(nil), want alive", m.State)
+	}
+}
+
+func mustMeta(t *testing.T, m Meta) []byte {
+	t.Helper()
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -67,6 +67,9 @@ const (
 	StateSuspect State = "suspect"
 	StateDead    State = "dead"
 	StateLeft    State = "left" // left with Leave
+	// StateEvicted is a member the cluster evicted (Node.SetRefused): its
+	// messages are dropped and it is no member to the rest of the agent.
+	StateEvicted State = "evicted"
 )
 
 // Member is a node as this node sees it.

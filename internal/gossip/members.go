@@ -29,6 +29,7 @@ type memberTable struct {
 	members map[string]Member
 	leaving map[string]time.Time // name -> when its leave notice arrived
 	sorted  []Member             // members sorted by name; nil after a change
+	refused func(Meta) bool      // members shown as evicted; nil refuses none
 }
 
 func newMemberTable() *memberTable {
@@ -100,7 +101,23 @@ func (t *memberTable) get(name string) (Member, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.members[name]
-	return m, ok
+	return t.mark(m), ok
+}
+
+// setRefused replaces the test of evicted members.
+func (t *memberTable) setRefused(f func(Meta) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refused = f
+	t.sorted = nil
+}
+
+// mark returns m in state StateEvicted when it is refused.
+func (t *memberTable) mark(m Member) Member {
+	if t.refused != nil && m.MetaErr == nil && m.Meta.ID != "" && t.refused(m.Meta) {
+		m.State = StateEvicted
+	}
+	return m
 }
 
 // list returns every member sorted by name, in a slice of the caller's.
@@ -112,7 +129,7 @@ func (t *memberTable) list() []Member {
 	if t.sorted == nil {
 		t.sorted = make([]Member, 0, len(t.members))
 		for _, m := range t.members {
-			t.sorted = append(t.sorted, m)
+			t.sorted = append(t.sorted, t.mark(m))
 		}
 		slices.SortFunc(t.sorted, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	}

@@ -49,6 +49,7 @@ type Node struct {
 	recent         recentSigs // signed messages accepted lately (replay.go)
 	staleSenders   onceSet    // senders whose stale messages were logged
 	lastStale      atomic.Pointer[StaleMessage]
+	refused        atomic.Pointer[func(Meta) bool] // SetRefused
 
 	metaMu  sync.Mutex
 	metaEnc []byte
@@ -138,7 +139,7 @@ func Start(cfg Config) (*Node, error) {
 	mc.Events = events{n}
 	mc.Conflict = conflicts{n}
 	mc.Merge = merges{n}
-	mc.Alive = alive{}
+	mc.Alive = alive{n}
 	if cfg.Tuning != nil {
 		cfg.Tuning(mc)
 	}
@@ -286,6 +287,8 @@ func (n *Node) signedBySender(e envelope) bool {
 		why = "it is not signed"
 	case !known:
 		why = "its sender is not a member this node knows"
+	case m.State == StateEvicted:
+		why = "the cluster evicted its sender"
 	case len(m.Meta.Identity) != ed25519.PublicKeySize:
 		why = "its sender announces no identity key"
 	case !ed25519.Verify(m.Meta.Identity, e.signed, e.sig):
@@ -370,6 +373,21 @@ func (n *Node) Port() int { return n.port }
 // NumAlive returns the number of nodes, this one included, that are not
 // known to be dead or gone.
 func (n *Node) NumAlive() int { return n.ml.Load().NumMembers() }
+
+// SetRefused makes this node treat the members for whose meta refused
+// reports true as evicted: they are listed in state StateEvicted, their
+// messages are dropped, their alive messages refused, and their addresses
+// are no members' for the stream caps. nil refuses none. Handler's
+// MembersChanged is called.
+func (n *Node) SetRefused(refused func(Meta) bool) {
+	if refused == nil {
+		n.refused.Store(nil)
+	} else {
+		n.refused.Store(&refused)
+	}
+	n.members.setRefused(refused)
+	n.membersChanged()
+}
 
 // Members returns every node seen, this one included, sorted by name. Dead
 // and left nodes stay listed (until they come back), also after memberlist
