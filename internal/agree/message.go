@@ -22,7 +22,12 @@ const (
 	MsgFetch    = "fetch"    // ask a node for its committed plan (answered with commit)
 	MsgEscrow   = "escrow"   // CA holder -> servers: the CA, its key and the management token, sealed to the server's identity key
 	MsgWantCA   = "want-ca"  // server -> CA holder: send me the escrowed CA key of the plan with this hash
+	MsgState    = "state"    // server -> anyone: the cluster's decided state (internal/clusterstate), signed
 )
+
+// MaxClusterState bounds the signed cluster state a message or push/pull
+// state carries (clusterstate.MaxSignedSize).
+const MaxClusterState = 32 << 10
 
 // MaxMessageSize bounds what DecodeMessage and DecodeState accept.
 const MaxMessageSize = 64 << 10
@@ -42,6 +47,8 @@ type Message struct {
 	Sealed   []byte     `json:"s,omitempty"`
 	// Sig is, in an ack, the voter's signature of its acceptance.
 	Sig []byte `json:"g,omitempty"`
+	// Cluster is, in a state message, the signed cluster state.
+	Cluster []byte `json:"c,omitempty"`
 }
 
 // Encode returns m's wire form.
@@ -85,6 +92,10 @@ func DecodeMessage(b []byte) (Message, error) {
 		if len(m.Sealed) == 0 || len(m.Sealed) > 8<<10 || len(m.Hash) != 64 {
 			return Message{}, errors.New("agree: escrow message without a sealed key and plan hash")
 		}
+	case MsgState:
+		if len(m.Cluster) == 0 || len(m.Cluster) > MaxClusterState {
+			return Message{}, errors.New("agree: state message without a cluster state, or with one too large")
+		}
 	case MsgAnnounce, MsgWantCA:
 		if len(m.Hash) != 64 {
 			return Message{}, fmt.Errorf("agree: %s message without a plan hash", m.Type)
@@ -101,39 +112,59 @@ func DecodeMessage(b []byte) (Message, error) {
 	return m, nil
 }
 
-// pushState is what a node exchanges in gossip push/pull syncs.
+// PushState is what a node exchanges in gossip push/pull syncs: its
+// committed plan and the signed cluster state it holds, each nil when it
+// holds none.
+type PushState struct {
+	Plan    *plan.Plan
+	Cluster []byte
+}
+
 type pushState struct {
 	Version int        `json:"v"`
 	Plan    *plan.Plan `json:"plan,omitempty"`
+	Cluster []byte     `json:"cluster,omitempty"`
 }
 
 // EncodeState returns the push/pull state that carries p; nil when p is nil.
-func EncodeState(p *plan.Plan) []byte {
-	if p == nil {
+func EncodeState(p *plan.Plan) []byte { return EncodePush(PushState{Plan: p}) }
+
+// EncodePush returns the push/pull state s; nil when it carries nothing.
+func EncodePush(s PushState) []byte {
+	if s.Plan == nil && len(s.Cluster) == 0 {
 		return nil
 	}
-	return encodeJSON(pushState{Version: 1, Plan: p})
+	return encodeJSON(pushState{Version: 1, Plan: s.Plan, Cluster: s.Cluster})
 }
 
 // DecodeState parses and checks a push/pull state from the network; the
 // plan is nil when the peer holds none.
 func DecodeState(b []byte) (*plan.Plan, error) {
+	s, err := DecodePush(b)
+	return s.Plan, err
+}
+
+// DecodePush parses and checks a push/pull state from the network.
+func DecodePush(b []byte) (PushState, error) {
 	if len(b) > MaxMessageSize {
-		return nil, fmt.Errorf("agree: push/pull state of %d bytes exceeds %d", len(b), MaxMessageSize)
+		return PushState{}, fmt.Errorf("agree: push/pull state of %d bytes exceeds %d", len(b), MaxMessageSize)
 	}
 	var s pushState
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("agree: malformed push/pull state: %w", err)
+		return PushState{}, fmt.Errorf("agree: malformed push/pull state: %w", err)
 	}
 	if s.Version != 1 {
-		return nil, fmt.Errorf("agree: push/pull state version %d is not supported", s.Version)
+		return PushState{}, fmt.Errorf("agree: push/pull state version %d is not supported", s.Version)
 	}
 	if s.Plan != nil {
 		if err := s.Plan.Validate(); err != nil {
-			return nil, fmt.Errorf("agree: push/pull state: %w", err)
+			return PushState{}, fmt.Errorf("agree: push/pull state: %w", err)
 		}
 	}
-	return s.Plan, nil
+	if len(s.Cluster) > MaxClusterState {
+		return PushState{}, errors.New("agree: push/pull state with a cluster state too large")
+	}
+	return PushState{Plan: s.Plan, Cluster: s.Cluster}, nil
 }
 
 func encodeJSON(v any) []byte {

@@ -9,8 +9,9 @@ import (
 )
 
 // MaxSignedSize bounds what Decode accepts: MaxEvicted evictions and the
-// signature fit well within it, and it stays below a gossip message.
-const MaxSignedSize = 60 << 10
+// signature fit within it, and it leaves room for a plan in one gossip
+// message or push/pull state (agree.MaxClusterState).
+const MaxSignedSize = 32 << 10
 
 // signLabel starts the message a server signs.
 const signLabel = "nomad-bootstrapd cluster state v1\x00"

@@ -22,8 +22,8 @@ import (
 )
 
 // MaxEvicted is how many evicted nodes the state holds at most. The state
-// must fit one Nomad Variable (64 KiB) and one gossip message.
-const MaxEvicted = 256
+// must fit one gossip message beside a plan.
+const MaxEvicted = 100
 
 // maxNameLen is the longest node name (gossip.MaxNameLen).
 const maxNameLen = 64

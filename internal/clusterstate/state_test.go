@@ -102,7 +102,8 @@ func TestEvictRefusesAFullList(t *testing.T) {
 	s := State{Cluster: cluster}
 	for i := range MaxEvicted {
 		var err error
-		if s, _, err = s.Evict(Eviction{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Name: "n"}); err != nil {
+		long := Eviction{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Name: strings.Repeat("n", maxNameLen), Key: b64(key(byte(i))), At: at.Add(time.Duration(i) * time.Nanosecond)}
+		if s, _, err = s.Evict(long); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -48,6 +48,10 @@ func (p Paths) LockFile() string { return filepath.Join(p.StateDir(), "agent.loc
 // PlanFile holds the committed plan.
 func (p Paths) PlanFile() string { return filepath.Join(p.StateDir(), "plan.json") }
 
+// ClusterStateFile is the signed cluster state (internal/clusterstate) the
+// node holds.
+func (p Paths) ClusterStateFile() string { return filepath.Join(p.StateDir(), "cluster-state.json") }
+
 // VoteFile is where the agent keeps its vote in the agreement protocol.
 func (p Paths) VoteFile() string { return filepath.Join(p.StateDir(), "vote.json") }
 

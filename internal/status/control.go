@@ -1,22 +1,34 @@
 package status
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
+// Route is one more request the control socket answers: Pattern as
+// http.ServeMux takes it ("POST /v1/evict").
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
 // Listen opens the agent's control socket at path and serves GET /v1/status
-// there with what status returns, refusing when another agent already
-// answers there and replacing a stale socket file. The caller shuts the
-// server down; status is called on the server's goroutines.
-func Listen(path string, status func() Status) (*http.Server, net.Listener, error) {
+// there with what status returns, and routes, refusing when another agent
+// already answers there and replacing a stale socket file. The socket is
+// the root user's (0600): whoever reaches it may command the agent. The
+// caller shuts the server down; status and the handlers are called on the
+// server's goroutines.
+func Listen(path string, status func() Status, routes ...Route) (*http.Server, net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("agent: control socket: %w", err)
 	}
@@ -40,9 +52,77 @@ func Listen(path string, status func() Status) (*http.Server, net.Listener, erro
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(status())
 	})
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	return srv, l, nil
+}
+
+// maxAnswer bounds an answer read from the control socket.
+const maxAnswer = 1 << 20
+
+// CallError is the agent's refusal of a command: its message, for the
+// operator.
+type CallError struct {
+	Status  int
+	Message string
+}
+
+func (e *CallError) Error() string { return e.Message }
+
+// Call sends the JSON of in to the agent behind the control socket at path
+// as a POST to route and decodes its JSON answer into out. An agent that
+// refuses answers with a status other than 200 and its reason as the body,
+// returned as a *CallError. When nothing answers, the error wraps
+// ErrAgentDown.
+func Call(ctx context.Context, path, route string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	client := socketClient(path)
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+route, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return socketError(path, err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("agent: reading its answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &CallError{Status: resp.StatusCode, Message: strings.TrimSpace(string(answer))}
+	}
+	if err := json.Unmarshal(answer, out); err != nil {
+		return fmt.Errorf("agent: decoding its answer: %w", err)
+	}
+	return nil
+}
+
+// socketClient returns an HTTP client that dials the control socket.
+func socketClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+}
+
+// socketError explains a failure to reach the control socket.
+func socketError(path string, err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("agent: control socket %s: permission denied; run as root", path)
+	}
+	return fmt.Errorf("%w: nothing answers on %s (%v)", ErrAgentDown, path, err)
 }
 
 // ErrAgentDown reports that no agent answers on the control socket.
@@ -51,12 +131,7 @@ var ErrAgentDown = errors.New("agent: not running")
 // Query asks the agent behind the control socket at path for its status.
 // When nothing answers, the error wraps ErrAgentDown.
 func Query(ctx context.Context, path string) (Status, error) {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}}
+	client := socketClient(path)
 	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/status", nil)
 	if err != nil {
@@ -64,10 +139,7 @@ func Query(ctx context.Context, path string) (Status, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return Status{}, fmt.Errorf("agent: control socket %s: permission denied; run as root", path)
-		}
-		return Status{}, fmt.Errorf("%w: nothing answers on %s (%v)", ErrAgentDown, path, err)
+		return Status{}, socketError(path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -87,6 +87,25 @@ func (m *Manager) Restart(ctx context.Context, unit string) error {
 	return m.job(ctx, "restarting", unit, m.conn.RestartUnitContext)
 }
 
+// Stop stops unit and waits until it has stopped. Stopping an inactive
+// unit succeeds at once.
+func (m *Manager) Stop(ctx context.Context, unit string) error {
+	return m.job(ctx, "stopping", unit, m.conn.StopUnitContext)
+}
+
+// Disable removes unit's symlinks, as systemctl disable does, and reloads
+// systemd when that changed any.
+func (m *Manager) Disable(ctx context.Context, units ...string) error {
+	changes, err := m.conn.DisableUnitFilesContext(ctx, units, false)
+	if err != nil {
+		return fmt.Errorf("systemd: disabling %v: %w", units, err)
+	}
+	if len(changes) > 0 {
+		return m.DaemonReload(ctx)
+	}
+	return nil
+}
+
 // Reload runs unit's ExecReload= (SIGHUP for Nomad) and waits for it to finish.
 func (m *Manager) Reload(ctx context.Context, unit string) error {
 	return m.job(ctx, "reloading", unit, m.conn.ReloadUnitContext)
