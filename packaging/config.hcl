@@ -95,9 +95,10 @@ token_file = "/etc/nomad-bootstrapd/token"
 # node_class or constraint { attribute = "${meta.pool}" value = "warm" }.
 # isolate_pools = false
 
-# Lifetime of the certificates the CA holder issues; each is renewed at two
-# thirds of it.
-# cert_lifetime = "2160h"
+# Lifetime of the certificates the CA holder issues; each is renewed at half
+# of it. Nomad checks no revocation list, so this is how long a lost
+# certificate keeps working; half of it is how long the CA may be out.
+# cert_lifetime = "24h"
 
 # How long the CA holder must be down before the next live server signs
 # certificates with the escrowed CA key.

@@ -75,10 +75,6 @@ type transport interface {
 	Members() []gossip.Member
 }
 
-// certWarnBefore is how long before its certificate expires status warns
-// that the node's renewal has not succeeded.
-const certWarnBefore = 30 * 24 * time.Hour
-
 // Agent is one node's daemon.
 type Agent struct {
 	cfg         config.Config
@@ -650,9 +646,8 @@ func (a *Agent) Status() status.Status {
 		s.Node.Role = status.RoleIn(a.plan, a.id)
 		if a.st.Phase() >= status.PhaseCertified {
 			if s.Certs = status.CertsOf(a.paths, a.certRoles(*a.plan)); s.Certs != nil {
-				if left := s.Certs.NotAfter.Sub(a.now()); left < certWarnBefore {
-					s.Warnings = append(s.Warnings, fmt.Sprintf("this node's certificate expires in %s (%s); renewal has not succeeded: see the agent's log",
-						inDays(left), s.Certs.NotAfter.Format(time.RFC3339)))
+				if w := certWarning(*s.Certs, a.now()); w != "" {
+					s.Warnings = append(s.Warnings, w)
 				}
 			}
 		}
@@ -720,12 +715,33 @@ func clockWarning(m gossip.StaleMessage, now time.Time) string {
 		m.From, off.Round(time.Second), way, gossip.ReplayWindow)
 }
 
-// inDays shows a time left in days, or in hours under two days.
-func inDays(d time.Duration) string {
-	if d < 48*time.Hour {
-		return d.Round(time.Hour).String()
+// certWarning says that this node's certificate, renewed at half its
+// lifetime, has not been renewed by certs.WarnAt: a third of its lifetime
+// before it expires, four hours after renewal was due for the 24-hour
+// default. Shorter failures, such as a failover of the CA, stay quiet.
+func certWarning(c status.CertStatus, now time.Time) string {
+	at := c.NotAfter.UTC().Format(time.RFC3339)
+	switch left := c.NotAfter.Sub(now); {
+	case left <= 0:
+		return fmt.Sprintf("this node's certificate expired at %s; renewal has not succeeded: see the agent's log", at)
+	case now.Before(c.WarnAt()):
+		return ""
+	default:
+		return fmt.Sprintf("this node's certificate expires in %s (%s); renewal has not succeeded: see the agent's log", timeLeft(left), at)
 	}
-	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}
+
+// timeLeft shows a positive time left in days, in hours under two days, or
+// in minutes under two hours.
+func timeLeft(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	}
 }
 
 // CAStats reports how many certificate requests this node's CA endpoint

@@ -502,6 +502,39 @@ func TestClockWarning(t *testing.T) {
 	}
 }
 
+func TestCertWarning(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	// leaf is a default certificate issued, backdated five minutes, so that
+	// left is what remains of it.
+	leaf := func(left time.Duration) status.CertStatus {
+		notAfter := now.Add(left)
+		return status.CertStatus{NotBefore: notAfter.Add(-day - 5*time.Minute), NotAfter: notAfter}
+	}
+	for _, tt := range []struct {
+		name string
+		c    status.CertStatus
+		want string
+	}{
+		{"fresh", leaf(day), ""},
+		{"renewal due", leaf(12 * time.Hour), ""},
+		{"renewal failing for three hours", leaf(9 * time.Hour), ""},
+		{"a third left", leaf(8*time.Hour + 5*time.Minute/3), "this node's certificate expires in 8 hours (2026-12-01T18:01:40Z); renewal has not succeeded: see the agent's log"},
+		{"five hours left", leaf(5 * time.Hour), "this node's certificate expires in 5 hours (2026-12-01T15:00:00Z); renewal has not succeeded: see the agent's log"},
+		{"minutes left", leaf(90 * time.Minute), "this node's certificate expires in 90 minutes (2026-12-01T11:30:00Z); renewal has not succeeded: see the agent's log"},
+		{"expired", leaf(-time.Hour), "this node's certificate expired at 2026-12-01T09:00:00Z; renewal has not succeeded: see the agent's log"},
+		{"90 days, 40 left", status.CertStatus{NotBefore: now.Add(-50 * day), NotAfter: now.Add(40 * day)}, ""},
+		{"90 days, 9 left", status.CertStatus{NotBefore: now.Add(-81 * day), NotAfter: now.Add(9 * day)},
+			"this node's certificate expires in 9 days (2026-12-10T10:00:00Z); renewal has not succeeded: see the agent's log"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := certWarning(tt.c, now); got != tt.want {
+				t.Errorf("certWarning = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestEscrowWarning(t *testing.T) {
 	p := *validPlan() // servers a (n1, the CA holder), b, c
 	yes, no := func() bool { return true }, func() bool { return false }

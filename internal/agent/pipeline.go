@@ -105,6 +105,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	// watch, at the calmer pace from the start.
 	var wantedCA time.Time
 	hash := p.Hash()
+	renew := renewal{min: a.tm.StepRetryMin, max: a.tm.StepRetryMax}
 	t := time.NewTimer(a.tm.PipelineFast)
 	defer t.Stop()
 	for {
@@ -121,11 +122,16 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		} else {
 			t.Reset(a.tm.PipelineFast)
 		}
-		if !renewAt.IsZero() && !a.now().Before(renewAt) {
+		if now := a.now(); renew.due(renewAt, now) {
 			changed, next, err := a.certify(ctx, p)
 			if err != nil {
-				a.log.Warn("renewing certificates; retrying", "error", err)
+				if renew.failed(now) {
+					a.log.Warn("renewing certificates; retrying", "error", err, "failures", renew.fails, "next_after", renew.backoff)
+				}
 			} else {
+				if n := renew.succeeded(); n > 0 {
+					a.log.Info("certificates renewed after failures", "failures", n)
+				}
 				renewAt = next
 				if changed && sup != nil {
 					a.log.Info("certificates renewed; reloading Nomad")

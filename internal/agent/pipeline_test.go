@@ -73,8 +73,8 @@ func TestCertificatesAndNomadConfig(t *testing.T) {
 				t.Errorf("%s: %s key mode %v, %v; want 0600", s.Node.Name, role, fi.Mode().Perm(), err)
 			}
 		}
-		if s.Certs == nil || s.Certs.NotAfter.Before(time.Now().Add(80*24*time.Hour)) {
-			t.Errorf("%s: status certs %+v; want an expiry about 90 days away", s.Node.Name, s.Certs)
+		if s.Certs == nil || s.Certs.NotAfter.Before(time.Now().Add(23*time.Hour)) || s.Certs.NotAfter.After(time.Now().Add(24*time.Hour)) {
+			t.Errorf("%s: status certs %+v; want an expiry about 24 hours away", s.Node.Name, s.Certs)
 		}
 		dir := n.agent.paths.NomadConfigDir()
 		server, err := os.ReadFile(filepath.Join(dir, nomadconf.ServerFile))
@@ -170,7 +170,7 @@ func TestStatusWarnsBeforeCertificateExpiry(t *testing.T) {
 	if w := c.nodes[0].agent.Status().Warnings; len(w) != 0 {
 		t.Fatalf("fresh certificate: warnings %q", w)
 	}
-	offset.Store(int64(75 * 24 * time.Hour)) // 15 days before the 90-day certificate ends
+	offset.Store(int64(20 * time.Hour)) // 4 hours before the 24-hour certificate ends
 	w := c.nodes[0].agent.Status().Warnings
 	if len(w) != 1 || !strings.Contains(w[0], "certificate expires in") {
 		t.Errorf("warnings %q; want one about the certificate's expiry", w)
@@ -271,7 +271,7 @@ func TestCertificatesRenew(t *testing.T) {
 		}
 		return true
 	})
-	offset.Store(int64(45 * time.Minute)) // past two thirds of the lifetime
+	offset.Store(int64(35 * time.Minute)) // past half the lifetime
 	waitFor(t, 20*time.Second, "every node to renew its certificate", func() bool {
 		for _, n := range c.nodes {
 			s := n.agent.Status()

@@ -29,8 +29,11 @@ const (
 	DefaultCALifetime = 5 * 365 * 24 * time.Hour
 
 	// DefaultLeafLifetime is the lifetime of a certificate issued by Sign
-	// when none is given: 90 days, renewed after 60 (see RenewAt).
-	DefaultLeafLifetime = 90 * 24 * time.Hour
+	// when none is given: 24 hours, renewed after 12 (see RenewAt). Nomad
+	// checks no revocation list, so expiry is what revokes a certificate:
+	// an evicted node's certificates stop working within a day, and the
+	// 12 hours after renewal is due are what a CA outage may last.
+	DefaultLeafLifetime = 24 * time.Hour
 
 	// caBackdate is how far before its creation a CA certificate becomes
 	// valid, so that nodes whose clocks lag still accept it.

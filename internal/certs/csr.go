@@ -145,14 +145,27 @@ func ParseCertsPEM(certPEM []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// RenewAt returns when cert should be renewed: after two thirds of its
-// validity, NotBefore + 2/3 × (NotAfter − NotBefore). NotBefore of a
-// certificate from Sign is five minutes before its issue, which moves
-// renewal about three minutes earlier for the 90-day default.
+// RenewAt returns when cert should be renewed: after half of its validity,
+// NotBefore + (NotAfter − NotBefore)/2. The other half is what an outage of
+// the CA may last before the certificate expires: 12 hours for the 24-hour
+// default. NotBefore of a certificate from Sign is five minutes before its
+// issue, which moves renewal two and a half minutes earlier.
 func RenewAt(cert *x509.Certificate) time.Time {
-	validity := cert.NotAfter.Sub(cert.NotBefore)
-	return cert.NotBefore.Add(validity / 3 * 2)
+	return cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2)
 }
+
+// WarnAt returns when a certificate valid from notBefore to notAfter that
+// has not been renewed deserves a warning: once a third of its validity is
+// left (8 hours for the 24-hour default, 4 hours after renewal was due), or
+// 30 days before it expires when that is later, as for a long-lived CA.
+// Renewal that fails for a moment, such as while the CA fails over, stays
+// quiet; one that keeps failing leaves time to act.
+func WarnAt(notBefore, notAfter time.Time) time.Time {
+	return notAfter.Add(-min(notAfter.Sub(notBefore)/3, warnAtMost))
+}
+
+// warnAtMost is the longest WarnAt warns before expiry.
+const warnAtMost = 30 * 24 * time.Hour
 
 // NeedsRenewal reports whether cert is due for renewal at now (or has
 // expired).

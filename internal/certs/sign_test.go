@@ -320,7 +320,8 @@ func TestSignLifetime(t *testing.T) {
 		wantNotAfter time.Time
 	}{
 		{"short", now, time.Hour, now.Add(time.Hour)},
-		{"default capped by the CA", now, 0, ca.Cert.NotAfter},
+		{"default", now, 0, now.Add(DefaultLeafLifetime)},
+		{"default capped by the CA", ca.Cert.NotAfter.Add(-time.Hour), 0, ca.Cert.NotAfter},
 		{"explicit capped by the CA", now.Add(20 * 24 * time.Hour), 15 * 24 * time.Hour, ca.Cert.NotAfter},
 		{"just fits", now, 30*24*time.Hour - time.Second, now.Add(30*24*time.Hour - time.Second)},
 	}
@@ -341,12 +342,12 @@ func TestSignLifetime(t *testing.T) {
 	}
 }
 
-// TestRenewal uses a certificate valid for exactly 3 s from t0 and an
+// TestRenewal uses a certificate valid for exactly 4 s from t0 and an
 // injected clock.
 func TestRenewal(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	ca := newTestCA(t, t0)
-	der, err := ca.sign(mustCSR(t, testKey(t, "p256"), nil), clientID, t0, t0.Add(3*time.Second))
+	der, err := ca.sign(mustCSR(t, testKey(t, "p256"), nil), clientID, t0, t0.Add(4*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,14 +372,52 @@ func TestRenewal(t *testing.T) {
 		}
 	}
 
-	// A default certificate from Sign renews after about 60 days.
+	// A default certificate from Sign renews after about 12 hours, half of
+	// its 24 hours and the five minutes it is backdated.
 	der, err = ca.Sign(mustCSR(t, testKey(t, "p256"), nil), clientID, t0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c = mustParseCert(t, der)
-	if got, want := RenewAt(c).Sub(t0), 60*24*time.Hour-5*time.Minute/3; got != want {
+	if got, want := c.NotAfter.Sub(t0), 24*time.Hour; got != want {
+		t.Errorf("default certificate lasts %s after issue, want %s", got, want)
+	}
+	if got, want := RenewAt(c).Sub(t0), 12*time.Hour-5*time.Minute/2; got != want {
 		t.Errorf("default certificate renews %s after issue, want %s", got, want)
+	}
+}
+
+func TestWarnAt(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	tests := []struct {
+		name     string
+		validity time.Duration
+		left     time.Duration // before expiry, when WarnAt is
+	}{
+		{"default leaf", DefaultLeafLifetime, 8 * time.Hour},
+		{"default leaf backdated", DefaultLeafLifetime + 5*time.Minute, 8*time.Hour + 5*time.Minute/3},
+		{"hour", time.Hour, 20 * time.Minute},
+		{"week", 7 * day, 7 * day / 3},
+		{"90 days", 90 * day, 30 * day},
+		{"CA", DefaultCALifetime, 30 * day},
+		{"unknown start", time.Duration(1<<63 - 1), 30 * day},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			notAfter := t0.Add(day)
+			notBefore := notAfter.Add(-tt.validity)
+			if tt.validity == time.Duration(1<<63-1) {
+				notBefore = time.Time{}
+			}
+			got := WarnAt(notBefore, notAfter)
+			if left := notAfter.Sub(got); left != tt.left {
+				t.Errorf("WarnAt is %s before expiry, want %s", left, tt.left)
+			}
+			if tt.validity <= 90*day && !got.After(RenewAt(&x509.Certificate{NotBefore: notBefore, NotAfter: notAfter})) {
+				t.Errorf("WarnAt %s is not after the renewal time", got)
+			}
+		})
 	}
 }
 

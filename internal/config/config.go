@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 )
 
 // TokenEnv is the environment variable read like -token.
@@ -72,7 +74,8 @@ type Config struct {
 	// DedicatedServers keeps Nomad servers from also running a client. A
 	// node with role=server never runs a client either way.
 	DedicatedServers bool
-	// CertLifetime is the lifetime of the certificates the CA issues.
+	// CertLifetime is the lifetime of the certificates the CA issues;
+	// they are renewed at half of it. At least MinCertLifetime.
 	CertLifetime time.Duration
 	// CAFailoverAfter is how long the CA holder must be down before the
 	// next server signs with the escrowed CA key.
@@ -101,6 +104,11 @@ type Config struct {
 
 // DefaultMetricsAddr serves the agent's metrics on this machine only.
 const DefaultMetricsAddr = "127.0.0.1:4652"
+
+// MinCertLifetime is the shortest cert_lifetime: a certificate is backdated
+// five minutes and renewed at half its validity, so an hour renews it about
+// 27 minutes after issue rather than in a loop.
+const MinCertLifetime = time.Hour
 
 // Default returns the built-in defaults: the first layer, which the
 // configuration file, the environment and the flags override (see Merge).
@@ -149,8 +157,11 @@ func Default() Config {
 		LogLevel: "info",
 		// Servers also run a client: small clusters need every machine.
 		DedicatedServers: false,
-		// 90 days, renewed at two thirds (60 days).
-		CertLifetime: 90 * 24 * time.Hour,
+		// 24 hours, renewed at half (12 hours). Nomad checks no revocation
+		// list, so an evicted node's certificates must expire within a
+		// day; the 12 hours left at renewal are what an outage of the CA
+		// may last.
+		CertLifetime: certs.DefaultLeafLifetime,
 		// Long enough to ride out a reboot of the CA holder, short enough
 		// that new nodes are not kept waiting for long.
 		CAFailoverAfter: 2 * time.Minute,

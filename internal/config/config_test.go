@@ -187,7 +187,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{"incomplete block", "ca {\n  cert_file = \"c\"\n}\n", []string{"config.hcl:1", `"key_file" is required`}},
 		{"two blocks", "ca {\n  cert_file = \"c\"\n  key_file = \"k\"\n  chain_file = \"r\"\n}\nca {\n  cert_file = \"c\"\n  key_file = \"k\"\n  chain_file = \"r\"\n}\n", []string{"config.hcl:6", "Duplicate ca block"}},
 		{"list of numbers", "join = [1, {}]\n", []string{"config.hcl:1", "join"}},
-		{"bad cert_lifetime", "cert_lifetime = \"long\"\n", []string{"cert_lifetime", "long", `"2160h"`}},
+		{"bad cert_lifetime", "cert_lifetime = \"long\"\n", []string{"cert_lifetime", "long", `"24h"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,6 +301,14 @@ func TestValidate(t *testing.T) {
 		{"region with a hyphen", func(c *Config) { c.Region = "eu-west-1" }, ""},
 		{"bad log level", func(c *Config) { c.LogLevel = "trace" }, `log_level "trace" is not one of debug, info, warn, error`},
 		{"zero server_replace_after", func(c *Config) { c.ServerReplaceAfter = 0 }, "server_replace_after"},
+		{"cert_lifetime of an hour", func(c *Config) { c.CertLifetime = time.Hour }, ""},
+		{"cert_lifetime of 90 days", func(c *Config) { c.CertLifetime = 90 * 24 * time.Hour }, ""},
+		{"cert_lifetime under an hour", func(c *Config) { c.CertLifetime = 59 * time.Minute }, "cert_lifetime 59m0s is shorter than 1h0m0s"},
+		{"cert_lifetime of a minute", func(c *Config) { c.CertLifetime = time.Minute }, "shorter than"},
+		{"renewal within the CA failover", func(c *Config) { c.CertLifetime, c.CAFailoverAfter = 2*time.Hour, time.Hour },
+			"cert_lifetime 2h0m0s is renewed at half, 1h0m0s before expiry, which is not longer than ca_failover_after 1h0m0s"},
+		{"renewal just outlasts the CA failover", func(c *Config) { c.CertLifetime, c.CAFailoverAfter = 2*time.Hour, 59*time.Minute }, ""},
+		{"zero ca_failover_after", func(c *Config) { c.CAFailoverAfter = 0 }, "ca_failover_after 0s must be positive"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "" }, ""},
 		{"metrics on all addresses", func(c *Config) { c.MetricsAddr = "0.0.0.0:9100" }, ""},
 		{"metrics on localhost", func(c *Config) { c.MetricsAddr = "localhost:9100" }, ""},

@@ -134,7 +134,7 @@ var fields = []Field{
 		Usage: "nodes reach the CA holder through NAT: do not require a certificate request to come from the requesting member's gossip address",
 		ptr:   func(c *Config) any { return &c.BehindNAT }},
 	{Key: "cert_lifetime", Flag: "cert-lifetime",
-		Usage: "lifetime of the certificates the CA issues; renewed at two thirds",
+		Usage: "lifetime of the certificates the CA issues, at least 1h; renewed at half its lifetime",
 		ptr:   func(c *Config) any { return &c.CertLifetime }},
 	{Key: "metrics_addr", Flag: "metrics-addr",
 		Usage: "`host:port` of the agent's Prometheus endpoint; empty turns it off",

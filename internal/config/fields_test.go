@@ -129,7 +129,7 @@ func TestFieldGetAndDefault(t *testing.T) {
 			t.Errorf("%s: Get (-want +got):\n%s", tt.name, diff)
 		}
 	}
-	if f, _ := Lookup("cert_lifetime"); f.Default() != 90*24*time.Hour {
+	if f, _ := Lookup("cert_lifetime"); f.Default() != 24*time.Hour {
 		t.Errorf("cert_lifetime default %v", f.Default())
 	}
 	if got := List.String() + " " + Kind(9).String(); got != "list Kind(9)" {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
@@ -48,8 +47,14 @@ func (c *Config) Validate() error {
 	if c.CA.Set() && (c.CA.CertFile == "" || c.CA.KeyFile == "" || c.CA.ChainFile == "") {
 		add(fmt.Errorf("config: the ca block needs cert_file, key_file and chain_file (the offline root's chain)"))
 	}
-	if c.CertLifetime < time.Minute {
-		add(fmt.Errorf("config: cert_lifetime %v is shorter than a minute", c.CertLifetime))
+	// A certificate is renewed at half its lifetime; the other half must
+	// outlast a failover of the CA.
+	switch {
+	case c.CertLifetime < MinCertLifetime:
+		add(fmt.Errorf("config: cert_lifetime %v is shorter than %v", c.CertLifetime, MinCertLifetime))
+	case c.CAFailoverAfter > 0 && c.CertLifetime/2 <= c.CAFailoverAfter:
+		add(fmt.Errorf("config: cert_lifetime %v is renewed at half, %v before expiry, which is not longer than ca_failover_after %v: certificates would expire before another server signs",
+			c.CertLifetime, c.CertLifetime/2, c.CAFailoverAfter))
 	}
 	if c.CAFailoverAfter <= 0 {
 		add(fmt.Errorf("config: ca_failover_after %v must be positive", c.CAFailoverAfter))

@@ -95,8 +95,8 @@ func CertRoles(p plan.Plan, id string) []certs.Role {
 
 // CertsOf describes the certificates of roles and the cluster CA under
 // p's TLS directory, skipping those that are missing or unreadable. Its
-// NotAfter is the first role's, the node's main certificate; nil when that
-// one cannot be read.
+// NotBefore and NotAfter are the first role's, the node's main
+// certificate; nil when that one cannot be read.
 func CertsOf(p paths.Paths, roles []certs.Role) *CertStatus {
 	files := certs.TLSFiles{Dir: p.NomadTLSDir()}
 	var cs CertStatus
@@ -109,13 +109,13 @@ func CertsOf(p paths.Paths, roles []certs.Role) *CertStatus {
 			continue
 		}
 		if i == 0 {
-			cs.NotAfter = c.NotAfter.UTC()
+			cs.NotBefore, cs.NotAfter = c.NotBefore.UTC(), c.NotAfter.UTC()
 		}
-		cs.Files = append(cs.Files, CertFileStatus{Role: string(r), Path: files.CertPath(r), NotAfter: c.NotAfter.UTC()})
+		cs.Files = append(cs.Files, CertFileStatus{Role: string(r), Path: files.CertPath(r), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()})
 	}
 	if b, err := os.ReadFile(files.CAPath()); err == nil {
 		if c, err := certs.ParseCertPEM(b); err == nil {
-			cs.Files = append(cs.Files, CertFileStatus{Role: "ca", Path: files.CAPath(), NotAfter: c.NotAfter.UTC()})
+			cs.Files = append(cs.Files, CertFileStatus{Role: "ca", Path: files.CAPath(), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()})
 		}
 	}
 	return &cs

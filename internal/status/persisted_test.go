@@ -130,8 +130,8 @@ func TestPersisted(t *testing.T) {
 				t.Errorf("node %s/%s, want %s/%s", s.Node.Name, s.Node.Role, tt.wantName, tt.wantRole)
 			}
 			if tt.wantCerts > 0 {
-				if s.Certs == nil || len(s.Certs.Files) != tt.wantCerts || !s.Certs.NotAfter.Equal(notAfter) {
-					t.Errorf("certs %+v, want %d files expiring first at %v", s.Certs, tt.wantCerts, notAfter)
+				if s.Certs == nil || len(s.Certs.Files) != tt.wantCerts || !s.Certs.NotAfter.Equal(notAfter) || !s.Certs.NotBefore.Equal(notAfter.Add(-time.Hour)) {
+					t.Errorf("certs %+v, want %d files, the first valid for the hour to %v", s.Certs, tt.wantCerts, notAfter)
 				}
 			}
 			warnings := strings.Join(s.Warnings, "\n")

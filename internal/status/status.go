@@ -4,7 +4,11 @@
 // files a stopped agent left.
 package status
 
-import "time"
+import (
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+)
 
 // Status is what `nomad-bootstrapd status -json` prints: the contract of
 // DESIGN §6. Fields that belong to later phases are null until known.
@@ -58,8 +62,10 @@ type MemberStatus struct {
 
 // CertStatus describes this node's certificates.
 type CertStatus struct {
-	// NotAfter is when the first of this node's certificates expires.
-	NotAfter time.Time `json:"not_after"`
+	// NotBefore and NotAfter bound the validity of the first of this
+	// node's certificates.
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
 	// Files lists each certificate: the node's own (server or client),
 	// the CLI certificate on servers, and the cluster CA.
 	Files []CertFileStatus `json:"files,omitempty"`
@@ -67,10 +73,19 @@ type CertStatus struct {
 
 // CertFileStatus describes one certificate file.
 type CertFileStatus struct {
-	Role     string    `json:"role"` // server, client, cli or ca
-	Path     string    `json:"path"`
-	NotAfter time.Time `json:"not_after"`
+	Role      string    `json:"role"` // server, client, cli or ca
+	Path      string    `json:"path"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
 }
+
+// WarnAt returns when the node's certificate, not renewed by then, deserves
+// a warning (certs.WarnAt).
+func (c CertStatus) WarnAt() time.Time { return certs.WarnAt(c.NotBefore, c.NotAfter) }
+
+// WarnAt returns when the certificate, not renewed by then, deserves a
+// warning (certs.WarnAt).
+func (f CertFileStatus) WarnAt() time.Time { return certs.WarnAt(f.NotBefore, f.NotAfter) }
 
 // NomadStatus describes the local Nomad agent and the cluster it sees.
 type NomadStatus struct {

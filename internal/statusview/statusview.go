@@ -141,7 +141,7 @@ func Table(w io.Writer, s status.Status, o Options) {
 		t.add(label("ROLE"), label("EXPIRES"), label("IN"))
 		for _, f := range s.Certs.Files {
 			left := f.NotAfter.Sub(now)
-			t.add(plain(f.Role), plain(f.NotAfter.UTC().Format(time.RFC3339)), cell{text: humanDuration(left), color: expiryColor(left)})
+			t.add(plain(f.Role), plain(f.NotAfter.UTC().Format(time.RFC3339)), cell{text: humanDuration(left), color: expiryColor(f, now)})
 		}
 		t.write(w, o.Color)
 	} else if s.Certs != nil {
@@ -275,12 +275,14 @@ func memberColor(state string) string {
 	}
 }
 
-// expiryColor warns a month ahead, as the agent does.
-func expiryColor(left time.Duration) string {
+// expiryColor warns when the agent does: once a certificate that should
+// have been renewed has a third of its lifetime left, or a month for a
+// long-lived one (certs.WarnAt).
+func expiryColor(f status.CertFileStatus, now time.Time) string {
 	switch {
-	case left <= 0:
+	case !now.Before(f.NotAfter):
 		return red
-	case left < 30*24*time.Hour:
+	case !now.Before(f.WarnAt()):
 		return yellow
 	default:
 		return ""

@@ -38,12 +38,15 @@ func committed() *status.PlanStatus {
 		Region: "global", CAFingerprint: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 }
 
+// certFiles describes a server's 24-hour certificates with serverLeft to
+// go and a five-year CA made an hour before now.
 func certFiles(serverLeft time.Duration) *status.CertStatus {
 	notAfter := now.Add(serverLeft)
-	return &status.CertStatus{NotAfter: notAfter, Files: []status.CertFileStatus{
-		{Role: "server", Path: "/etc/nomad.d/tls/server.pem", NotAfter: notAfter},
-		{Role: "cli", Path: "/etc/nomad.d/tls/cli.pem", NotAfter: notAfter},
-		{Role: "ca", Path: "/etc/nomad.d/tls/ca.pem", NotAfter: now.Add(5 * 365 * 24 * time.Hour)},
+	notBefore := notAfter.Add(-24*time.Hour - 5*time.Minute)
+	return &status.CertStatus{NotBefore: notBefore, NotAfter: notAfter, Files: []status.CertFileStatus{
+		{Role: "server", Path: "/etc/nomad.d/tls/server.pem", NotBefore: notBefore, NotAfter: notAfter},
+		{Role: "cli", Path: "/etc/nomad.d/tls/cli.pem", NotBefore: notBefore, NotAfter: notAfter},
+		{Role: "ca", Path: "/etc/nomad.d/tls/ca.pem", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(5 * 365 * 24 * time.Hour)},
 	}}
 }
 
@@ -72,7 +75,7 @@ func cases() map[string]status.Status {
 	acl := &status.ACLStatus{State: "bootstrapped", TokensDir: "/var/lib/nomad-bootstrapd/acl"}
 
 	healthy := status.Status{Node: node(), Phase: status.PhaseRunning, Plan: committed(), Members: members(),
-		Certs: certFiles(81 * 24 * time.Hour), Nomad: healthyNomad(), ACL: acl, Agent: running()}
+		Certs: certFiles(17 * time.Hour), Nomad: healthyNomad(), ACL: acl, Agent: running()}
 
 	electing := status.Status{Node: node(), Phase: status.PhaseElecting,
 		Reason:  "waiting for 3 members to be alive (2 are)",
@@ -95,8 +98,8 @@ func cases() map[string]status.Status {
 	dead.Warnings = []string{"Nomad server node3 (10.0.0.7) of the plan has not been alive in gossip for 4m10s"}
 
 	expiring := healthy
-	expiring.Certs = certFiles(9 * 24 * time.Hour)
-	expiring.Warnings = []string{"this node's certificate expires in 9 days (2026-12-10T10:00:00Z); renewal has not succeeded: see the agent's log"}
+	expiring.Certs = certFiles(5 * time.Hour)
+	expiring.Warnings = []string{"this node's certificate expires in 5 hours (2026-12-01T15:00:00Z); renewal has not succeeded: see the agent's log"}
 
 	mixed := healthy
 	mn := healthyNomad()
@@ -107,7 +110,7 @@ func cases() map[string]status.Status {
 
 	down := status.Status{Node: node(), Phase: status.PhaseStopped,
 		Reason: "the agent is not running; start it with: systemctl start nomad-bootstrapd",
-		Plan:   committed(), Members: []status.MemberStatus{}, Certs: certFiles(81 * 24 * time.Hour)}
+		Plan:   committed(), Members: []status.MemberStatus{}, Certs: certFiles(17 * time.Hour)}
 
 	return map[string]status.Status{
 		"healthy":                 healthy,
@@ -181,6 +184,36 @@ func TestHumanDuration(t *testing.T) {
 		if got := humanDuration(tt.d); got != tt.want {
 			t.Errorf("humanDuration(%v) = %q, want %q", tt.d, got, tt.want)
 		}
+	}
+}
+
+func TestExpiryColor(t *testing.T) {
+	day := 24 * time.Hour
+	leaf := func(left time.Duration) status.CertFileStatus {
+		return status.CertFileStatus{NotBefore: now.Add(left - day), NotAfter: now.Add(left)}
+	}
+	tests := []struct {
+		name string
+		f    status.CertFileStatus
+		want string
+	}{
+		{"fresh leaf", leaf(23 * time.Hour), ""},
+		{"leaf due for renewal", leaf(12 * time.Hour), ""},
+		{"leaf a third left", leaf(8*time.Hour + time.Second), ""},
+		{"leaf under a third left", leaf(8 * time.Hour), yellow},
+		{"leaf about to expire", leaf(time.Minute), yellow},
+		{"leaf expired", leaf(0), red},
+		{"CA with years left", status.CertFileStatus{NotBefore: now.Add(-day), NotAfter: now.Add(5 * 365 * day)}, ""},
+		{"CA with a month left", status.CertFileStatus{NotBefore: now.Add(-5 * 365 * day), NotAfter: now.Add(30 * day)}, yellow},
+		{"no start, 40 days left", status.CertFileStatus{NotAfter: now.Add(40 * day)}, ""},
+		{"no start, 20 days left", status.CertFileStatus{NotAfter: now.Add(20 * day)}, yellow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := expiryColor(tt.f, now); got != tt.want {
+				t.Errorf("expiryColor = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

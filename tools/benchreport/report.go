@@ -2,12 +2,19 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	_ "embed"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
 //go:embed report.md.tmpl
@@ -212,6 +219,70 @@ func (r *report) Healthy() Healthy {
 	return h
 }
 
+// The cluster whose renewal load the report states (DESIGN §8): 10,000
+// nodes, 3 of them servers, with the default certificate lifetime.
+const (
+	renewalNodes   = 10_000
+	renewalServers = 3
+	// renewalRetryMax is the longest wait between a node's attempts of a
+	// renewal that fails: agent.DefaultTimings().StepRetryMax.
+	renewalRetryMax = 30 * time.Second
+)
+
+// Renewal is the load that renewing certificates puts on the CA holder,
+// against the signed requests per second it was measured to manage.
+type Renewal struct {
+	Nodes, Servers  int
+	ServerRoles     []string      // the certificates a server holds
+	ClientRoles     []string      // the certificates a client holds
+	Certs           int           // certificates the nodes hold
+	Lifetime, Every time.Duration // the default lifetime; renewal after
+	PerSecond       float64       // Certs spread evenly over Every
+	Capacity        float64       // BenchmarkSignRequest's requests/s
+	Headroom        float64       // Capacity / PerSecond
+	Burst           float64       // seconds to sign Certs all at once
+	RetryMax        time.Duration // the longest wait between attempts of a failing renewal
+	Retry           float64       // requests/s of Nodes all retrying every RetryMax
+	Known           bool          // Capacity was measured
+}
+
+// Renewal returns the renewal load at renewalNodes nodes: each holds the
+// certificates status.CertRoles gives its role, each lasts
+// certs.DefaultLeafLifetime and is renewed when certs.RenewAt says.
+func (r *report) Renewal() Renewal {
+	p := plan.Plan{}
+	for i := range renewalServers {
+		p.Servers = append(p.Servers, plan.Server{ID: "server-" + strconv.Itoa(i)})
+	}
+	n := Renewal{Nodes: renewalNodes, Servers: renewalServers, Lifetime: certs.DefaultLeafLifetime}
+	for _, role := range status.CertRoles(p, "server-0") {
+		n.ServerRoles = append(n.ServerRoles, string(role))
+	}
+	for _, role := range status.CertRoles(p, "client") {
+		n.ClientRoles = append(n.ClientRoles, string(role))
+	}
+	n.Certs = renewalServers*len(n.ServerRoles) + (renewalNodes-renewalServers)*len(n.ClientRoles)
+	t0 := time.Unix(0, 0)
+	n.Every = certs.RenewAt(&x509.Certificate{NotBefore: t0, NotAfter: t0.Add(n.Lifetime)}).Sub(t0)
+	n.PerSecond = float64(n.Certs) / n.Every.Seconds()
+	n.RetryMax = renewalRetryMax
+	n.Retry = float64(n.Nodes) / n.RetryMax.Seconds()
+	n.Capacity, n.Known = r.first("BenchmarkSignRequest", "requests/s")
+	if n.Known && n.Capacity > 0 {
+		n.Headroom = n.Capacity / n.PerSecond
+		n.Burst = float64(n.Certs) / n.Capacity
+	}
+	return n
+}
+
+// Hours formats a duration in hours: "12 h".
+func (n Renewal) Hours(d time.Duration) string {
+	return strconv.FormatFloat(d.Hours(), 'f', -1, 64) + " h"
+}
+
+// count formats a whole number with its thousands grouped: "10,003".
+func count(x int) string { return trim(float64(x), len(strconv.Itoa(x))) }
+
 // Targets returns the design's targets with this run's figures.
 func (r *report) Targets() []Target {
 	var t []Target
@@ -233,6 +304,10 @@ func (r *report) Targets() []Target {
 	t = append(t, Target{What: "certificates per second on one core", Figure: trim(cps, 4) + "/s", Goal: "≥ 2,000/s", Met: ok && cps >= 2000, Known: ok})
 	rps, ok := r.first("BenchmarkSignRequest", "requests/s")
 	t = append(t, Target{What: "signed certificate requests per second on one core (verified and signed)", Figure: trim(rps, 4) + "/s", Goal: "≥ 2,000/s", Met: ok && rps >= 2000, Known: ok})
+	rn := r.Renewal()
+	t = append(t, Target{What: fmt.Sprintf("renewal load at %s nodes, %s certificates renewed every %s", count(rn.Nodes), rn.Hours(rn.Lifetime), rn.Hours(rn.Every)),
+		Figure: fmt.Sprintf("%s requests/s, %s× below the signed requests/s", trim(rn.PerSecond, 3), trim(rn.Headroom, 3)),
+		Goal:   "below the signed requests/s", Met: rn.Known && rn.PerSecond <= rn.Capacity, Known: rn.Known})
 	c500 := r.values("BenchmarkCertify500", "s/500-nodes")
 	t = append(t, Target{What: "500 nodes certified after commit", Figure: span(c500, "s", 2), Goal: "≤ 10 s", Met: len(c500) > 0 && slices.Max(c500) <= 10, Known: len(c500) > 0})
 	for _, v := range []struct{ suffix, what string }{{"", ""}, {"-nomad", ", watching its Nomad"}} {
@@ -256,11 +331,16 @@ func (r *report) Targets() []Target {
 // render executes the template.
 func (r *report) render() ([]byte, error) {
 	tmpl, err := template.New("report").Funcs(template.FuncMap{
-		"f2":   func(x float64) string { return fmt.Sprintf("%.2f", x) },
-		"span": func(v []float64) string { return span(v, "s", 2) },
-		"sub":  func(a, b float64) float64 { return a - b },
-		"mul":  func(a, b float64) float64 { return a * b },
-		"div":  func(a, b float64) float64 { return a / b },
+		"f2":    func(x float64) string { return fmt.Sprintf("%.2f", x) },
+		"span":  func(v []float64) string { return span(v, "s", 2) },
+		"sub":   func(a, b float64) float64 { return a - b },
+		"mul":   func(a, b float64) float64 { return a * b },
+		"isub":  func(a, b int) int { return a - b },
+		"join":  func(v []string) string { return strings.Join(v, " and ") },
+		"count": count,
+		"prec":  func(x float64, prec int) string { return trim(x, prec) },
+		"secs":  func(d time.Duration) string { return count(int(d.Seconds())) },
+		"div":   func(a, b float64) float64 { return a / b },
 		// rng shows a range of seconds, or one figure when both ends agree.
 		"rng": func(a, b float64) string {
 			if fmt.Sprintf("%.2f", a) == fmt.Sprintf("%.2f", b) {

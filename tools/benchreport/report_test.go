@@ -1,8 +1,12 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
 )
 
 const sample = `started: 2026-12-01T22:00:00Z
@@ -52,5 +56,62 @@ func TestTrim(t *testing.T) {
 		if got := trim(c.x, c.prec); got != c.want {
 			t.Errorf("trim(%v, %d) = %q, want %q", c.x, c.prec, got, c.want)
 		}
+	}
+}
+
+func TestRenewal(t *testing.T) {
+	const signRequest = "BenchmarkSignRequest \t    8000\t    274400 ns/op\t      3644 requests/s\n"
+	for _, tt := range []struct {
+		name          string
+		raw           string
+		known         bool
+		headroom      float64
+		burst         float64
+		summary, text []string
+	}{
+		{"measured", signRequest, true, 3644 / (10003.0 / 43200), 10003 / 3644.0,
+			[]string{"ok     renewal load at 10,000 nodes, 24 h certificates renewed every 12 h", "0.232 requests/s, 15,700× below the signed requests/s"},
+			[]string{"3 servers hold 2 certificates\neach (server and cli), the other 9,997 nodes 1 each (client):\n10,003 certificates, or 10,003 / 43,200 s = 0.232 requests/s", "3,644 requests/s on one core", "15,700 times that load",
+				"requests take 2.7 s of one core every 12 h", "one attempt every\n30 s: then at most 333 requests/s from 10,000 nodes,\n9.1% of what it signs"}},
+		{"not measured", "", false, 0, 0,
+			[]string{"n/a    renewal load at 10,000 nodes", "not measured"},
+			[]string{"0.232 requests/s", "capacity was not measured in this run"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var r report
+			r.parse([]byte(tt.raw))
+			n := r.Renewal()
+			if n.Certs != 3*2+9997 || n.Lifetime != 24*time.Hour || n.Every != 12*time.Hour || n.Known != tt.known {
+				t.Errorf("renewal %+v; want 10,003 certificates of 24 h renewed every 12 h, measured %v", n, tt.known)
+			}
+			if math.Abs(n.PerSecond-10003.0/43200) > 1e-9 || math.Abs(n.Retry-10000.0/30) > 1e-9 {
+				t.Errorf("%v requests/s, %v retrying; want 10,003 / 43,200 s and 10,000 / 30 s", n.PerSecond, n.Retry)
+			}
+			if math.Abs(n.Headroom-tt.headroom) > 1e-6 || math.Abs(n.Burst-tt.burst) > 1e-9 {
+				t.Errorf("headroom %v, burst %v s; want %v, %v s", n.Headroom, n.Burst, tt.headroom, tt.burst)
+			}
+			s := r.summary()
+			for _, want := range tt.summary {
+				if !strings.Contains(s, want) {
+					t.Errorf("summary lacks %q:\n%s", want, s)
+				}
+			}
+			text, err := r.render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tt.text {
+				if !strings.Contains(string(text), want) {
+					t.Errorf("report lacks %q", want)
+				}
+			}
+		})
+	}
+}
+
+// The report's retry figure is the agent's.
+func TestRenewalRetryMaxIsTheAgents(t *testing.T) {
+	if got := agent.DefaultTimings().StepRetryMax; got != renewalRetryMax {
+		t.Errorf("agent.DefaultTimings().StepRetryMax = %v, renewalRetryMax = %v", got, renewalRetryMax)
 	}
 }
