@@ -115,6 +115,12 @@ type Agent struct {
 	sendq  chan outgoing
 	shared atomic.Pointer[plan.Plan] // the committed plan, for push/pull syncs
 
+	cstate        atomic.Pointer[heldState] // the cluster state this node verified (cluster.go)
+	refusedStates map[string]bool           // senders of refused cluster states, logged once (loop)
+	endorsement   []byte                    // the cluster key's endorsement of this node, for a server-token holder
+	stopRun       context.CancelCauseFunc   // ends Run with a cause (eviction)
+	lastSync      time.Time                 // when this server last read the cluster state from Nomad (pipeline)
+
 	mgmtMu sync.Mutex // held while the management token is read or made (acl.go)
 
 	mu        sync.Mutex
@@ -221,6 +227,9 @@ func New(opts Options) (*Agent, error) {
 	if a.vote, err = planfile.LoadVote(a.paths.VoteFile()); err != nil {
 		return nil, err
 	}
+	if err := a.loadClusterState(); err != nil {
+		return nil, err
+	}
 	if cfg.CA.Set() {
 		if _, err := a.operatorCA(); err != nil {
 			return nil, err
@@ -262,6 +271,7 @@ func (a *Agent) Start() error {
 	}
 	if a.cred.IsServer() {
 		meta.Endorsement = a.serverToken.Endorse(uuid.MustParse(a.id), meta.Identity)
+		a.endorsement = meta.Endorsement
 	}
 	node, err := gossip.Start(gossip.Config{
 		Name:          a.name,
@@ -283,6 +293,7 @@ func (a *Agent) Start() error {
 	if err != nil {
 		return fmt.Errorf("agent: starting gossip: %w", err)
 	}
+	node.SetRefused(a.refuses)
 	a.mu.Lock()
 	a.node, a.tr = node, node
 	a.mu.Unlock()
@@ -324,7 +335,7 @@ func (a *Agent) Start() error {
 		node.Shutdown()
 		return err
 	}
-	srv, _, err := status.Listen(a.paths.Socket(), a.Status)
+	srv, _, err := status.Listen(a.paths.Socket(), a.Status, status.Route{Pattern: "POST " + EvictRoute, Handler: evictHandler{a}})
 	if err != nil {
 		node.Shutdown()
 		a.unlockState()
@@ -478,9 +489,10 @@ func seedAddr(seed string, port int) string {
 
 // Run drives the agent until ctx ends, then shuts it down.
 func (a *Agent) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	a.stopRun = cancel
 	defer func() {
-		cancel()
+		cancel(nil)
 		a.bg.Wait()
 		a.shutdown()
 	}()
@@ -504,6 +516,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if err := context.Cause(ctx); errors.Is(err, ErrEvicted) {
+				a.leaveEvicted()
+				return err
+			}
 			return nil
 		case <-t.C:
 			a.proto.Tick(a.now())
@@ -668,6 +684,12 @@ func (a *Agent) Status() status.Status {
 	if a.aclState != "" {
 		s.ACL = &status.ACLStatus{State: a.aclState, TokensDir: a.paths.ACLDir()}
 	}
+	if cs := a.clusterState(); cs != nil {
+		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{}}
+		for _, e := range cs.Evicted {
+			s.Cluster.Evicted = append(s.Cluster.Evicted, status.EvictedStatus{Name: e.Name, ID: e.ID, At: e.At})
+		}
+	}
 	for _, m := range members {
 		ms := status.MemberStatus{Name: m.Name, ID: m.Meta.ID, Address: m.Address, Status: string(m.State),
 			Role: m.Meta.Role, Pool: m.Meta.Pool, Zone: m.Meta.Zone}
@@ -773,22 +795,33 @@ func (h gossipHandler) HandleMessage(from string, payload []byte) {
 	}
 }
 
-// LocalState is the committed plan, as the loop last published it.
-func (h gossipHandler) LocalState(bool) []byte { return agree.EncodeState(h.a.shared.Load()) }
+// LocalState is the committed plan, as the loop last published it, and the
+// signed cluster state this node holds.
+func (h gossipHandler) LocalState(bool) []byte {
+	s := agree.PushState{Plan: h.a.shared.Load()}
+	if c := h.a.cstate.Load(); c != nil {
+		s.Cluster = c.signed
+	}
+	return agree.EncodePush(s)
+}
 
-// MergeRemoteState decodes a peer's state and queues its plan.
+// MergeRemoteState decodes a peer's state and queues its plan and cluster
+// state.
 func (h gossipHandler) MergeRemoteState(buf []byte, _ bool) {
 	a := h.a
 	if len(buf) == 0 {
 		return
 	}
-	p, err := agree.DecodeState(buf)
+	s, err := agree.DecodePush(buf)
 	if err != nil {
 		a.log.Warn("dropping malformed push/pull state", "error", err)
 		return
 	}
-	if p != nil {
-		a.ev.post(func() { a.proto.MergeRemote(a.now(), p) })
+	if s.Plan != nil {
+		a.ev.post(func() { a.proto.MergeRemote(a.now(), s.Plan) })
+	}
+	if len(s.Cluster) > 0 {
+		a.ev.post(func() { a.adoptClusterState("a push/pull sync", s.Cluster) })
 	}
 }
 

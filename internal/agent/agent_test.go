@@ -63,6 +63,7 @@ type testNode struct {
 	agent  *Agent
 	cancel context.CancelFunc
 	done   chan struct{}
+	err    error // what Run returned, once done is closed
 }
 
 type cluster struct {
@@ -149,7 +150,7 @@ func startNodeThen(opts Options, started func(*Agent)) (*testNode, error) {
 	n := &testNode{opts: opts, agent: a, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(n.done)
-		a.Run(ctx)
+		n.err = a.Run(ctx)
 	}()
 	return n, nil
 }

@@ -158,6 +158,8 @@ func (a *Agent) onMessage(from string, m agree.Message) {
 		a.handleEscrow(from, m)
 	case agree.MsgWantCA:
 		a.handleWantCA(from, m)
+	case agree.MsgState:
+		a.adoptClusterState(from, m.Cluster)
 	default:
 		a.proto.Receive(a.now(), from, m)
 	}

@@ -181,6 +181,9 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			}
 			aclState = state
 		}
+		if aclState == aclReady {
+			a.syncClusterState(ctx, p)
+		}
 		a.mu.Lock()
 		switch {
 		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):

@@ -37,6 +37,9 @@ type Timings struct {
 	WantCA time.Duration
 	// ACLAttempt bounds one attempt of the ACL setup on a server.
 	ACLAttempt time.Duration
+	// ClusterSync is how often a server reads the cluster state from Nomad
+	// and carries out its evictions on Nomad's nodes.
+	ClusterSync time.Duration
 	// Agree are the agreement protocol's timings.
 	Agree agree.Timings
 }
@@ -62,6 +65,7 @@ func DefaultTimings() Timings {
 		CARequest:    10 * time.Second,
 		WantCA:       2 * time.Second,
 		ACLAttempt:   30 * time.Second,
+		ClusterSync:  15 * time.Second,
 		Agree:        agree.DefaultTimings(),
 	}
 }

@@ -29,6 +29,9 @@ type Trust struct {
 	BehindNAT bool
 	// Now is the time client tokens' expiries are checked at.
 	Now time.Time
+	// Evicted reports whether the cluster evicted the node with this ID or
+	// identity key; nil evicts none.
+	Evicted func(id string, key []byte) bool
 }
 
 // Authorize decides what a requesting node is certified as under p, the
@@ -44,6 +47,9 @@ type Trust struct {
 func Authorize(p *plan.Plan, members []gossip.Member, req *certs.SignRequest, remote netip.Addr, tr Trust) (casvc.Grant, error) {
 	if p == nil {
 		return casvc.Grant{}, errors.New("no plan is committed yet")
+	}
+	if tr.Evicted != nil && tr.Evicted(req.NodeID, req.Identity) {
+		return casvc.Grant{}, fmt.Errorf("node %s (%s) was evicted from the cluster", req.NodeName, req.NodeID)
 	}
 	var member *gossip.Member
 	for _, m := range members {

@@ -48,10 +48,14 @@ func TestAuthorize(t *testing.T) {
 		member("w1", "w", "127.0.0.9", gossip.StateAlive),
 		member("k1", "k", "127.0.0.10", gossip.StateAlive), // a client-token node
 		member("gone", "g", "127.0.0.8", gossip.StateDead),
+		member("e1", "e", "127.0.0.11", gossip.StateAlive), // evicted
+		member("e2", "e2", "127.0.0.12", gossip.StateAlive),
 		{Name: "bad", Address: "127.0.0.7", State: gossip.StateAlive, MetaErr: errors.New("meta did not decode")},
 	}
 	holders := map[string]bool{"a": true, "b": true, "c": true, "w": true}
-	tr := Trust{Server: tok, Eligible: func(m gossip.Meta) bool { return holders[m.ID] }, Now: now}
+	evicted := map[string]bool{"e": true}
+	tr := Trust{Server: tok, Eligible: func(m gossip.Meta) bool { return holders[m.ID] }, Now: now,
+		Evicted: func(id string, key []byte) bool { return evicted[id] || bytes.Equal(key, pubOf("e")) }}
 	req := func(id, name string, role certs.Role) certs.SignRequest {
 		return certs.SignRequest{NodeID: id, NodeName: name, Role: role, Identity: pubOf(id)}
 	}
@@ -120,6 +124,10 @@ func TestAuthorize(t *testing.T) {
 		{name: "a member whose meta did not decode", plan: &p, req: req("x", "bad", certs.RoleClient), from: ip("127.0.0.7"),
 			wantErr: "not an alive member"},
 		{name: "a stranger", plan: &p, req: req("x", "x1", certs.RoleClient), from: ip("127.0.0.9"), wantErr: "not an alive member"},
+		{name: "an evicted node", plan: &p, req: req("e", "e1", certs.RoleClient), from: ip("127.0.0.11"),
+			wantErr: "node e1 (e) was evicted from the cluster"},
+		{name: "an evicted node's key under a new ID", plan: &p, from: ip("127.0.0.12"),
+			req: with(req("e2", "e2", certs.RoleClient), func(r *certs.SignRequest) { r.Identity = pubOf("e") }), wantErr: "was evicted from the cluster"},
 		{name: "an unknown role", plan: &p, req: req("w", "w1", "root"), from: ip("127.0.0.9"), wantErr: `unknown role "root"`},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,6 +72,9 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	a, err := agent.New(agent.Options{Config: cfg, Credential: token, Root: flags.Root, Logger: log, Version: Version, DryRun: flags.DryRun})
 	if err != nil {
 		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n", err)
+		if errors.Is(err, agent.ErrEvicted) {
+			return exitEvicted
+		}
 		return exitError
 	}
 	if flags.DryRun {
@@ -108,6 +112,9 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	defer systemd.Notify(systemd.Stopping)
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", slog.Any("error", err))
+		if errors.Is(err, agent.ErrEvicted) {
+			return exitEvicted
+		}
 		return exitError
 	}
 	return exitOK

@@ -28,6 +28,9 @@ const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitEvicted ends an agent the cluster evicted; the unit does not
+	// restart it (RestartPreventExitStatus=).
+	exitEvicted = 3
 )
 
 // usage is the program's help: the commands, from the commands table.
@@ -63,6 +66,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return runJoin(rest, stdout, stderr)
 	case "status":
 		return runStatus(rest, stdout, stderr)
+	case "node":
+		return runNode(rest, stdout, stderr)
 	case "demo":
 		return runDemo(rest, stdout, stderr)
 	case "completion":

@@ -123,7 +123,8 @@ func (r *Runner) Agent(p plan.Plan) nomadconf.Agent {
 		}
 	}
 	if r.RunsClient(p) {
-		c := &nomadconf.Client{Servers: servers, NodePool: r.cfg.Pool, IsolatePool: r.cfg.IsolatePools, RawExec: r.cfg.RawExec}
+		c := &nomadconf.Client{Servers: servers, NodePool: r.cfg.Pool, IsolatePool: r.cfg.IsolatePools, RawExec: r.cfg.RawExec,
+			Meta: map[string]string{NodeIDMeta: r.node.ID}}
 		if addr, err := netip.ParseAddr(r.node.Advertise); err == nil && addr.IsLoopback() {
 			c.Options = map[string]string{"fingerprint.denylist": cloudFingerprinters}
 			// Tasks of a loopback-only node get a loopback address too,
@@ -134,6 +135,10 @@ func (r *Runner) Agent(p plan.Plan) nomadconf.Agent {
 	}
 	return na
 }
+
+// NodeIDMeta is the client meta key that holds the node's ID, by which
+// the servers find the Nomad node of a node the cluster evicted.
+const NodeIDMeta = "nomad_bootstrapd_node_id"
 
 // loopbackInterface names this machine's loopback interface ("lo" on
 // Linux), or "" when there is none.

@@ -21,9 +21,26 @@ type Status struct {
 	Certs   *CertStatus    `json:"certs"`
 	Nomad   *NomadStatus   `json:"nomad"`
 	ACL     *ACLStatus     `json:"acl"` // on servers once Nomad runs
+	// Cluster is the cluster state this node holds (internal/clusterstate);
+	// null before the first change.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 
 	Warnings []string    `json:"warnings,omitempty"`
 	Agent    AgentStatus `json:"agent"`
+}
+
+// ClusterStatus is the cluster's decided state: its version and the nodes
+// it evicted.
+type ClusterStatus struct {
+	Version uint64          `json:"version"`
+	Evicted []EvictedStatus `json:"evicted"`
+}
+
+// EvictedStatus is one evicted node.
+type EvictedStatus struct {
+	Name string    `json:"name"`
+	ID   string    `json:"id"`
+	At   time.Time `json:"at"`
 }
 
 // NodeStatus describes this node.

@@ -133,6 +133,13 @@ func Table(w io.Writer, s status.Status, o Options) {
 		}
 		head.add(label("ACL"), c)
 	}
+	if c := s.Cluster; c != nil && len(c.Evicted) > 0 {
+		var names []string
+		for _, e := range c.Evicted {
+			names = append(names, fmt.Sprintf("%s (%s, %s)", orDash(e.Name), shortID(e.ID), e.At.UTC().Format("2006-01-02 15:04")))
+		}
+		head.add(label("Evicted"), plain(fmt.Sprintf("%d: %s (cluster state version %d)", len(c.Evicted), strings.Join(names, ", "), c.Version)))
+	}
 	head.write(w, o.Color)
 
 	if s.Certs != nil && len(s.Certs.Files) > 0 {

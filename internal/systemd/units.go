@@ -93,7 +93,8 @@ func NomadUnit(nomadPath, configDir string, notify bool) []byte {
 // AgentUnit returns nomad-bootstrapd.service running the binary at binPath.
 // The agent tells systemd when it is ready (Type=notify); systemd creates
 // /run/nomad-bootstrapd (0755) and /var/lib/nomad-bootstrapd (0700) for it,
-// and reads /etc/nomad-bootstrapd/agent.env when it exists. The agent starts
+// and reads /etc/nomad-bootstrapd/agent.env when it exists. It is not
+// restarted after it exited with status 3, an evicted node's. The agent starts
 // nomad.service itself, so the two units do not depend on each other.
 func AgentUnit(binPath string) []byte {
 	opts := []*unit.UnitOption{
@@ -106,6 +107,8 @@ func AgentUnit(binPath string) []byte {
 		{Section: "Service", Name: "ExecStart", Value: execLine(binPath, "agent")},
 		{Section: "Service", Name: "Restart", Value: "on-failure"},
 		{Section: "Service", Name: "RestartSec", Value: "5"},
+		// Exit status 3: the cluster evicted this node; a restart cannot help.
+		{Section: "Service", Name: "RestartPreventExitStatus", Value: "3"},
 		{Section: "Service", Name: "RuntimeDirectory", Value: "nomad-bootstrapd"},
 		{Section: "Service", Name: "RuntimeDirectoryMode", Value: "0755"},
 		{Section: "Service", Name: "StateDirectory", Value: "nomad-bootstrapd"},

@@ -1,0 +1,440 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/eviction"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/identity"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadrun"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
+)
+
+// The cluster state (internal/clusterstate): what the cluster decided after
+// its bootstrap, for now the nodes it evicted.
+//
+// A server changes it in Nomad (a Nomad Variable, check-and-set), signs
+// what Nomad holds with its identity key and sends it to every member;
+// members pass it on in push/pull syncs. Every server also reads it from
+// Nomad every Timings.ClusterSync, so a change made on another server, or
+// while this one was down, reaches it and its peers. A node keeps the
+// highest version it verified, on disk and in cstate, and applies it:
+// gossip drops the evicted nodes, the CA endpoint refuses them, the servers
+// drain and purge their Nomad nodes, and an evicted node leaves.
+
+// heldState is the cluster state this node verified, with the signed form
+// it came in.
+type heldState struct {
+	st     clusterstate.State
+	signed []byte
+}
+
+// ErrEvicted is wrapped by the error of New and Run on a node the cluster
+// evicted.
+var ErrEvicted = errors.New("agent: the cluster evicted this node")
+
+// clusterState returns the cluster state this node holds, or nil.
+func (a *Agent) clusterState() *clusterstate.State {
+	if h := a.cstate.Load(); h != nil {
+		return &h.st
+	}
+	return nil
+}
+
+// verifyClusterState checks a signed cluster state from the network or
+// disk.
+func (a *Agent) verifyClusterState(b []byte) (clusterstate.State, error) {
+	sg, err := clusterstate.Decode(b)
+	if err != nil {
+		return clusterstate.State{}, err
+	}
+	return sg.Verify(a.cred.ClusterIDString(), a.endorsed.check)
+}
+
+// loadClusterState reads the cluster state this node kept; it refuses to
+// start a node that the state evicts.
+func (a *Agent) loadClusterState() error {
+	path := a.paths.ClusterStateFile()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("agent: reading the cluster state: %w", err)
+	}
+	st, err := a.verifyClusterState(b)
+	if err != nil {
+		return fmt.Errorf("agent: %s is not the cluster's state (%v): remove it, and the node receives the state from its peers",
+			path, strings.TrimPrefix(err.Error(), "clusterstate: "))
+	}
+	if e, ok := st.Eviction(a.id); ok || st.Refuses(a.id, identity.Public(a.idKey)) {
+		return a.evictedError(e)
+	}
+	a.cstate.Store(&heldState{st: st, signed: b})
+	return nil
+}
+
+// evictedError explains to the operator of an evicted node what happened.
+func (a *Agent) evictedError(e clusterstate.Eviction) error {
+	when := ""
+	if !e.At.IsZero() {
+		when = " at " + e.At.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	return fmt.Errorf("%w: node %s (%s) was evicted%s and cannot rejoin with this identity; to use this machine in the cluster again, remove %s, %s and %s and start it as a new node",
+		ErrEvicted, a.name, a.id, when, a.paths.NodeIDFile(), a.paths.IdentityKeyFile(), a.paths.ClusterStateFile())
+}
+
+// refuses reports whether the cluster state this node holds evicts the
+// member with meta m (gossip.Node.SetRefused).
+func (a *Agent) refuses(m gossip.Meta) bool {
+	st := a.clusterState()
+	return st != nil && st.Refuses(m.ID, m.Identity)
+}
+
+// adoptClusterState keeps b, a signed cluster state that from sent, when
+// it verifies and is newer than the one this node holds, and applies it.
+// It runs on the loop and reports whether it adopted b.
+func (a *Agent) adoptClusterState(from string, b []byte) bool {
+	st, err := a.verifyClusterState(b)
+	if err != nil {
+		if !a.refusedStates[from] {
+			if len(a.refusedStates) >= 1024 || a.refusedStates == nil {
+				a.refusedStates = map[string]bool{}
+			}
+			a.refusedStates[from] = true
+			a.log.Warn("ignoring a cluster state", "from", from, "reason", err)
+		}
+		return false
+	}
+	old := a.cstate.Load()
+	if old != nil && st.Version <= old.st.Version {
+		return false
+	}
+	if err := atomicfile.WriteFile(a.paths.ClusterStateFile(), b, 0o644); err != nil {
+		a.log.Error("cannot keep the cluster state; it applies until the agent restarts", "error", err)
+	}
+	a.cstate.Store(&heldState{st: st, signed: b})
+	for _, e := range st.Evicted {
+		if old == nil || !old.st.Refuses(e.ID, nil) {
+			a.log.Warn("the cluster evicted a node", "node", e.Name, "id", e.ID, "version", st.Version)
+		}
+	}
+	if a.node != nil {
+		a.node.SetRefused(a.refuses)
+	}
+	if st.Refuses(a.id, identity.Public(a.idKey)) {
+		e, _ := st.Eviction(a.id)
+		err := a.evictedError(e)
+		a.log.Error("this node was evicted; it stops Nomad and leaves the cluster", "error", err)
+		if a.stopRun != nil {
+			a.stopRun(err)
+		}
+	}
+	return true
+}
+
+// distributeClusterState sends the cluster state this node holds to every
+// member it knows, evicted ones too, so that they learn of it.
+func (a *Agent) distributeClusterState() {
+	h := a.cstate.Load()
+	if h == nil {
+		return
+	}
+	m := agree.Message{Type: agree.MsgState, Cluster: h.signed}
+	for _, mem := range a.tr.Members() {
+		if mem.Name != a.name && (mem.State == gossip.StateAlive || mem.State == gossip.StateEvicted) {
+			a.send(mem.Name, m)
+		}
+	}
+}
+
+// signClusterState signs st, read from Nomad, with this server's identity.
+func (a *Agent) signClusterState(st clusterstate.State) ([]byte, error) {
+	sg, err := clusterstate.Sign(st, a.id, a.idKey, a.endorsement)
+	if err != nil {
+		return nil, err
+	}
+	return sg.Encode(), nil
+}
+
+// publishClusterState signs st, adopts it on the loop and sends it to every
+// member when it is newer than the state held. It is called off the loop.
+func (a *Agent) publishClusterState(st clusterstate.State) error {
+	if h := a.cstate.Load(); h != nil && st.Version <= h.st.Version {
+		return nil
+	}
+	b, err := a.signClusterState(st)
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	if !a.ev.post(func() {
+		defer close(done)
+		if a.adoptClusterState(a.name, b) {
+			a.distributeClusterState()
+		}
+	}) {
+		return errors.New("the agent is too busy to take the cluster state; try again")
+	}
+	<-done
+	return nil
+}
+
+// target is a node that an operator names for eviction.
+type target struct {
+	id, name string
+	key      []byte
+	server   bool
+}
+
+// findTarget resolves an operator's NAME or ID to a node this server knows:
+// a member (also one that died or left) or a server of p. An ID that no
+// member has is taken as it is.
+func (a *Agent) findTarget(p plan.Plan, given string) (target, error) {
+	given = strings.TrimSpace(given)
+	if given == "" {
+		return target{}, errors.New("name the node to evict, by its name or node ID")
+	}
+	var found []target
+	for _, m := range a.tr.Members() {
+		if m.MetaErr == nil && (m.Name == given || m.Meta.ID == given) {
+			found = append(found, target{id: m.Meta.ID, name: m.Name, key: m.Meta.Identity, server: p.IsServer(m.Meta.ID)})
+		}
+	}
+	for _, s := range p.Servers {
+		if (s.Name == given || s.ID == given) && !slices.ContainsFunc(found, func(t target) bool { return t.id == s.ID }) {
+			key, _ := s.PublicKey()
+			found = append(found, target{id: s.ID, name: s.Name, key: key, server: true})
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) > 1:
+		return target{}, fmt.Errorf("%q names more than one node; give its node ID (nomad-bootstrapd status -json lists them)", given)
+	}
+	if u, err := uuid.Parse(given); err == nil && u.String() == given {
+		return target{id: given}, nil
+	}
+	return target{}, fmt.Errorf("no node named %q is known to this server; give its node ID (nomad-bootstrapd status -json lists the members)", given)
+}
+
+// EvictAnswer is what node evict reports.
+type EvictAnswer struct {
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Version uint64 `json:"version"` // of the cluster state that evicts it
+	Already bool   `json:"already"` // it was evicted before
+	Nomad   string `json:"nomad"`   // what was done to its Nomad node
+}
+
+// Evict evicts the node named given: it adds it to the cluster state in
+// Nomad, sends the signed state to every member, and drains its Nomad node
+// and marks it ineligible; the servers purge it once it is down. It runs
+// on a server of the plan, with Nomad's ACLs bootstrapped.
+func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
+	a.mu.Lock()
+	p, aclState := a.plan, a.aclState
+	a.mu.Unlock()
+	switch {
+	case p == nil:
+		return EvictAnswer{}, errors.New("no plan is committed yet: there is no cluster to evict a node from")
+	case !p.IsServer(a.id):
+		return EvictAnswer{}, fmt.Errorf("node evict runs on a Nomad server of the cluster; %s is a client in plan epoch %d (servers: %s)",
+			a.name, p.Epoch, strings.Join(p.ServerNames(), ", "))
+	case aclState != aclReady:
+		return EvictAnswer{}, errors.New("this server's Nomad ACLs are not set up yet; wait until status shows it running")
+	}
+	t, err := a.findTarget(*p, given)
+	if err != nil {
+		return EvictAnswer{}, err
+	}
+	switch {
+	case t.id == a.id:
+		return EvictAnswer{}, fmt.Errorf("%s is the node this command runs on; run it on another server", a.name)
+	case t.server:
+		return EvictAnswer{}, fmt.Errorf("%s is a Nomad server of plan epoch %d, and evicting a server is not supported yet: stop it for good, and once it has been down for server_replace_after (%s) the cluster replaces it; then evict it",
+			t.name, p.Epoch, a.cfg.ServerReplaceAfter)
+	}
+	e := clusterstate.Eviction{ID: t.id, Name: t.name, At: a.now().UTC()}
+	if len(t.key) == 32 {
+		e.Key = base64.StdEncoding.EncodeToString(t.key)
+	}
+	vars, closeVars, err := a.nomadVars(*p)
+	if err != nil {
+		return EvictAnswer{}, err
+	}
+	defer closeVars()
+	already := false
+	st, _, err := clusterstate.Update(ctx, vars, a.cred.ClusterIDString(), func(s clusterstate.State) (clusterstate.State, bool, error) {
+		next, changed, err := s.Evict(e)
+		already = !changed
+		return next, changed, err
+	})
+	if err != nil {
+		return EvictAnswer{}, err
+	}
+	if err := a.publishClusterState(st); err != nil {
+		return EvictAnswer{}, err
+	}
+	held, _ := st.Eviction(t.id)
+	a.log.Info("evicted a node", "node", held.Name, "id", held.ID, "version", st.Version, "already", already)
+	ans := EvictAnswer{Name: held.Name, ID: held.ID, Version: st.Version, Already: already}
+	ans.Nomad = a.evictFromNomad(ctx, *p, st)[held.ID]
+	return ans, nil
+}
+
+// nomadClient returns a client of the local Nomad agent's API with this
+// server's CLI certificate, and the management token's secret.
+func (a *Agent) nomadClient(p plan.Plan) (*api.Client, string, error) {
+	secret, err := a.managementSecret()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := a.nomad.Client(p, a.advertise)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, secret, nil
+}
+
+// nomadVars returns the Variables the cluster state is kept in, and a
+// function that closes its client.
+func (a *Agent) nomadVars(p plan.Plan) (clusterstate.Vars, func(), error) {
+	c, secret, err := a.nomadClient(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return clusterstate.NomadVars(c, secret), c.Close, nil
+}
+
+// evictFromNomad carries out the evictions of st on Nomad's nodes and
+// returns what it did, by node ID.
+func (a *Agent) evictFromNomad(ctx context.Context, p plan.Plan, st clusterstate.State) map[string]string {
+	if len(st.Evicted) == 0 {
+		return nil
+	}
+	c, secret, err := a.nomadClient(p)
+	if err != nil {
+		a.log.Warn("cannot carry out evictions on Nomad yet", "error", err)
+		return nil
+	}
+	defer c.Close()
+	evicted := make([]eviction.Evicted, 0, len(st.Evicted))
+	for _, e := range st.Evicted {
+		evicted = append(evicted, eviction.Evicted{ID: e.ID, Name: e.Name})
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.tm.ACLAttempt)
+	defer cancel()
+	done, err := eviction.Apply(ctx, eviction.NomadNodes(c, secret, nomadrun.NodeIDMeta), evicted)
+	if err != nil {
+		a.log.Warn("carrying out evictions on Nomad; retrying", "error", err)
+	}
+	for id, what := range done {
+		if what != eviction.NotFound {
+			a.log.Info("evicted node's Nomad node", "id", id, "state", what)
+		}
+	}
+	return done
+}
+
+// syncClusterState, on a server whose ACLs are set up, reads the cluster
+// state from Nomad every Timings.ClusterSync, publishes it when it is
+// newer than the one held, and carries out its evictions on Nomad. It runs
+// on the pipeline's goroutine.
+func (a *Agent) syncClusterState(ctx context.Context, p plan.Plan) {
+	if !p.IsServer(a.id) || a.now().Sub(a.lastSync) < a.tm.ClusterSync {
+		return
+	}
+	a.lastSync = a.now()
+	vars, closeVars, err := a.nomadVars(p)
+	if err != nil {
+		a.log.Debug("cannot read the cluster state from Nomad yet", "error", err)
+		return
+	}
+	defer closeVars()
+	rctx, cancel := context.WithTimeout(ctx, a.tm.ACLAttempt)
+	st, _, err := clusterstate.Load(rctx, vars, a.cred.ClusterIDString())
+	cancel()
+	if err != nil {
+		a.log.Warn("reading the cluster state from Nomad", "error", err)
+		return
+	}
+	if err := a.publishClusterState(st); err != nil {
+		a.log.Warn("publishing the cluster state", "error", err)
+	}
+	if held := a.clusterState(); held != nil {
+		a.evictFromNomad(ctx, p, *held)
+	}
+}
+
+// leaveEvicted stops this node's Nomad and leaves gossip, once the cluster
+// evicted it. Nomad run as the agent's child stops with the agent; the
+// nomad.service unit is stopped and disabled.
+func (a *Agent) leaveEvicted() {
+	if a.cfg.Supervise == config.SuperviseSystemd {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if m, err := systemd.Connect(ctx); err != nil {
+			a.log.Error("cannot stop nomad.service", "error", err)
+		} else {
+			defer m.Close()
+			if err := m.Stop(ctx, systemd.NomadService); err != nil {
+				a.log.Error("stopping nomad.service", "error", err)
+			}
+			if err := m.Disable(ctx, systemd.NomadService); err != nil {
+				a.log.Error("disabling nomad.service", "error", err)
+			}
+		}
+	}
+	if err := a.node.Leave(5 * time.Second); err != nil {
+		a.log.Warn("leaving the gossip pool", "error", err)
+	}
+}
+
+// EvictRoute is the control socket's route of node evict.
+const EvictRoute = "/v1/evict"
+
+// EvictRequest is what node evict sends to the agent.
+type EvictRequest struct {
+	Node string `json:"node"` // a node's name or ID
+}
+
+// evictHandler answers node evict on the control socket.
+type evictHandler struct{ a *Agent }
+
+func (h evictHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var req EvictRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		http.Error(w, "malformed request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	ans, err := h.a.Evict(ctx, req.Node)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(ans)
+}

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
+)
+
+const nodeHelp = `Usage: nomad-bootstrapd node evict [-json] [-root DIR] NAME|ID
+
+node evict removes a node from the cluster for good, for a machine that was
+lost, retired or compromised. Run it as root on a Nomad server of the cluster,
+where the agent runs; the node is named by its name or node ID, as status
+lists the members.
+
+The server adds the node to the cluster's deny list, kept in Nomad (a Nomad
+Variable, nomad-bootstrapd/cluster) and sent to every member signed by the
+server. From then on:
+  - the CA issues the node no certificate, so the ones it holds expire at
+    their lifetime (24 hours by default; Nomad checks no revocation list);
+  - every agent drops its gossip messages and refuses it as a member;
+  - its Nomad node is marked ineligible and drained (5 minute deadline), and
+    purged from Nomad once it is down;
+  - an agent that learns that it was evicted stops its Nomad, leaves the
+    gossip pool and exits with status 3, and will not start again with the
+    same identity.
+
+Evicting a node again changes nothing. A server of the plan cannot be
+evicted yet: stop it for good, and the cluster replaces it after
+server_replace_after; then evict it.
+
+Exit code 0: the node is evicted; 1: refused (the reason is printed);
+2: usage, or the agent cannot be reached.
+`
+
+const nodeExamples = `  nomad-bootstrapd node evict worker-7
+  nomad-bootstrapd node evict 0b6e0c1e-8d6b-4d5a-9a55-0f7c1e0b9d31
+  nomad-bootstrapd node evict -json worker-7 | jq .version`
+
+// nodeOptions are node evict's flags.
+type nodeOptions struct {
+	json *bool
+	root *string
+}
+
+func nodeFlags(fs *flag.FlagSet) nodeOptions {
+	return nodeOptions{
+		json: fs.Bool("json", false, "print the result as one JSON object"),
+		root: fs.String("root", "/", "`dir`ectory every path is relative to"),
+	}
+}
+
+func runNode(args []string, stdout, stderr io.Writer) int {
+	rest, code := subcommand(args, "evict", nodeHelp, nodeExamples, stdout, stderr)
+	if code >= 0 {
+		return code
+	}
+	fs := newFlagSet("node evict", nodeHelp, nodeExamples, stderr)
+	f := nodeFlags(fs)
+	// The node may come before or after the flags.
+	var given []string
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		given = append(given, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(given) != 1 {
+		fmt.Fprintf(stderr, "node evict: name exactly one node, by its name or node ID (got %d)\n", len(given))
+		return exitUsage
+	}
+	p := paths.New(*f.root)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var ans agent.EvictAnswer
+	err := status.Call(ctx, p.Socket(), agent.EvictRoute, agent.EvictRequest{Node: given[0]}, &ans)
+	var refused *status.CallError
+	switch {
+	case errors.As(err, &refused):
+		fmt.Fprintf(stderr, "nomad-bootstrapd: node evict: %s\n", refused.Message)
+		return exitError
+	case errors.Is(err, status.ErrAgentDown):
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\nnode evict runs where the agent of a Nomad server runs\n", err)
+		return exitUsage
+	case err != nil:
+		fmt.Fprintf(stderr, "nomad-bootstrapd: node evict: %v\n", err)
+		return exitUsage
+	}
+	if *f.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(ans)
+		return exitOK
+	}
+	name := ans.Name
+	if name == "" {
+		name = "node"
+	}
+	switch {
+	case ans.Already:
+		fmt.Fprintf(stdout, "%s (%s) was evicted already (cluster state version %d).\n", name, ans.ID, ans.Version)
+	default:
+		fmt.Fprintf(stdout, "Evicted %s (%s): cluster state version %d is on its way to every member.\n", name, ans.ID, ans.Version)
+	}
+	if ans.Nomad != "" {
+		fmt.Fprintf(stdout, "Its Nomad node: %s.\n", ans.Nomad)
+	}
+	fmt.Fprintln(stdout, strings.TrimSpace(`
+The CA refuses it from now on; the certificates it holds expire at their lifetime.`))
+	return exitOK
+}
