@@ -177,8 +177,13 @@ func (a *Agent) signClusterState(st clusterstate.State) ([]byte, error) {
 }
 
 // publishClusterState signs st, adopts it on the loop and sends it to every
-// member when it is newer than the state held. It is called off the loop.
+// member when it is newer than the state held; the empty state of a
+// cluster that decided nothing yet is not published. It is called off the
+// loop.
 func (a *Agent) publishClusterState(st clusterstate.State) error {
+	if st.Version == 0 {
+		return nil // nothing decided yet
+	}
 	if h := a.cstate.Load(); h != nil && st.Version <= h.st.Version {
 		return nil
 	}

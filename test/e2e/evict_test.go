@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/identity"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
+)
+
+// TestEviction evicts a client-token node from a cluster running real
+// Nomad: node evict on a server answers at once; the evicted agent stops
+// its Nomad, leaves and exits with status 3, and does not start again; every
+// other agent lists it as evicted; its Nomad node is ineligible and then
+// purged; the CA refuses a request signed with its identity key; its
+// certificates expire within a day; Nomad's leader is never lost. node evict
+// refuses a server, a name no one has, and a run on a client.
+func TestEviction(t *testing.T) {
+	bin := nomadBin(t)
+	token := newToken(t)
+	clientToken := clientTokenFile(t, t.TempDir(), token)
+	_, procs := clusterWith(t, token, "127.22.5", 5, realNomadArgs(bin, clientToken))
+	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
+		for _, p := range procs {
+			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" {
+				return false
+			}
+		}
+		return true
+	}, explainCluster(t, procs))
+	s, _ := statusJSON(t, procs[0].root)
+	plan := s.Plan
+	var server *proc
+	var otherServer string
+	for _, p := range procs {
+		switch {
+		case !slices.Contains(plan.Servers, p.name):
+		case server == nil:
+			server = p
+		default:
+			otherServer = p.name
+		}
+	}
+	victim, bystander := procs[4], procs[3]
+	victimID := strings.TrimSpace(readFile(t, paths.New(victim.root).NodeIDFile()))
+	victimKey, _, err := identity.Load(paths.New(victim.root).IdentityKeyFile(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := pollLeaderOf(t, server)
+
+	// Refusals first: nothing changes.
+	for _, tt := range []struct {
+		name, root, node, why string
+	}{
+		{"on a client", bystander.root, victim.name, "runs on a Nomad server"},
+		{"a server", server.root, otherServer, "evicting a server is not supported yet"},
+		{"itself", server.root, server.name, "the node this command runs on"},
+		{"an unknown name", server.root, "nobody", `no node named "nobody"`},
+	} {
+		_, stderr, code := run(t, "node", "evict", "-root", tt.root, tt.node)
+		if code != 1 || !strings.Contains(stderr, tt.why) {
+			t.Errorf("node evict %s: exit %d, %q; want 1 and %q", tt.name, code, stderr, tt.why)
+		}
+	}
+	if _, err := os.Stat(paths.New(server.root).ClusterStateFile()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused eviction left a cluster state: %v", err)
+	}
+
+	out, stderr, code := run(t, "node", "evict", "-root", server.root, victim.name)
+	if code != 0 || !strings.Contains(out, "Evicted "+victim.name) {
+		t.Fatalf("node evict %s: exit %d\n%s%s", victim.name, code, out, stderr)
+	}
+	t.Logf("node evict: %s", out)
+
+	// The evicted agent stops and exits with status 3.
+	select {
+	case <-victim.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the evicted agent still runs a minute after node evict\n%s", victim.log.String())
+	}
+	if got := victim.cmd.ProcessState.ExitCode(); got != 3 || !strings.Contains(victim.log.String(), "evicted") {
+		t.Errorf("the evicted agent exited with %d; want 3 and a log that says why\n%s", got, victim.log.String())
+	}
+	// Every other agent holds the state and lists it as evicted.
+	waitFor(t, 30*time.Second, "every agent to list the victim as evicted", func() bool {
+		for _, p := range procs[:4] {
+			s, _ := statusJSON(t, p.root)
+			if s.Cluster == nil || s.Cluster.Version != 1 {
+				return false
+			}
+			i := slices.IndexFunc(s.Members, func(m status.MemberStatus) bool { return m.Name == victim.name })
+			if i < 0 || s.Members[i].Status != "evicted" {
+				return false
+			}
+		}
+		return true
+	})
+	// It does not start again with its identity.
+	_, stderr, code = run(t, append([]string{"agent", "-root", victim.root, "-name", victim.name, "-metrics-addr", ""}, victim.args...)...)
+	if code != 3 || !strings.Contains(stderr, "was evicted") {
+		t.Errorf("restarting the evicted agent: exit %d, %q; want 3 and why", code, stderr)
+	}
+	// Evicting it again changes nothing.
+	out, _, code = run(t, "node", "evict", "-root", server.root, victimID)
+	if code != 0 || !strings.Contains(out, "evicted already (cluster state version 1)") {
+		t.Errorf("evicting again: exit %d, %q", code, out)
+	}
+
+	// Its Nomad node is purged once Nomad sees it down.
+	mgmt := managementToken(t, server.root)
+	nc := nomadAPIAt(t, server.root, server.addr, mgmt)
+	waitFor(t, 120*time.Second, "Nomad to purge the evicted node", func() bool {
+		q, cancel := bounded(5 * time.Second)
+		defer cancel()
+		nodes, _, err := nc.Nodes().List(q)
+		return err == nil && !slices.ContainsFunc(nodes, func(n *api.NodeListStub) bool { return n.Name == victim.name }) &&
+			slices.ContainsFunc(nodes, func(n *api.NodeListStub) bool { return n.Name == bystander.name })
+	})
+	// The state is in Nomad's Variables.
+	q, cancel := bounded(5 * time.Second)
+	v, _, err := nc.Variables().Read(clusterstate.VarPath, q)
+	cancel()
+	if err != nil || !strings.Contains(v.Items["state"], victimID) {
+		t.Errorf("Nomad Variable %s: %v, %v", clusterstate.VarPath, v, err)
+	}
+
+	// Someone holding the evicted machine's key and token gets no
+	// certificate.
+	ct, err := certs.ParseClientToken(readFile(t, clientToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = requestClientCert(ct, "127.22.5.20", procs, plan, victimID, victim.name, victimKey)
+	var se *casvc.StatusError
+	if !errors.As(err, &se) || se.Code != 403 || !strings.Contains(se.Message, "evicted") {
+		t.Errorf("a request signed with the evicted key: %v; want 403, evicted", err)
+	}
+	// The certificates it holds expire within a day.
+	for _, f := range []string{"client.pem"} {
+		cert, err := certs.ParseCertPEM([]byte(readFile(t, paths.New(victim.root).NomadTLSDir()+"/"+f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := time.Until(cert.NotAfter); left > 24*time.Hour+time.Minute {
+			t.Errorf("the evicted node's %s is valid for %s more", f, left)
+		}
+	}
+
+	polls := stop()
+	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.n < 10 {
+		t.Errorf("Nomad's leader during the eviction: %d polls, %v", polls.n, polls.leaders)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// pollLeaderOf polls server's Nomad for its leader, as TestAdversary does.
+func pollLeaderOf(t *testing.T, server *proc) func() leaderPolls {
+	return target{procs: []*proc{server}}.pollLeader(t)
+}
+
+// requestClientCert asks the plan's CA holder for a client certificate as
+// the node id called name, from addr, signed by key.
+func requestClientCert(ct certs.ClientToken, from string, procs []*proc, plan *status.PlanStatus, id, name string, key ed25519.PrivateKey) (casvc.Issued, error) {
+	holder := slices.IndexFunc(procs, func(p *proc) bool { return p.name == plan.CAHolder })
+	if holder < 0 {
+		return casvc.Issued{}, fmt.Errorf("no process is the CA holder %s", plan.CAHolder)
+	}
+	csrKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return casvc.Issued{}, err
+	}
+	csr, err := certs.CreateCSR(csrKey, name)
+	if err != nil {
+		return casvc.Issued{}, err
+	}
+	r := &certs.SignRequest{NodeID: id, NodeName: name, Role: certs.RoleClient, CSR: csr, Admission: ct.Admission()}
+	if err := r.Seal(ct.CSRKey(), key, time.Now(), rand.Reader); err != nil {
+		return casvc.Issued{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	caAddr := net.JoinHostPort(procs[holder].addr, strconv.Itoa(4651))
+	return casvc.RequestIssued(ctx, netip.MustParseAddr(from), caAddr, plan.CAFingerprint, r)
+}
