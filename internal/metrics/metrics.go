@@ -43,7 +43,7 @@ var phases = []status.Phase{
 }
 
 // memberStates are the gossip states; each is always exported, 0 or more.
-var memberStates = []string{"alive", "suspect", "dead", "left"}
+var memberStates = []string{"alive", "suspect", "dead", "left", "evicted"}
 
 // family is one metric family of the exposition: its HELP and TYPE lines
 // and its samples.
@@ -78,6 +78,10 @@ var (
 		"1 when the local Nomad agent is healthy and sees a leader and every peer.", "gauge", nil}
 	famNomadPeers = family{"nomad_bootstrapd_nomad_raft_peers",
 		"Raft peers the local Nomad agent reports.", "gauge", nil}
+	famClusterVersion = family{"nomad_bootstrapd_cluster_state_version",
+		"Version of the cluster state this node holds (evictions); 0 before the first change.", "gauge", nil}
+	famEvicted = family{"nomad_bootstrapd_evicted_nodes",
+		"Nodes the cluster evicted, by the cluster state this node holds.", "gauge", nil}
 )
 
 // sample is one value of a family, with its label values.
@@ -155,6 +159,12 @@ func writeAgent(w writer, src Source, now time.Time) {
 		}
 		w.write(famCertExpiry, cs...)
 	}
+	var version, evicted float64
+	if s.Cluster != nil {
+		version, evicted = float64(s.Cluster.Version), float64(len(s.Cluster.Evicted))
+	}
+	w.write(famClusterVersion, one(version))
+	w.write(famEvicted, one(evicted))
 	signed, refused := src.CAStats()
 	w.write(famSigned, one(float64(signed)))
 	w.write(famRefused, one(float64(refused)))

@@ -42,7 +42,9 @@ func TestMetrics(t *testing.T) {
 		Plan:  &status.PlanStatus{Epoch: 2, Servers: []string{"node1", "node2", "node3"}},
 		Members: []status.MemberStatus{
 			{Name: "node1", Status: "alive"}, {Name: "node2", Status: "alive"}, {Name: "node3", Status: "dead"},
+			{Name: "node9", Status: "evicted"},
 		},
+		Cluster: &status.ClusterStatus{Version: 3, Evicted: []status.EvictedStatus{{Name: "node9"}, {Name: "node8"}}},
 		Certs: &status.CertStatus{Files: []status.CertFileStatus{
 			{Role: "server", NotAfter: now.Add(time.Hour)}, {Role: "ca", NotAfter: now.Add(-time.Minute)},
 		}},
@@ -67,6 +69,9 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_members{state="alive"} 2`,
 			`nomad_bootstrapd_members{state="dead"} 1`,
 			`nomad_bootstrapd_members{state="suspect"} 0`,
+			`nomad_bootstrapd_members{state="evicted"} 1`,
+			`nomad_bootstrapd_cluster_state_version 3`,
+			`nomad_bootstrapd_evicted_nodes 2`,
 			`nomad_bootstrapd_plan_epoch 2`,
 			`nomad_bootstrapd_plan_server 1`,
 			`nomad_bootstrapd_certificate_expiry_seconds{role="server"} 3600`,
@@ -82,6 +87,8 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_phase{phase="electing"} 1`,
 			`nomad_bootstrapd_plan_epoch 0`,
 			`nomad_bootstrapd_plan_server 0`,
+			`nomad_bootstrapd_cluster_state_version 0`,
+			`nomad_bootstrapd_evicted_nodes 0`,
 			`nomad_bootstrapd_csr_signed_total 0`,
 		}, []string{"nomad_bootstrapd_certificate_expiry_seconds{", "nomad_bootstrapd_nomad_healthy "}},
 	}
