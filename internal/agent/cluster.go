@@ -204,6 +204,20 @@ func (a *Agent) publishClusterState(st clusterstate.State) error {
 	return nil
 }
 
+// restore replaces *s, a state read from Nomad, with the one this node
+// holds when that is newer (Nomad lost it: a snapshot restored, the
+// Variable deleted), raised by one so that every node takes what is written
+// next. It reports whether it replaced *s.
+func (a *Agent) restore(s *clusterstate.State) bool {
+	held := a.clusterState()
+	if held == nil || held.Version <= s.Version {
+		return false
+	}
+	*s = *held
+	s.Version++
+	return true
+}
+
 // target is a node that an operator names for eviction.
 type target struct {
 	id, name string
@@ -291,9 +305,10 @@ func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
 	defer closeVars()
 	already := false
 	st, _, err := clusterstate.Update(ctx, vars, a.cred.ClusterIDString(), func(s clusterstate.State) (clusterstate.State, bool, error) {
+		restored := a.restore(&s)
 		next, changed, err := s.Evict(e)
 		already = !changed
-		return next, changed, err
+		return next, changed || restored, err
 	})
 	if err != nil {
 		return EvictAnswer{}, err
@@ -383,6 +398,20 @@ func (a *Agent) syncClusterState(ctx context.Context, p plan.Plan) {
 	if err != nil {
 		a.log.Warn("reading the cluster state from Nomad", "error", err)
 		return
+	}
+	if held := a.clusterState(); held != nil && held.Version > st.Version {
+		// Nomad lost the state (a restore, a deleted Variable): put back
+		// the one every node holds.
+		rctx, cancel := context.WithTimeout(ctx, a.tm.ACLAttempt)
+		_, _, err := clusterstate.Update(rctx, vars, a.cred.ClusterIDString(), func(s clusterstate.State) (clusterstate.State, bool, error) {
+			return s, a.restore(&s), nil
+		})
+		cancel()
+		if err != nil {
+			a.log.Warn("putting the cluster state back into Nomad", "error", err)
+		} else {
+			a.log.Warn("Nomad held an older cluster state than this server; put back the one the cluster holds", "version", held.Version)
+		}
 	}
 	if err := a.publishClusterState(st); err != nil {
 		a.log.Warn("publishing the cluster state", "error", err)

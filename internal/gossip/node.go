@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -413,17 +414,14 @@ func (n *Node) SendTo(name string, payload []byte) error {
 		return ErrShutdown
 	}
 	ml := n.ml.Load()
-	var to *memberlist.Node
-	for _, m := range ml.Members() {
-		if m.Name == name {
-			node := *m
-			to = &node
-			break
-		}
-	}
-	if to == nil {
+	// The address comes from the member table: memberlist's own nodes
+	// are changed under its lock while we would read them.
+	m, ok := n.members.get(name)
+	ip := net.ParseIP(m.Address)
+	if !ok || ip == nil || m.State == StateDead || m.State == StateLeft {
 		return fmt.Errorf("gossip: no node named %q", name)
 	}
+	to := &memberlist.Node{Name: m.Name, Addr: ip, Port: uint16(m.Port)}
 	msg := envelope{kind: kindDirect, from: n.name, to: name, sent: time.Now().UnixMilli(), payload: payload}.encode(n.identity)
 	if err := ml.SendReliable(to, msg); err != nil {
 		return fmt.Errorf("gossip: send to %q: %w", name, err)

@@ -143,6 +143,20 @@ func TestEviction(t *testing.T) {
 	if err != nil || !strings.Contains(v.Items["state"], victimID) {
 		t.Errorf("Nomad Variable %s: %v, %v", clusterstate.VarPath, v, err)
 	}
+	// Nomad losing it (a deleted Variable, an older snapshot) loses no
+	// eviction: the servers put back what the cluster holds.
+	w, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err = nc.Variables().Delete(clusterstate.VarPath, (&api.WriteOptions{}).WithContext(w))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the servers to put the cluster state back into Nomad", func() bool {
+		q, cancel := bounded(5 * time.Second)
+		defer cancel()
+		v, _, err := nc.Variables().Peek(clusterstate.VarPath, q)
+		return err == nil && v != nil && strings.Contains(v.Items["state"], victimID) && strings.Contains(v.Items["state"], `"version":2`)
+	})
 
 	// Someone holding the evicted machine's key and token gets no
 	// certificate.
