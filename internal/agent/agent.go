@@ -335,7 +335,8 @@ func (a *Agent) Start() error {
 		node.Shutdown()
 		return err
 	}
-	srv, _, err := status.Listen(a.paths.Socket(), a.Status, status.Route{Pattern: "POST " + EvictRoute, Handler: evictHandler{a}})
+	srv, _, err := status.Listen(a.paths.Socket(), a.Status, status.Route{Pattern: "POST " + EvictRoute, Handler: evictHandler{a}},
+		status.Route{Pattern: "POST " + RotateRoute, Handler: rotateHandler{a}})
 	if err != nil {
 		node.Shutdown()
 		a.unlockState()
@@ -685,7 +686,8 @@ func (a *Agent) Status() status.Status {
 		s.ACL = &status.ACLStatus{State: a.aclState, TokensDir: a.paths.ACLDir()}
 	}
 	if cs := a.clusterState(); cs != nil {
-		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{}}
+		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{},
+			ClientToken: status.ClientTokenStatus{Generation: cs.ClientToken.Generation, RotatedAt: cs.ClientToken.RotatedAt, PreviousUntil: cs.ClientToken.PreviousUntil}}
 		for _, e := range cs.Evicted {
 			s.Cluster.Evicted = append(s.Cluster.Evicted, status.EvictedStatus{Name: e.Name, ID: e.ID, At: e.At})
 		}

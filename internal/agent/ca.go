@@ -167,7 +167,7 @@ func (a *Agent) authorize(req *certs.SignRequest, remote netip.Addr) (casvc.Gran
 	a.mu.Unlock()
 	return caholder.Authorize(p, a.tr.Members(), req, remote, caholder.Trust{
 		Server: a.serverToken, Eligible: a.endorsed.eligible, BehindNAT: a.cfg.BehindNAT, Now: a.now(),
-		Evicted: a.clusterState().Refuses,
+		Evicted: a.clusterState().Refuses, Clients: a.clientPolicy(),
 	})
 }
 

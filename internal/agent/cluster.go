@@ -19,6 +19,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/eviction"
@@ -271,18 +272,11 @@ type EvictAnswer struct {
 // and marks it ineligible; the servers purge it once it is down. It runs
 // on a server of the plan, with Nomad's ACLs bootstrapped.
 func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
-	a.mu.Lock()
-	p, aclState := a.plan, a.aclState
-	a.mu.Unlock()
-	switch {
-	case p == nil:
-		return EvictAnswer{}, errors.New("no plan is committed yet: there is no cluster to evict a node from")
-	case !p.IsServer(a.id):
-		return EvictAnswer{}, fmt.Errorf("node evict runs on a Nomad server of the cluster; %s is a client in plan epoch %d (servers: %s)",
-			a.name, p.Epoch, strings.Join(p.ServerNames(), ", "))
-	case aclState != aclReady:
-		return EvictAnswer{}, errors.New("this server's Nomad ACLs are not set up yet; wait until status shows it running")
+	sp, err := a.serverReady("node evict")
+	if err != nil {
+		return EvictAnswer{}, err
 	}
+	p := &sp
 	t, err := a.findTarget(*p, given)
 	if err != nil {
 		return EvictAnswer{}, err
@@ -443,6 +437,109 @@ func (a *Agent) leaveEvicted() {
 	if err := a.node.Leave(5 * time.Second); err != nil {
 		a.log.Warn("leaving the gossip pool", "error", err)
 	}
+}
+
+// clientPolicy returns which client tokens admit new nodes, by the cluster
+// state this node holds.
+func (a *Agent) clientPolicy() certs.ClientPolicy {
+	st := a.clusterState()
+	if st == nil {
+		return certs.ClientPolicy{}
+	}
+	return certs.ClientPolicy{Generation: st.ClientToken.Generation, PreviousUntil: st.ClientToken.PreviousUntil}
+}
+
+// serverReady returns the committed plan when this node is one of its
+// servers with Nomad's ACLs set up, which the commands that change the
+// cluster state need; what names the command, for the errors.
+func (a *Agent) serverReady(what string) (plan.Plan, error) {
+	a.mu.Lock()
+	p, aclState := a.plan, a.aclState
+	a.mu.Unlock()
+	switch {
+	case p == nil:
+		return plan.Plan{}, errors.New("no plan is committed yet: the cluster does not exist yet")
+	case !p.IsServer(a.id) || !a.cred.IsServer():
+		return plan.Plan{}, fmt.Errorf("%s runs on a Nomad server of the cluster; %s is a client in plan epoch %d (servers: %s)",
+			what, a.name, p.Epoch, strings.Join(p.ServerNames(), ", "))
+	case aclState != aclReady:
+		return plan.Plan{}, errors.New("this server's Nomad ACLs are not set up yet; wait until status shows it running")
+	}
+	return *p, nil
+}
+
+// RotateAnswer is what token rotate -client reports.
+type RotateAnswer struct {
+	Token         string    `json:"token"` // the new client token; secret
+	Generation    uint32    `json:"generation"`
+	Version       uint64    `json:"version"` // of the cluster state
+	PreviousUntil time.Time `json:"previous_until"`
+}
+
+// RotateClientToken makes the next generation of client tokens the one
+// that admits new nodes, the previous one still admitting for grace, and
+// returns a new client token of it that admits until expires (never when
+// zero). Nodes admitted before keep their admissions.
+func (a *Agent) RotateClientToken(ctx context.Context, grace time.Duration, expires time.Time) (RotateAnswer, error) {
+	p, err := a.serverReady("token rotate")
+	if err != nil {
+		return RotateAnswer{}, err
+	}
+	if grace < 0 {
+		return RotateAnswer{}, fmt.Errorf("-grace %s is negative", grace)
+	}
+	vars, closeVars, err := a.nomadVars(p)
+	if err != nil {
+		return RotateAnswer{}, err
+	}
+	defer closeVars()
+	now := a.now()
+	st, _, err := clusterstate.Update(ctx, vars, a.cred.ClusterIDString(), func(s clusterstate.State) (clusterstate.State, bool, error) {
+		a.restore(&s)
+		next, err := s.RotateClientToken(now, grace)
+		return next, err == nil, err
+	})
+	if err != nil {
+		return RotateAnswer{}, err
+	}
+	if err := a.publishClusterState(st); err != nil {
+		return RotateAnswer{}, err
+	}
+	ct := st.ClientToken
+	a.log.Info("rotated the client token", "generation", ct.Generation, "previous_until", ct.PreviousUntil, "version", st.Version)
+	return RotateAnswer{
+		Token: a.serverToken.ClientOf(ct.Generation, expires).Encode(), Generation: ct.Generation,
+		Version: st.Version, PreviousUntil: ct.PreviousUntil,
+	}, nil
+}
+
+// RotateRoute is the control socket's route of token rotate -client.
+const RotateRoute = "/v1/token/rotate-client"
+
+// RotateRequest is what token rotate -client sends to the agent.
+type RotateRequest struct {
+	Grace   time.Duration `json:"grace"`
+	Expires time.Time     `json:"expires,omitzero"` // the new token's; zero: never
+}
+
+// rotateHandler answers token rotate -client on the control socket.
+type rotateHandler struct{ a *Agent }
+
+func (h rotateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var req RotateRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		http.Error(w, "malformed request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	ans, err := h.a.RotateClientToken(ctx, req.Grace, req.Expires)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(ans)
 }
 
 // EvictRoute is the control socket's route of node evict.

@@ -32,6 +32,8 @@ type Trust struct {
 	// Evicted reports whether the cluster evicted the node with this ID or
 	// identity key; nil evicts none.
 	Evicted func(id string, key []byte) bool
+	// Clients is which generations of client tokens admit new nodes.
+	Clients certs.ClientPolicy
 }
 
 // Authorize decides what a requesting node is certified as under p, the
@@ -88,7 +90,7 @@ func Authorize(p *plan.Plan, members []gossip.Member, req *certs.SignRequest, re
 		if holder {
 			break
 		}
-		if err := tr.Server.CheckAdmission(req.Admission, req.NodeID, req.Identity, tr.Now); err != nil {
+		if err := tr.Server.CheckAdmissionUnder(req.Admission, req.NodeID, req.Identity, tr.Now, tr.Clients); err != nil {
 			return casvc.Grant{}, fmt.Errorf("node %s: %w", req.NodeName, err)
 		}
 		grant.Admission = tr.Server.Admit(req.NodeID, req.Identity)

@@ -69,6 +69,7 @@ func TestAuthorize(t *testing.T) {
 		nat     bool
 		want    certs.Identity
 		admit   bool // the grant carries a new admission
+		rotated bool // the client token was rotated once, its grace over
 		wantErr string
 	}{
 		{name: "a client certificate for a client", plan: &p, req: req("w", "w1", certs.RoleClient), from: ip("127.0.0.9"),
@@ -128,6 +129,15 @@ func TestAuthorize(t *testing.T) {
 			wantErr: "node e1 (e) was evicted from the cluster"},
 		{name: "an evicted node's key under a new ID", plan: &p, from: ip("127.0.0.12"),
 			req: with(req("e2", "e2", certs.RoleClient), func(r *certs.SignRequest) { r.Identity = pubOf("e") }), wantErr: "was evicted from the cluster"},
+		{name: "a client-token node with a rotated token", plan: &p, from: ip("127.0.0.10"), rotated: true,
+			req:     with(req("k", "k1", certs.RoleClient), func(r *certs.SignRequest) { r.Admission = tok.Client(time.Time{}).Admission() }),
+			wantErr: "replaced by `nomad-bootstrapd token rotate -client`"},
+		{name: "a client-token node with the new token", plan: &p, from: ip("127.0.0.10"), rotated: true,
+			req:  with(req("k", "k1", certs.RoleClient), func(r *certs.SignRequest) { r.Admission = tok.ClientOf(1, time.Time{}).Admission() }),
+			want: certs.Identity{NodeID: "k", NodeName: "k1", Region: "global", Address: "127.0.0.10", Role: certs.RoleClient}, admit: true},
+		{name: "a client-token node admitted before the rotation", plan: &p, from: ip("127.0.0.10"), rotated: true,
+			req:  with(req("k", "k1", certs.RoleClient), func(r *certs.SignRequest) { r.Admission = tok.Admit("k", pubOf("k")) }),
+			want: certs.Identity{NodeID: "k", NodeName: "k1", Region: "global", Address: "127.0.0.10", Role: certs.RoleClient}, admit: true},
 		{name: "an unknown role", plan: &p, req: req("w", "w1", "root"), from: ip("127.0.0.9"), wantErr: `unknown role "root"`},
 	}
 	for _, tt := range tests {
@@ -138,6 +148,9 @@ func TestAuthorize(t *testing.T) {
 			}
 			trust := tr
 			trust.BehindNAT = tt.nat
+			if tt.rotated {
+				trust.Clients = certs.ClientPolicy{Generation: 1, PreviousUntil: now}
+			}
 			got, err := Authorize(tt.plan, members, &tt.req, tt.from, trust)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

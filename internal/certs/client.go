@@ -47,6 +47,10 @@ var ErrNotAdmitted = errors.New("certs: the node shows neither a valid client to
 // no new node.
 var ErrClientTokenExpired = errors.New("certs: the client token has expired; create a new one with `nomad-bootstrapd token client`")
 
+// ErrClientTokenRotated means a client token was replaced by a later one
+// (token rotate -client) and its grace has passed: it admits no new node.
+var ErrClientTokenRotated = errors.New("certs: the client token was replaced by `nomad-bootstrapd token rotate -client`; give the node the new client token")
+
 // ErrClientTokenForged means a client token's tag does not check out under
 // the cluster's server token: it was not made from it, or it was changed.
 var ErrClientTokenForged = errors.New("certs: the client token was not issued by this cluster's server token")
@@ -80,32 +84,82 @@ type ClientToken struct {
 	Tag        [16]byte
 }
 
-// Client returns a client token of the cluster that admits new nodes until
-// expires (never when it is the zero time).
-func (t Token) Client(expires time.Time) ClientToken {
+// Client returns a client token of the cluster's first generation that
+// admits new nodes until expires (never when it is the zero time).
+func (t Token) Client(expires time.Time) ClientToken { return t.ClientOf(0, expires) }
+
+// ClientOf returns a client token of generation gen. Generations differ
+// only in the key of their tag, so a token does not say its generation;
+// the CA finds it when it checks the tag (ClientPolicy). Generation 0 is
+// what token client makes; token rotate -client makes the next one.
+func (t Token) ClientOf(gen uint32, expires time.Time) ClientToken {
 	c := ClientToken{ClusterID: t.ClusterID, Secret: t.clientSecret()}
 	copy(c.ClusterKey[:], t.ClusterKey().Public().(ed25519.PublicKey))
 	if !expires.IsZero() {
 		c.Expires = expires.Unix()
 	}
-	c.Tag = t.clientTag(c)
+	c.Tag = t.clientTag(c, gen)
 	return c
 }
 
-// clientTag returns the tag of c's fields under t.
-func (t Token) clientTag(c ClientToken) [16]byte {
-	m := hmac.New(sha256.New, t.DeriveKey(clientTagLabel, 32))
+// clientTag returns the tag of c's fields under t for generation gen.
+func (t Token) clientTag(c ClientToken, gen uint32) [16]byte {
+	label := clientTagLabel
+	if gen > 0 {
+		label = fmt.Sprintf("%s generation %d", clientTagLabel, gen)
+	}
+	m := hmac.New(sha256.New, t.DeriveKey(label, 32))
 	m.Write(c.fields())
 	return [16]byte(m.Sum(nil))
 }
 
-// CheckClient reports whether c was made from t and admits a new node at
-// now: nil, or an error wrapping ErrClientTokenForged or
-// ErrClientTokenExpired.
+// ClientPolicy says which generations of client tokens admit new nodes:
+// Generation, the newest, and until PreviousUntil the one before it. The
+// zero policy takes generation 0 only.
+type ClientPolicy struct {
+	Generation    uint32
+	PreviousUntil time.Time
+}
+
+// maxGenerations bounds how many generations, from the newest back, a
+// check tries, so that a request costs the CA little whatever the
+// generation: a token older than that is refused as not this cluster's.
+const maxGenerations = 16
+
+// generation returns the generation of c's tag under t, up to newest, or
+// false when none matches.
+func (t Token) generation(c ClientToken, newest uint32) (uint32, bool) {
+	for g := int64(newest); g >= 0 && int64(newest)-g < maxGenerations; g-- {
+		want := t.clientTag(c, uint32(g))
+		if hmac.Equal(want[:], c.Tag[:]) {
+			return uint32(g), true
+		}
+	}
+	return 0, false
+}
+
+// CheckClient reports whether c is a client token of generation 0 made
+// from t that admits a new node at now: nil, or an error wrapping
+// ErrClientTokenForged or ErrClientTokenExpired.
 func (t Token) CheckClient(c ClientToken, now time.Time) error {
-	want := t.clientTag(c)
-	if c.ClusterID != t.ClusterID || !hmac.Equal(want[:], c.Tag[:]) {
+	return t.CheckClientUnder(c, now, ClientPolicy{})
+}
+
+// CheckClientUnder reports whether c was made from t and admits a new node
+// at now under policy: nil, or an error wrapping ErrClientTokenForged,
+// ErrClientTokenRotated or ErrClientTokenExpired.
+func (t Token) CheckClientUnder(c ClientToken, now time.Time, policy ClientPolicy) error {
+	if c.ClusterID != t.ClusterID {
 		return ErrClientTokenForged
+	}
+	gen, ok := t.generation(c, policy.Generation)
+	switch {
+	case !ok:
+		return ErrClientTokenForged
+	case gen == policy.Generation:
+	case gen+1 == policy.Generation && now.Before(policy.PreviousUntil):
+	default:
+		return fmt.Errorf("%w (it is of generation %d; the cluster admits generation %d)", ErrClientTokenRotated, gen, policy.Generation)
 	}
 	if c.Expires != 0 && now.Unix() >= c.Expires {
 		return fmt.Errorf("%w (it expired at %s)", ErrClientTokenExpired, time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
@@ -178,17 +232,25 @@ func (t Token) Admit(nodeID string, identity ed25519.PublicKey) []byte {
 
 // CheckAdmission reports whether adm, a certificate request's Admission,
 // admits the node with this ID and identity key at now: a client token of
-// this cluster that has not expired (ClientToken.Admission), or an
-// admission the cluster made for this very node and key (Admit). Errors
-// wrap ErrNotAdmitted or ErrClientTokenExpired.
+// this cluster of generation 0 that has not expired
+// (ClientToken.Admission), or an admission the cluster made for this very
+// node and key (Admit). Errors wrap ErrNotAdmitted or
+// ErrClientTokenExpired.
 func (t Token) CheckAdmission(adm []byte, nodeID string, identity ed25519.PublicKey, now time.Time) error {
+	return t.CheckAdmissionUnder(adm, nodeID, identity, now, ClientPolicy{})
+}
+
+// CheckAdmissionUnder is CheckAdmission with the client tokens that policy
+// admits; a token of an earlier generation wraps ErrClientTokenRotated.
+// An admission the cluster made stands whatever the policy.
+func (t Token) CheckAdmissionUnder(adm []byte, nodeID string, identity ed25519.PublicKey, now time.Time, policy ClientPolicy) error {
 	switch len(adm) {
 	case tokenAdmissionLen:
 		c := t.Client(time.Time{})
 		c.Expires = int64(binary.BigEndian.Uint64(adm))
 		copy(c.Tag[:], adm[expiresLen:])
-		if err := t.CheckClient(c, now); err != nil {
-			if errors.Is(err, ErrClientTokenExpired) {
+		if err := t.CheckClientUnder(c, now, policy); err != nil {
+			if errors.Is(err, ErrClientTokenExpired) || errors.Is(err, ErrClientTokenRotated) {
 				return err
 			}
 			return fmt.Errorf("%w (the client token was not made from this cluster's server token)", ErrNotAdmitted)

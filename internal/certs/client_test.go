@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -117,6 +118,47 @@ func TestCheckClient(t *testing.T) {
 				t.Fatalf("CheckClient = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// After token rotate -client, the newest generation admits, the one before
+// it until its grace ends, and older ones are refused as rotated; an
+// admission the cluster made stands.
+func TestClientGenerations(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	tok := testToken(t, 5)
+	id, key := "11111111-1111-4111-8111-111111111111", ed25519.PublicKey(bytes.Repeat([]byte{7}, 32))
+	rotated := ClientPolicy{Generation: 2, PreviousUntil: now.Add(time.Minute)}
+	graceOver := ClientPolicy{Generation: 2, PreviousUntil: now}
+	tests := []struct {
+		name   string
+		adm    []byte
+		policy ClientPolicy
+		want   error
+	}{
+		{"generation 0 before any rotation", tok.ClientOf(0, time.Time{}).Admission(), ClientPolicy{}, nil},
+		{"a later generation before the cluster knows of it", tok.ClientOf(1, time.Time{}).Admission(), ClientPolicy{}, ErrNotAdmitted},
+		{"the newest", tok.ClientOf(2, time.Time{}).Admission(), rotated, nil},
+		{"the one before, within its grace", tok.ClientOf(1, time.Time{}).Admission(), rotated, nil},
+		{"the one before, after its grace", tok.ClientOf(1, time.Time{}).Admission(), graceOver, ErrClientTokenRotated},
+		{"an older one", tok.ClientOf(0, time.Time{}).Admission(), rotated, ErrClientTokenRotated},
+		{"the newest, expired", tok.ClientOf(2, now.Add(-time.Second)).Admission(), rotated, ErrClientTokenExpired},
+		{"an admission the cluster made", tok.Admit(id, key), graceOver, nil},
+		{"another cluster's newest", testToken(t, 6).ClientOf(2, time.Time{}).Admission(), rotated, ErrNotAdmitted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tok.CheckAdmissionUnder(tt.adm, id, key, now, tt.policy)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("CheckAdmissionUnder = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if tok.ClientOf(0, time.Time{}) != tok.Client(time.Time{}) {
+		t.Error("generation 0 is not what token client makes")
+	}
+	if tok.ClientOf(1, time.Time{}).Tag == tok.ClientOf(2, time.Time{}).Tag {
+		t.Error("two generations have one tag")
 	}
 }
 

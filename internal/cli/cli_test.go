@@ -66,7 +66,7 @@ func TestBashCompletion(t *testing.T) {
 	}{
 		{[]string{"st"}, "status"},
 		{[]string{"c"}, "ca completion"},
-		{[]string{"token", ""}, "create client"},
+		{[]string{"token", ""}, "create client rotate"},
 		{[]string{"ca", "c"}, "csr"},
 		{[]string{"agent", "-sup"}, "-supervise"},
 		{[]string{"agent", "-role", ""}, "auto server client"},

@@ -34,7 +34,12 @@ type command struct {
 
 // commands lists every command in the order the usage text shows them.
 var commands = []command{
-	{name: "token", sub: "create client", summary: "print a new server token, or a client token of a cluster", flags: func(fs *flag.FlagSet) { tokenClientFlags(fs) }},
+	{name: "token", sub: "create client rotate", summary: "print a new server token, a client token of a cluster, or rotate the client token", flags: func(fs *flag.FlagSet) {
+		tokenClientFlags(fs)
+		fs.Bool("client", false, "")
+		fs.Duration("grace", 0, "")
+		fs.String("root", "", "")
+	}},
 	{name: "ca", sub: "csr", summary: "make an intermediate CA request for an offline root", flags: func(fs *flag.FlagSet) { caFlags(fs) }},
 	{name: "agent", summary: "run the agent on this machine", flags: func(fs *flag.FlagSet) { config.RegisterFlags(fs) }},
 	{name: "join", summary: "set this machine up to join a cluster under systemd, and return", flags: func(fs *flag.FlagSet) { config.RegisterFlags(fs) }},

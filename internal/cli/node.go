@@ -46,6 +46,28 @@ const nodeExamples = `  nomad-bootstrapd node evict worker-7
   nomad-bootstrapd node evict 0b6e0c1e-8d6b-4d5a-9a55-0f7c1e0b9d31
   nomad-bootstrapd node evict -json worker-7 | jq .version`
 
+// callAgent sends a command to the agent behind the control socket under p
+// and decodes its answer into out; it returns -1 when the agent did it, or
+// the exit code after printing why not: 1 when the agent refused, 2 when
+// it cannot be reached.
+func callAgent(ctx context.Context, p paths.Paths, what, route string, in, out any, stderr io.Writer) int {
+	err := status.Call(ctx, p.Socket(), route, in, out)
+	var refused *status.CallError
+	switch {
+	case err == nil:
+		return -1
+	case errors.As(err, &refused):
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %s: %s\n", what, refused.Message)
+		return exitError
+	case errors.Is(err, status.ErrAgentDown):
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\n%s runs where the agent of a Nomad server runs\n", err, what)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "nomad-bootstrapd: %s: %v\n", what, err)
+		return exitUsage
+	}
+}
+
 // nodeOptions are node evict's flags.
 type nodeOptions struct {
 	json *bool
@@ -85,22 +107,11 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "node evict: name exactly one node, by its name or node ID (got %d)\n", len(given))
 		return exitUsage
 	}
-	p := paths.New(*f.root)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var ans agent.EvictAnswer
-	err := status.Call(ctx, p.Socket(), agent.EvictRoute, agent.EvictRequest{Node: given[0]}, &ans)
-	var refused *status.CallError
-	switch {
-	case errors.As(err, &refused):
-		fmt.Fprintf(stderr, "nomad-bootstrapd: node evict: %s\n", refused.Message)
-		return exitError
-	case errors.Is(err, status.ErrAgentDown):
-		fmt.Fprintf(stderr, "nomad-bootstrapd: %v\nnode evict runs where the agent of a Nomad server runs\n", err)
-		return exitUsage
-	case err != nil:
-		fmt.Fprintf(stderr, "nomad-bootstrapd: node evict: %v\n", err)
-		return exitUsage
+	if code := callAgent(ctx, paths.New(*f.root), "node evict", agent.EvictRoute, agent.EvictRequest{Node: given[0]}, &ans, stderr); code >= 0 {
+		return code
 	}
 	if *f.json {
 		enc := json.NewEncoder(stdout)

@@ -76,3 +76,49 @@ func TestTokenClient(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenClientGeneration(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := Run([]string{"token", "create"}, &out, &errOut); code != exitOK {
+		t.Fatalf("token create: %d %s", code, errOut.String())
+	}
+	server, err := certs.ParseToken(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverFile := filepath.Join(dir, "server")
+	if err := os.WriteFile(serverFile, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := Run([]string{"token", "client", "-token-file", serverFile, "-generation", "2"}, &out, &errOut); code != exitOK {
+		t.Fatalf("token client -generation 2: %d %s", code, errOut.String())
+	}
+	got, err := certs.ParseClientToken(out.String())
+	if err != nil || got != server.ClientOf(2, time.Time{}) {
+		t.Fatalf("token client -generation 2 printed another token (%v)", err)
+	}
+	if code := Run([]string{"token", "client", "-token-file", serverFile, "-generation", "4294967296"}, &out, &errOut); code != exitUsage {
+		t.Errorf("-generation past 32 bits: exit %d", code)
+	}
+}
+
+func TestTokenRotateRefuses(t *testing.T) {
+	root := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "rotating the server token is not available yet"},
+		{[]string{"-client", "-grace", "-1m"}, "-grace -1m is negative"},
+		{[]string{"-client", "-ttl", "10s"}, "shorter than a minute"},
+		{[]string{"-client", "-root", root}, "runs where the agent of a Nomad server runs"},
+	} {
+		var out, errOut bytes.Buffer
+		code := Run(append([]string{"token", "rotate"}, tt.args...), &out, &errOut)
+		if code != exitUsage || !strings.Contains(errOut.String(), tt.want) || out.Len() != 0 {
+			t.Errorf("token rotate %v: exit %d, %q, stdout %q; want 2 and %q", tt.args, code, errOut.String(), out.String(), tt.want)
+		}
+	}
+}

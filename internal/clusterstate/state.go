@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 	"unicode"
@@ -36,6 +37,34 @@ type State struct {
 	Version uint64 `json:"version"`
 	// Evicted are the nodes the cluster refuses, in ID order.
 	Evicted []Eviction `json:"evicted,omitempty"`
+	// ClientToken is which client tokens admit new nodes.
+	ClientToken ClientToken `json:"client_token,omitzero"`
+}
+
+// ClientToken is the generation of the client tokens that admit new nodes
+// (certs.ClientPolicy): token rotate -client raises it, and the tokens of
+// the generation before admit until PreviousUntil.
+type ClientToken struct {
+	Generation    uint32    `json:"generation"`
+	RotatedAt     time.Time `json:"rotated_at,omitzero"`
+	PreviousUntil time.Time `json:"previous_until,omitzero"`
+}
+
+// RotateClientToken returns s with the client token generation raised,
+// the previous generation admitting until now+grace, and its version
+// raised.
+func (s State) RotateClientToken(now time.Time, grace time.Duration) (State, error) {
+	if grace < 0 {
+		return s, fmt.Errorf("clusterstate: grace %s is negative", grace)
+	}
+	if s.ClientToken.Generation == math.MaxUint32 {
+		return s, errors.New("clusterstate: the client token cannot be rotated any more")
+	}
+	next := s
+	next.Evicted = slices.Clone(s.Evicted)
+	next.ClientToken = ClientToken{Generation: s.ClientToken.Generation + 1, RotatedAt: now.UTC(), PreviousUntil: now.Add(grace).UTC()}
+	next.Version++
+	return next, nil
 }
 
 // Eviction is one evicted node.

@@ -311,3 +311,27 @@ func TestUpdateGivesUp(t *testing.T) {
 		t.Fatalf("change error: %v", err)
 	}
 }
+
+func TestRotateClientToken(t *testing.T) {
+	s, _, _ := State{Cluster: cluster}.Evict(Eviction{ID: idA, Name: "w1", At: at})
+	r, err := s.RotateClientToken(at, time.Hour)
+	if err != nil || r.Version != 2 || r.ClientToken.Generation != 1 || !r.ClientToken.PreviousUntil.Equal(at.Add(time.Hour)) || len(r.Evicted) != 1 {
+		t.Fatalf("RotateClientToken = %+v, %v", r, err)
+	}
+	r2, _ := r.RotateClientToken(at.Add(time.Minute), 0)
+	if r2.ClientToken.Generation != 2 || r2.Version != 3 || !r2.ClientToken.PreviousUntil.Equal(at.Add(time.Minute)) {
+		t.Fatalf("second rotation: %+v", r2)
+	}
+	if _, err := s.RotateClientToken(at, -time.Second); err == nil {
+		t.Error("a negative grace was taken")
+	}
+	// Through the signed form and back.
+	sg, err := Sign(r2, idS, key(7), endorsement())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sg.Verify(cluster, endorsedOnly(key(7)))
+	if err != nil || got.ClientToken != r2.ClientToken {
+		t.Fatalf("verified %+v, %v; want %+v", got.ClientToken, err, r2.ClientToken)
+	}
+}

@@ -82,6 +82,8 @@ var (
 		"Version of the cluster state this node holds (evictions); 0 before the first change.", "gauge", nil}
 	famEvicted = family{"nomad_bootstrapd_evicted_nodes",
 		"Nodes the cluster evicted, by the cluster state this node holds.", "gauge", nil}
+	famClientGen = family{"nomad_bootstrapd_client_token_generation",
+		"Generation of the client tokens that admit new nodes; raised by token rotate -client.", "gauge", nil}
 )
 
 // sample is one value of a family, with its label values.
@@ -159,12 +161,13 @@ func writeAgent(w writer, src Source, now time.Time) {
 		}
 		w.write(famCertExpiry, cs...)
 	}
-	var version, evicted float64
+	var version, evicted, gen float64
 	if s.Cluster != nil {
-		version, evicted = float64(s.Cluster.Version), float64(len(s.Cluster.Evicted))
+		version, evicted, gen = float64(s.Cluster.Version), float64(len(s.Cluster.Evicted)), float64(s.Cluster.ClientToken.Generation)
 	}
 	w.write(famClusterVersion, one(version))
 	w.write(famEvicted, one(evicted))
+	w.write(famClientGen, one(gen))
 	signed, refused := src.CAStats()
 	w.write(famSigned, one(float64(signed)))
 	w.write(famRefused, one(float64(refused)))

@@ -34,6 +34,17 @@ type Status struct {
 type ClusterStatus struct {
 	Version uint64          `json:"version"`
 	Evicted []EvictedStatus `json:"evicted"`
+	// ClientToken is which client tokens admit new nodes.
+	ClientToken ClientTokenStatus `json:"client_token"`
+}
+
+// ClientTokenStatus is the generation of the client tokens that admit new
+// nodes: 0 until token rotate -client; the previous generation admits
+// until PreviousUntil.
+type ClientTokenStatus struct {
+	Generation    uint32    `json:"generation"`
+	RotatedAt     time.Time `json:"rotated_at,omitzero"`
+	PreviousUntil time.Time `json:"previous_until,omitzero"`
 }
 
 // EvictedStatus is one evicted node.

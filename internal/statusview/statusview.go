@@ -140,6 +140,14 @@ func Table(w io.Writer, s status.Status, o Options) {
 		}
 		head.add(label("Evicted"), plain(fmt.Sprintf("%d: %s (cluster state version %d)", len(c.Evicted), strings.Join(names, ", "), c.Version)))
 	}
+	if c := s.Cluster; c != nil && c.ClientToken.Generation > 0 {
+		ct := c.ClientToken
+		text := fmt.Sprintf("generation %d, rotated %s", ct.Generation, ct.RotatedAt.UTC().Format("2006-01-02 15:04"))
+		if now.Before(ct.PreviousUntil) {
+			text += fmt.Sprintf("; the previous one admits for %s more", humanDuration(ct.PreviousUntil.Sub(now)))
+		}
+		head.add(label("Client token"), plain(text))
+	}
 	head.write(w, o.Color)
 
 	if s.Certs != nil && len(s.Certs.Files) > 0 {
