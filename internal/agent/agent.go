@@ -335,8 +335,7 @@ func (a *Agent) Start() error {
 		node.Shutdown()
 		return err
 	}
-	srv, _, err := status.Listen(a.paths.Socket(), a.Status, status.Route{Pattern: "POST " + EvictRoute, Handler: evictHandler{a}},
-		status.Route{Pattern: "POST " + RotateRoute, Handler: rotateHandler{a}})
+	srv, _, err := status.Listen(a.paths.Socket(), a.Status, a.commands()...)
 	if err != nil {
 		node.Shutdown()
 		a.unlockState()

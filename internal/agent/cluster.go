@@ -3,12 +3,9 @@ package agent
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -27,6 +24,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/identity"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadrun"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/systemd"
 )
 
@@ -522,26 +520,6 @@ type RotateRequest struct {
 	Expires time.Time     `json:"expires,omitzero"` // the new token's; zero: never
 }
 
-// rotateHandler answers token rotate -client on the control socket.
-type rotateHandler struct{ a *Agent }
-
-func (h rotateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var req RotateRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-		http.Error(w, "malformed request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	ans, err := h.a.RotateClientToken(ctx, req.Grace, req.Expires)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusConflict)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(ans)
-}
-
 // EvictRoute is the control socket's route of node evict.
 const EvictRoute = "/v1/evict"
 
@@ -550,22 +528,15 @@ type EvictRequest struct {
 	Node string `json:"node"` // a node's name or ID
 }
 
-// evictHandler answers node evict on the control socket.
-type evictHandler struct{ a *Agent }
-
-func (h evictHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var req EvictRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-		http.Error(w, "malformed request: "+err.Error(), http.StatusBadRequest)
-		return
+// commands are the control socket's routes of the commands that change the
+// cluster state.
+func (a *Agent) commands() []status.Route {
+	return []status.Route{
+		{Pattern: "POST " + EvictRoute, Handler: status.Command(func(ctx context.Context, req EvictRequest) (EvictAnswer, error) {
+			return a.Evict(ctx, req.Node)
+		})},
+		{Pattern: "POST " + RotateRoute, Handler: status.Command(func(ctx context.Context, req RotateRequest) (RotateAnswer, error) {
+			return a.RotateClientToken(ctx, req.Grace, req.Expires)
+		})},
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	ans, err := h.a.Evict(ctx, req.Node)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusConflict)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(ans)
 }

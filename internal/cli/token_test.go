@@ -11,8 +11,9 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 )
 
-func TestTokenClient(t *testing.T) {
-	dir := t.TempDir()
+// serverTokenFile runs token create and keeps the token in a file of dir.
+func serverTokenFile(t *testing.T, dir string) (certs.Token, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	if code := Run([]string{"token", "create"}, &out, &errOut); code != exitOK {
 		t.Fatalf("token create: %d %s", code, errOut.String())
@@ -25,6 +26,12 @@ func TestTokenClient(t *testing.T) {
 	if err := os.WriteFile(serverFile, out.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return server, serverFile
+}
+
+func TestTokenClient(t *testing.T) {
+	dir := t.TempDir()
+	server, serverFile := serverTokenFile(t, dir)
 	client := server.Client(time.Time{})
 	clientFile := filepath.Join(dir, "client")
 	if err := os.WriteFile(clientFile, []byte(client.Encode()+"\n"), 0o600); err != nil {
@@ -78,20 +85,8 @@ func TestTokenClient(t *testing.T) {
 }
 
 func TestTokenClientGeneration(t *testing.T) {
-	dir := t.TempDir()
+	server, serverFile := serverTokenFile(t, t.TempDir())
 	var out, errOut bytes.Buffer
-	if code := Run([]string{"token", "create"}, &out, &errOut); code != exitOK {
-		t.Fatalf("token create: %d %s", code, errOut.String())
-	}
-	server, err := certs.ParseToken(out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverFile := filepath.Join(dir, "server")
-	if err := os.WriteFile(serverFile, out.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out.Reset()
 	if code := Run([]string{"token", "client", "-token-file", serverFile, "-generation", "2"}, &out, &errOut); code != exitOK {
 		t.Fatalf("token client -generation 2: %d %s", code, errOut.String())
 	}

@@ -60,6 +60,32 @@ func Listen(path string, status func() Status, routes ...Route) (*http.Server, n
 	return srv, l, nil
 }
 
+// commandTimeout bounds one command the control socket runs.
+const commandTimeout = time.Minute
+
+// Command returns the handler of a command on the control socket: it
+// decodes the JSON request (at most 4 KiB), runs do with it, and answers
+// with the JSON of its answer, or with its error as text and 409, which
+// Call returns as a *CallError.
+func Command[Req, Ans any](do func(context.Context, Req) (Ans, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			http.Error(w, "malformed request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+		defer cancel()
+		ans, err := do(ctx, req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(ans)
+	})
+}
+
 // maxAnswer bounds an answer read from the control socket.
 const maxAnswer = 1 << 20
 

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -77,5 +78,38 @@ func TestQueryAgentDown(t *testing.T) {
 	_, err := Query(t.Context(), path)
 	if !errors.Is(err, ErrAgentDown) {
 		t.Errorf("Query with no socket: %v, want ErrAgentDown", err)
+	}
+}
+
+// A command on the control socket: its answer, its refusal (a *CallError
+// with the reason), a request it cannot decode, and no agent at all.
+func TestCommandCall(t *testing.T) {
+	type req struct{ N int }
+	type ans struct{ Double int }
+	path := filepath.Join(socketDir(t), "agent.sock")
+	double := Command(func(_ context.Context, r req) (ans, error) {
+		if r.N < 0 {
+			return ans{}, errors.New("negative numbers are refused")
+		}
+		return ans{2 * r.N}, nil
+	})
+	srv, _, err := Listen(path, func() Status { return Status{} }, Route{Pattern: "POST /v1/double", Handler: double})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	var got ans
+	if err := Call(t.Context(), path, "/v1/double", req{21}, &got); err != nil || got.Double != 42 {
+		t.Fatalf("Call = %+v, %v", got, err)
+	}
+	var ce *CallError
+	if err := Call(t.Context(), path, "/v1/double", req{-1}, &got); !errors.As(err, &ce) || ce.Status != 409 || ce.Message != "negative numbers are refused" {
+		t.Fatalf("a refused command: %v", err)
+	}
+	if err := Call(t.Context(), path, "/v1/double", "not an object", &got); !errors.As(err, &ce) || ce.Status != 400 {
+		t.Fatalf("a malformed request: %v", err)
+	}
+	if err := Call(t.Context(), filepath.Join(socketDir(t), "none.sock"), "/v1/double", req{1}, &got); !errors.Is(err, ErrAgentDown) {
+		t.Fatalf("no agent: %v", err)
 	}
 }

@@ -35,18 +35,7 @@ import (
 // certificates expire within a day; Nomad's leader is never lost. node evict
 // refuses a server, a name no one has, and a run on a client.
 func TestEviction(t *testing.T) {
-	bin := nomadBin(t)
-	token := newToken(t)
-	clientToken := clientTokenFile(t, t.TempDir(), token)
-	_, procs := clusterWith(t, token, "127.22.5", 5, realNomadArgs(bin, clientToken))
-	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
-		for _, p := range procs {
-			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" {
-				return false
-			}
-		}
-		return true
-	}, explainCluster(t, procs))
+	clientToken, procs := runningCluster(t, "127.22.5", t.TempDir())
 	s, _ := statusJSON(t, procs[0].root)
 	plan := s.Plan
 	var server *proc
@@ -184,6 +173,25 @@ func TestEviction(t *testing.T) {
 	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.n < 10 {
 		t.Errorf("Nomad's leader during the eviction: %d polls, %v", polls.n, polls.leaders)
 	}
+}
+
+// runningCluster starts three server-token and two client-token agents
+// (the client token's file in dir) running real Nomad on prefix.1-5, and
+// waits until every one runs a healthy Nomad.
+func runningCluster(t *testing.T, prefix, dir string) (clientToken string, procs []*proc) {
+	t.Helper()
+	token := newToken(t)
+	clientToken = clientTokenFile(t, dir, token)
+	_, procs = clusterWith(t, token, prefix, 5, realNomadArgs(nomadBin(t), clientToken))
+	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
+		for _, p := range procs {
+			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" {
+				return false
+			}
+		}
+		return true
+	}, explainCluster(t, procs))
+	return clientToken, procs
 }
 
 func readFile(t *testing.T, path string) string {

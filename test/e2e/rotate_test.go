@@ -18,20 +18,9 @@ import (
 // healthy Nomad client; a node admitted with the old one renews its
 // certificate; Nomad's leader is never lost.
 func TestClientTokenRotation(t *testing.T) {
-	bin := nomadBin(t)
-	token := newToken(t)
-	dir := t.TempDir()
-	oldToken := clientTokenFile(t, dir, token)
 	const prefix = "127.22.6"
-	_, procs := clusterWith(t, token, prefix, 5, realNomadArgs(bin, oldToken))
-	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
-		for _, p := range procs {
-			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" {
-				return false
-			}
-		}
-		return true
-	}, explainCluster(t, procs))
+	bin, dir := nomadBin(t), t.TempDir()
+	oldToken, procs := runningCluster(t, prefix, dir)
 	s, _ := statusJSON(t, procs[0].root)
 	server := procs[slices.IndexFunc(procs, func(p *proc) bool { return slices.Contains(s.Plan.Servers, p.name) })]
 	admitted := procs[3]
