@@ -671,7 +671,12 @@ func (a *Agent) Status() status.Status {
 			s.Warnings = append(s.Warnings, w)
 		}
 		for _, srv := range a.plan.Servers {
-			if since, down := a.downSince[srv.Name]; down && srv.ID != a.id {
+			since, down := a.downSince[srv.Name]
+			switch {
+			case !down || srv.ID == a.id:
+			case since.IsZero():
+				s.Warnings = append(s.Warnings, fmt.Sprintf("Nomad server %s (%s) of the plan was evicted; a successor plan replaces it", srv.Name, srv.Address))
+			default:
 				s.Warnings = append(s.Warnings, fmt.Sprintf("Nomad server %s (%s) of the plan has not been alive in gossip for %s",
 					srv.Name, srv.Address, a.now().Sub(since).Round(time.Second)))
 			}

@@ -263,6 +263,36 @@ type EvictAnswer struct {
 	Version uint64 `json:"version"` // of the cluster state that evicts it
 	Already bool   `json:"already"` // it was evicted before
 	Nomad   string `json:"nomad"`   // what was done to its Nomad node
+	Server  bool   `json:"server"`  // it was a Nomad server, which a successor plan replaces
+}
+
+// replaceable reports why evicting t, a server of p, would leave the
+// cluster short: the other servers must hold a majority of p's seats
+// alive, to agree on its successor and keep Nomad's quorum, and a live node
+// holding the server token must be there to take its seat.
+func (a *Agent) replaceable(p plan.Plan, t target) error {
+	alive, spare := 0, false
+	for _, m := range a.tr.Members() {
+		switch {
+		case m.State != gossip.StateAlive || m.MetaErr != nil || m.Meta.ID == t.id:
+		case p.IsServer(m.Meta.ID):
+			alive++
+		case m.Meta.Role != "client" && a.endorsed.eligible(m.Meta):
+			spare = true
+		}
+	}
+	if p.IsServer(a.id) && !slices.ContainsFunc(a.tr.Members(), func(m gossip.Member) bool { return m.Meta.ID == a.id }) {
+		alive++ // gossip does not list this node itself
+	}
+	if need := len(p.Servers)/2 + 1; alive < need {
+		return fmt.Errorf("%s is a Nomad server of plan epoch %d, and only %d of the other servers are alive: evicting it needs %d of them to agree on its successor and keep Nomad's quorum; bring them back first",
+			t.name, p.Epoch, alive, need)
+	}
+	if !spare {
+		return fmt.Errorf("%s is a Nomad server of plan epoch %d, and no live node holding the server token is left to take its seat: start one (nodes that joined with a client token are never servers), then evict it",
+			t.name, p.Epoch)
+	}
+	return nil
 }
 
 // Evict evicts the node named given: it adds it to the cluster state in
@@ -283,8 +313,9 @@ func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
 	case t.id == a.id:
 		return EvictAnswer{}, fmt.Errorf("%s is the node this command runs on; run it on another server", a.name)
 	case t.server:
-		return EvictAnswer{}, fmt.Errorf("%s is a Nomad server of plan epoch %d, and evicting a server is not supported yet: stop it for good, and once it has been down for server_replace_after (%s) the cluster replaces it; then evict it",
-			t.name, p.Epoch, a.cfg.ServerReplaceAfter)
+		if err := a.replaceable(*p, t); err != nil {
+			return EvictAnswer{}, err
+		}
 	}
 	e := clusterstate.Eviction{ID: t.id, Name: t.name, At: a.now().UTC()}
 	if len(t.key) == 32 {
@@ -310,7 +341,7 @@ func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
 	}
 	held, _ := st.Eviction(t.id)
 	a.log.Info("evicted a node", "node", held.Name, "id", held.ID, "version", st.Version, "already", already)
-	ans := EvictAnswer{Name: held.Name, ID: held.ID, Version: st.Version, Already: already}
+	ans := EvictAnswer{Name: held.Name, ID: held.ID, Version: st.Version, Already: already, Server: t.server}
 	ans.Nomad = a.evictFromNomad(ctx, *p, st)[held.ID]
 	return ans, nil
 }

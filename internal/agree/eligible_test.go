@@ -193,3 +193,70 @@ func TestUnverifiedPlansAreNotAdopted(t *testing.T) {
 		t.Error("the warning stays after a signed plan was adopted")
 	}
 }
+
+// A server that gossip lists as evicted counts as down for ever: the first
+// live server proposes its replacement at once, without waiting for
+// ServerReplaceAfter, and a voter promises one at once too.
+func TestEvictedServerIsReplacedAtOnce(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := []tokenMember{{"a", "n1", "auto", true}, {"b", "n2", "auto", true}, {"c", "n3", "auto", true}, {"d", "n4", "auto", true}}
+	evictedC := func() []gossip.Member {
+		var out []gossip.Member
+		for _, m := range ms {
+			g := m.member()
+			if m.id == "c" {
+				g.State = gossip.StateEvicted
+			}
+			out = append(out, g)
+		}
+		return out
+	}
+	p := *validPlan()
+	for i := range p.Servers {
+		p.Servers[i].Key = keyOf(p.Servers[i].ID)
+	}
+
+	r := newRecorder()
+	n := newTokenNode(t, "a", "n1", now, r, ms)
+	n.Receive(now, "n2", Message{Type: MsgCommit, Plan: &p})
+	if n.Plan() == nil {
+		t.Fatal("the plan was not adopted")
+	}
+	n.MembersChanged(now.Add(time.Second), evictedC())
+	n.Tick(now.Add(2 * time.Second)) // far less than ServerReplaceAfter (a minute)
+	if !n.Proposing() {
+		t.Fatalf("no replacement proposed for the evicted server; warnings %v", r.warns)
+	}
+	var proposal *plan.Plan
+	for _, m := range r.sent["n2"] {
+		if m.Plan != nil {
+			proposal = m.Plan
+		}
+	}
+	if proposal == nil || strings.Join(proposal.ServerNames(), ",") != "n1,n2,n4" || proposal.Epoch != 2 {
+		t.Fatalf("proposal to n2: %+v; want epoch 2 with n4 in n3's place", proposal)
+	}
+
+	// A voter that sees n3 evicted promises at once; one that sees it alive
+	// does not.
+	for _, tt := range []struct {
+		name    string
+		members []gossip.Member
+		want    string
+	}{
+		{"sees it evicted", evictedC(), ""},
+		{"sees it alive", nil, "has not seen server n3 down"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newTokenNode(t, "b", "n2", now, newRecorder(), ms)
+			v.Receive(now, "n1", Message{Type: MsgCommit, Plan: &p})
+			if tt.members != nil {
+				v.MembersChanged(now.Add(time.Second), tt.members)
+			}
+			v.Tick(now.Add(2 * time.Second))
+			if got := v.checkSuccessor(now.Add(2*time.Second), "n1", *proposal); !strings.Contains(got, tt.want) || (tt.want == "") != (got == "") {
+				t.Errorf("checkSuccessor = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -12,15 +12,26 @@ import (
 )
 
 // trackServers records since when each of the plan's servers has not been
-// alive; a server this node never saw counts from the first look.
+// alive; a server this node never saw counts from the first look. A server
+// the cluster evicted counts as down for ever (the zero time), so that it
+// is replaced at once.
 func (n *Node) trackServers(now time.Time) {
 	for _, s := range n.plan.Servers {
-		if n.aliveID(s.Name) != "" {
+		switch _, ok := n.downSince[s.Name]; {
+		case n.aliveID(s.Name) != "":
 			delete(n.downSince, s.Name)
-		} else if _, ok := n.downSince[s.Name]; !ok {
+		case n.evicted(s):
+			n.downSince[s.Name] = time.Time{}
+		case !ok:
 			n.downSince[s.Name] = now
 		}
 	}
+}
+
+// evicted reports whether gossip lists the server s as evicted.
+func (n *Node) evicted(s plan.Server) bool {
+	i, found := slices.BinarySearchFunc(n.members, s.Name, func(m gossip.Member, name string) int { return strings.Compare(m.Name, name) })
+	return found && n.members[i].State == gossip.StateEvicted && n.members[i].MetaErr == nil && n.members[i].Meta.ID == s.ID
 }
 
 // maybeReplace proposes a successor when servers have been down for

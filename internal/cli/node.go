@@ -34,9 +34,13 @@ server. From then on:
     gossip pool and exits with status 3, and will not start again with the
     same identity.
 
-Evicting a node again changes nothing. A server of the plan cannot be
-evicted yet: stop it for good, and the cluster replaces it after
-server_replace_after; then evict it.
+A Nomad server of the plan is replaced at once, as a dead server is after
+server_replace_after: a successor plan gives its seat to a live node that
+holds the server token, and Nomad's autopilot removes it from the raft peers
+once it has stopped. This needs a majority of the other servers alive and a
+spare server-token node; without them node evict refuses and says why.
+
+Evicting a node again changes nothing.
 
 Exit code 0: the node is evicted; 1: refused (the reason is printed);
 2: usage, or the agent cannot be reached.
@@ -128,6 +132,9 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s (%s) was evicted already (cluster state version %d).\n", name, ans.ID, ans.Version)
 	default:
 		fmt.Fprintf(stdout, "Evicted %s (%s): cluster state version %d is on its way to every member.\n", name, ans.ID, ans.Version)
+	}
+	if ans.Server {
+		fmt.Fprintln(stdout, "It was a Nomad server: a successor plan gives its seat to another node now (status shows the new epoch).")
 	}
 	if ans.Nomad != "" {
 		fmt.Fprintf(stdout, "Its Nomad node: %s.\n", ans.Nomad)

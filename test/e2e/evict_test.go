@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ import (
 // certificates expire within a day; Nomad's leader is never lost. node evict
 // refuses a server, a name no one has, and a run on a client.
 func TestEviction(t *testing.T) {
-	clientToken, procs := runningCluster(t, "127.22.5", t.TempDir())
+	serverToken, clientToken, procs := runningCluster(t, "127.22.5", t.TempDir())
 	s, _ := statusJSON(t, procs[0].root)
 	plan := s.Plan
 	var server *proc
@@ -62,7 +63,7 @@ func TestEviction(t *testing.T) {
 		name, root, node, why string
 	}{
 		{"on a client", bystander.root, victim.name, "runs on a Nomad server"},
-		{"a server", server.root, otherServer, "evicting a server is not supported yet"},
+		{"a server with no spare to take its seat", server.root, otherServer, "no live node holding the server token is left to take its seat"},
 		{"itself", server.root, server.name, "the node this command runs on"},
 		{"an unknown name", server.root, "nobody", `no node named "nobody"`},
 	} {
@@ -173,14 +174,58 @@ func TestEviction(t *testing.T) {
 	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.n < 10 {
 		t.Errorf("Nomad's leader during the eviction: %d polls, %v", polls.n, polls.leaders)
 	}
+
+	// A server is replaced at once once a server-token spare is there.
+	spareRoot := filepath.Join(filepath.Dir(procs[0].root), "node6")
+	spare := start(t, spareRoot, "node6", append([]string{"-bind", "127.22.5.6", "-join", procs[0].addr, "-token-file", serverToken, "-settle", "1s"},
+		realNomadArgs(nomadBin(t), "")(0)...)...)
+	spare.addr = "127.22.5.6"
+	waitFor(t, 60*time.Second, "the spare to run", func() bool {
+		s, _ := statusJSON(t, spare.root)
+		return s.Phase.String() == "running"
+	})
+	evicted := procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == otherServer })]
+	out, stderr, code = run(t, "node", "evict", "-root", server.root, otherServer)
+	if code != 0 || !strings.Contains(out, "successor plan gives its seat") {
+		t.Fatalf("node evict %s (a server): exit %d\n%s%s", otherServer, code, out, stderr)
+	}
+	rest := []*proc{server, spare, bystander}
+	for _, p := range procs[:3] {
+		if p != server && p != evicted {
+			rest = append(rest, p)
+		}
+	}
+	waitForOr(t, 120*time.Second, "a successor plan with the spare in the evicted server's seat, and Nomad's raft without it", func() bool {
+		for _, p := range rest {
+			s, _ := statusJSON(t, p.root)
+			if s.Plan == nil || s.Plan.Epoch != 2 || !slices.Contains(s.Plan.Servers, "node6") || slices.Contains(s.Plan.Servers, otherServer) {
+				return false
+			}
+		}
+		s, _ := statusJSON(t, server.root)
+		return s.Nomad != nil && s.Nomad.Leader != "" && len(s.Nomad.Peers) == 3 &&
+			!slices.ContainsFunc(s.Nomad.Peers, func(peer string) bool { return strings.HasPrefix(peer, evicted.addr+":") })
+	}, explainCluster(t, rest))
+	select {
+	case <-evicted.done:
+		if got := evicted.cmd.ProcessState.ExitCode(); got != 3 {
+			t.Errorf("the evicted server's agent exited with %d, want 3", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("the evicted server's agent still runs")
+	}
 }
 
 // runningCluster starts three server-token and two client-token agents
-// (the client token's file in dir) running real Nomad on prefix.1-5, and
-// waits until every one runs a healthy Nomad.
-func runningCluster(t *testing.T, prefix, dir string) (clientToken string, procs []*proc) {
+// (the tokens' files in dir) running real Nomad on prefix.1-5, and waits
+// until every one runs a healthy Nomad.
+func runningCluster(t *testing.T, prefix, dir string) (serverToken, clientToken string, procs []*proc) {
 	t.Helper()
 	token := newToken(t)
+	serverToken = filepath.Join(dir, "server-token")
+	if err := os.WriteFile(serverToken, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	clientToken = clientTokenFile(t, dir, token)
 	_, procs = clusterWith(t, token, prefix, 5, realNomadArgs(nomadBin(t), clientToken))
 	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
@@ -191,7 +236,7 @@ func runningCluster(t *testing.T, prefix, dir string) (clientToken string, procs
 		}
 		return true
 	}, explainCluster(t, procs))
-	return clientToken, procs
+	return serverToken, clientToken, procs
 }
 
 func readFile(t *testing.T, path string) string {

@@ -20,7 +20,7 @@ import (
 func TestClientTokenRotation(t *testing.T) {
 	const prefix = "127.22.6"
 	bin, dir := nomadBin(t), t.TempDir()
-	oldToken, procs := runningCluster(t, prefix, dir)
+	_, oldToken, procs := runningCluster(t, prefix, dir)
 	s, _ := statusJSON(t, procs[0].root)
 	server := procs[slices.IndexFunc(procs, func(p *proc) bool { return slices.Contains(s.Plan.Servers, p.name) })]
 	admitted := procs[3]
