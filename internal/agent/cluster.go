@@ -179,7 +179,7 @@ func (a *Agent) signClusterState(st clusterstate.State) ([]byte, error) {
 // member when it is newer than the state held; the empty state of a
 // cluster that decided nothing yet is not published. It is called off the
 // loop.
-func (a *Agent) publishClusterState(st clusterstate.State) error {
+func (a *Agent) publishClusterState(ctx context.Context, st clusterstate.State) error {
 	if st.Version == 0 {
 		return nil // nothing decided yet
 	}
@@ -199,8 +199,12 @@ func (a *Agent) publishClusterState(st clusterstate.State) error {
 	}) {
 		return errors.New("the agent is too busy to take the cluster state; try again")
 	}
-	<-done
-	return nil
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the agent did not take the cluster state: %w", context.Cause(ctx))
+	}
 }
 
 // restore replaces *s, a state read from Nomad, with the one this node
@@ -281,9 +285,6 @@ func (a *Agent) replaceable(p plan.Plan, t target) error {
 			spare = true
 		}
 	}
-	if p.IsServer(a.id) && !slices.ContainsFunc(a.tr.Members(), func(m gossip.Member) bool { return m.Meta.ID == a.id }) {
-		alive++ // gossip does not list this node itself
-	}
 	if need := len(p.Servers)/2 + 1; alive < need {
 		return fmt.Errorf("%s is a Nomad server of plan epoch %d, and only %d of the other servers are alive: evicting it needs %d of them to agree on its successor and keep Nomad's quorum; bring them back first",
 			t.name, p.Epoch, alive, need)
@@ -336,7 +337,7 @@ func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
 	if err != nil {
 		return EvictAnswer{}, err
 	}
-	if err := a.publishClusterState(st); err != nil {
+	if err := a.publishClusterState(ctx, st); err != nil {
 		return EvictAnswer{}, err
 	}
 	held, _ := st.Eviction(t.id)
@@ -370,10 +371,22 @@ func (a *Agent) nomadVars(p plan.Plan) (clusterstate.Vars, func(), error) {
 	return clusterstate.NomadVars(c, secret), c.Close, nil
 }
 
-// evictFromNomad carries out the evictions of st on Nomad's nodes and
-// returns what it did, by node ID.
+// nomadEvictionWindow is how long after an eviction the servers look for
+// the evicted node's Nomad node: by then its certificates expired long ago,
+// so Nomad saw it down and it was purged. Older evictions cost no Nomad
+// request.
+const nomadEvictionWindow = 7 * 24 * time.Hour
+
+// evictFromNomad carries out the evictions of st made within
+// nomadEvictionWindow on Nomad's nodes and returns what it did, by node ID.
 func (a *Agent) evictFromNomad(ctx context.Context, p plan.Plan, st clusterstate.State) map[string]string {
-	if len(st.Evicted) == 0 {
+	var evicted []eviction.Evicted
+	for _, e := range st.Evicted {
+		if a.now().Sub(e.At) < nomadEvictionWindow {
+			evicted = append(evicted, eviction.Evicted{ID: e.ID, Name: e.Name})
+		}
+	}
+	if len(evicted) == 0 {
 		return nil
 	}
 	c, secret, err := a.nomadClient(p)
@@ -382,10 +395,6 @@ func (a *Agent) evictFromNomad(ctx context.Context, p plan.Plan, st clusterstate
 		return nil
 	}
 	defer c.Close()
-	evicted := make([]eviction.Evicted, 0, len(st.Evicted))
-	for _, e := range st.Evicted {
-		evicted = append(evicted, eviction.Evicted{ID: e.ID, Name: e.Name})
-	}
 	ctx, cancel := context.WithTimeout(ctx, a.tm.ACLAttempt)
 	defer cancel()
 	done, err := eviction.Apply(ctx, eviction.NomadNodes(c, secret, nomadrun.NodeIDMeta), evicted)
@@ -436,7 +445,7 @@ func (a *Agent) syncClusterState(ctx context.Context, p plan.Plan) {
 			a.log.Warn("Nomad held an older cluster state than this server; put back the one the cluster holds", "version", held.Version)
 		}
 	}
-	if err := a.publishClusterState(st); err != nil {
+	if err := a.publishClusterState(ctx, st); err != nil {
 		a.log.Warn("publishing the cluster state", "error", err)
 	}
 	if held := a.clusterState(); held != nil {
@@ -531,7 +540,7 @@ func (a *Agent) RotateClientToken(ctx context.Context, grace time.Duration, expi
 	if err != nil {
 		return RotateAnswer{}, err
 	}
-	if err := a.publishClusterState(st); err != nil {
+	if err := a.publishClusterState(ctx, st); err != nil {
 		return RotateAnswer{}, err
 	}
 	ct := st.ClientToken

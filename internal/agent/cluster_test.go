@@ -50,7 +50,7 @@ func TestEvictedNodeLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := server.agent.publishClusterState(st); err != nil {
+	if err := server.agent.publishClusterState(t.Context(), st); err != nil {
 		t.Fatal(err)
 	}
 	select {
