@@ -131,8 +131,8 @@ func (tg target) joinRogue(t *testing.T, name, addr, id string, key ed25519.Priv
 }
 
 // join joins a gossip node called name with meta, signing with key unless
-// it is nil, to the target's pool from addr, and waits until every agent
-// sees it alive. What it receives is kept in tg.heard. It leaves when the
+// it is nil, to the target's pool from addr through every agent, and waits
+// until every agent sees it alive. What it receives is kept in tg.heard. It leaves when the
 // test ends.
 func (tg target) join(t *testing.T, name, addr string, meta gossip.Meta, key ed25519.PrivateKey, h gossip.Handler) *gossip.Node {
 	t.Helper()
@@ -142,7 +142,15 @@ func (tg target) join(t *testing.T, name, addr string, meta gossip.Meta, key ed2
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Leave(time.Second); n.Shutdown() })
-	if joined, err := n.Join([]string{net.JoinHostPort(tg.procs[0].addr, strconv.Itoa(gossip.DefaultPort))}); joined == 0 {
+	// Join every agent (a push/pull with each), so that each knows the
+	// rogue at once and not after gossip luck: on a loaded machine
+	// memberlist's alive broadcasts may all be lost, and an agent then
+	// learns of the rogue only at its next push/pull, 30 s later.
+	var seeds []string
+	for _, p := range tg.procs {
+		seeds = append(seeds, net.JoinHostPort(p.addr, strconv.Itoa(gossip.DefaultPort)))
+	}
+	if joined, err := n.Join(seeds); joined == 0 {
 		t.Fatalf("%s could not join: %v", name, err)
 	}
 	waitFor(t, 20*time.Second, "every agent to see "+name, func() bool {
