@@ -65,7 +65,10 @@ func DefaultTimings() Timings {
 		CARequest:    10 * time.Second,
 		WantCA:       2 * time.Second,
 		ACLAttempt:   30 * time.Second,
-		ClusterSync:  15 * time.Second,
-		Agree:        agree.DefaultTimings(),
+		// Changes reach the members over gossip at once; the read from
+		// Nomad only catches up a server that was away and puts back a
+		// state that Nomad lost, so it need not be frequent.
+		ClusterSync: time.Minute,
+		Agree:       agree.DefaultTimings(),
 	}
 }

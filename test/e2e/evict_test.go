@@ -141,7 +141,7 @@ func TestEviction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the servers to put the cluster state back into Nomad", func() bool {
+	waitFor(t, 150*time.Second, "the servers to put the cluster state back into Nomad (each reads it every minute)", func() bool {
 		q, cancel := bounded(5 * time.Second)
 		defer cancel()
 		v, _, err := nc.Variables().Peek(clusterstate.VarPath, q)
