@@ -39,6 +39,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
@@ -184,6 +185,7 @@ func TestAdversary(t *testing.T) {
 		{"Escrow", adversaryEscrow},
 		{"SpoofedSender", adversarySpoofedSender},
 		{"Replay", adversaryReplay},
+		{"ClusterState", adversaryClusterState},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })
 	}
@@ -1000,4 +1002,75 @@ func adversarySpoofedSender(t *testing.T, c target) {
 		}
 	}
 	c.unchanged(t, "the spoofed messages")
+}
+
+// adversaryClusterState has a holder of a client token, a member in its
+// own name, push cluster states that evict a live server and raise the
+// client token generation: signed by its own key with a made-up
+// endorsement, the same with the endorsement of a real server copied, and
+// a real server's endorsement and name with the rogue's key. It sends them
+// as state messages to every agent and offers them in push/pull. No agent
+// takes one ("ignoring a cluster state" in every log), none writes a
+// cluster state, and every agent's plan and certificates are unchanged.
+func adversaryClusterState(t *testing.T, c target) {
+	_, rogueKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogueID := uuid.NewString()
+	victim := c.plan.Servers[0]
+	st, _, err := clusterstate.State{Cluster: c.client.ClusterIDString()}.Evict(clusterstate.Eviction{
+		ID: victim.ID, Name: victim.Name, Key: victim.Key, At: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = st.RotateClientToken(time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+	realEndorsement, err := base64.StdEncoding.DecodeString(victim.Endorsement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forged [][]byte
+	for _, f := range []struct {
+		id          string
+		endorsement []byte
+	}{
+		{rogueID, make([]byte, ed25519.SignatureSize)},
+		{rogueID, realEndorsement},
+		{victim.ID, realEndorsement},
+	} {
+		sg, err := clusterstate.Sign(st, f.id, rogueKey, f.endorsement)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged = append(forged, sg.Encode())
+	}
+	n := c.joinRogue(t, "rogue-state", c.prefix+".28", rogueID, rogueKey,
+		stateHandler{state: agree.EncodePush(agree.PushState{Plan: &c.plan, Cluster: forged[0]})})
+	for _, f := range forged {
+		msg := agree.Message{Type: agree.MsgState, Cluster: f}.Encode()
+		for _, p := range c.procs {
+			if err := n.SendTo(p.name, msg); err != nil {
+				t.Errorf("sending to %s: %v", p.name, err)
+			}
+		}
+	}
+	waitFor(t, 20*time.Second, "every agent to ignore the forged cluster states", func() bool {
+		for _, p := range c.procs {
+			if !logHasLine(p, "ignoring a cluster state", "rogue-state") {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range c.procs {
+		if _, err := os.Stat(paths.New(p.root).ClusterStateFile()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s keeps a cluster state: %v", p.name, err)
+		}
+		if s, _ := statusJSON(t, p.root); s.Cluster != nil {
+			t.Errorf("%s holds cluster state %+v", p.name, s.Cluster)
+		}
+	}
+	c.unchanged(t, "the forged cluster states")
 }
