@@ -40,7 +40,10 @@ holds the server token, and Nomad's autopilot removes it from the raft peers
 once it has stopped. This needs a majority of the other servers alive and a
 spare server-token node; without them node evict refuses and says why.
 
-Evicting a node again changes nothing.
+Evicting a node again changes nothing. Eviction refuses the node's identity,
+not its token: after evicting a compromised client, also run
+token rotate -client -grace 0, or whoever holds the machine could join again
+as a new node with the token it holds.
 
 Exit code 0: the node is evicted; 1: refused (the reason is printed);
 2: usage, or the agent cannot be reached.
