@@ -143,6 +143,8 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "Its Nomad node: %s.\n", ans.Nomad)
 	}
 	fmt.Fprintln(stdout, strings.TrimSpace(`
-The CA refuses it from now on; the certificates it holds expire at their lifetime.`))
+The CA refuses it from now on; the certificates it holds expire at their lifetime.
+If the machine was compromised, also rotate the client token, which it still holds:
+  nomad-bootstrapd token rotate -client -grace 0`))
 	return exitOK
 }
