@@ -293,7 +293,9 @@ func (a *Agent) Start() error {
 	if err != nil {
 		return fmt.Errorf("agent: starting gossip: %w", err)
 	}
-	node.SetRefused(a.refuses)
+	if a.cstate.Load() != nil {
+		node.SetRefused(a.refuses) // else set once a cluster state arrives
+	}
 	a.mu.Lock()
 	a.node, a.tr = node, node
 	a.mu.Unlock()
