@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -271,4 +272,66 @@ func mustMeta(t *testing.T, m Meta) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A signed message that arrives before its sender is a known member waits
+// for it: it is delivered once the sender joins, and dropped, with a word,
+// when the sender stays unknown for pendingTTL. What waits is bounded.
+func TestMessagesWaitForTheirSender(t *testing.T) {
+	signed := func(k ed25519.PrivateKey) func(*Config) {
+		return func(c *Config) {
+			c.Identity = k
+			c.Meta.Identity = k.Public().(ed25519.PublicKey)
+		}
+	}
+	kc := testIdentity(3)
+	b := startNode(t, "b", signed(testIdentity(2)))
+	now := time.Now().UnixMilli()
+	early := envelope{kind: kindDirect, from: "c", to: "b", sent: now, payload: []byte("early")}.encode(kc)
+	stranger := envelope{kind: kindDirect, from: "z", to: "b", sent: now, payload: []byte("from z")}.encode(testIdentity(9))
+	b.receive(early)
+	b.receive(stranger)
+	if len(b.h.messages()) != 0 {
+		t.Fatal("a message from an unknown sender was delivered at once")
+	}
+	c := startNode(t, "c", signed(kc))
+	if n, err := c.Join([]string{b.addr()}); n != 1 {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the early message to be delivered once c is known", func() error {
+		for _, m := range b.h.messages() {
+			if m.From == "c" && m.Payload == "early" {
+				return nil
+			}
+		}
+		return errors.New("not yet")
+	})
+	waitFor(t, 5*time.Second, "the stranger's message to be dropped with a word", func() error {
+		for _, r := range b.logs.all() {
+			if strings.Contains(r.Msg, "dropped a message from=z") && strings.Contains(r.Msg, "its sender is not a member this node knows") {
+				return nil
+			}
+		}
+		return errors.New("not yet")
+	})
+	if slices.ContainsFunc(b.h.messages(), func(m message) bool { return m.From == "z" }) {
+		t.Error("the stranger's message was delivered")
+	}
+	if b.waiting.waiting() {
+		t.Error("messages still wait")
+	}
+
+	var p pending
+	at := time.Now()
+	for i := range maxPending {
+		if !p.park("x", []byte{byte(i)}, at) {
+			t.Fatalf("message %d was not kept", i)
+		}
+	}
+	if p.park("x", []byte{1}, at) {
+		t.Error("more than maxPending messages wait")
+	}
+	if p.park("y", make([]byte, maxPendingBytes), at.Add(pendingTTL)) != true {
+		t.Error("expired messages still count against the bounds")
+	}
 }

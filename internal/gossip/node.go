@@ -51,6 +51,7 @@ type Node struct {
 	staleSenders   onceSet    // senders whose stale messages were logged
 	lastStale      atomic.Pointer[StaleMessage]
 	refused        atomic.Pointer[func(Meta) bool] // SetRefused
+	waiting        pending                         // signed messages whose sender is not known yet (pending.go)
 
 	metaMu  sync.Mutex
 	metaEnc []byte
@@ -199,6 +200,7 @@ func (n *Node) notifyLoop() {
 				return
 			default:
 			}
+			n.retryWaiting()
 			n.handler.MembersChanged()
 		}
 	}
@@ -219,6 +221,14 @@ func (n *Node) receive(b []byte) {
 		n.log.Warn("gossip: dropped a malformed message", "size", len(b), "err", err)
 		return
 	}
+	if n.identity != nil && e.sig != nil {
+		if _, known := n.members.get(e.from); !known && n.waiting.park(e.from, b, time.Now()) {
+			// Looked at again when the members change, and after
+			// pendingTTL in any case.
+			time.AfterFunc(pendingTTL+10*time.Millisecond, n.retryWaiting)
+			return
+		}
+	}
 	if n.identity != nil && (!n.signedBySender(e) || !n.fresh(e)) {
 		return
 	}
@@ -237,6 +247,24 @@ func (n *Node) receive(b []byte) {
 		} else if n.members.markLeaving(e.from) {
 			n.membersChanged()
 		}
+	}
+}
+
+// retryWaiting handles the waiting messages whose sender is now a known
+// member, and drops, with a word once per sender, those that waited
+// pendingTTL in vain.
+func (n *Node) retryWaiting() {
+	if n.closed.Load() || !n.waiting.waiting() {
+		return
+	}
+	known := func(name string) bool { _, ok := n.members.get(name); return ok }
+	expired := func(m pendingMsg) {
+		if n.refusedSenders.once(m.from) {
+			n.log.Warn("gossip: dropped a message", "from", m.from, "reason", "its sender is not a member this node knows")
+		}
+	}
+	for _, b := range n.waiting.take(time.Now(), known, expired) {
+		n.receive(b)
 	}
 }
 
