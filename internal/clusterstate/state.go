@@ -16,18 +16,15 @@ import (
 	"math"
 	"slices"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 )
 
 // MaxEvicted is how many evicted nodes the state holds at most. The state
 // must fit one gossip message beside a plan.
 const MaxEvicted = 100
-
-// maxNameLen is the longest node name (gossip.MaxNameLen).
-const maxNameLen = 64
 
 // State is the cluster's decided state.
 type State struct {
@@ -101,28 +98,13 @@ func (e Eviction) validate() error {
 	if u, err := uuid.Parse(e.ID); err != nil || u.String() != e.ID {
 		return fmt.Errorf("clusterstate: evicted node ID %q is not a canonical UUID", e.ID)
 	}
-	if err := checkName(e.Name); err != nil {
+	if err := gossip.CheckName(e.Name); err != nil {
 		return fmt.Errorf("clusterstate: evicted node %s: name %v", e.ID, err)
 	}
 	if e.Key != "" {
 		if b, err := base64.StdEncoding.Strict().DecodeString(e.Key); err != nil || len(b) != 32 {
 			return fmt.Errorf("clusterstate: evicted node %s: identity key is not 32 bytes of base64", e.ID)
 		}
-	}
-	return nil
-}
-
-// checkName allows at most maxNameLen bytes of UTF-8 without control
-// characters.
-func checkName(s string) error {
-	if len(s) > maxNameLen {
-		return fmt.Errorf("longer than %d bytes", maxNameLen)
-	}
-	if !utf8.ValidString(s) {
-		return errors.New("not valid UTF-8")
-	}
-	if i := slices.IndexFunc([]rune(s), unicode.IsControl); i >= 0 {
-		return errors.New("contains a control character")
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 )
 
 const (
@@ -102,7 +104,7 @@ func TestEvictRefusesAFullList(t *testing.T) {
 	s := State{Cluster: cluster}
 	for i := range MaxEvicted {
 		var err error
-		long := Eviction{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Name: strings.Repeat("n", maxNameLen), Key: b64(key(byte(i))), At: at.Add(time.Duration(i) * time.Nanosecond)}
+		long := Eviction{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Name: strings.Repeat("n", gossip.MaxNameLen), Key: b64(key(byte(i))), At: at.Add(time.Duration(i) * time.Nanosecond)}
 		if s, _, err = s.Evict(long); err != nil {
 			t.Fatal(err)
 		}

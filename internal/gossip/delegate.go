@@ -117,7 +117,7 @@ func (a alive) NotifyAlive(peer *memberlist.Node) error {
 	if peer.Name == "" {
 		return errors.New("gossip: refused a member without a name")
 	}
-	if err := checkName(peer.Name); err != nil {
+	if err := CheckName(peer.Name); err != nil {
 		return fmt.Errorf("gossip: refused the member at %s: its name %q: %v", peer.Address(), peer.Name, err)
 	}
 	if f := a.n.refused.Load(); f != nil && peer.Name != a.n.name {

@@ -47,7 +47,7 @@ func (m Meta) Encode() ([]byte, error) {
 	b = append(b, metaVersion)
 	b = append(b, id[:]...)
 	for _, f := range m.stringFields() {
-		if err := checkName(*f.v); err != nil {
+		if err := CheckName(*f.v); err != nil {
 			return nil, fmt.Errorf("gossip: meta: %s: %w", f.name, err)
 		}
 		b = binary.AppendUvarint(b, uint64(len(*f.v)))
@@ -185,9 +185,9 @@ func (m *Meta) byteFields() []bytesField {
 	}
 }
 
-// checkName reports whether s may be a node name or a Meta string: at most
+// CheckName reports whether s may be a node name or a Meta string: at most
 // MaxNameLen bytes of UTF-8 without control characters. It may be empty.
-func checkName(s string) error {
+func CheckName(s string) error {
 	if len(s) > MaxNameLen {
 		return fmt.Errorf("longer than %d bytes", MaxNameLen)
 	}
@@ -218,7 +218,7 @@ func readUvarint(b []byte) (uint64, int, error) {
 }
 
 // readString reads a uvarint length and that many bytes holding a valid
-// name (see checkName), and returns the string and the rest of b.
+// name (see CheckName), and returns the string and the rest of b.
 func readString(b []byte) (string, []byte, error) {
 	l, n, err := readUvarint(b)
 	if err != nil {
@@ -232,7 +232,7 @@ func readString(b []byte) (string, []byte, error) {
 		return "", nil, errors.New("truncated")
 	}
 	s := string(b[:l])
-	if err := checkName(s); err != nil {
+	if err := CheckName(s); err != nil {
 		return "", nil, err
 	}
 	return s, b[l:], nil

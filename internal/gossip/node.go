@@ -77,7 +77,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("gossip: the node name is empty")
 	}
-	if err := checkName(cfg.Name); err != nil {
+	if err := CheckName(cfg.Name); err != nil {
 		return nil, fmt.Errorf("gossip: node name %q: %w", cfg.Name, err)
 	}
 	if len(cfg.Key) != KeySize {
