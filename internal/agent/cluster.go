@@ -301,12 +301,11 @@ func (a *Agent) replaceable(p plan.Plan, t target) error {
 // and marks it ineligible; the servers purge it once it is down. It runs
 // on a server of the plan, with Nomad's ACLs bootstrapped.
 func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
-	sp, err := a.serverReady("node evict")
+	p, err := a.serverReady("node evict")
 	if err != nil {
 		return EvictAnswer{}, err
 	}
-	p := &sp
-	t, err := a.findTarget(*p, given)
+	t, err := a.findTarget(p, given)
 	if err != nil {
 		return EvictAnswer{}, err
 	}
@@ -314,7 +313,7 @@ func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
 	case t.id == a.id:
 		return EvictAnswer{}, fmt.Errorf("%s is the node this command runs on; run it on another server", a.name)
 	case t.server:
-		if err := a.replaceable(*p, t); err != nil {
+		if err := a.replaceable(p, t); err != nil {
 			return EvictAnswer{}, err
 		}
 	}
@@ -322,7 +321,7 @@ func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
 	if len(t.key) == 32 {
 		e.Key = base64.StdEncoding.EncodeToString(t.key)
 	}
-	vars, closeVars, err := a.nomadVars(*p)
+	vars, closeVars, err := a.nomadVars(p)
 	if err != nil {
 		return EvictAnswer{}, err
 	}
@@ -343,7 +342,7 @@ func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
 	held, _ := st.Eviction(t.id)
 	a.log.Info("evicted a node", "node", held.Name, "id", held.ID, "version", st.Version, "already", already)
 	ans := EvictAnswer{Name: held.Name, ID: held.ID, Version: st.Version, Already: already, Server: t.server}
-	ans.Nomad = a.evictFromNomad(ctx, *p, st)[held.ID]
+	ans.Nomad = a.evictFromNomad(ctx, p, st)[held.ID]
 	return ans, nil
 }
 
