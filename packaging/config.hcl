@@ -100,6 +100,11 @@ token_file = "/etc/nomad-bootstrapd/token"
 # certificate keeps working; half of it is how long the CA may be out.
 # cert_lifetime = "24h"
 
+# How often the CA holder rotates Nomad's gossip key (server.encrypt) through
+# Nomad's keyring API, without restarting a server; 0 rotates it only on
+# command (nomad-bootstrapd keys rotate).
+# gossip_key_rotation = "720h"
+
 # How long the CA holder must be down before the next live server signs
 # certificates with the escrowed CA key.
 # ca_failover_after = "2m"

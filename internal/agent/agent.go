@@ -121,7 +121,9 @@ type Agent struct {
 	stopRun       context.CancelCauseFunc   // ends Run with a cause (eviction)
 	lastSync      time.Time                 // when this server last read the cluster state from Nomad (pipeline)
 
-	mgmtMu sync.Mutex // held while the management token is read or made (acl.go)
+	mgmtMu  sync.Mutex              // held while the management token is read or made (acl.go)
+	keyMu   sync.Mutex              // held while Nomad's gossip keys are rotated or healed (nomadkeys.go)
+	keySeen atomic.Pointer[keySeen] // Nomad's gossip key as this server last read it (nomadkeys.go)
 
 	mu        sync.Mutex
 	st        status.Tracker // the phase, why the node waits, what degrades it (phase.go)
@@ -693,7 +695,8 @@ func (a *Agent) Status() status.Status {
 	}
 	if cs := a.clusterState(); cs != nil {
 		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{},
-			ClientToken: status.ClientTokenStatus{Generation: cs.ClientToken.Generation, RotatedAt: cs.ClientToken.RotatedAt, PreviousUntil: cs.ClientToken.PreviousUntil}}
+			ClientToken:    status.ClientTokenStatus{Generation: cs.ClientToken.Generation, RotatedAt: cs.ClientToken.RotatedAt, PreviousUntil: cs.ClientToken.PreviousUntil},
+			NomadGossipKey: a.nomadKeyStatus(*cs)}
 		for _, e := range cs.Evicted {
 			s.Cluster.Evicted = append(s.Cluster.Evicted, status.EvictedStatus{Name: e.Name, ID: e.ID, At: e.At})
 		}

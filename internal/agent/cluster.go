@@ -450,6 +450,7 @@ func (a *Agent) syncClusterState(ctx context.Context, p plan.Plan) {
 	if held := a.clusterState(); held != nil {
 		a.evictFromNomad(ctx, p, *held)
 	}
+	a.syncNomadKeys(ctx, p)
 }
 
 // leaveEvicted stops this node's Nomad and leaves gossip, once the cluster
@@ -559,6 +560,12 @@ type RotateRequest struct {
 	Expires time.Time     `json:"expires,omitzero"` // the new token's; zero: never
 }
 
+// KeysRotateRoute is the control socket's route of keys rotate.
+const KeysRotateRoute = "/v1/keys/rotate"
+
+// KeysRotateRequest is what keys rotate sends to the agent: nothing yet.
+type KeysRotateRequest struct{}
+
 // EvictRoute is the control socket's route of node evict.
 const EvictRoute = "/v1/evict"
 
@@ -573,6 +580,9 @@ func (a *Agent) commands() []status.Route {
 	return []status.Route{
 		{Pattern: "POST " + EvictRoute, Handler: status.Command(func(ctx context.Context, req EvictRequest) (EvictAnswer, error) {
 			return a.Evict(ctx, req.Node)
+		})},
+		{Pattern: "POST " + KeysRotateRoute, Handler: status.Command(func(ctx context.Context, _ KeysRotateRequest) (KeysAnswer, error) {
+			return a.RotateNomadKey(ctx)
 		})},
 		{Pattern: "POST " + RotateRoute, Handler: status.Command(func(ctx context.Context, req RotateRequest) (RotateAnswer, error) {
 			return a.RotateClientToken(ctx, req.Grace, req.Expires)

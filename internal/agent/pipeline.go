@@ -72,6 +72,9 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	if a.cfg.Supervise != config.SuperviseNone && !p.IsServer(a.id) && !a.waitServers(ctx, p) {
 		return
 	}
+	if a.cfg.Supervise != config.SuperviseNone {
+		a.prepareNomadKeyring(ctx, p)
+	}
 	switch a.cfg.Supervise {
 	case config.SuperviseNone:
 		a.setReason("Nomad's configuration is written; supervise=none starts nothing")

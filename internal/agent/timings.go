@@ -40,6 +40,9 @@ type Timings struct {
 	// ClusterSync is how often a server reads the cluster state from Nomad
 	// and carries out its evictions on Nomad's nodes.
 	ClusterSync time.Duration
+	// KeyWait bounds how long a rotation of Nomad's gossip key waits for
+	// every server to hold the new key, and then to hold it only.
+	KeyWait time.Duration
 	// Agree are the agreement protocol's timings.
 	Agree agree.Timings
 }
@@ -69,6 +72,9 @@ func DefaultTimings() Timings {
 		// Nomad only catches up a server that was away and puts back a
 		// state that Nomad lost, so it need not be frequent.
 		ClusterSync: time.Minute,
-		Agree:       agree.DefaultTimings(),
+		// Serf spreads a keyring change to every server it reaches at
+		// once; a minute is ample for the listing to show it.
+		KeyWait: time.Minute,
+		Agree:   agree.DefaultTimings(),
 	}
 }

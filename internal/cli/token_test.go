@@ -117,3 +117,21 @@ func TestTokenRotateRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysRotateRefuses(t *testing.T) {
+	root := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "Usage: nomad-bootstrapd keys rotate"},
+		{[]string{"rotate", "extra"}, `unexpected argument "extra"`},
+		{[]string{"rotate", "-root", root}, "keys rotate runs where the agent of a Nomad server runs"},
+	} {
+		var out, errOut bytes.Buffer
+		code := Run(append([]string{"keys"}, tt.args...), &out, &errOut)
+		if code != exitUsage || !strings.Contains(errOut.String(), tt.want) || out.Len() != 0 {
+			t.Errorf("keys %v: exit %d, %q, stdout %q; want 2 and %q", tt.args, code, errOut.String(), out.String(), tt.want)
+		}
+	}
+}

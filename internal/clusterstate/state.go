@@ -36,6 +36,29 @@ type State struct {
 	Evicted []Eviction `json:"evicted,omitempty"`
 	// ClientToken is which client tokens admit new nodes.
 	ClientToken ClientToken `json:"client_token,omitzero"`
+	// NomadGossipKey is which generation of Nomad's gossip key the servers
+	// use (internal/nomadkeys keeps the keys themselves, for the servers).
+	NomadGossipKey KeyGeneration `json:"nomad_gossip_key,omitzero"`
+}
+
+// KeyGeneration is how many times a key was rotated, and when last.
+type KeyGeneration struct {
+	Generation uint32    `json:"generation"`
+	RotatedAt  time.Time `json:"rotated_at,omitzero"`
+}
+
+// RotatedNomadGossipKey returns s recording that Nomad's gossip key
+// reached generation gen at at, with its version raised, and true; or s
+// and false when s records that generation or a later one already.
+func (s State) RotatedNomadGossipKey(gen uint32, at time.Time) (State, bool) {
+	if gen <= s.NomadGossipKey.Generation {
+		return s, false
+	}
+	next := s
+	next.Evicted = slices.Clone(s.Evicted)
+	next.NomadGossipKey = KeyGeneration{Generation: gen, RotatedAt: at.UTC()}
+	next.Version++
+	return next, true
 }
 
 // ClientToken is the generation of the client tokens that admit new nodes

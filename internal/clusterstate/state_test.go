@@ -337,3 +337,32 @@ func TestRotateClientToken(t *testing.T) {
 		t.Fatalf("verified %+v, %v; want %+v", got.ClientToken, err, r2.ClientToken)
 	}
 }
+
+func TestRotatedNomadGossipKey(t *testing.T) {
+	s := State{Cluster: cluster, Version: 4}
+	tests := []struct {
+		gen     uint32
+		changed bool
+		version uint64
+	}{
+		{1, true, 5},
+		{1, false, 5}, // a second server recording the same rotation
+		{3, true, 6},
+		{2, false, 6}, // an older one, late
+	}
+	for _, tt := range tests {
+		next, changed := s.RotatedNomadGossipKey(tt.gen, at)
+		if changed != tt.changed || next.Version != tt.version {
+			t.Fatalf("generation %d: changed %v, version %d; want %v, %d", tt.gen, changed, next.Version, tt.changed, tt.version)
+		}
+		s = next
+	}
+	sg, err := Sign(s, idS, key(7), endorsement())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sg.Verify(cluster, endorsedOnly(key(7)))
+	if err != nil || got.NomadGossipKey != s.NomadGossipKey || got.NomadGossipKey.Generation != 3 {
+		t.Fatalf("verified %+v, %v", got.NomadGossipKey, err)
+	}
+}

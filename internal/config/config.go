@@ -80,6 +80,9 @@ type Config struct {
 	// CAFailoverAfter is how long the CA holder must be down before the
 	// next server signs with the escrowed CA key.
 	CAFailoverAfter time.Duration
+	// GossipKeyRotation is how often the CA holder rotates Nomad's gossip
+	// key; zero never (keys rotate still does on command).
+	GossipKeyRotation time.Duration
 	// BehindNAT lets the CA holder accept a certificate request from
 	// another address than the requesting member's.
 	BehindNAT bool
@@ -109,6 +112,14 @@ const DefaultMetricsAddr = "127.0.0.1:4652"
 // five minutes and renewed at half its validity, so an hour renews it about
 // 27 minutes after issue rather than in a loop.
 const MinCertLifetime = time.Hour
+
+// DefaultGossipKeyRotation is how often Nomad's gossip key is rotated
+// unless gossip_key_rotation says otherwise.
+const DefaultGossipKeyRotation = 30 * 24 * time.Hour
+
+// MinGossipKeyRotation is the shortest scheduled rotation of the gossip
+// key: each is a rolling change on every server.
+const MinGossipKeyRotation = time.Hour
 
 // Default returns the built-in defaults: the first layer, which the
 // configuration file, the environment and the flags override (see Merge).
@@ -162,6 +173,9 @@ func Default() Config {
 		// day; the 12 hours left at renewal are what an outage of the CA
 		// may last.
 		CertLifetime: certs.DefaultLeafLifetime,
+		// As Nomad rotates its own keyring of Variables and workload
+		// identities: 30 days.
+		GossipKeyRotation: DefaultGossipKeyRotation,
 		// Long enough to ride out a reboot of the CA holder, short enough
 		// that new nodes are not kept waiting for long.
 		CAFailoverAfter: 2 * time.Minute,

@@ -240,6 +240,7 @@ log_level            = "debug"
 ca_failover_after    = "3m"
 behind_nat           = true
 cert_lifetime        = "100h"
+gossip_key_rotation  = "48h"
 metrics_addr         = ""
 server_replace_after = "20m"
 dedicated_servers    = true
@@ -260,7 +261,7 @@ ca {
 		Port: 4700, Name: "n1", Role: "server", Pool: "warm", Zone: "z", Datacenter: "dc2", Region: "eu",
 		Expect: 5, MinMembers: 6, BootstrapSize: 7, Settle: 4 * time.Second, Supervise: "process",
 		Nomad: "/opt/nomad", LogLevel: "debug", CAFailoverAfter: 3 * time.Minute, CertLifetime: 100 * time.Hour,
-		ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true, BehindNAT: true,
+		GossipKeyRotation: 48 * time.Hour, ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true, BehindNAT: true,
 		CA: CAFiles{CertFile: "c.pem", KeyFile: "k.pem", ChainFile: "r.pem"},
 	}
 	if diff := cmp.Diff(want, l.Config); diff != "" {
@@ -308,6 +309,9 @@ func TestValidate(t *testing.T) {
 		{"renewal within the CA failover", func(c *Config) { c.CertLifetime, c.CAFailoverAfter = 2*time.Hour, time.Hour },
 			"cert_lifetime 2h0m0s is renewed at half, 1h0m0s before expiry, which is not longer than ca_failover_after 1h0m0s"},
 		{"renewal just outlasts the CA failover", func(c *Config) { c.CertLifetime, c.CAFailoverAfter = 2*time.Hour, 59*time.Minute }, ""},
+		{"gossip_key_rotation off", func(c *Config) { c.GossipKeyRotation = 0 }, ""},
+		{"gossip_key_rotation of an hour", func(c *Config) { c.GossipKeyRotation = time.Hour }, ""},
+		{"gossip_key_rotation of a minute", func(c *Config) { c.GossipKeyRotation = time.Minute }, "gossip_key_rotation 1m0s is shorter than 1h0m0s; use 0"},
 		{"zero ca_failover_after", func(c *Config) { c.CAFailoverAfter = 0 }, "ca_failover_after 0s must be positive"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "" }, ""},
 		{"metrics on all addresses", func(c *Config) { c.MetricsAddr = "0.0.0.0:9100" }, ""},

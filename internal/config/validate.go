@@ -59,6 +59,9 @@ func (c *Config) Validate() error {
 	if c.CAFailoverAfter <= 0 {
 		add(fmt.Errorf("config: ca_failover_after %v must be positive", c.CAFailoverAfter))
 	}
+	if c.GossipKeyRotation != 0 && c.GossipKeyRotation < MinGossipKeyRotation {
+		add(fmt.Errorf("config: gossip_key_rotation %v is shorter than %v; use 0 to rotate only on command", c.GossipKeyRotation, MinGossipKeyRotation))
+	}
 	if c.ServerReplaceAfter <= 0 {
 		add(fmt.Errorf("config: server_replace_after %v must be positive", c.ServerReplaceAfter))
 	}

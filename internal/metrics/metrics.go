@@ -84,6 +84,10 @@ var (
 		"Nodes the cluster evicted, by the cluster state this node holds.", "gauge", nil}
 	famClientGen = family{"nomad_bootstrapd_client_token_generation",
 		"Generation of the client tokens that admit new nodes; raised by token rotate -client.", "gauge", nil}
+	famNomadKeyGen = family{"nomad_bootstrapd_nomad_gossip_key_generation",
+		"Generation of Nomad's gossip key; 0 until its first rotation (keys rotate, gossip_key_rotation).", "gauge", nil}
+	famNomadKeyAge = family{"nomad_bootstrapd_nomad_gossip_key_age_seconds",
+		"Seconds since Nomad's gossip key was last rotated; absent before its first rotation.", "gauge", nil}
 )
 
 // sample is one value of a family, with its label values.
@@ -161,13 +165,18 @@ func writeAgent(w writer, src Source, now time.Time) {
 		}
 		w.write(famCertExpiry, cs...)
 	}
-	var version, evicted, gen float64
+	var version, evicted, gen, keyGen float64
 	if s.Cluster != nil {
 		version, evicted, gen = float64(s.Cluster.Version), float64(len(s.Cluster.Evicted)), float64(s.Cluster.ClientToken.Generation)
+		keyGen = float64(s.Cluster.NomadGossipKey.Generation)
 	}
 	w.write(famClusterVersion, one(version))
 	w.write(famEvicted, one(evicted))
 	w.write(famClientGen, one(gen))
+	w.write(famNomadKeyGen, one(keyGen))
+	if s.Cluster != nil && !s.Cluster.NomadGossipKey.RotatedAt.IsZero() {
+		w.write(famNomadKeyAge, one(now.Sub(s.Cluster.NomadGossipKey.RotatedAt).Seconds()))
+	}
 	signed, refused := src.CAStats()
 	w.write(famSigned, one(float64(signed)))
 	w.write(famRefused, one(float64(refused)))

@@ -2,9 +2,11 @@ package nomadrun
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -28,6 +30,26 @@ func (r *Runner) apiCert(p plan.Plan) (certs.TLSFiles, certs.Role) {
 // with this node's certificate (the CLI certificate on servers). The caller
 // closes it.
 func (r *Runner) Client(p plan.Plan, addr string) (*api.Client, error) {
+	return api.NewClient(r.clientConfig(p, addr))
+}
+
+// ClientWithin is Client with every request bounded by timeout, for the
+// calls of Nomad's API that take no context (the agent's keyring).
+func (r *Runner) ClientWithin(p plan.Plan, addr string, timeout time.Duration) (*api.Client, error) {
+	cfg := r.clientConfig(p, addr)
+	cfg.HttpClient = &http.Client{Timeout: timeout, Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSHandshakeTimeout: 10 * time.Second,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+	}}
+	if err := api.ConfigureTLS(cfg.HttpClient, cfg.TLSConfig); err != nil {
+		return nil, err
+	}
+	return api.NewClient(cfg)
+}
+
+// clientConfig is the configuration of Client.
+func (r *Runner) clientConfig(p plan.Plan, addr string) *api.Config {
 	files, role := r.apiCert(p)
 	cfg := api.DefaultConfig()
 	cfg.Address = "https://" + net.JoinHostPort(addr, HTTPPort)
@@ -35,7 +57,7 @@ func (r *Runner) Client(p plan.Plan, addr string) (*api.Client, error) {
 	cfg.SecretID = ""
 	cfg.Namespace = ""
 	cfg.TLSConfig = &api.TLSConfig{CACert: files.CAPath(), ClientCert: files.CertPath(role), ClientKey: files.KeyPath(role)}
-	return api.NewClient(cfg)
+	return cfg
 }
 
 // localAPI returns the client of the local Nomad agent's API that Health

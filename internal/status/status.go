@@ -36,6 +36,21 @@ type ClusterStatus struct {
 	Evicted []EvictedStatus `json:"evicted"`
 	// ClientToken is which client tokens admit new nodes.
 	ClientToken ClientTokenStatus `json:"client_token"`
+	// NomadGossipKey is the generation of Nomad's gossip key.
+	NomadGossipKey KeyStatus `json:"nomad_gossip_key"`
+}
+
+// KeyStatus is a rotated key's generation: 0 until its first rotation,
+// when it is the key the token derives.
+type KeyStatus struct {
+	Generation uint32    `json:"generation"`
+	RotatedAt  time.Time `json:"rotated_at,omitzero"`
+	// NextRotation is when this node's schedule rotates it next, if it is
+	// the CA holder; zero when no schedule is set or known.
+	NextRotation time.Time `json:"next_rotation,omitzero"`
+	// Rotating is the phase of a rotation under way (install, use), as
+	// this server last read it; "" when none is or on clients.
+	Rotating string `json:"rotating,omitempty"`
 }
 
 // ClientTokenStatus is the generation of the client tokens that admit new

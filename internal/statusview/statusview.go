@@ -148,6 +148,21 @@ func Table(w io.Writer, s status.Status, o Options) {
 		}
 		head.add(label("Client token"), plain(text))
 	}
+	if c := s.Cluster; c != nil && (c.NomadGossipKey.Generation > 0 || c.NomadGossipKey.Rotating != "" || !c.NomadGossipKey.NextRotation.IsZero()) {
+		k := c.NomadGossipKey
+		text := fmt.Sprintf("generation %d", k.Generation)
+		if !k.RotatedAt.IsZero() {
+			text += ", rotated " + k.RotatedAt.UTC().Format("2006-01-02 15:04")
+		}
+		if !k.NextRotation.IsZero() {
+			text += "; next " + k.NextRotation.UTC().Format("2006-01-02 15:04")
+		}
+		cl := plain(text)
+		if k.Rotating != "" {
+			cl = cell{text: text + "; rotating: " + k.Rotating, color: yellow}
+		}
+		head.add(label("Nomad gossip key"), cl)
+	}
 	head.write(w, o.Color)
 
 	if s.Certs != nil && len(s.Certs.Files) > 0 {

@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadkeys"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+)
+
+// TestNomadGossipKeyRotation rotates Nomad's gossip key on a running
+// 5-node cluster of real Nomad, twice: after each keys rotate, every
+// server's keyring (Nomad's API and its keyring file) holds the new key
+// only; no Nomad process was restarted (same PIDs); Nomad's leader was
+// never lost (polled every 250 ms); every agent's status shows the
+// generation. A new server that takes an evicted server's seat afterwards
+// is given the current key before its Nomad starts, and joins Nomad's
+// raft. keys rotate refuses to run on a client.
+func TestNomadGossipKeyRotation(t *testing.T) {
+	const prefix = "127.22.7"
+	dir := t.TempDir()
+	serverToken, _, procs := runningCluster(t, prefix, dir)
+	s, _ := statusJSON(t, procs[0].root)
+	var servers []*proc
+	var client *proc
+	for _, p := range procs {
+		if slices.Contains(s.Plan.Servers, p.name) {
+			servers = append(servers, p)
+		} else {
+			client = p
+		}
+	}
+	server := servers[0]
+	pids := map[string]int{}
+	for _, p := range procs {
+		st, _ := statusJSON(t, p.root)
+		if pids[p.name] = nomadChildPID(st); pids[p.name] == 0 {
+			t.Fatalf("%s runs no Nomad: %+v", p.name, st.Nomad)
+		}
+	}
+	mgmt := managementToken(t, server.root)
+	keyrings := func() map[string]int {
+		t.Helper()
+		resp, err := nomadAPIAt(t, server.root, server.addr, mgmt).Agent().ListKeys()
+		if err != nil {
+			t.Fatalf("listing Nomad's gossip keys: %v", err)
+		}
+		if resp.NumNodes != len(servers) {
+			t.Errorf("%d Nomad servers answered the keyring listing; want %d", resp.NumNodes, len(servers))
+		}
+		return resp.Keys
+	}
+	before := keyrings()
+	if len(before) != 1 {
+		t.Fatalf("before any rotation the servers hold %d keys", len(before))
+	}
+	stop := pollLeaderOf(t, server)
+
+	if _, stderr, code := run(t, "keys", "rotate", "-root", client.root); code != 1 || !strings.Contains(stderr, "runs on a Nomad server") {
+		t.Errorf("keys rotate on a client: exit %d, %q", code, stderr)
+	}
+	seen, latest := map[string]bool{}, ""
+	for k := range before {
+		seen[k] = true
+	}
+	for gen := uint32(1); gen <= 2; gen++ {
+		out, stderr, code := run(t, "keys", "rotate", "-json", "-root", server.root)
+		var ans agent.KeysAnswer
+		if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != gen {
+			t.Fatalf("keys rotate (generation %d): exit %d, %q, %q", gen, code, out, stderr)
+		}
+		keys := keyrings()
+		var current string
+		for k, n := range keys {
+			current = k
+			if n != len(servers) {
+				t.Errorf("generation %d: the new key is on %d of %d servers", gen, n, len(servers))
+			}
+		}
+		if len(keys) != 1 || seen[current] {
+			t.Fatalf("generation %d: the servers hold %d keys, or an old one", gen, len(keys))
+		}
+		seen[current] = true
+		latest = current
+		for _, p := range servers {
+			b, err := os.ReadFile(filepath.Join(paths.New(p.root).NomadDataDir(), nomadkeys.KeyringFile))
+			var file []string
+			if err != nil || json.Unmarshal(b, &file) != nil || !slices.Equal(file, []string{current}) {
+				t.Errorf("generation %d: %s's keyring file does not hold the new key only (%v)", gen, p.name, err)
+			}
+		}
+		if strings.Contains(out+stderr, current) {
+			t.Errorf("keys rotate printed the key")
+		}
+	}
+	waitForOr(t, 30*time.Second, "every agent to show generation 2 of Nomad's gossip key", func() bool {
+		for _, p := range procs {
+			if s, _ := statusJSON(t, p.root); s.Cluster == nil || s.Cluster.NomadGossipKey.Generation != 2 {
+				return false
+			}
+		}
+		return true
+	}, explainCluster(t, procs))
+	for _, p := range procs {
+		st, _ := statusJSON(t, p.root)
+		if pid := nomadChildPID(st); pid != pids[p.name] {
+			t.Errorf("%s's Nomad was restarted: pid %d, was %d", p.name, pid, pids[p.name])
+		}
+		if strings.Contains(p.log.String(), "keyring") && strings.Contains(p.log.String(), "\"key\"") {
+			t.Errorf("%s's log shows a key", p.name)
+		}
+	}
+	// No client-token node holds a rotated key, anywhere under its root.
+	for _, p := range procs {
+		if slices.Contains(servers, p) {
+			continue
+		}
+		filepath.WalkDir(p.root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			b, _ := os.ReadFile(path)
+			for key := range seen {
+				if slices.ContainsFunc(secretForms(key), func(f []byte) bool { return bytes.Contains(b, f) }) {
+					t.Errorf("%s (a client) holds one of Nomad's gossip keys in %s", p.name, path)
+				}
+			}
+			return nil
+		})
+	}
+	polls := stop()
+	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.unanswered > 0 || polls.n < 10 {
+		t.Errorf("Nomad's leader during the rotations: %d polls, %d unanswered, %v", polls.n, polls.unanswered, polls.leaders)
+	}
+
+	// A new server takes the seat of an evicted one: its Nomad starts with
+	// the current key and joins the others'.
+	spareRoot := filepath.Join(dir, "node6")
+	spare := start(t, spareRoot, "node6", append([]string{"-bind", prefix + ".6", "-join", procs[0].addr, "-token-file", serverToken, "-settle", "1s"},
+		realNomadArgs(nomadBin(t), "")(0)...)...)
+	spare.addr = prefix + ".6"
+	waitFor(t, 60*time.Second, "the spare to run", func() bool {
+		s, _ := statusJSON(t, spare.root)
+		return s.Phase.String() == "running"
+	})
+	evicted := servers[2]
+	if out, stderr, code := run(t, "node", "evict", "-root", server.root, evicted.name); code != 0 {
+		t.Fatalf("node evict %s: exit %d\n%s%s", evicted.name, code, out, stderr)
+	}
+	waitForOr(t, 150*time.Second, "the spare to be a Nomad server of the raft, with the current key", func() bool {
+		s, _ := statusJSON(t, server.root)
+		if s.Nomad == nil || s.Nomad.Leader == "" || len(s.Nomad.Peers) != 3 || !slices.ContainsFunc(s.Nomad.Peers, func(peer string) bool { return strings.HasPrefix(peer, spare.addr+":") }) {
+			return false
+		}
+		q, cancel := bounded(5 * time.Second)
+		defer cancel()
+		members, err := nomadAPIAt(t, server.root, server.addr, mgmt).Agent().MembersOpts(q)
+		return err == nil && slices.ContainsFunc(members.Members, func(m *api.AgentMember) bool {
+			return m.Addr == spare.addr && m.Status == "alive"
+		})
+	}, explainCluster(t, []*proc{server, spare}))
+	keys := keyrings()
+	if len(keys) != 1 {
+		t.Errorf("with the new server, the servers hold %d keys", len(keys))
+	}
+	if keys[latest] != len(servers) {
+		t.Errorf("with the new server, the last rotation's key is on %d servers", keys[latest])
+	}
+	if !strings.Contains(spare.log.String(), "gave Nomad's keyring the current gossip keys") {
+		t.Errorf("the new server's agent did not give Nomad the current keys\n%s", spare.log.String())
+	}
+}
