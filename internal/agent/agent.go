@@ -120,6 +120,7 @@ type Agent struct {
 	endorsement   []byte                    // the cluster key's endorsement of this node, for a server-token holder
 	stopRun       context.CancelCauseFunc   // ends Run with a cause (eviction)
 	lastSync      time.Time                 // when this server last read the cluster state from Nomad (pipeline)
+	lastKeyHeal   time.Time                 // when this server last checked its Nomad's gossip keys (pipeline)
 
 	mgmtMu  sync.Mutex              // held while the management token is read or made (acl.go)
 	keyMu   sync.Mutex              // held while Nomad's gossip keys are rotated or healed (nomadkeys.go)

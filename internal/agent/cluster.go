@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -296,6 +297,39 @@ func (a *Agent) replaceable(p plan.Plan, t target) error {
 	return nil
 }
 
+// raftCanLose reports why Nomad's raft could not lose t, a server of p,
+// without losing its quorum: t is a healthy voter and autopilot counts no
+// failure tolerance (another server is down, unhealthy or not yet a voter,
+// as a server that just came back is for a while). Evicting a server that
+// is down already costs no quorum.
+func (a *Agent) raftCanLose(ctx context.Context, p plan.Plan, t target) error {
+	addr := ""
+	for _, s := range p.Servers {
+		if s.ID == t.id {
+			addr = s.Address
+		}
+	}
+	c, secret, err := a.nomadClient(p)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	h, _, err := c.Operator().AutopilotServerHealth((&api.QueryOptions{AuthToken: secret}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("cannot read the health of Nomad's raft, to check that it can lose %s: %w", t.name, err)
+	}
+	for _, s := range h.Servers {
+		host, _, _ := net.SplitHostPort(s.Address)
+		if host == addr && s.Healthy && s.Voter && h.FailureTolerance < 1 {
+			return fmt.Errorf("%s is a healthy voter of Nomad's raft, and the raft can lose no server now (autopilot's failure tolerance is %d: another server is down, unhealthy or not yet a voter): evicting it would cost Nomad its quorum; wait until `nomad operator autopilot health` shows every server healthy",
+				t.name, h.FailureTolerance)
+		}
+	}
+	return nil
+}
+
 // Evict evicts the node named given: it adds it to the cluster state in
 // Nomad, sends the signed state to every member, and drains its Nomad node
 // and marks it ineligible; the servers purge it once it is down. It runs
@@ -314,6 +348,9 @@ func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
 		return EvictAnswer{}, fmt.Errorf("%s is the node this command runs on; run it on another server", a.name)
 	case t.server:
 		if err := a.replaceable(p, t); err != nil {
+			return EvictAnswer{}, err
+		}
+		if err := a.raftCanLose(ctx, p, t); err != nil {
 			return EvictAnswer{}, err
 		}
 	}

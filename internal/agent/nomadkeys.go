@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadkeys"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
@@ -24,8 +27,9 @@ import (
 // Timings.ClusterSync, takes up a rotation that was cut short (the CA
 // holder at once, the others once it is stuck), records the generation in
 // the cluster state, and heals its own Nomad when it was away while the
-// others rotated. Before Nomad first starts on a new server, its keyring
-// file is given the current keys.
+// others rotated (healNomadKeys, whatever its ACL state). Before Nomad
+// first starts on a new server, its keyring file is given the current
+// keys.
 
 // keyCall bounds one call of Nomad's keyring API: serf asks every server
 // and waits for their answers.
@@ -34,6 +38,10 @@ const keyCall = 30 * time.Second
 // keyPrepare bounds how long a new server waits for the current gossip
 // keys before its Nomad starts.
 const keyPrepare = time.Minute
+
+// keyHealRetry is how soon a server checks its Nomad's gossip keys again
+// after a check that could not be done.
+const keyHealRetry = 10 * time.Second
 
 // stuckRotation is how long a rotation may stay unfinished before a server
 // other than the CA holder takes it up.
@@ -127,8 +135,14 @@ func (a *Agent) RotateNomadKey(ctx context.Context) (KeysAnswer, error) {
 	if err != nil {
 		return KeysAnswer{}, err
 	}
-	if !a.keyMu.TryLock() {
-		return KeysAnswer{}, errors.New("this server is rotating or checking Nomad's gossip key already; try again in a minute")
+	// The checks of syncNomadKeys and healNomadKeys take seconds; another
+	// keys rotate on this server, minutes.
+	for !a.keyMu.TryLock() {
+		select {
+		case <-ctx.Done():
+			return KeysAnswer{}, errors.New("this server is rotating Nomad's gossip key already; wait for it to finish")
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	defer a.keyMu.Unlock()
 	kr, vars, closeAPI, err := a.nomadKeyAPI(p, a.advertise)
@@ -158,8 +172,7 @@ func (a *Agent) RotateNomadKey(ctx context.Context) (KeysAnswer, error) {
 
 // syncNomadKeys, on a server whose ACLs are set up, records generation 0
 // of Nomad's gossip key, finishes or starts the rotations that are due,
-// records the generation in the cluster state, and heals this server's
-// Nomad. It runs on the pipeline's goroutine, from syncClusterState.
+// and records the generation in the cluster state. It runs on the pipeline's goroutine, from syncClusterState.
 func (a *Agent) syncNomadKeys(ctx context.Context, p plan.Plan) {
 	if a.keys.NomadEncrypt == "" || !a.keyMu.TryLock() {
 		return
@@ -202,11 +215,79 @@ func (a *Agent) syncNomadKeys(ctx context.Context, p plan.Plan) {
 			a.log.Warn("recording Nomad's gossip key generation in the cluster state", "error", err)
 		}
 	}
-	if did, err := nomadkeys.Heal(kr, k, a.keys.NomadEncrypt); err != nil {
+}
+
+// heal brings this server's Nomad up to k (nomadkeys.Heal) and reports
+// whether it checked; a Nomad it brought up is asked to join the other
+// servers at once, rather than at serf's next reconnect.
+func (a *Agent) heal(kr nomadkeys.Keyring, k nomadkeys.Keys, p plan.Plan) bool {
+	did, err := nomadkeys.Heal(kr, k, a.keys.NomadEncrypt)
+	if err != nil {
 		a.log.Warn("bringing this server's Nomad up to the current gossip key", "error", err)
-	} else if did != "" {
-		a.log.Warn("this server's Nomad lacked the current gossip key", "did", did, "generation", k.Generation)
+		return false
 	}
+	if did == "" {
+		return true
+	}
+	a.log.Warn("this server's Nomad lacked the current gossip key", "did", did, "generation", k.Generation)
+	if j, ok := kr.(interface{ Join(...string) (int, error) }); ok {
+		var peers []string
+		for _, s := range p.Servers {
+			if s.ID != a.id {
+				peers = append(peers, net.JoinHostPort(s.Address, strconv.Itoa(nomadconf.SerfPort)))
+			}
+		}
+		if _, err := j.Join(peers...); err != nil {
+			a.log.Warn("asking Nomad to join the other servers", "error", err)
+		}
+	}
+	return true
+}
+
+// healNomadKeys, on a server whose Nomad runs, in a cluster that rotated
+// Nomad's gossip key, brings its Nomad up to the current key every
+// Timings.ClusterSync, whatever its ACL state: a server that was down
+// through a rotation cannot gossip with the others, so it may know no
+// leader, and its ACL setup waits for one. Nomad's keyring API resolves
+// the management token from the server's own state. The keys are read
+// from the local Nomad, else from the other servers'; Nomad's keyring file
+// tells whether its keyring needs a change, so that a healthy server costs
+// no keyring request (which fails while any server is down). It runs on
+// the pipeline's goroutine.
+func (a *Agent) healNomadKeys(ctx context.Context, p plan.Plan) {
+	st := a.clusterState()
+	if !p.IsServer(a.id) || a.keys.NomadEncrypt == "" || st == nil || st.NomadGossipKey.Generation == 0 ||
+		a.now().Sub(a.lastKeyHeal) < a.tm.ClusterSync || !a.keyMu.TryLock() {
+		return
+	}
+	defer a.keyMu.Unlock()
+	a.lastKeyHeal = a.now()
+	addrs := []string{a.advertise}
+	for _, s := range p.Servers {
+		if s.ID != a.id {
+			addrs = append(addrs, s.Address)
+		}
+	}
+	for _, addr := range addrs {
+		k, err := a.readNomadKeys(ctx, p, addr)
+		if err != nil || k.Generation < st.NomadGossipKey.Generation {
+			continue
+		}
+		if nomadkeys.Current(a.paths.NomadDataDir(), k, a.keys.NomadEncrypt) {
+			return
+		}
+		kr, _, closeAPI, err := a.nomadKeyAPI(p, a.advertise)
+		if err != nil {
+			return
+		}
+		defer closeAPI()
+		if !a.heal(kr, k, p) {
+			// Nomad may be starting: look again soon.
+			a.lastKeyHeal = a.now().Add(keyHealRetry - a.tm.ClusterSync)
+		}
+		return
+	}
+	a.log.Debug("cannot read the current gossip keys from any server to check this server's Nomad")
 }
 
 // prepareNomadKeyring, on a new server of a cluster that rotated Nomad's

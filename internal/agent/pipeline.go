@@ -187,6 +187,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		if aclState == aclReady {
 			a.syncClusterState(ctx, p)
 		}
+		a.healNomadKeys(ctx, p)
 		a.mu.Lock()
 		switch {
 		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):

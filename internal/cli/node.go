@@ -37,8 +37,10 @@ server. From then on:
 A Nomad server of the plan is replaced at once, as a dead server is after
 server_replace_after: a successor plan gives its seat to a live node that
 holds the server token, and Nomad's autopilot removes it from the raft peers
-once it has stopped. This needs a majority of the other servers alive and a
-spare server-token node; without them node evict refuses and says why.
+once it has stopped. This needs a majority of the other servers alive, a
+spare server-token node, and, for a server that is up, a raft that can lose
+it (autopilot's failure tolerance at least 1); without them node evict refuses
+and says why.
 
 Evicting a node again changes nothing. Eviction refuses the node's identity,
 not its token: after evicting a compromised client, also run

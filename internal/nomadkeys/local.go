@@ -65,6 +65,26 @@ func WriteFile(dataDir string, k Keys, initial string) (bool, error) {
 	return true, nil
 }
 
+// Current reports whether the keyring file under Nomad's data directory
+// shows a server up to k: past installing, encrypting with the current key
+// and, once the rotation is done, without the previous one. A missing or
+// unreadable file is not current.
+func Current(dataDir string, k Keys, initial string) bool {
+	if k.Phase == PhaseInstall {
+		return true
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, KeyringFile))
+	if err != nil {
+		return false
+	}
+	var held []string
+	if json.Unmarshal(b, &held) != nil || len(held) == 0 || held[0] != k.key(initial) {
+		return false
+	}
+	prev := k.previous(initial)
+	return k.Phase == PhaseUse || prev == held[0] || !slices.Contains(held, prev)
+}
+
 // Heal brings the Nomad servers that local reaches up to k when the
 // rotation to k is past installing and some of them lack the current key,
 // or, once it is done, still hold the previous one: a server that was down

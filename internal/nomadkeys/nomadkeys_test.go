@@ -402,3 +402,35 @@ func TestHeal(t *testing.T) {
 		}
 	})
 }
+
+func TestCurrent(t *testing.T) {
+	next := NewKey()
+	tests := []struct {
+		name string
+		held []string // nil: no file
+		keys Keys
+		want bool
+	}{
+		{"no file", nil, Keys{Generation: 1, Key: next, Phase: PhaseDone}, false},
+		{"installing", nil, Keys{Generation: 1, Key: next, Phase: PhaseInstall}, true},
+		{"done", []string{next}, Keys{Generation: 1, Key: next, Phase: PhaseDone}, true},
+		{"done, previous kept", []string{next, initial}, Keys{Generation: 1, Key: next, Phase: PhaseDone}, false},
+		{"switching", []string{next, initial}, Keys{Generation: 1, Key: next, Phase: PhaseUse}, true},
+		{"down through it", []string{initial}, Keys{Generation: 1, Key: next, Phase: PhaseDone}, false},
+		{"generation 0", []string{initial}, Keys{Phase: PhaseDone}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.held != nil {
+				path := filepath.Join(dir, KeyringFile)
+				os.MkdirAll(filepath.Dir(path), 0o700)
+				b, _ := json.Marshal(tt.held)
+				os.WriteFile(path, b, 0o600)
+			}
+			if got := Current(dir, tt.keys, initial); got != tt.want {
+				t.Errorf("Current = %v; want %v", got, tt.want)
+			}
+		})
+	}
+}

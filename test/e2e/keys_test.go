@@ -22,10 +22,12 @@ import (
 // 5-node cluster of real Nomad, twice: after each keys rotate, every
 // server's keyring (Nomad's API and its keyring file) holds the new key
 // only; no Nomad process was restarted (same PIDs); Nomad's leader was
-// never lost (polled every 250 ms); every agent's status shows the
-// generation. A new server that takes an evicted server's seat afterwards
-// is given the current key before its Nomad starts, and joins Nomad's
-// raft. keys rotate refuses to run on a client.
+// never lost (polled every 250 ms). A third rotation runs with a server
+// down; when it comes back its agent brings its Nomad up to the new key
+// and it rejoins. Every agent's status shows the generation, and no
+// client-token node holds a key. A new server that takes an evicted
+// server's seat afterwards is given the current key before its Nomad
+// starts, and joins Nomad's raft. keys rotate refuses to run on a client.
 func TestNomadGossipKeyRotation(t *testing.T) {
 	const prefix = "127.22.7"
 	dir := t.TempDir()
@@ -103,9 +105,67 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 			t.Errorf("keys rotate printed the key")
 		}
 	}
-	waitForOr(t, 30*time.Second, "every agent to show generation 2 of Nomad's gossip key", func() bool {
+	polls := stop()
+	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.unanswered > 0 || polls.n < 10 {
+		t.Errorf("Nomad's leader during the rotations: %d polls, %d unanswered, %v", polls.n, polls.unanswered, polls.leaders)
+	}
+
+	// A server down through a rotation is brought up to the new key by
+	// its agent when it comes back.
+	away := servers[1]
+	away.stop(15)
+	nc := nomadAPIAt(t, server.root, server.addr, mgmt)
+	memberStatus := func(addr string) string {
+		q, cancel := bounded(5 * time.Second)
+		defer cancel()
+		members, err := nc.Agent().MembersOpts(q)
+		if err != nil {
+			return ""
+		}
+		for _, m := range members.Members {
+			if m.Addr == addr {
+				return m.Status
+			}
+		}
+		return "none"
+	}
+	waitFor(t, 120*time.Second, "Nomad to see the stopped server failed", func() bool { return memberStatus(away.addr) == "failed" })
+	out, stderr, code := run(t, "keys", "rotate", "-json", "-root", server.root)
+	var ans agent.KeysAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 3 {
+		t.Fatalf("keys rotate with a server down: exit %d, %q, %q", code, out, stderr)
+	}
+	back := start(t, away.root, away.name, away.args...)
+	back.addr = away.addr
+	procs[slices.Index(procs, away)], servers[1] = back, back
+	waitForOr(t, 150*time.Second, "the returning server's Nomad to gossip again, with the new key only", func() bool {
+		if memberStatus(back.addr) != "alive" {
+			return false
+		}
+		resp, err := nc.Agent().ListKeys()
+		if err != nil || resp.NumNodes != 3 || len(resp.Keys) != 1 || resp.Keys[latest] != 0 {
+			return false
+		}
+		// A healthy voter of raft again: autopilot may have removed it
+		// while it was away.
+		q, cancel := bounded(5 * time.Second)
+		defer cancel()
+		h, _, err := nc.Operator().AutopilotServerHealth(q)
+		return err == nil && h.Healthy && h.FailureTolerance == 1
+	}, explainCluster(t, []*proc{server, back}))
+	for k := range keyrings() {
+		seen[k], latest = true, k
+	}
+	if len(seen) != 4 {
+		t.Errorf("after three rotations %d keys were seen; want 4", len(seen))
+	}
+	if !logHasLine(back, "this server's Nomad lacked the current gossip key") {
+		t.Errorf("the returning server's agent did not heal its Nomad\n%s", back.log.String())
+	}
+
+	waitForOr(t, 30*time.Second, "every agent to show generation 3 of Nomad's gossip key", func() bool {
 		for _, p := range procs {
-			if s, _ := statusJSON(t, p.root); s.Cluster == nil || s.Cluster.NomadGossipKey.Generation != 2 {
+			if s, _ := statusJSON(t, p.root); s.Cluster == nil || s.Cluster.NomadGossipKey.Generation != 3 {
 				return false
 			}
 		}
@@ -113,7 +173,7 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	}, explainCluster(t, procs))
 	for _, p := range procs {
 		st, _ := statusJSON(t, p.root)
-		if pid := nomadChildPID(st); pid != pids[p.name] {
+		if pid := nomadChildPID(st); p != back && pid != pids[p.name] {
 			t.Errorf("%s's Nomad was restarted: pid %d, was %d", p.name, pid, pids[p.name])
 		}
 		if strings.Contains(p.log.String(), "keyring") && strings.Contains(p.log.String(), "\"key\"") {
@@ -137,10 +197,6 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 			}
 			return nil
 		})
-	}
-	polls := stop()
-	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.unanswered > 0 || polls.n < 10 {
-		t.Errorf("Nomad's leader during the rotations: %d polls, %d unanswered, %v", polls.n, polls.unanswered, polls.leaders)
 	}
 
 	// A new server takes the seat of an evicted one: its Nomad starts with
