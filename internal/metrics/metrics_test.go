@@ -45,7 +45,8 @@ func TestMetrics(t *testing.T) {
 			{Name: "node9", Status: "evicted"},
 		},
 		Cluster: &status.ClusterStatus{Version: 3, Evicted: []status.EvictedStatus{{Name: "node9"}, {Name: "node8"}},
-			ClientToken: status.ClientTokenStatus{Generation: 1}},
+			ClientToken:    status.ClientTokenStatus{Generation: 1},
+			NomadGossipKey: status.KeyStatus{Generation: 2, RotatedAt: now.Add(-time.Hour)}},
 		Certs: &status.CertStatus{Files: []status.CertFileStatus{
 			{Role: "server", NotAfter: now.Add(time.Hour)}, {Role: "ca", NotAfter: now.Add(-time.Minute)},
 		}},
@@ -74,6 +75,8 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_cluster_state_version 3`,
 			`nomad_bootstrapd_evicted_nodes 2`,
 			`nomad_bootstrapd_client_token_generation 1`,
+			`nomad_bootstrapd_nomad_gossip_key_generation 2`,
+			`nomad_bootstrapd_nomad_gossip_key_age_seconds 3600`,
 			`nomad_bootstrapd_plan_epoch 2`,
 			`nomad_bootstrapd_plan_server 1`,
 			`nomad_bootstrapd_certificate_expiry_seconds{role="server"} 3600`,
