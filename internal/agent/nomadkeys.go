@@ -43,10 +43,6 @@ const keyPrepare = time.Minute
 // after a check that could not be done.
 const keyHealRetry = 10 * time.Second
 
-// stuckRotation is how long a rotation may stay unfinished before a server
-// other than the CA holder takes it up.
-const stuckRotation = 10 * time.Minute
-
 // nomadKeyAPI returns the keyring API and the Variables of the Nomad agent
 // at addr, authenticated with the management token, and a function that
 // closes its client.
@@ -194,11 +190,11 @@ func (a *Agent) syncNomadKeys(ctx context.Context, p plan.Plan) {
 	every := a.cfg.GossipKeyRotation
 	a.seeKeys(k, holder)
 	var rotate func(context.Context) (nomadkeys.Keys, error)
-	switch {
-	case k.Phase != nomadkeys.PhaseDone && (holder || now.Sub(k.RotatedAt) > stuckRotation):
+	switch nomadkeys.Due(k, now, every, holder) {
+	case nomadkeys.Resume:
 		a.log.Warn("finishing a rotation of Nomad's gossip key that was cut short", "generation", k.Generation, "phase", k.Phase)
 		rotate = a.rotation(kr, vars).Resume
-	case holder && every > 0 && k.Phase == nomadkeys.PhaseDone && now.Sub(k.RotatedAt) >= every:
+	case nomadkeys.Rotate:
 		a.log.Info("rotating Nomad's gossip key on schedule", "generation", k.Generation, "in_use_since", k.RotatedAt, "gossip_key_rotation", every)
 		rotate = a.rotation(kr, vars).Run
 	}

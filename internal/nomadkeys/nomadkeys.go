@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -193,6 +194,37 @@ func Record(ctx context.Context, v clusterstate.Vars, now time.Time) (Keys, erro
 	return k, err
 }
 
+// Action is what a server's periodic check does about the keys.
+type Action int
+
+// The actions of Due.
+const (
+	// Wait: nothing is due.
+	Wait Action = iota
+	// Resume: finish the rotation that was cut short.
+	Resume
+	// Rotate: start the next rotation.
+	Rotate
+)
+
+// StuckAfter is how long a rotation may stay unfinished before a server
+// other than the CA holder takes it up.
+const StuckAfter = 10 * time.Minute
+
+// Due says what the periodic check of a server does with keys k at now:
+// the CA holder finishes a rotation cut short at once, another server once
+// it is StuckAfter old; the CA holder starts one when every (0: never) has
+// passed since the last.
+func Due(k Keys, now time.Time, every time.Duration, caHolder bool) Action {
+	switch {
+	case k.Phase != PhaseDone && (caHolder || now.Sub(k.RotatedAt) > StuckAfter):
+		return Resume
+	case caHolder && every > 0 && k.Phase == PhaseDone && !k.RotatedAt.IsZero() && now.Sub(k.RotatedAt) >= every:
+		return Rotate
+	}
+	return Wait
+}
+
 // Keyring is the part of Nomad's agent API (api.Agent) a rotation needs,
 // authenticated with a token that may write the agent (the management
 // token). Each call reaches every Nomad server the local one gossips with.
@@ -291,7 +323,12 @@ func (r Rotation) finish(ctx context.Context, k Keys, index uint64) (Keys, error
 func call(op func(string) (*api.KeyringResponse, error), key, what string) (*api.KeyringResponse, error) {
 	resp, err := op(key)
 	if err != nil {
-		return nil, fmt.Errorf("nomadkeys: %s the key on Nomad's servers: %w%s", what, err, messages(resp))
+		hint := ""
+		if strings.Contains(err.Error(), "nodes reported success") {
+			// Serf counts a server it has not yet given up on.
+			hint = " — a Nomad server did not answer: bring it back, or wait until `nomad server members` shows it failed"
+		}
+		return nil, fmt.Errorf("nomadkeys: %s the key on Nomad's servers: %w%s%s", what, err, messages(resp), hint)
 	}
 	return resp, nil
 }

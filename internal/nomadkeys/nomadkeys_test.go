@@ -265,6 +265,13 @@ func TestRotateFails(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a server does not answer", func(t *testing.T) {
+		v, r := newVars(), newRing(3, initial)
+		_, err := Rotation{Vars: v, Keyring: &silentRing{r}, Initial: initial, Now: func() time.Time { return now }, Poll: time.Millisecond, Wait: 20 * time.Millisecond}.Run(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "2/3 nodes reported success") || !strings.Contains(err.Error(), "bring it back") {
+			t.Fatalf("Run = %v; want Nomad's error and what to do", err)
+		}
+	})
 	t.Run("another server rotates at once", func(t *testing.T) {
 		v, r := newVars(), newRing(3, initial)
 		v.before = func() {
@@ -433,4 +440,43 @@ func TestCurrent(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestDue(t *testing.T) {
+	month := 30 * 24 * time.Hour
+	done := Keys{Generation: 1, Key: NewKey(), Phase: PhaseDone, RotatedAt: now.Add(-month)}
+	cut := Keys{Generation: 2, Key: NewKey(), Previous: done.Key, Phase: PhaseUse, RotatedAt: now.Add(-time.Minute)}
+	stuck := cut
+	stuck.RotatedAt = now.Add(-StuckAfter - time.Second)
+	fresh := Keys{Phase: PhaseDone, RotatedAt: now.Add(-time.Hour)}
+	tests := []struct {
+		name     string
+		keys     Keys
+		every    time.Duration
+		caHolder bool
+		want     Action
+	}{
+		{"due, on the CA holder", done, month, true, Rotate},
+		{"due, on another server", done, month, false, Wait},
+		{"not due yet", fresh, month, true, Wait},
+		{"schedule off", done, 0, true, Wait},
+		{"never recorded", Keys{Phase: PhaseDone}, time.Hour, true, Wait},
+		{"cut short, on the CA holder", cut, month, true, Resume},
+		{"cut short, on another server", cut, month, false, Wait},
+		{"stuck, on another server", stuck, month, false, Resume},
+		{"cut short, schedule off", cut, 0, true, Resume},
+	}
+	for _, tt := range tests {
+		if got := Due(tt.keys, now, tt.every, tt.caHolder); got != tt.want {
+			t.Errorf("%s: Due = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// silentRing fails the install as serf does when a server it counts does
+// not answer.
+type silentRing struct{ *fakeRing }
+
+func (s *silentRing) InstallKey(key string) (*api.KeyringResponse, error) {
+	return nil, errors.New("Unexpected response code: 500 (2/3 nodes reported success)")
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -22,8 +23,9 @@ import (
 // 5-node cluster of real Nomad, twice: after each keys rotate, every
 // server's keyring (Nomad's API and its keyring file) holds the new key
 // only; no Nomad process was restarted (same PIDs); Nomad's leader was
-// never lost (polled every 250 ms). A third rotation runs with a server
-// down; when it comes back its agent brings its Nomad up to the new key
+// never lost (polled every 250 ms). The CA holder rotates on schedule
+// once the last rotation is older than gossip_key_rotation. A fourth
+// rotation runs with a server down; when it comes back its agent brings its Nomad up to the new key
 // and it rejoins. Every agent's status shows the generation, and no
 // client-token node holds a key. A new server that takes an evicted
 // server's seat afterwards is given the current key before its Nomad
@@ -105,6 +107,46 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 			t.Errorf("keys rotate printed the key")
 		}
 	}
+	// The CA holder rotates on schedule (gossip_key_rotation, 30 days by
+	// default): make the last rotation look 31 days old.
+	nc := nomadAPIAt(t, server.root, server.addr, mgmt)
+	q, cancel := bounded(5 * time.Second)
+	v, _, err := nc.Variables().Read(nomadkeys.VarPath, q)
+	cancel()
+	if err != nil {
+		t.Fatalf("reading Nomad Variable %s: %v", nomadkeys.VarPath, err)
+	}
+	var recorded nomadkeys.Keys
+	if err := json.Unmarshal([]byte(v.Items["nomad_gossip"]), &recorded); err != nil || recorded.Generation != 2 || recorded.Phase != nomadkeys.PhaseDone {
+		t.Fatalf("Nomad Variable %s holds %+v, %v", nomadkeys.VarPath, recorded.Generation, err)
+	}
+	recorded.RotatedAt = recorded.RotatedAt.Add(-31 * 24 * time.Hour)
+	b, _ := json.Marshal(recorded)
+	v.Items["nomad_gossip"] = string(b)
+	w, cancelW := context.WithTimeout(context.Background(), 5*time.Second)
+	if _, _, err := nc.Variables().CheckedUpdate(v, (&api.WriteOptions{}).WithContext(w)); err != nil {
+		t.Fatal(err)
+	}
+	cancelW()
+	waitFor(t, 150*time.Second, "the CA holder to rotate Nomad's gossip key on schedule (it checks every minute)", func() bool {
+		resp, err := nc.Agent().ListKeys()
+		if err != nil || len(resp.Keys) != 1 {
+			return false
+		}
+		for k, n := range resp.Keys {
+			if !seen[k] && n == len(servers) {
+				// Done once the cluster state records it.
+				st, _ := statusJSON(t, server.root)
+				if st.Cluster == nil || st.Cluster.NomadGossipKey.Generation != 3 {
+					return false
+				}
+				seen[k], latest = true, k
+				return true
+			}
+		}
+		return false
+	})
+
 	polls := stop()
 	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.unanswered > 0 || polls.n < 10 {
 		t.Errorf("Nomad's leader during the rotations: %d polls, %d unanswered, %v", polls.n, polls.unanswered, polls.leaders)
@@ -114,7 +156,6 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	// its agent when it comes back.
 	away := servers[1]
 	away.stop(15)
-	nc := nomadAPIAt(t, server.root, server.addr, mgmt)
 	memberStatus := func(addr string) string {
 		q, cancel := bounded(5 * time.Second)
 		defer cancel()
@@ -132,7 +173,7 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	waitFor(t, 120*time.Second, "Nomad to see the stopped server failed", func() bool { return memberStatus(away.addr) == "failed" })
 	out, stderr, code := run(t, "keys", "rotate", "-json", "-root", server.root)
 	var ans agent.KeysAnswer
-	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 3 {
+	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 4 {
 		t.Fatalf("keys rotate with a server down: exit %d, %q, %q", code, out, stderr)
 	}
 	back := start(t, away.root, away.name, away.args...)
@@ -156,16 +197,16 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	for k := range keyrings() {
 		seen[k], latest = true, k
 	}
-	if len(seen) != 4 {
-		t.Errorf("after three rotations %d keys were seen; want 4", len(seen))
+	if len(seen) != 5 {
+		t.Errorf("after four rotations %d keys were seen; want 5", len(seen))
 	}
 	if !logHasLine(back, "this server's Nomad lacked the current gossip key") {
 		t.Errorf("the returning server's agent did not heal its Nomad\n%s", back.log.String())
 	}
 
-	waitForOr(t, 30*time.Second, "every agent to show generation 3 of Nomad's gossip key", func() bool {
+	waitForOr(t, 30*time.Second, "every agent to show generation 4 of Nomad's gossip key", func() bool {
 		for _, p := range procs {
-			if s, _ := statusJSON(t, p.root); s.Cluster == nil || s.Cluster.NomadGossipKey.Generation != 3 {
+			if s, _ := statusJSON(t, p.root); s.Cluster == nil || s.Cluster.NomadGossipKey.Generation != 4 {
 				return false
 			}
 		}
