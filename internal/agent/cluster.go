@@ -335,7 +335,7 @@ func (a *Agent) raftCanLose(ctx context.Context, p plan.Plan, t target) error {
 // and marks it ineligible; the servers purge it once it is down. It runs
 // on a server of the plan, with Nomad's ACLs bootstrapped.
 func (a *Agent) Evict(ctx context.Context, given string) (EvictAnswer, error) {
-	p, err := a.serverReady("node evict")
+	p, err := a.serverReady()
 	if err != nil {
 		return EvictAnswer{}, err
 	}
@@ -526,8 +526,8 @@ func (a *Agent) clientPolicy() certs.ClientPolicy {
 
 // serverReady returns the committed plan when this node is one of its
 // servers with Nomad's ACLs set up, which the commands that change the
-// cluster state need; what names the command, for the errors.
-func (a *Agent) serverReady(what string) (plan.Plan, error) {
+// cluster state need.
+func (a *Agent) serverReady() (plan.Plan, error) {
 	a.mu.Lock()
 	p, aclState := a.plan, a.aclState
 	a.mu.Unlock()
@@ -535,8 +535,8 @@ func (a *Agent) serverReady(what string) (plan.Plan, error) {
 	case p == nil:
 		return plan.Plan{}, errors.New("no plan is committed yet: the cluster does not exist yet")
 	case !p.IsServer(a.id) || !a.cred.IsServer():
-		return plan.Plan{}, fmt.Errorf("%s runs on a Nomad server of the cluster; %s is a client in plan epoch %d (servers: %s)",
-			what, a.name, p.Epoch, strings.Join(p.ServerNames(), ", "))
+		return plan.Plan{}, fmt.Errorf("this command runs on a Nomad server of the cluster; %s is a client in plan epoch %d (servers: %s)",
+			a.name, p.Epoch, strings.Join(p.ServerNames(), ", "))
 	case aclState != aclReady:
 		return plan.Plan{}, errors.New("this server's Nomad ACLs are not set up yet; wait until status shows it running")
 	}
@@ -556,7 +556,7 @@ type RotateAnswer struct {
 // returns a new client token of it that admits until expires (never when
 // zero). Nodes admitted before keep their admissions.
 func (a *Agent) RotateClientToken(ctx context.Context, grace time.Duration, expires time.Time) (RotateAnswer, error) {
-	p, err := a.serverReady("token rotate")
+	p, err := a.serverReady()
 	if err != nil {
 		return RotateAnswer{}, err
 	}

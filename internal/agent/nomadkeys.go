@@ -127,7 +127,7 @@ type KeysAnswer struct {
 // rotation that was cut short. It runs on a server of the plan, with
 // Nomad's ACLs bootstrapped.
 func (a *Agent) RotateNomadKey(ctx context.Context) (KeysAnswer, error) {
-	p, err := a.serverReady("keys rotate")
+	p, err := a.serverReady()
 	if err != nil {
 		return KeysAnswer{}, err
 	}
