@@ -61,7 +61,11 @@ func (a *Agent) nomadKeyAPI(p plan.Plan, addr string) (nomadkeys.Keyring, cluste
 
 // rotation returns the rotation of Nomad's gossip key through kr and vars.
 func (a *Agent) rotation(kr nomadkeys.Keyring, vars clusterstate.Vars) nomadkeys.Rotation {
-	return nomadkeys.Rotation{Vars: vars, Keyring: kr, Initial: a.keys.NomadEncrypt, Now: a.now, Poll: time.Second, Wait: a.tm.KeyWait}
+	r := nomadkeys.Rotation{Vars: vars, Keyring: kr, Initial: a.keys.NomadEncrypt, Now: a.now, Poll: time.Second, Wait: a.tm.KeyWait}
+	if held := a.clusterState(); held != nil {
+		r.After = held.NomadGossipKey.Generation
+	}
+	return r
 }
 
 // recordKeyGeneration records in the cluster state, and sends to every
@@ -163,7 +167,8 @@ func (a *Agent) RotateNomadKey(ctx context.Context) (KeysAnswer, error) {
 	}
 	a.seeKeys(k, p.CAHolder == a.id)
 	a.log.Info("rotated Nomad's gossip key", "generation", k.Generation, "version", st.Version)
-	return KeysAnswer{Generation: k.Generation, RotatedAt: k.RotatedAt, Resumed: before.Phase != nomadkeys.PhaseDone, Version: st.Version}, nil
+	resumed := before.Phase != nomadkeys.PhaseDone && before.Generation == k.Generation
+	return KeysAnswer{Generation: k.Generation, RotatedAt: k.RotatedAt, Resumed: resumed, Version: st.Version}, nil
 }
 
 // syncNomadKeys, on a server whose ACLs are set up, records generation 0
@@ -181,7 +186,14 @@ func (a *Agent) syncNomadKeys(ctx context.Context, p plan.Plan) {
 	}
 	defer closeAPI()
 	now := a.now()
-	k, err := nomadkeys.Record(ctx, vars, now)
+	var recorded uint32
+	if held := a.clusterState(); held != nil {
+		recorded = held.NomadGossipKey.Generation
+	}
+	k, _, ok, err := nomadkeys.Load(ctx, vars)
+	if err == nil && !ok && recorded == 0 {
+		k, err = nomadkeys.Record(ctx, vars, now)
+	}
 	if err != nil {
 		a.log.Warn("reading Nomad's gossip keys", "error", err)
 		return
@@ -190,12 +202,16 @@ func (a *Agent) syncNomadKeys(ctx context.Context, p plan.Plan) {
 	every := a.cfg.GossipKeyRotation
 	a.seeKeys(k, holder)
 	var rotate func(context.Context) (nomadkeys.Keys, error)
-	switch nomadkeys.Due(k, now, every, holder) {
+	switch nomadkeys.Due(k, now, every, holder, recorded) {
 	case nomadkeys.Resume:
 		a.log.Warn("finishing a rotation of Nomad's gossip key that was cut short", "generation", k.Generation, "phase", k.Phase)
 		rotate = a.rotation(kr, vars).Resume
 	case nomadkeys.Rotate:
-		a.log.Info("rotating Nomad's gossip key on schedule", "generation", k.Generation, "in_use_since", k.RotatedAt, "gossip_key_rotation", every)
+		if k.Generation < recorded {
+			a.log.Warn("Nomad no longer holds the gossip keys its servers use (a deleted Variable, an older snapshot); rotating to a new key", "held", k.Generation, "recorded", recorded)
+		} else {
+			a.log.Info("rotating Nomad's gossip key on schedule", "generation", k.Generation, "in_use_since", k.RotatedAt, "gossip_key_rotation", every)
+		}
 		rotate = a.rotation(kr, vars).Run
 	}
 	if rotate != nil {

@@ -214,9 +214,15 @@ const StuckAfter = 10 * time.Minute
 // Due says what the periodic check of a server does with keys k at now:
 // the CA holder finishes a rotation cut short at once, another server once
 // it is StuckAfter old; the CA holder starts one when every (0: never) has
-// passed since the last.
-func Due(k Keys, now time.Time, every time.Duration, caHolder bool) Action {
+// passed since the last, and at once when the Variable is behind the
+// generation the cluster state records.
+func Due(k Keys, now time.Time, every time.Duration, caHolder bool, recorded uint32) Action {
 	switch {
+	case k.Generation < recorded:
+		if caHolder {
+			return Rotate // Rotation.After
+		}
+		return Wait
 	case k.Phase != PhaseDone && (caHolder || now.Sub(k.RotatedAt) > StuckAfter):
 		return Resume
 	case caHolder && every > 0 && k.Phase == PhaseDone && !k.RotatedAt.IsZero() && now.Sub(k.RotatedAt) >= every:
@@ -243,13 +249,18 @@ type Rotation struct {
 	Initial string
 	// Now is the clock.
 	Now func() time.Time
+	// After is the generation the cluster state records: a Variable that
+	// is behind it (deleted, or restored from an older snapshot) no longer
+	// names the key the servers use, and Run starts the generation after
+	// it instead of taking up what the Variable says.
+	After uint32
 	// Poll is how often the servers' keyrings are listed while waiting
 	// for every server to hold a key; Wait bounds that wait.
 	Poll, Wait time.Duration
 }
 
 // Run finishes a rotation that was cut short, or else starts the next
-// generation, and takes it to done: when it returns without error every
+// generation (see After), and takes it to done: when it returns without error every
 // Nomad server that answered holds the new key only. It returns the keys
 // as the Variable then holds them.
 func (r Rotation) Run(ctx context.Context) (Keys, error) {
@@ -257,12 +268,18 @@ func (r Rotation) Run(ctx context.Context) (Keys, error) {
 	if err != nil {
 		return Keys{}, err
 	}
-	if k.Phase == PhaseDone {
-		if k.Generation == ^uint32(0) {
+	if behind := k.Generation < r.After; k.Phase == PhaseDone || behind {
+		gen := max(k.Generation, r.After)
+		if gen == ^uint32(0) {
 			return Keys{}, errors.New("nomadkeys: the key cannot be rotated any more")
 		}
 		prev := k.Key
-		k = Keys{Generation: k.Generation + 1, Key: NewKey(), Previous: prev, Phase: PhaseInstall, RotatedAt: r.Now().UTC()}
+		if behind {
+			// Nomad lost the keys it uses: the new key replaces whatever
+			// the servers hold (finish removes every other key).
+			prev = ""
+		}
+		k = Keys{Generation: gen + 1, Key: NewKey(), Previous: prev, Phase: PhaseInstall, RotatedAt: r.Now().UTC()}
 		if index, err = store(ctx, r.Vars, k, index); err != nil {
 			return Keys{}, err
 		}

@@ -454,20 +454,24 @@ func TestDue(t *testing.T) {
 		keys     Keys
 		every    time.Duration
 		caHolder bool
+		recorded uint32 // by the cluster state
 		want     Action
 	}{
-		{"due, on the CA holder", done, month, true, Rotate},
-		{"due, on another server", done, month, false, Wait},
-		{"not due yet", fresh, month, true, Wait},
-		{"schedule off", done, 0, true, Wait},
-		{"never recorded", Keys{Phase: PhaseDone}, time.Hour, true, Wait},
-		{"cut short, on the CA holder", cut, month, true, Resume},
-		{"cut short, on another server", cut, month, false, Wait},
-		{"stuck, on another server", stuck, month, false, Resume},
-		{"cut short, schedule off", cut, 0, true, Resume},
+		{"due, on the CA holder", done, month, true, 1, Rotate},
+		{"due, on another server", done, month, false, 1, Wait},
+		{"not due yet", fresh, month, true, 0, Wait},
+		{"schedule off", done, 0, true, 1, Wait},
+		{"never recorded", Keys{Phase: PhaseDone}, time.Hour, true, 0, Wait},
+		{"cut short, on the CA holder", cut, month, true, 1, Resume},
+		{"cut short, on another server", cut, month, false, 1, Wait},
+		{"stuck, on another server", stuck, month, false, 1, Resume},
+		{"cut short, schedule off", cut, 0, true, 1, Resume},
+		{"Variable lost, on the CA holder", Keys{Phase: PhaseDone}, 0, true, 3, Rotate},
+		{"Variable lost, on another server", Keys{Phase: PhaseDone}, 0, false, 3, Wait},
+		{"older snapshot mid-rotation", cut, month, true, 4, Rotate},
 	}
 	for _, tt := range tests {
-		if got := Due(tt.keys, now, tt.every, tt.caHolder); got != tt.want {
+		if got := Due(tt.keys, now, tt.every, tt.caHolder, tt.recorded); got != tt.want {
 			t.Errorf("%s: Due = %v; want %v", tt.name, got, tt.want)
 		}
 	}
@@ -479,4 +483,40 @@ type silentRing struct{ *fakeRing }
 
 func (s *silentRing) InstallKey(key string) (*api.KeyringResponse, error) {
 	return nil, errors.New("Unexpected response code: 500 (2/3 nodes reported success)")
+}
+
+// TestRotateAfterLostKeys rotates when Nomad lost the Variable, or holds
+// an older one, than the generation the cluster state records: the next
+// generation comes after the recorded one and every server ends with the
+// new key only.
+func TestRotateAfterLostKeys(t *testing.T) {
+	inUse := NewKey() // generation 3's, which Nomad no longer records
+	for name, held := range map[string]*Keys{
+		"deleted":     nil,
+		"older, done": {Generation: 1, Key: NewKey(), Phase: PhaseDone, RotatedAt: now},
+		"older, cut":  {Generation: 2, Key: NewKey(), Phase: PhaseUse, RotatedAt: now},
+	} {
+		t.Run(name, func(t *testing.T) {
+			v, r := newVars(), newRing(3, inUse)
+			if held != nil {
+				if _, err := store(t.Context(), v, *held, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rot := rotation(v, r)
+			rot.After = 3
+			k, err := rot.Run(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.Generation != 4 || k.Phase != PhaseDone {
+				t.Fatalf("Run = generation %d, %s; want 4, done", k.Generation, k.Phase)
+			}
+			for i, s := range r.servers {
+				if !slices.Equal(s.keys, []string{k.Key}) {
+					t.Errorf("server %d does not hold the new key only", i)
+				}
+			}
+		})
+	}
 }

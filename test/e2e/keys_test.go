@@ -24,8 +24,9 @@ import (
 // server's keyring (Nomad's API and its keyring file) holds the new key
 // only; no Nomad process was restarted (same PIDs); Nomad's leader was
 // never lost (polled every 250 ms). The CA holder rotates on schedule
-// once the last rotation is older than gossip_key_rotation. A fourth
-// rotation runs with a server down; when it comes back its agent brings its Nomad up to the new key
+// once the last rotation is older than gossip_key_rotation, and at once
+// when Nomad lost the keys (the Variable deleted). A fifth rotation runs
+// with a server down; when it comes back its agent brings its Nomad up to the new key
 // and it rejoins. Every agent's status shows the generation, and no
 // client-token node holds a key. A new server that takes an evicted
 // server's seat afterwards is given the current key before its Nomad
@@ -147,6 +148,30 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		return false
 	})
 
+	// Nomad loses the keys (a deleted Variable, as after an older
+	// snapshot): the CA holder rotates to a key it knows, after the
+	// generation the cluster state records.
+	w, cancelW = context.WithTimeout(context.Background(), 5*time.Second)
+	_, err = nc.Variables().Delete(nomadkeys.VarPath, (&api.WriteOptions{}).WithContext(w))
+	cancelW()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 150*time.Second, "the CA holder to rotate to a new key after Nomad lost the keys", func() bool {
+		resp, err := nc.Agent().ListKeys()
+		if err != nil || len(resp.Keys) != 1 {
+			return false
+		}
+		for k, n := range resp.Keys {
+			st, _ := statusJSON(t, server.root)
+			if !seen[k] && n == len(servers) && st.Cluster != nil && st.Cluster.NomadGossipKey.Generation == 4 {
+				seen[k], latest = true, k
+				return true
+			}
+		}
+		return false
+	})
+
 	polls := stop()
 	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.unanswered > 0 || polls.n < 10 {
 		t.Errorf("Nomad's leader during the rotations: %d polls, %d unanswered, %v", polls.n, polls.unanswered, polls.leaders)
@@ -173,7 +198,7 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	waitFor(t, 120*time.Second, "Nomad to see the stopped server failed", func() bool { return memberStatus(away.addr) == "failed" })
 	out, stderr, code := run(t, "keys", "rotate", "-json", "-root", server.root)
 	var ans agent.KeysAnswer
-	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 4 {
+	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 5 || ans.Resumed {
 		t.Fatalf("keys rotate with a server down: exit %d, %q, %q", code, out, stderr)
 	}
 	back := start(t, away.root, away.name, away.args...)
@@ -197,16 +222,16 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	for k := range keyrings() {
 		seen[k], latest = true, k
 	}
-	if len(seen) != 5 {
-		t.Errorf("after four rotations %d keys were seen; want 5", len(seen))
+	if len(seen) != 6 {
+		t.Errorf("after five rotations %d keys were seen; want 6", len(seen))
 	}
 	if !logHasLine(back, "this server's Nomad lacked the current gossip key") {
 		t.Errorf("the returning server's agent did not heal its Nomad\n%s", back.log.String())
 	}
 
-	waitForOr(t, 30*time.Second, "every agent to show generation 4 of Nomad's gossip key", func() bool {
+	waitForOr(t, 30*time.Second, "every agent to show generation 5 of Nomad's gossip key", func() bool {
 		for _, p := range procs {
-			if s, _ := statusJSON(t, p.root); s.Cluster == nil || s.Cluster.NomadGossipKey.Generation != 4 {
+			if s, _ := statusJSON(t, p.root); s.Cluster == nil || s.Cluster.NomadGossipKey.Generation != 5 {
 				return false
 			}
 		}
