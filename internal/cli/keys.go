@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -49,26 +47,13 @@ cannot be reached.
 const keysExamples = `  nomad-bootstrapd keys rotate
   nomad-bootstrapd keys rotate -json | jq .generation`
 
-// keysOptions are keys rotate's flags.
-type keysOptions struct {
-	json *bool
-	root *string
-}
-
-func keysFlags(fs *flag.FlagSet) keysOptions {
-	return keysOptions{
-		json: fs.Bool("json", false, "print the result as one JSON object"),
-		root: fs.String("root", "/", "`dir`ectory every path is relative to"),
-	}
-}
-
 func runKeys(args []string, stdout, stderr io.Writer) int {
 	rest, code := subcommand(args, "rotate", keysHelp, keysExamples, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
 	fs := newFlagSet("keys rotate", keysHelp, keysExamples, stderr)
-	f := keysFlags(fs)
+	f := agentFlags(fs)
 	if code := parseFlags(fs, rest); code >= 0 {
 		return code
 	}
@@ -80,9 +65,7 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(ans)
+		printJSON(stdout, ans)
 		return exitOK
 	}
 	verb := "Rotated"

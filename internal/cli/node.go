@@ -77,14 +77,22 @@ func callAgent(ctx context.Context, p paths.Paths, what, route string, in, out a
 	}
 }
 
-// nodeOptions are node evict's flags.
-type nodeOptions struct {
+// printJSON prints v as indented JSON, the -json output of a command.
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// agentOptions are the flags of the commands the agent behind the control
+// socket carries out: node evict, keys rotate.
+type agentOptions struct {
 	json *bool
 	root *string
 }
 
-func nodeFlags(fs *flag.FlagSet) nodeOptions {
-	return nodeOptions{
+func agentFlags(fs *flag.FlagSet) agentOptions {
+	return agentOptions{
 		json: fs.Bool("json", false, "print the result as one JSON object"),
 		root: fs.String("root", "/", "`dir`ectory every path is relative to"),
 	}
@@ -96,7 +104,7 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fs := newFlagSet("node evict", nodeHelp, nodeExamples, stderr)
-	f := nodeFlags(fs)
+	f := agentFlags(fs)
 	// The node may come before or after the flags.
 	var given []string
 	for len(rest) > 0 {
@@ -123,9 +131,7 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(ans)
+		printJSON(stdout, ans)
 		return exitOK
 	}
 	name := ans.Name
