@@ -140,29 +140,6 @@ func Table(w io.Writer, s status.Status, o Options) {
 		}
 		head.add(label("Evicted"), plain(fmt.Sprintf("%d: %s (cluster state version %d)", len(c.Evicted), strings.Join(names, ", "), c.Version)))
 	}
-	if c := s.Cluster; c != nil && c.ClientToken.Generation > 0 {
-		ct := c.ClientToken
-		text := fmt.Sprintf("generation %d, rotated %s", ct.Generation, ct.RotatedAt.UTC().Format("2006-01-02 15:04"))
-		if now.Before(ct.PreviousUntil) {
-			text += fmt.Sprintf("; the previous one admits for %s more", humanDuration(ct.PreviousUntil.Sub(now)))
-		}
-		head.add(label("Client token"), plain(text))
-	}
-	if c := s.Cluster; c != nil && (c.NomadGossipKey.Generation > 0 || c.NomadGossipKey.Rotating != "" || !c.NomadGossipKey.NextRotation.IsZero()) {
-		k := c.NomadGossipKey
-		text := fmt.Sprintf("generation %d", k.Generation)
-		if !k.RotatedAt.IsZero() {
-			text += ", rotated " + k.RotatedAt.UTC().Format("2006-01-02 15:04")
-		}
-		if !k.NextRotation.IsZero() {
-			text += "; next " + k.NextRotation.UTC().Format("2006-01-02 15:04")
-		}
-		cl := plain(text)
-		if k.Rotating != "" {
-			cl = cell{text: text + "; rotating: " + k.Rotating, color: yellow}
-		}
-		head.add(label("Nomad gossip key"), cl)
-	}
 	head.write(w, o.Color)
 
 	if s.Certs != nil && len(s.Certs.Files) > 0 {
@@ -176,6 +153,11 @@ func Table(w io.Writer, s status.Status, o Options) {
 		t.write(w, o.Color)
 	} else if s.Certs != nil {
 		fmt.Fprintf(w, "\n%s expires %s\n", heading("Certificate", o.Color), s.Certs.NotAfter.UTC().Format(time.RFC3339))
+	}
+
+	if s.Plan != nil {
+		fmt.Fprintf(w, "\n%s\n", heading("Secrets", o.Color))
+		secretsTable(s, now).write(w, o.Color)
 	}
 
 	if nm := s.Nomad; nm != nil {
@@ -255,6 +237,48 @@ func Table(w io.Writer, s status.Status, o Options) {
 		t.add(plain(m.Name), plain(m.Address), cell{text: m.Status, color: memberColor(m.Status)}, plain(orDash(m.Role)), plain(orDash(m.Pool)), plain(orDash(m.Zone)))
 	}
 	t.write(w, o.Color)
+}
+
+// secretsTable lists the cluster's secrets: each one's generation, age,
+// next rotation and state, from the cluster state and the CA certificate.
+func secretsTable(s status.Status, now time.Time) *table {
+	t := &table{indent: "  "}
+	t.add(label("SECRET"), label("GENERATION"), label("AGE"), label("NEXT ROTATION"), label("STATE"))
+	age := func(since time.Time) string {
+		if since.IsZero() {
+			return "-"
+		}
+		return humanDuration(now.Sub(since))
+	}
+	var c status.ClusterStatus
+	if s.Cluster != nil {
+		c = *s.Cluster
+	}
+	t.add(plain("server token"), plain("0"), plain("-"), plain("-"), plain("from the bootstrap; not rotatable yet"))
+	ct, state := c.ClientToken, "-"
+	if now.Before(ct.PreviousUntil) {
+		state = fmt.Sprintf("generation %d admits for %s more", ct.Generation-1, humanDuration(ct.PreviousUntil.Sub(now)))
+	}
+	t.add(plain("client token"), plain(fmt.Sprint(ct.Generation)), plain(age(ct.RotatedAt)), plain("-"), plain(state))
+	t.add(plain("agents' gossip key"), plain("0"), plain("-"), plain("-"), plain("derived from the join tokens; not rotatable yet"))
+	k, next := c.NomadGossipKey, "-"
+	if !k.NextRotation.IsZero() {
+		next = k.NextRotation.UTC().Format("2006-01-02 15:04")
+	}
+	kc := plain("-")
+	if k.Rotating != "" {
+		kc = cell{text: "rotating: " + k.Rotating, color: yellow}
+	}
+	t.add(plain("Nomad gossip key"), plain(fmt.Sprint(k.Generation)), plain(age(k.RotatedAt)), plain(next), kc)
+	if s.Certs != nil {
+		for _, f := range s.Certs.Files {
+			if f.Role == "ca" {
+				t.add(plain("cluster CA"), plain("0"), plain(age(f.NotBefore)), plain("-"),
+					cell{text: "expires " + f.NotAfter.UTC().Format("2006-01-02"), color: expiryColor(f, now)})
+			}
+		}
+	}
+	return t
 }
 
 func label(s string) cell { return plain(s) }
