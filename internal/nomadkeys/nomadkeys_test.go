@@ -520,3 +520,33 @@ func TestRotateAfterLostKeys(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLoad feeds the Variable's item, which anyone holding a token that
+// may write Variables could set, to Load: it never panics, and what it
+// takes is valid, gives a ring of well-formed keys, and stores again.
+func FuzzLoad(f *testing.F) {
+	f.Add(`{"generation":1,"key":"` + NewKey() + `","phase":"done","rotated_at":"2026-12-07T12:00:00Z"}`)
+	f.Add(`{"generation":2,"key":"` + NewKey() + `","previous":"` + NewKey() + `","phase":"install"}`)
+	f.Add(`{"generation":0,"phase":"done"}`)
+	f.Add(`{"phase":"use","key":"AAAA"}`)
+	f.Fuzz(func(t *testing.T, item string) {
+		v := newVars()
+		v.items[VarPath] = map[string]string{varItem: item}
+		v.index[VarPath] = 1
+		k, _, ok, err := Load(t.Context(), v)
+		if err != nil {
+			return
+		}
+		if !ok {
+			t.Fatal("an existing Variable was taken as missing")
+		}
+		for _, key := range k.Ring(initial) {
+			if checkKey(key) != nil {
+				t.Fatalf("the ring of %+v holds a malformed key", k.Phase)
+			}
+		}
+		if _, err := store(t.Context(), v, k, 1); err != nil {
+			t.Fatalf("keys Load took do not store again: %v", err)
+		}
+	})
+}
