@@ -84,11 +84,44 @@ var (
 		"Nodes the cluster evicted, by the cluster state this node holds.", "gauge", nil}
 	famClientGen = family{"nomad_bootstrapd_client_token_generation",
 		"Generation of the client tokens that admit new nodes; raised by token rotate -client.", "gauge", nil}
-	famNomadKeyGen = family{"nomad_bootstrapd_nomad_gossip_key_generation",
-		"Generation of Nomad's gossip key; 0 until its first rotation (keys rotate, gossip_key_rotation).", "gauge", nil}
-	famNomadKeyAge = family{"nomad_bootstrapd_nomad_gossip_key_age_seconds",
-		"Seconds since Nomad's gossip key was last rotated; absent before its first rotation.", "gauge", nil}
+	famSecretGen = family{"nomad_bootstrapd_secret_generation",
+		"Generation of each of the cluster's secrets: raised by each rotation, 0 before the first.", "gauge", []string{"secret"}}
+	famSecretAge = family{"nomad_bootstrapd_secret_age_seconds",
+		"Seconds since each secret was made or last rotated, where known.", "gauge", []string{"secret"}}
+	famSecretNext = family{"nomad_bootstrapd_secret_next_rotation_seconds",
+		"Seconds until a secret's next scheduled rotation (on the CA holder, which runs the schedule).", "gauge", []string{"secret"}}
+	famSecretRotating = family{"nomad_bootstrapd_secret_rotating",
+		"1 while a rotation of the secret is under way, as this server last read it.", "gauge", []string{"secret"}}
 )
+
+// secretSamples returns the samples of the secret families from s: the
+// client token, Nomad's gossip key and the cluster CA.
+func secretSamples(s status.Status, now time.Time) (gen, age, next, rotating []sample) {
+	var c status.ClusterStatus
+	if s.Cluster != nil {
+		c = *s.Cluster
+	}
+	gen = append(gen, one(float64(c.ClientToken.Generation), "client_token"), one(float64(c.NomadGossipKey.Generation), "nomad_gossip_key"))
+	if !c.ClientToken.RotatedAt.IsZero() {
+		age = append(age, one(now.Sub(c.ClientToken.RotatedAt).Seconds(), "client_token"))
+	}
+	if k := c.NomadGossipKey; !k.RotatedAt.IsZero() {
+		age = append(age, one(now.Sub(k.RotatedAt).Seconds(), "nomad_gossip_key"))
+	}
+	if k := c.NomadGossipKey; !k.NextRotation.IsZero() {
+		next = append(next, one(k.NextRotation.Sub(now).Seconds(), "nomad_gossip_key"))
+	}
+	rotating = append(rotating, one(boolValue(c.NomadGossipKey.Rotating != ""), "nomad_gossip_key"))
+	if s.Certs != nil {
+		for _, f := range s.Certs.Files {
+			if f.Role == "ca" {
+				gen = append(gen, one(0, "cluster_ca"))
+				age = append(age, one(now.Sub(f.NotBefore).Seconds(), "cluster_ca"))
+			}
+		}
+	}
+	return gen, age, next, rotating
+}
 
 // sample is one value of a family, with its label values.
 type sample struct {
@@ -165,17 +198,19 @@ func writeAgent(w writer, src Source, now time.Time) {
 		}
 		w.write(famCertExpiry, cs...)
 	}
-	var version, evicted, gen, keyGen float64
+	var version, evicted, gen float64
 	if s.Cluster != nil {
 		version, evicted, gen = float64(s.Cluster.Version), float64(len(s.Cluster.Evicted)), float64(s.Cluster.ClientToken.Generation)
-		keyGen = float64(s.Cluster.NomadGossipKey.Generation)
 	}
 	w.write(famClusterVersion, one(version))
 	w.write(famEvicted, one(evicted))
 	w.write(famClientGen, one(gen))
-	w.write(famNomadKeyGen, one(keyGen))
-	if s.Cluster != nil && !s.Cluster.NomadGossipKey.RotatedAt.IsZero() {
-		w.write(famNomadKeyAge, one(now.Sub(s.Cluster.NomadGossipKey.RotatedAt).Seconds()))
+	if s.Plan != nil {
+		sg, sa, sn, sr := secretSamples(s, now)
+		w.write(famSecretGen, sg...)
+		w.write(famSecretAge, sa...)
+		w.write(famSecretNext, sn...)
+		w.write(famSecretRotating, sr...)
 	}
 	signed, refused := src.CAStats()
 	w.write(famSigned, one(float64(signed)))

@@ -46,7 +46,7 @@ func TestMetrics(t *testing.T) {
 		},
 		Cluster: &status.ClusterStatus{Version: 3, Evicted: []status.EvictedStatus{{Name: "node9"}, {Name: "node8"}},
 			ClientToken:    status.ClientTokenStatus{Generation: 1},
-			NomadGossipKey: status.KeyStatus{Generation: 2, RotatedAt: now.Add(-time.Hour)}},
+			NomadGossipKey: status.KeyStatus{Generation: 2, RotatedAt: now.Add(-time.Hour), NextRotation: now.Add(2 * time.Hour), Rotating: "install generation 3"}},
 		Certs: &status.CertStatus{Files: []status.CertFileStatus{
 			{Role: "server", NotAfter: now.Add(time.Hour)}, {Role: "ca", NotAfter: now.Add(-time.Minute)},
 		}},
@@ -75,8 +75,12 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_cluster_state_version 3`,
 			`nomad_bootstrapd_evicted_nodes 2`,
 			`nomad_bootstrapd_client_token_generation 1`,
-			`nomad_bootstrapd_nomad_gossip_key_generation 2`,
-			`nomad_bootstrapd_nomad_gossip_key_age_seconds 3600`,
+			`nomad_bootstrapd_secret_generation{secret="client_token"} 1`,
+			`nomad_bootstrapd_secret_generation{secret="nomad_gossip_key"} 2`,
+			`nomad_bootstrapd_secret_generation{secret="cluster_ca"} 0`,
+			`nomad_bootstrapd_secret_age_seconds{secret="nomad_gossip_key"} 3600`,
+			`nomad_bootstrapd_secret_next_rotation_seconds{secret="nomad_gossip_key"} 7200`,
+			`nomad_bootstrapd_secret_rotating{secret="nomad_gossip_key"} 1`,
 			`nomad_bootstrapd_plan_epoch 2`,
 			`nomad_bootstrapd_plan_server 1`,
 			`nomad_bootstrapd_certificate_expiry_seconds{role="server"} 3600`,
@@ -95,7 +99,7 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_cluster_state_version 0`,
 			`nomad_bootstrapd_evicted_nodes 0`,
 			`nomad_bootstrapd_csr_signed_total 0`,
-		}, []string{"nomad_bootstrapd_certificate_expiry_seconds{", "nomad_bootstrapd_nomad_healthy "}},
+		}, []string{"nomad_bootstrapd_certificate_expiry_seconds{", "nomad_bootstrapd_nomad_healthy ", "nomad_bootstrapd_secret_"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
