@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -244,10 +245,8 @@ func (a *Agent) heal(kr nomadkeys.Keyring, k nomadkeys.Keys, p plan.Plan) bool {
 	a.log.Warn("this server's Nomad lacked the current gossip key", "did", did, "generation", k.Generation)
 	if j, ok := kr.(interface{ Join(...string) (int, error) }); ok {
 		var peers []string
-		for _, s := range p.Servers {
-			if s.ID != a.id {
-				peers = append(peers, net.JoinHostPort(s.Address, strconv.Itoa(nomadconf.SerfPort)))
-			}
+		for _, s := range a.otherServers(p) {
+			peers = append(peers, net.JoinHostPort(s.Address, strconv.Itoa(nomadconf.SerfPort)))
 		}
 		if _, err := j.Join(peers...); err != nil {
 			a.log.Warn("asking Nomad to join the other servers", "error", err)
@@ -274,32 +273,47 @@ func (a *Agent) healNomadKeys(ctx context.Context, p plan.Plan) {
 	}
 	defer a.keyMu.Unlock()
 	a.lastKeyHeal = a.now()
-	addrs := []string{a.advertise}
-	for _, s := range p.Servers {
-		if s.ID != a.id {
-			addrs = append(addrs, s.Address)
-		}
-	}
-	for _, addr := range addrs {
-		k, err := a.readNomadKeys(ctx, p, addr)
-		if err != nil || k.Generation < st.NomadGossipKey.Generation {
-			continue
-		}
-		if nomadkeys.Current(a.paths.NomadDataDir(), k, a.keys.NomadEncrypt) {
-			return
-		}
-		kr, _, closeAPI, err := a.nomadKeyAPI(p, a.advertise)
-		if err != nil {
-			return
-		}
-		defer closeAPI()
-		if !a.heal(kr, k, p) {
-			// Nomad may be starting: look again soon.
-			a.lastKeyHeal = a.now().Add(keyHealRetry - a.tm.ClusterSync)
-		}
+	self := plan.Server{ID: a.id, Name: a.name, Address: a.advertise}
+	k, _, err := a.currentKeys(ctx, p, append([]plan.Server{self}, a.otherServers(p)...), st.NomadGossipKey.Generation)
+	if err != nil {
+		a.log.Debug("cannot read the current gossip keys from any server to check this server's Nomad", "error", err)
 		return
 	}
-	a.log.Debug("cannot read the current gossip keys from any server to check this server's Nomad")
+	if nomadkeys.Current(a.paths.NomadDataDir(), k, a.keys.NomadEncrypt) {
+		return
+	}
+	kr, _, closeAPI, err := a.nomadKeyAPI(p, a.advertise)
+	if err != nil {
+		return
+	}
+	defer closeAPI()
+	if !a.heal(kr, k, p) {
+		// Nomad may be starting: look again soon.
+		a.lastKeyHeal = a.now().Add(keyHealRetry - a.tm.ClusterSync)
+	}
+}
+
+// otherServers returns the servers of p but this node.
+func (a *Agent) otherServers(p plan.Plan) []plan.Server {
+	return slices.DeleteFunc(slices.Clone(p.Servers), func(s plan.Server) bool { return s.ID == a.id })
+}
+
+// currentKeys reads Nomad's gossip keys through the Nomad API of the first
+// of servers that answers with generation want or later, and returns them
+// with that server's name.
+func (a *Agent) currentKeys(ctx context.Context, p plan.Plan, servers []plan.Server, want uint32) (nomadkeys.Keys, string, error) {
+	var errs []error
+	for _, s := range servers {
+		k, err := a.readNomadKeys(ctx, p, s.Address)
+		if err == nil && k.Generation < want {
+			err = fmt.Errorf("holds generation %d, older than the cluster state's %d", k.Generation, want)
+		}
+		if err == nil {
+			return k, s.Name, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
+	}
+	return nomadkeys.Keys{}, "", errors.Join(errs...)
 }
 
 // prepareNomadKeyring, on a new server of a cluster that rotated Nomad's
@@ -309,7 +323,7 @@ func (a *Agent) healNomadKeys(ctx context.Context, p plan.Plan) {
 // Nomad, waiting up to keyPrepare for the management token to arrive in
 // the escrow and for a server to answer, then gives up: Nomad starts with
 // what it has. A server that ran before has Nomad's own keyring file, and
-// if it was away through a rotation syncNomadKeys heals it once it runs.
+// if it was away through a rotation healNomadKeys heals it once it runs.
 func (a *Agent) prepareNomadKeyring(ctx context.Context, p plan.Plan) {
 	st := a.clusterState()
 	if !p.IsServer(a.id) || a.keys.NomadEncrypt == "" || st == nil || st.NomadGossipKey.Generation == 0 {
@@ -320,31 +334,19 @@ func (a *Agent) prepareNomadKeyring(ctx context.Context, p plan.Plan) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, keyPrepare)
 	defer cancel()
-	var errs []error
 	for {
-		errs = errs[:0]
-		for _, s := range p.Servers {
-			if s.ID == a.id {
-				continue
-			}
-			k, err := a.readNomadKeys(ctx, p, s.Address)
-			if err == nil && k.Generation < st.NomadGossipKey.Generation {
-				err = fmt.Errorf("holds generation %d, older than the cluster state's %d", k.Generation, st.NomadGossipKey.Generation)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
-				continue
-			}
+		k, from, err := a.currentKeys(ctx, p, a.otherServers(p), st.NomadGossipKey.Generation)
+		if err == nil {
 			if _, err := nomadkeys.WriteFile(a.paths.NomadDataDir(), k, a.keys.NomadEncrypt); err != nil {
 				a.log.Warn("giving Nomad the current gossip keys", "error", err)
 				return
 			}
-			a.log.Info("gave Nomad's keyring the current gossip keys", "generation", k.Generation, "phase", k.Phase, "from", s.Name)
+			a.log.Info("gave Nomad's keyring the current gossip keys", "generation", k.Generation, "phase", k.Phase, "from", from)
 			return
 		}
 		select {
 		case <-ctx.Done():
-			a.log.Warn("cannot read the current gossip keys from any server; Nomad starts with the key the token derives", "error", errors.Join(errs...))
+			a.log.Warn("cannot read the current gossip keys from any server; Nomad starts with the key the token derives", "error", err)
 			return
 		case <-time.After(2 * time.Second):
 		}
