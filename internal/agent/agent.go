@@ -115,12 +115,14 @@ type Agent struct {
 	sendq  chan outgoing
 	shared atomic.Pointer[plan.Plan] // the committed plan, for push/pull syncs
 
-	cstate        atomic.Pointer[heldState] // the cluster state this node verified (cluster.go)
-	refusedStates map[string]bool           // senders of refused cluster states, logged once (loop)
-	endorsement   []byte                    // the cluster key's endorsement of this node, for a server-token holder
-	stopRun       context.CancelCauseFunc   // ends Run with a cause (eviction)
-	lastSync      time.Time                 // when this server last read the cluster state from Nomad (pipeline)
-	lastKeyHeal   time.Time                 // when this server last checked its Nomad's gossip keys (pipeline)
+	cstate         atomic.Pointer[heldState] // the cluster state this node verified (cluster.go)
+	refusedStates  map[string]bool           // senders of refused cluster states, logged once (loop)
+	endorsement    []byte                    // the cluster key's endorsement of this node, for a server-token holder
+	stopRun        context.CancelCauseFunc   // ends Run with a cause (eviction)
+	lastSync       time.Time                 // when this server last read the cluster state from Nomad (pipeline)
+	lastKeyHeal    time.Time                 // when this server last checked its Nomad's gossip keys (pipeline)
+	lastKeyRestart time.Time                 // when that check last restarted Nomad (pipeline)
+	keyHealFails   int                       // that check's failures in a row (pipeline)
 
 	mgmtMu  sync.Mutex              // held while the management token is read or made (acl.go)
 	keyMu   sync.Mutex              // held while Nomad's gossip keys are rotated or healed (nomadkeys.go)

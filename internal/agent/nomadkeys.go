@@ -40,6 +40,14 @@ const keyCall = 30 * time.Second
 // keys before its Nomad starts.
 const keyPrepare = time.Minute
 
+// keyRestartEvery bounds how often healNomadKeys restarts Nomad, and
+// keyHealFailsToRestart is how many failed checks in a row, keyHealRetry
+// apart, come first.
+const (
+	keyRestartEvery       = 5 * time.Minute
+	keyHealFailsToRestart = 3
+)
+
 // keyHealRetry is how soon a server checks its Nomad's gossip keys again
 // after a check that could not be done.
 const keyHealRetry = 10 * time.Second
@@ -265,7 +273,15 @@ func (a *Agent) heal(kr nomadkeys.Keyring, k nomadkeys.Keys, p plan.Plan) bool {
 // tells whether its keyring needs a change, so that a healthy server costs
 // no keyring request (which fails while any server is down). It runs on
 // the pipeline's goroutine.
-func (a *Agent) healNomadKeys(ctx context.Context, p plan.Plan) {
+//
+// A Nomad that never joined the others (a new server whose keys went stale
+// before it joined, a keyring file holding a key no server uses) cannot be
+// healed through its API, since it holds no ACL tokens to authorise the
+// call; when that fails keyHealFailsToRestart times in a row (a Nomad just
+// starting fails too) and it knows no leader, its keyring file is
+// rewritten with the current keys and it is restarted (restart), at most
+// once every keyRestartEvery.
+func (a *Agent) healNomadKeys(ctx context.Context, p plan.Plan, hasLeader bool, restart func() error) {
 	st := a.clusterState()
 	if !p.IsServer(a.id) || a.keys.NomadEncrypt == "" || st == nil || st.NomadGossipKey.Generation == 0 ||
 		a.now().Sub(a.lastKeyHeal) < a.tm.ClusterSync || !a.keyMu.TryLock() {
@@ -287,9 +303,24 @@ func (a *Agent) healNomadKeys(ctx context.Context, p plan.Plan) {
 		return
 	}
 	defer closeAPI()
-	if !a.heal(kr, k, p) {
+	if a.heal(kr, k, p) {
+		a.keyHealFails = 0
+		return
+	}
+	a.keyHealFails++
+	if hasLeader || a.keyHealFails < keyHealFailsToRestart || a.now().Sub(a.lastKeyRestart) < keyRestartEvery {
 		// Nomad may be starting: look again soon.
 		a.lastKeyHeal = a.now().Add(keyHealRetry - a.tm.ClusterSync)
+		return
+	}
+	a.lastKeyRestart, a.keyHealFails = a.now(), 0
+	if err := nomadkeys.Replace(a.paths.NomadDataDir(), k, a.keys.NomadEncrypt); err != nil {
+		a.log.Warn("giving Nomad the current gossip keys", "error", err)
+		return
+	}
+	a.log.Warn("this server's Nomad holds no current gossip key, knows no leader and cannot be changed through its API; restarting it with the current keys", "generation", k.Generation)
+	if err := restart(); err != nil {
+		a.log.Warn("restarting Nomad", "error", err)
 	}
 }
 

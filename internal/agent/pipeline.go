@@ -187,7 +187,12 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		if aclState == aclReady {
 			a.syncClusterState(ctx, p)
 		}
-		a.healNomadKeys(ctx, p)
+		a.healNomadKeys(ctx, p, st.Leader != "", func() error {
+			if sup != nil {
+				return sup.Signal(syscall.SIGINT) // the supervisor starts it again
+			}
+			return units.Restart(ctx, systemd.NomadService)
+		})
 		a.mu.Lock()
 		switch {
 		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):

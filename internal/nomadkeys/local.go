@@ -49,20 +49,27 @@ func WriteFile(dataDir string, k Keys, initial string) (bool, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return false, fmt.Errorf("nomadkeys: reading Nomad's keyring: %w", err)
 	}
-	body, err := json.Marshal(ring)
-	if err != nil {
-		return false, err
-	}
-	if bytes.Equal(b, body) {
+	if body, err := json.Marshal(ring); err == nil && bytes.Equal(b, body) {
 		return false, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return false, fmt.Errorf("nomadkeys: %w", err)
-	}
-	if err := atomicfile.WriteFile(path, body, 0o600); err != nil {
+	if err := Replace(dataDir, k, initial); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// Replace writes k's ring to the keyring file under Nomad's data
+// directory whatever it holds, for a Nomad about to be restarted.
+func Replace(dataDir string, k Keys, initial string) error {
+	path := filepath.Join(dataDir, KeyringFile)
+	body, err := json.Marshal(k.Ring(initial))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("nomadkeys: %w", err)
+	}
+	return atomicfile.WriteFile(path, body, 0o600)
 }
 
 // Current reports whether the keyring file under Nomad's data directory

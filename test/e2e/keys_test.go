@@ -29,8 +29,9 @@ import (
 // with a server down; when it comes back its agent brings its Nomad up to the new key
 // and it rejoins. Every agent's status shows the generation, and no
 // client-token node holds a key. A new server that takes an evicted
-// server's seat afterwards is given the current key before its Nomad
-// starts, and joins Nomad's raft. keys rotate refuses to run on a client.
+// server's seat afterwards, whose keyring file holds a key no server uses,
+// has its Nomad restarted with the current keys by its agent, and joins
+// Nomad's raft. keys rotate refuses to run on a client.
 func TestNomadGossipKeyRotation(t *testing.T) {
 	const prefix = "127.22.7"
 	dir := t.TempDir()
@@ -275,6 +276,17 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		s, _ := statusJSON(t, spare.root)
 		return s.Phase.String() == "running"
 	})
+	// A keyring file holding a key no server uses: Nomad cannot join, and
+	// cannot be changed through its API (it holds no ACL token yet); the
+	// agent restarts it with the current keys.
+	bogus, _ := json.Marshal([]string{nomadkeys.NewKey()})
+	spareKeyring := filepath.Join(paths.New(spare.root).NomadDataDir(), nomadkeys.KeyringFile)
+	if err := os.MkdirAll(filepath.Dir(spareKeyring), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(spareKeyring, bogus, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	evicted := servers[2]
 	if out, stderr, code := run(t, "node", "evict", "-root", server.root, evicted.name); code != 0 {
 		t.Fatalf("node evict %s: exit %d\n%s%s", evicted.name, code, out, stderr)
@@ -298,7 +310,7 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	if keys[latest] != len(servers) {
 		t.Errorf("with the new server, the last rotation's key is on %d servers", keys[latest])
 	}
-	if !strings.Contains(spare.log.String(), "gave Nomad's keyring the current gossip keys") {
-		t.Errorf("the new server's agent did not give Nomad the current keys\n%s", spare.log.String())
+	if !strings.Contains(spare.log.String(), "restarting it with the current keys") {
+		t.Errorf("the new server's agent did not restart its Nomad with the current keys\n%s", spare.log.String())
 	}
 }
