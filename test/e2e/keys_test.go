@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,9 +30,10 @@ import (
 // with a server down; when it comes back its agent brings its Nomad up to the new key
 // and it rejoins. Every agent's status shows the generation, and no
 // client-token node holds a key. A new server that takes an evicted
-// server's seat afterwards, whose keyring file holds a key no server uses,
-// has its Nomad restarted with the current keys by its agent, and joins
-// Nomad's raft. keys rotate refuses to run on a client.
+// server's seat afterwards is given the current key before its Nomad
+// starts; a second, whose keyring file holds a key no server uses, has its
+// Nomad restarted with the current keys by its agent; both become voters
+// of Nomad's raft. keys rotate refuses to run on a client.
 func TestNomadGossipKeyRotation(t *testing.T) {
 	const prefix = "127.22.7"
 	dir := t.TempDir()
@@ -266,51 +268,60 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		})
 	}
 
-	// A new server takes the seat of an evicted one: its Nomad starts with
-	// the current key and joins the others'.
-	spareRoot := filepath.Join(dir, "node6")
-	spare := start(t, spareRoot, "node6", append([]string{"-bind", prefix + ".6", "-join", procs[0].addr, "-token-file", serverToken, "-settle", "1s"},
-		realNomadArgs(nomadBin(t), "")(0)...)...)
-	spare.addr = prefix + ".6"
-	waitFor(t, 60*time.Second, "the spare to run", func() bool {
-		s, _ := statusJSON(t, spare.root)
-		return s.Phase.String() == "running"
-	})
-	// A keyring file holding a key no server uses: Nomad cannot join, and
-	// cannot be changed through its API (it holds no ACL token yet); the
-	// agent restarts it with the current keys.
-	bogus, _ := json.Marshal([]string{nomadkeys.NewKey()})
-	spareKeyring := filepath.Join(paths.New(spare.root).NomadDataDir(), nomadkeys.KeyringFile)
-	if err := os.MkdirAll(filepath.Dir(spareKeyring), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(spareKeyring, bogus, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	evicted := servers[2]
-	if out, stderr, code := run(t, "node", "evict", "-root", server.root, evicted.name); code != 0 {
-		t.Fatalf("node evict %s: exit %d\n%s%s", evicted.name, code, out, stderr)
-	}
-	waitForOr(t, 150*time.Second, "the spare to be a Nomad server of the raft, with the current key", func() bool {
-		s, _ := statusJSON(t, server.root)
-		if s.Nomad == nil || s.Nomad.Leader == "" || len(s.Nomad.Peers) != 3 || !slices.ContainsFunc(s.Nomad.Peers, func(peer string) bool { return strings.HasPrefix(peer, spare.addr+":") }) {
-			return false
-		}
-		q, cancel := bounded(5 * time.Second)
-		defer cancel()
-		members, err := nomadAPIAt(t, server.root, server.addr, mgmt).Agent().MembersOpts(q)
-		return err == nil && slices.ContainsFunc(members.Members, func(m *api.AgentMember) bool {
-			return m.Addr == spare.addr && m.Status == "alive"
+	// New servers take the seats of evicted ones. The first is given the
+	// current keys before its Nomad starts. The second has a keyring file
+	// holding a key no server uses: its Nomad cannot join, nor be changed
+	// through its API (it holds no ACL token yet), so its agent restarts it
+	// with the current keys.
+	for i, tc := range []struct {
+		evict  *proc
+		bogus  bool
+		logged string
+	}{
+		{servers[2], false, "gave Nomad's keyring the current gossip keys"},
+		{servers[1], true, "restarting it with the current keys"},
+	} {
+		name, addr := fmt.Sprintf("node%d", 6+i), fmt.Sprintf("%s.%d", prefix, 6+i)
+		spare := start(t, filepath.Join(dir, name), name, append([]string{"-bind", addr, "-join", server.addr, "-token-file", serverToken, "-settle", "1s"},
+			realNomadArgs(nomadBin(t), "")(0)...)...)
+		spare.addr = addr
+		waitFor(t, 60*time.Second, "the spare to run", func() bool {
+			s, _ := statusJSON(t, spare.root)
+			return s.Phase.String() == "running"
 		})
-	}, explainCluster(t, []*proc{server, spare}))
-	keys := keyrings()
-	if len(keys) != 1 {
-		t.Errorf("with the new server, the servers hold %d keys", len(keys))
-	}
-	if keys[latest] != len(servers) {
-		t.Errorf("with the new server, the last rotation's key is on %d servers", keys[latest])
-	}
-	if !strings.Contains(spare.log.String(), "restarting it with the current keys") {
-		t.Errorf("the new server's agent did not restart its Nomad with the current keys\n%s", spare.log.String())
+		if tc.bogus {
+			bogus, _ := json.Marshal([]string{nomadkeys.NewKey()})
+			keyring := filepath.Join(paths.New(spare.root).NomadDataDir(), nomadkeys.KeyringFile)
+			if err := os.MkdirAll(filepath.Dir(keyring), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(keyring, bogus, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, stderr, code := run(t, "node", "evict", "-root", server.root, tc.evict.name); code != 0 {
+			t.Fatalf("node evict %s: exit %d\n%s%s", tc.evict.name, code, out, stderr)
+		}
+		waitForOr(t, 150*time.Second, name+" to be a healthy voter of Nomad's raft, with the current key", func() bool {
+			q, cancel := bounded(5 * time.Second)
+			defer cancel()
+			h, _, err := nc.Operator().AutopilotServerHealth(q)
+			if err != nil || !h.Healthy || h.FailureTolerance != 1 {
+				return false
+			}
+			if !slices.ContainsFunc(h.Servers, func(sh api.ServerHealth) bool { return strings.HasPrefix(sh.Address, spare.addr+":") && sh.Voter }) {
+				return false
+			}
+			// Serf has given up on the evicted server: keyring calls answer.
+			resp, err := nc.Agent().ListKeys()
+			return err == nil && resp.NumNodes == len(servers)
+		}, explainCluster(t, []*proc{server, spare}))
+		keys := keyrings()
+		if len(keys) != 1 || keys[latest] != len(servers) {
+			t.Errorf("with %s, the servers hold %d keys, the last rotation's on %d", name, len(keys), keys[latest])
+		}
+		if !strings.Contains(spare.log.String(), tc.logged) {
+			t.Errorf("%s's agent did not log %q\n%s", name, tc.logged, spare.log.String())
+		}
 	}
 }
