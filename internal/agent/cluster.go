@@ -316,7 +316,7 @@ func (a *Agent) raftCanLose(ctx context.Context, p plan.Plan, t target) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	h, _, err := c.Operator().AutopilotServerHealth((&api.QueryOptions{AuthToken: secret}).WithContext(ctx))
+	h, err := nomadrun.AutopilotHealth(c, (&api.QueryOptions{AuthToken: secret}).WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("cannot read the health of Nomad's raft, to check that it can lose %s: %w", t.name, err)
 	}

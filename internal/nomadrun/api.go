@@ -3,6 +3,7 @@ package nomadrun
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -158,6 +159,20 @@ func (r *Runner) serverReady(ctx context.Context, p plan.Plan, s plan.Server) (o
 		return true, "", nil
 	}
 	return false, fmt.Sprintf("%s: leader %s, keyring not ready", s.Name, leader), nil
+}
+
+// AutopilotHealth reads autopilot's health of the servers. Nomad answers
+// 429 while they are unhealthy, with the same body, which is decoded too.
+func AutopilotHealth(c *api.Client, q *api.QueryOptions) (*api.OperatorHealthReply, error) {
+	h, _, err := c.Operator().AutopilotServerHealth(q)
+	var ue api.UnexpectedResponseError
+	if err != nil && errors.As(err, &ue) && ue.StatusCode() == http.StatusTooManyRequests && ue.HasBody() {
+		var out api.OperatorHealthReply
+		if json.Unmarshal([]byte(ue.Body()), &out) == nil {
+			return &out, nil
+		}
+	}
+	return h, err
 }
 
 // answered reports whether a Nomad API call got an HTTP response, an error

@@ -109,7 +109,7 @@ func (r *Runner) cluster(ctx context.Context, c *api.Client, p plan.Plan, st *st
 	}
 	q, cancel = queryCtx(ctx)
 	defer cancel()
-	if h, _, err := c.Operator().AutopilotServerHealth(q); err == nil && h != nil {
+	if h, err := AutopilotHealth(c, q); err == nil && h != nil {
 		voters := 0
 		for _, s := range h.Servers {
 			if s.Voter {

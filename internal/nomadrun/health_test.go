@@ -3,6 +3,7 @@ package nomadrun
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -136,5 +137,47 @@ func TestAnswered(t *testing.T) {
 	}
 	if answered(errors.New("dial tcp: connection refused")) {
 		t.Error("answered a plain error")
+	}
+}
+
+// TestAutopilotHealth reads autopilot's health from a stand-in that, as
+// Nomad does, answers 429 while the servers are unhealthy.
+func TestAutopilotHealth(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		code      int
+		healthy   bool
+		tolerance int
+		wantErr   bool
+	}{
+		{"healthy", http.StatusOK, true, 1, false},
+		{"unhealthy, 429", http.StatusTooManyRequests, false, 0, false},
+		{"no leader", http.StatusInternalServerError, false, 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.code == http.StatusInternalServerError {
+					http.Error(w, "No cluster leader", tt.code)
+					return
+				}
+				w.WriteHeader(tt.code)
+				fmt.Fprintf(w, `{"Healthy":%v,"FailureTolerance":%d,"Servers":[{"Name":"a","Address":"10.0.0.1:4647","Healthy":%v,"Voter":true,"LastContact":"5ms"}]}`,
+					tt.healthy, tt.tolerance, tt.healthy)
+			}))
+			defer srv.Close()
+			cfg := api.DefaultConfig()
+			cfg.Address = srv.URL
+			c, err := api.NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := AutopilotHealth(c, nil)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("AutopilotHealth: %v", err)
+			}
+			if err == nil && (h.Healthy != tt.healthy || h.FailureTolerance != tt.tolerance || len(h.Servers) != 1 || h.Servers[0].Healthy != tt.healthy) {
+				t.Errorf("AutopilotHealth = %+v", h)
+			}
+		})
 	}
 }

@@ -309,7 +309,8 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 			if err != nil || !h.Healthy || h.FailureTolerance != 1 {
 				return false
 			}
-			if !slices.ContainsFunc(h.Servers, func(sh api.ServerHealth) bool { return strings.HasPrefix(sh.Address, spare.addr+":") && sh.Voter }) {
+			if !slices.ContainsFunc(h.Servers, func(sh api.ServerHealth) bool { return strings.HasPrefix(sh.Address, spare.addr+":") && sh.Voter }) ||
+				slices.ContainsFunc(h.Servers, func(sh api.ServerHealth) bool { return strings.HasPrefix(sh.Address, tc.evict.addr+":") }) {
 				return false
 			}
 			// Serf has given up on the evicted server: keyring calls answer.
