@@ -1,7 +1,6 @@
 package nomadkeys
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -37,25 +36,29 @@ func Fingerprint(key string) string {
 // the current key is left alone, since Nomad keeps it itself. It reports
 // whether it wrote the file.
 func WriteFile(dataDir string, k Keys, initial string) (bool, error) {
-	path := filepath.Join(dataDir, KeyringFile)
-	ring := k.Ring(initial)
-	b, err := os.ReadFile(path)
+	held, err := heldKeys(dataDir)
 	switch {
-	case err == nil:
-		var held []string
-		if json.Unmarshal(b, &held) == nil && slices.Contains(held, k.key(initial)) {
-			return false, nil
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return false, fmt.Errorf("nomadkeys: reading Nomad's keyring: %w", err)
-	}
-	if body, err := json.Marshal(ring); err == nil && bytes.Equal(b, body) {
+	case err == nil && slices.Contains(held, k.key(initial)):
 		return false, nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("nomadkeys: reading Nomad's keyring: %w", err)
 	}
 	if err := Replace(dataDir, k, initial); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// heldKeys returns the keys Nomad's keyring file under dataDir holds; a
+// file that does not parse holds none.
+func heldKeys(dataDir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, KeyringFile))
+	if err != nil {
+		return nil, err
+	}
+	var held []string
+	json.Unmarshal(b, &held)
+	return held, nil
 }
 
 // Replace writes k's ring to the keyring file under Nomad's data
@@ -80,12 +83,8 @@ func Current(dataDir string, k Keys, initial string) bool {
 	if k.Phase == PhaseInstall {
 		return true
 	}
-	b, err := os.ReadFile(filepath.Join(dataDir, KeyringFile))
-	if err != nil {
-		return false
-	}
-	var held []string
-	if json.Unmarshal(b, &held) != nil || len(held) == 0 || held[0] != k.key(initial) {
+	held, err := heldKeys(dataDir)
+	if err != nil || len(held) == 0 || held[0] != k.key(initial) {
 		return false
 	}
 	prev := k.previous(initial)
@@ -101,9 +100,9 @@ func Heal(local Keyring, k Keys, initial string) (string, error) {
 	if k.Phase == PhaseInstall {
 		return "", nil
 	}
-	resp, err := local.ListKeys()
+	resp, err := list(local)
 	if err != nil {
-		return "", fmt.Errorf("nomadkeys: listing Nomad's gossip keys: %w", err)
+		return "", err
 	}
 	cur := k.key(initial)
 	did := ""
@@ -115,8 +114,8 @@ func Heal(local Keyring, k Keys, initial string) (string, error) {
 			return "", err
 		}
 		did = "installed and switched to generation " + fmt.Sprint(k.Generation)
-		if resp, err = local.ListKeys(); err != nil {
-			return did, fmt.Errorf("nomadkeys: listing Nomad's gossip keys: %w", err)
+		if resp, err = list(local); err != nil {
+			return did, err
 		}
 	}
 	// Only the previous generation's key, never a key this node does not
@@ -133,18 +132,29 @@ func Heal(local Keyring, k Keys, initial string) (string, error) {
 	return did, nil
 }
 
-// removeOthers removes every key but cur that resp lists, and returns how
-// many it removed.
-func removeOthers(kr Keyring, resp *api.KeyringResponse, cur string) (int, error) {
-	n := 0
+// list lists the keys of the servers kr reaches.
+func list(kr Keyring) (*api.KeyringResponse, error) {
+	resp, err := kr.ListKeys()
+	if err != nil {
+		return nil, fmt.Errorf("nomadkeys: listing Nomad's gossip keys: %w", err)
+	}
+	return resp, nil
+}
+
+// removeOthers removes from the servers kr reaches every key but cur that
+// they list.
+func removeOthers(kr Keyring, cur string) error {
+	resp, err := list(kr)
+	if err != nil {
+		return err
+	}
 	for _, key := range slices.Sorted(maps.Keys(resp.Keys)) {
 		if key == cur {
 			continue
 		}
 		if _, err := call(kr.RemoveKey, key, "removing an old key after switching to"); err != nil {
-			return n, err
+			return err
 		}
-		n++
 	}
-	return n, nil
+	return nil
 }

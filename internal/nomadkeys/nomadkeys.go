@@ -317,11 +317,7 @@ func (r Rotation) finish(ctx context.Context, k Keys, index uint64) (Keys, error
 		if _, err := call(r.Keyring.UseKey, cur, "switching to"); err != nil {
 			return Keys{}, err
 		}
-		resp, err := r.Keyring.ListKeys()
-		if err != nil {
-			return Keys{}, fmt.Errorf("nomadkeys: listing Nomad's gossip keys: %w", err)
-		}
-		if _, err := removeOthers(r.Keyring, resp, cur); err != nil {
+		if err := removeOthers(r.Keyring, cur); err != nil {
 			return Keys{}, err
 		}
 		if err := r.waitAll(ctx, func(resp *api.KeyringResponse) bool { return resp.Keys[cur] == resp.NumNodes && len(resp.Keys) == 1 }); err != nil {
