@@ -51,6 +51,10 @@ type Meta struct {
 	// Endorsement is the cluster key's signature of ID and Identity, which
 	// only a holder of the server token can make (64 bytes), or empty.
 	Endorsement []byte
+	// KeyNewest and KeyOldest are the newest and oldest generations of the
+	// agents' gossip key this node holds, and KeyInUse the one it encrypts
+	// with; all 0 until the key was first rotated (internal/gossipkeys).
+	KeyNewest, KeyOldest, KeyInUse uint32
 }
 
 // MaxNameLen is the longest node name, pool, zone, datacenter or region.
@@ -89,9 +93,12 @@ type Config struct {
 	BindPort      int    // 0 picks a free port
 	AdvertiseAddr string // "" advertises the bound address (a private IP when bound to all)
 	AdvertisePort int    // 0 advertises the bound port
-	Key           []byte // 32-byte gossip encryption key
-	Label         string // memberlist label; peers with another label are ignored
-	Meta          Meta
+	Key           []byte // 32-byte gossip encryption key: the one this node encrypts with
+	// ExtraKeys are further 32-byte keys this node decrypts with, for a
+	// key rotation under way (see Node.SetKeys).
+	ExtraKeys [][]byte
+	Label     string // memberlist label; peers with another label are ignored
+	Meta      Meta
 	// Identity, when set, signs every message this node sends (its public
 	// half must be Meta.Identity), and makes the node drop every message
 	// not signed by the identity key its sender announces.

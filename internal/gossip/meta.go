@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"unicode"
 	"unicode/utf8"
 
@@ -31,8 +32,11 @@ var validRoles = map[string]bool{"auto": true, "server": true, "client": true}
 //	Role, Pool, Zone, Datacenter, Region: uvarint length + UTF-8 bytes
 //	Expect, CPUCores, MemoryMB: uvarints
 //	Identity, Endorsement: uvarint length + bytes
+//	KeyNewest, KeyOldest, KeyInUse: uvarints, only when one is not 0
 //
-// Identity is empty or 32 bytes, Endorsement empty or 64. It fails when ID is not a UUID in canonical text form, when a string is
+// Identity is empty or 32 bytes, Endorsement empty or 64. The key
+// generations are left out while both are 0, so that a node whose agents'
+// gossip key never rotated announces what earlier agents read. It fails when ID is not a UUID in canonical text form, when a string is
 // longer than MaxNameLen bytes, not UTF-8 or holds control characters, when
 // Role is not auto, server or client, or when a number is out of bounds.
 func (m Meta) Encode() ([]byte, error) {
@@ -65,6 +69,11 @@ func (m Meta) Encode() ([]byte, error) {
 		}
 		b = binary.AppendUvarint(b, uint64(len(*f.v)))
 		b = append(b, *f.v...)
+	}
+	if m.KeyNewest != 0 || m.KeyOldest != 0 || m.KeyInUse != 0 {
+		b = binary.AppendUvarint(b, uint64(m.KeyNewest))
+		b = binary.AppendUvarint(b, uint64(m.KeyOldest))
+		b = binary.AppendUvarint(b, uint64(m.KeyInUse))
 	}
 	return b, nil
 }
@@ -130,10 +139,36 @@ func DecodeMeta(b []byte) (Meta, error) {
 		}
 		b = b[l:]
 	}
+	if len(b) > 0 {
+		var err error
+		if m.KeyNewest, m.KeyOldest, m.KeyInUse, b, err = readKeyGenerations(b); err != nil {
+			return Meta{}, err
+		}
+	}
 	if len(b) != 0 {
 		return Meta{}, fmt.Errorf("gossip: meta: %d trailing bytes", len(b))
 	}
 	return m, nil
+}
+
+// readKeyGenerations reads the three key generations that end an encoded
+// Meta; all 0 is not the canonical form, which leaves them out.
+func readKeyGenerations(b []byte) (newest, oldest, inUse uint32, rest []byte, err error) {
+	var gens [3]uint32
+	for i, name := range []string{"newest key generation", "oldest key generation", "key generation in use"} {
+		v, n, err := readUvarint(b)
+		if err != nil {
+			return 0, 0, 0, nil, fmt.Errorf("gossip: meta: %s: %w", name, err)
+		}
+		if v > math.MaxUint32 {
+			return 0, 0, 0, nil, fmt.Errorf("gossip: meta: %s %d is outside 0..%d", name, v, uint32(math.MaxUint32))
+		}
+		gens[i], b = uint32(v), b[n:]
+	}
+	if gens == [3]uint32{} {
+		return 0, 0, 0, nil, errors.New("gossip: meta: key generations 0 are left out, not encoded")
+	}
+	return gens[0], gens[1], gens[2], b, nil
 }
 
 type stringField struct {

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 
@@ -36,6 +37,8 @@ func TestMetaRoundTrip(t *testing.T) {
 		{"full", fullMeta()},
 		{"minimal", Meta{ID: testID, Role: "auto"}},
 		{"client", Meta{ID: testID, Role: "client", Pool: "batch"}},
+		{"key generations", func() Meta { m := fullMeta(); m.KeyNewest, m.KeyOldest, m.KeyInUse = 7, 5, 6; return m }()},
+		{"largest key generations", Meta{ID: testID, Role: "auto", KeyNewest: math.MaxUint32, KeyOldest: math.MaxUint32, KeyInUse: math.MaxUint32}},
 		{"bounds", Meta{ID: testID, Role: "auto", Pool: long, Zone: long, Datacenter: long, Region: long,
 			Expect: maxExpect, CPUCores: maxCPUCores, MemoryMB: maxMemoryMB}},
 	}
@@ -118,7 +121,11 @@ func TestDecodeMetaErrors(t *testing.T) {
 		{"missing endorsement", good[:len(good)-64], "endorsement: truncated"},
 		{"short identity", edit(func(b []byte) []byte { b[len(b)-98] = 31; return b }), "identity key has 31 bytes, not 32"},
 		{"long endorsement", append(append(bytes.Clone(good[:len(good)-65]), 65), make([]byte, 65)...), "endorsement of 65 bytes is too long"},
-		{"trailing", append(bytes.Clone(good), 0), "1 trailing bytes"},
+		{"one key generation", append(bytes.Clone(good), 0), "oldest key generation: truncated"},
+		{"two key generations", append(bytes.Clone(good), 1, 0), "key generation in use: truncated"},
+		{"key generations 0", append(bytes.Clone(good), 0, 0, 0), "left out"},
+		{"key generation too big", append(bytes.Clone(good), 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0), "outside 0..4294967295"},
+		{"trailing", append(bytes.Clone(good), 1, 1, 1, 0), "1 trailing bytes"},
 		{"bad UTF-8", edit(func(b []byte) []byte { b[18] = 0xff; return b }), "not valid UTF-8"},
 	}
 	for _, tt := range tests {
@@ -166,6 +173,7 @@ func TestMetaMaxSize(t *testing.T) {
 		ID: testID, Role: "server", Pool: long, Zone: long, Datacenter: long, Region: long,
 		Expect: maxExpect, CPUCores: maxCPUCores, MemoryMB: maxMemoryMB,
 		Identity: make([]byte, 32), Endorsement: make([]byte, 64),
+		KeyNewest: math.MaxUint32, KeyOldest: math.MaxUint32, KeyInUse: math.MaxUint32,
 	}
 	b, err := m.Encode()
 	if err != nil {
@@ -180,7 +188,7 @@ func TestMetaMaxSize(t *testing.T) {
 }
 
 func FuzzDecodeMeta(f *testing.F) {
-	for _, m := range []Meta{fullMeta(), {ID: testID, Role: "auto"}} {
+	for _, m := range []Meta{fullMeta(), {ID: testID, Role: "auto"}, {ID: testID, Role: "client", KeyNewest: 2, KeyOldest: 1, KeyInUse: 1}} {
 		b, err := m.Encode()
 		if err != nil {
 			f.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,9 @@ type Node struct {
 	metaMu  sync.Mutex
 	metaEnc []byte
 
+	keyring *memberlist.Keyring // SetKeys
+	keyMu   sync.Mutex          // one SetKeys at a time
+
 	changed chan struct{} // wakes the MembersChanged goroutine
 	done    chan struct{} // closed by Shutdown
 
@@ -83,6 +87,17 @@ func Start(cfg Config) (*Node, error) {
 	if len(cfg.Key) != KeySize {
 		return nil, fmt.Errorf("gossip: the gossip key has %d bytes, want %d", len(cfg.Key), KeySize)
 	}
+	keys := [][]byte{bytes.Clone(cfg.Key)}
+	for _, k := range cfg.ExtraKeys {
+		if len(k) != KeySize {
+			return nil, fmt.Errorf("gossip: a gossip key has %d bytes, want %d", len(k), KeySize)
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	keyring, err := memberlist.NewKeyring(keys, keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
 	if len(cfg.Label) > memberlist.LabelMaxSize {
 		return nil, fmt.Errorf("gossip: the label is longer than %d bytes", memberlist.LabelMaxSize)
 	}
@@ -105,6 +120,7 @@ func Start(cfg Config) (*Node, error) {
 		members:  newMemberTable(),
 		identity: cfg.Identity,
 		metaEnc:  metaEnc,
+		keyring:  keyring,
 		changed:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
@@ -123,6 +139,7 @@ func Start(cfg Config) (*Node, error) {
 		mc.AdvertisePort = cfg.BindPort
 	}
 	mc.SecretKey = bytes.Clone(cfg.Key)
+	mc.Keyring = keyring
 	mc.Label = cfg.Label
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
@@ -493,6 +510,50 @@ func (n *Node) UpdateMeta(m Meta) error {
 	}
 	return nil
 }
+
+// SetKeys makes primary the key this node encrypts its gossip with and
+// keys (which must hold primary) the keys it decrypts with, in that order:
+// new keys first, then the primary, then the keys no longer listed go. A
+// rotation that first gives every node the new key, then makes it every
+// node's primary, then removes the old one, never leaves two nodes unable
+// to read each other.
+func (n *Node) SetKeys(primary []byte, keys [][]byte) error {
+	if len(primary) != KeySize {
+		return fmt.Errorf("gossip: the gossip key has %d bytes, want %d", len(primary), KeySize)
+	}
+	found := false
+	for _, k := range keys {
+		if len(k) != KeySize {
+			return fmt.Errorf("gossip: a gossip key has %d bytes, want %d", len(k), KeySize)
+		}
+		found = found || bytes.Equal(k, primary)
+	}
+	if !found {
+		return errors.New("gossip: the primary key is not among the keys")
+	}
+	n.keyMu.Lock()
+	defer n.keyMu.Unlock()
+	for _, k := range keys {
+		if err := n.keyring.AddKey(bytes.Clone(k)); err != nil {
+			return fmt.Errorf("gossip: %w", err)
+		}
+	}
+	if err := n.keyring.UseKey(primary); err != nil {
+		return fmt.Errorf("gossip: %w", err)
+	}
+	for _, held := range n.keyring.GetKeys() {
+		if !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, held) }) {
+			if err := n.keyring.RemoveKey(held); err != nil {
+				return fmt.Errorf("gossip: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Keys returns the keys this node decrypts with, the one it encrypts with
+// first.
+func (n *Node) Keys() [][]byte { return n.keyring.GetKeys() }
 
 // Leave announces departure and waits up to timeout (0: until it is sent)
 // for the announcement to go out, then shuts the node down. The others

@@ -609,3 +609,77 @@ func TestRestartNewAddress(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSetKeys rolls a pool over to a new key the way the agents do:
+// install everywhere, use everywhere, remove the old. Messages flow at every
+// step; at the end a node holding only the old key cannot join, and one
+// holding only the new key can.
+func TestSetKeys(t *testing.T) {
+	a, b, c := startNode(t, "a"), startNode(t, "b"), startNode(t, "c")
+	joinAll(t, a, b, c)
+	nodes := []testNode{a, b, c}
+	sent := 0
+	exchange := func(step string) {
+		t.Helper()
+		sent++
+		payload := fmt.Sprintf("%s %d", step, sent)
+		if err := a.SendTo("c", []byte(payload)); err != nil {
+			t.Fatalf("%s: SendTo: %v", step, err)
+		}
+		waitFor(t, 5*time.Second, "c to receive "+payload, func() error {
+			for _, m := range c.h.messages() {
+				if m.Payload == payload {
+					return nil
+				}
+			}
+			return errors.New("not yet")
+		})
+	}
+	newKey := bytes.Repeat([]byte{0x5a}, KeySize)
+	steps := []struct {
+		name    string
+		primary []byte
+		keys    [][]byte
+	}{
+		{"install", testKey, [][]byte{testKey, newKey}},
+		{"use", newKey, [][]byte{testKey, newKey}},
+		{"remove", newKey, [][]byte{newKey}},
+	}
+	for _, st := range steps {
+		for i, n := range nodes {
+			if err := n.SetKeys(st.primary, st.keys); err != nil {
+				t.Fatalf("%s: SetKeys: %v", st.name, err)
+			}
+			if i == 0 {
+				exchange(st.name + " halfway") // one node ahead of the others
+			}
+		}
+		exchange(st.name)
+		if got := a.Keys(); len(got) != len(st.keys) || !bytes.Equal(got[0], st.primary) {
+			t.Errorf("%s: a holds %d keys, primary first %v; want %d", st.name, len(got), bytes.Equal(got[0], st.primary), len(st.keys))
+		}
+	}
+	old := startNode(t, "old")
+	got, err := old.Join([]string{a.addr()})
+	checkJoinError(t, got, err, JoinRejected, "rejected us")
+	fresh := startNode(t, "fresh", func(c *Config) { c.Key = newKey })
+	if got, err := fresh.Join([]string{a.addr()}); got != 1 || err != nil {
+		t.Fatalf("a node with the new key: Join = %d, %v", got, err)
+	}
+	for _, bad := range []struct {
+		primary []byte
+		keys    [][]byte
+		want    string
+	}{
+		{newKey[:16], [][]byte{newKey}, "16 bytes"},
+		{newKey, [][]byte{testKey}, "not among the keys"},
+		{newKey, [][]byte{newKey, newKey[:5]}, "5 bytes"},
+	} {
+		if err := a.SetKeys(bad.primary, bad.keys); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("SetKeys error %v, want %q", err, bad.want)
+		}
+	}
+	if got := a.Keys(); len(got) != 1 || !bytes.Equal(got[0], newKey) {
+		t.Errorf("a refused SetKeys changed its keys: %d keys", len(got))
+	}
+}
