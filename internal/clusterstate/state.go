@@ -39,7 +39,67 @@ type State struct {
 	// NomadGossipKey is which generation of Nomad's gossip key the servers
 	// use (internal/nomadkeys keeps the keys themselves, for the servers).
 	NomadGossipKey KeyGeneration `json:"nomad_gossip_key,omitzero"`
+	// AgentGossipKey is the rotation of the agents' own gossip key
+	// (internal/gossipkeys): every node follows its phase.
+	AgentGossipKey AgentKey `json:"agent_gossip_key,omitzero"`
 }
+
+// Phases of a rotation of the agents' gossip key.
+const (
+	// KeyInstall: every node gets the new key and decrypts with it too.
+	KeyInstall = "install"
+	// KeyUse: every node encrypts with the new key.
+	KeyUse = "use"
+	// KeyDone: every node holds the new key alone.
+	KeyDone = "done"
+)
+
+// AgentKey is where the rotation of the agents' gossip key stands.
+type AgentKey struct {
+	// Generation is the newest key's; 0 is the key the tokens derive,
+	// recorded done at the time the schedule counts from.
+	Generation uint32 `json:"generation"`
+	// Phase is KeyInstall, KeyUse or KeyDone.
+	Phase string `json:"phase"`
+	// StartedAt is when the rotation to Generation began.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// RotatedAt is when it was done; zero before.
+	RotatedAt time.Time `json:"rotated_at,omitzero"`
+}
+
+func (k AgentKey) validate() error {
+	switch {
+	case k == AgentKey{}:
+		return nil
+	case k.Generation == 0 && k.Phase != KeyDone:
+		return errors.New("clusterstate: agents' gossip key generation 0 is never rotated to")
+	case k.Phase != KeyInstall && k.Phase != KeyUse && k.Phase != KeyDone:
+		return fmt.Errorf("clusterstate: agents' gossip key phase %q is not install, use or done", k.Phase)
+	case k.Phase == KeyDone && k.RotatedAt.IsZero():
+		return errors.New("clusterstate: a done rotation of the agents' gossip key has no time")
+	}
+	return nil
+}
+
+// WithAgentGossipKey returns s recording k, with its version raised, and
+// true; or s and false when s records k already, or a later generation, or
+// a later phase of k's.
+func (s State) WithAgentGossipKey(k AgentKey) (State, bool, error) {
+	if err := k.validate(); err != nil {
+		return s, false, err
+	}
+	cur := s.AgentGossipKey
+	if k == cur || k.Generation < cur.Generation || (k.Generation == cur.Generation && phaseRank(k.Phase) < phaseRank(cur.Phase)) {
+		return s, false, nil
+	}
+	next := s
+	next.Evicted = slices.Clone(s.Evicted)
+	next.AgentGossipKey = k
+	next.Version++
+	return next, true, nil
+}
+
+func phaseRank(p string) int { return slices.Index([]string{KeyInstall, KeyUse, KeyDone}, p) }
 
 // KeyGeneration is how many times a key was rotated, and when last.
 type KeyGeneration struct {
@@ -105,6 +165,9 @@ func (s State) Validate() error {
 	}
 	if len(s.Evicted) > MaxEvicted {
 		return fmt.Errorf("clusterstate: %d evicted nodes exceed %d", len(s.Evicted), MaxEvicted)
+	}
+	if err := s.AgentGossipKey.validate(); err != nil {
+		return err
 	}
 	for i, e := range s.Evicted {
 		if err := e.validate(); err != nil {

@@ -366,3 +366,55 @@ func TestRotatedNomadGossipKey(t *testing.T) {
 		t.Fatalf("verified %+v, %v", got.NomadGossipKey, err)
 	}
 }
+
+func TestWithAgentGossipKey(t *testing.T) {
+	s := State{Cluster: cluster, Version: 4}
+	install := AgentKey{Generation: 1, Phase: KeyInstall, StartedAt: at}
+	use := AgentKey{Generation: 1, Phase: KeyUse, StartedAt: at}
+	done := AgentKey{Generation: 1, Phase: KeyDone, StartedAt: at, RotatedAt: at.Add(time.Second)}
+	tests := []struct {
+		name    string
+		k       AgentKey
+		changed bool
+		version uint64
+		err     string
+	}{
+		{"install", install, true, 5, ""},
+		{"install again", install, false, 5, ""},
+		{"use", use, true, 6, ""},
+		{"install, late", install, false, 6, ""},
+		{"done", done, true, 7, ""},
+		{"use, late", use, false, 7, ""},
+		{"next install", AgentKey{Generation: 2, Phase: KeyInstall, StartedAt: at}, true, 8, ""},
+		{"older generation", done, false, 8, ""},
+		{"generation 0", AgentKey{Phase: KeyInstall}, false, 8, "generation 0"},
+		{"generation 0 recorded, late", AgentKey{Phase: KeyDone, RotatedAt: at}, false, 8, ""},
+		{"unknown phase", AgentKey{Generation: 3, Phase: "switch"}, false, 8, `phase "switch"`},
+		{"done without time", AgentKey{Generation: 3, Phase: KeyDone}, false, 8, "no time"},
+	}
+	for _, tt := range tests {
+		next, changed, err := s.WithAgentGossipKey(tt.k)
+		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Fatalf("%s: error %v, want %q", tt.name, err, tt.err)
+		}
+		if changed != tt.changed || next.Version != tt.version {
+			t.Fatalf("%s: changed %v, version %d; want %v, %d", tt.name, changed, next.Version, tt.changed, tt.version)
+		}
+		s = next
+	}
+	sg, err := Sign(s, idS, key(7), endorsement())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sg.Verify(cluster, endorsedOnly(key(7)))
+	if err != nil || got.AgentGossipKey != s.AgentGossipKey {
+		t.Fatalf("verified %+v, %v", got.AgentGossipKey, err)
+	}
+	bad := s
+	bad.AgentGossipKey.Phase = "later"
+	if sg, err := Sign(bad, idS, key(7), endorsement()); err == nil {
+		if _, err := sg.Verify(cluster, endorsedOnly(key(7))); err == nil {
+			t.Error("a state with an unknown phase verified")
+		}
+	}
+}
