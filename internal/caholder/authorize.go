@@ -100,6 +100,45 @@ func Authorize(p *plan.Plan, members []gossip.Member, req *certs.SignRequest, re
 	return grant, nil
 }
 
+// AuthorizeKeys decides whether a node may have the agents' gossip keys,
+// for a request that the verifier checked (MAC, signature, freshness). An
+// alive member gets them when it would get a certificate of the role it
+// asks for (Authorize). A node that is no alive member — one that was away
+// while the cluster rotated the key, or new, and cannot join without it —
+// gets them when p records it as a server with the identity key it signed
+// with, or when its request shows, in place of an admission, the server
+// token's endorsement of its ID and key (a server-token holder), an
+// admission or an admitting client token. An evicted node never does. The
+// keys go sealed to the key the request was signed with, so an address
+// check adds nothing for a node that is not a member.
+func AuthorizeKeys(p *plan.Plan, members []gossip.Member, req *certs.SignRequest, remote netip.Addr, tr Trust) error {
+	if p == nil {
+		return errors.New("no plan is committed yet")
+	}
+	if tr.Evicted != nil && tr.Evicted(req.NodeID, req.Identity) {
+		return fmt.Errorf("node %s (%s) was evicted from the cluster", req.NodeName, req.NodeID)
+	}
+	if slices.ContainsFunc(members, func(m gossip.Member) bool {
+		return m.Name == req.NodeName && m.State == gossip.StateAlive && m.MetaErr == nil && m.Meta.ID == req.NodeID
+	}) {
+		_, err := Authorize(p, members, req, remote, tr)
+		return err
+	}
+	if i := slices.IndexFunc(p.Servers, func(s plan.Server) bool { return s.ID == req.NodeID }); i >= 0 {
+		if p.Servers[i].Key == base64.StdEncoding.EncodeToString(req.Identity) {
+			return nil
+		}
+		return fmt.Errorf("node %s signs with another identity key than plan epoch %d records for it", req.NodeName, p.Epoch)
+	}
+	if tr.Eligible != nil && tr.Eligible(gossip.Meta{ID: req.NodeID, Identity: req.Identity, Endorsement: req.Admission}) {
+		return nil
+	}
+	if err := tr.Server.CheckAdmissionUnder(req.Admission, req.NodeID, req.Identity, tr.Now, tr.Clients); err != nil {
+		return fmt.Errorf("node %s is not a member and not admitted: %w", req.NodeName, err)
+	}
+	return nil
+}
+
 // Candidates returns p's servers in the order a node asks them for a
 // certificate: the CA holder first, then the servers that may have taken
 // over, in the plan's order.

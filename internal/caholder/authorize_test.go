@@ -213,3 +213,62 @@ func TestCandidates(t *testing.T) {
 		t.Errorf("Candidates changed the plan's servers: %+v", ids)
 	}
 }
+
+func TestAuthorizeKeys(t *testing.T) {
+	p := testPlan()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var tok certs.Token
+	tok.Secret[0] = 1
+	members := []gossip.Member{
+		{Name: "n1", Address: "127.0.0.2", State: gossip.StateAlive, Meta: gossip.Meta{ID: "a", Identity: pubOf("a")}},
+		{Name: "w1", Address: "127.0.0.9", State: gossip.StateAlive, Meta: gossip.Meta{ID: "w", Identity: pubOf("w")}},
+		{Name: "k1", Address: "127.0.0.10", State: gossip.StateAlive, Meta: gossip.Meta{ID: "k", Identity: pubOf("k")}},
+	}
+	holders := map[string]bool{"a": true, "b": true, "c": true, "w": true}
+	endorsement := bytes.Repeat([]byte{0xee}, 64) // stands for the server token's
+	tr := Trust{Server: tok, Now: now,
+		Eligible: func(m gossip.Meta) bool {
+			return holders[m.ID] && (m.Endorsement == nil || bytes.Equal(m.Endorsement, endorsement))
+		},
+		Evicted: func(id string, key []byte) bool { return id == "e" || bytes.Equal(key, pubOf("e")) }}
+	req := func(id, name string, role certs.Role, adm []byte) *certs.SignRequest {
+		return &certs.SignRequest{NodeID: id, NodeName: name, Role: role, Identity: pubOf(id), Admission: adm}
+	}
+	ip := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	tests := []struct {
+		name    string
+		req     *certs.SignRequest
+		from    netip.Addr
+		wantErr string
+	}{
+		{"an alive server", req("a", "n1", certs.RoleServer, nil), ip("127.0.0.2"), ""},
+		{"an alive client", req("w", "w1", certs.RoleClient, nil), ip("127.0.0.9"), ""},
+		{"an alive member from another address", req("w", "w1", certs.RoleClient, nil), ip("127.0.0.77"), "not from node w1's address"},
+		{"an alive client-token node without admission", req("k", "k1", certs.RoleClient, nil), ip("127.0.0.10"), "neither a valid client token"},
+		{"an alive client-token node admitted", req("k", "k1", certs.RoleClient, tok.Admit("k", pubOf("k"))), ip("127.0.0.10"), ""},
+		{"a server of the plan that was away", req("b", "n2", certs.RoleServer, nil), ip("127.0.0.3"), ""},
+		{"a server of the plan with another key", with(req("b", "n2", certs.RoleServer, nil), func(r *certs.SignRequest) { r.Identity = pubOf("x") }), ip("127.0.0.3"), "another identity key"},
+		{"a server-token node away, endorsed", req("s", "s1", certs.RoleClient, endorsement), ip("127.0.0.30"), ""},
+		{"a node away with a made-up endorsement", req("s", "s1", certs.RoleClient, bytes.Repeat([]byte{1}, 64)), ip("127.0.0.30"), "not admitted"},
+		{"a client-token node away, admitted", req("j", "j1", certs.RoleClient, tok.Admit("j", pubOf("j"))), ip("127.0.0.31"), ""},
+		{"a new client-token node with its token", req("n", "new1", certs.RoleClient, tok.Client(now.Add(time.Hour)).Admission()), ip("127.0.0.32"), ""},
+		{"a new node with an expired token", req("n", "new1", certs.RoleClient, tok.Client(now.Add(-time.Hour)).Admission()), ip("127.0.0.32"), "expired"},
+		{"another node's admission", req("j", "j1", certs.RoleClient, tok.Admit("k", pubOf("k"))), ip("127.0.0.31"), "not this node's"},
+		{"a stranger", req("x", "x1", certs.RoleClient, nil), ip("127.0.0.33"), "not a member and not admitted"},
+		{"an evicted node, admitted", req("e", "e1", certs.RoleClient, tok.Admit("e", pubOf("e"))), ip("127.0.0.34"), "was evicted"},
+	}
+	holders["s"] = true
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := AuthorizeKeys(&p, members, tt.req, tt.from, tr)
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("AuthorizeKeys = %v; want %q", err, tt.wantErr)
+			}
+		})
+	}
+	if err := AuthorizeKeys(nil, members, req("a", "n1", certs.RoleServer, nil), ip("127.0.0.2"), tr); err == nil {
+		t.Error("AuthorizeKeys without a plan succeeded")
+	}
+}
+
+func with(r *certs.SignRequest, f func(*certs.SignRequest)) *certs.SignRequest { f(r); return r }

@@ -29,6 +29,11 @@ type Endpoint struct {
 	// Authority decides each requester's identity, [Authorize] under the
 	// committed plan.
 	Authority casvc.Authority
+	// Keys hands the agents' gossip keys to the nodes that lack them.
+	Keys casvc.Keys
+	// NotSigning, when set, makes the endpoint answer for the keys only,
+	// and certificate requests with this text (casvc.Config.NotSigning).
+	NotSigning string
 	// Member reports whether an address is an alive member's: its
 	// connections are taken however many strangers hold.
 	Member func(netip.Addr) bool
@@ -68,6 +73,8 @@ func Listen(e Endpoint) (*casvc.Server, net.Listener, error) {
 		ServerCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
 		Verifier:   certs.NewVerifier(e.CSRKey, 0, e.Now),
 		Authority:  e.Authority,
+		Keys:       e.Keys,
+		NotSigning: e.NotSigning,
 		Conns:      casvc.ConnLimits{Member: e.Member},
 		Lifetime:   e.Lifetime,
 		Now:        e.Now,

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -619,4 +620,79 @@ func fetchCA(ctx context.Context, addr, caFingerprint string) (bundlePEM []byte,
 		return nil, err
 	}
 	return bundlePEM, nil
+}
+
+// TestKeys checks the route for the agents' gossip keys: authenticated like
+// a sign request, pinned or not, refused by the Keys source with its
+// reason, and neither route taking the other's requests.
+func TestKeys(t *testing.T) {
+	e := newEnv(t, RateLimit{})
+	var asked []string
+	srv := NewServer(Config{
+		CA:         e.ca,
+		ServerCert: serverCert(t, e.ca, e.clock.Now()),
+		Verifier:   certs.NewVerifier(e.tok.CSRKey(), 0, e.clock.Now),
+		Authority:  AuthorityFunc(planAuthority),
+		Keys: KeysFunc(func(req *certs.SignRequest, _ netip.Addr) ([]byte, error) {
+			asked = append(asked, req.NodeID)
+			if req.NodeID == "id-evicted" {
+				return nil, errors.New("node evicted was evicted from the cluster")
+			}
+			return []byte(`{"sealed":"for ` + req.NodeName + `"}`), nil
+		}),
+		Now: e.clock.Now,
+	})
+	addr := e.serve(t, srv)
+	keysReq := func(nodeID string) *certs.SignRequest {
+		r := &certs.SignRequest{NodeID: nodeID, NodeName: strings.TrimPrefix(nodeID, "id-"), Role: certs.RoleClient, CSR: certs.KeysRequestCSR}
+		if err := r.Seal(e.tok.CSRKey(), testIdentity, e.clock.Now(), rand.Reader); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, fp := range []string{e.ca.Fingerprint(), ""} {
+		got, err := RequestKeys(ctx(t), netip.Addr{}, addr, fp, keysReq("id-c1"))
+		if err != nil || string(got) != `{"sealed":"for c1"}` {
+			t.Errorf("RequestKeys(pin %q) = %s, %v", fp, got, err)
+		}
+	}
+	if _, err := RequestKeys(ctx(t), netip.Addr{}, addr, "sha256:"+strings.Repeat("0", 64), keysReq("id-c1")); !errors.Is(err, ErrCAMismatch) {
+		t.Errorf("RequestKeys with another pin: %v, want ErrCAMismatch", err)
+	}
+	var se *StatusError
+	if _, err := RequestKeys(ctx(t), netip.Addr{}, addr, "", keysReq("id-evicted")); !errors.As(err, &se) || se.Code != 403 || !strings.Contains(se.Message, "was evicted") {
+		t.Errorf("refused RequestKeys: %v", err)
+	}
+	replayed := keysReq("id-c2")
+	if _, err := RequestKeys(ctx(t), netip.Addr{}, addr, "", replayed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RequestKeys(ctx(t), netip.Addr{}, addr, "", replayed); !errors.As(err, &se) || se.Code != 401 {
+		t.Errorf("replayed RequestKeys: %v, want 401", err)
+	}
+	other, err := certs.NewToken(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := &certs.SignRequest{NodeID: "id-c3", NodeName: "c3", Role: certs.RoleClient, CSR: certs.KeysRequestCSR}
+	if err := forged.Seal(other.CSRKey(), testIdentity, e.clock.Now(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RequestKeys(ctx(t), netip.Addr{}, addr, "", forged); !errors.As(err, &se) || se.Code != 401 {
+		t.Errorf("RequestKeys with another cluster's token: %v, want 401", err)
+	}
+	signReq, _ := e.request(t, "id-c4", certs.RoleClient, nil)
+	if _, err := RequestKeys(ctx(t), netip.Addr{}, addr, "", signReq); !errors.As(err, &se) || se.Code != 400 || !strings.Contains(se.Message, SignPath) {
+		t.Errorf("a certificate request on the keys route: %v, want 400", err)
+	}
+	body, _ := keysReq("id-c5").Encode()
+	if _, err := do(ctx(t), netip.Addr{}, addr, e.ca.Fingerprint(), "POST", SignPath, body); !errors.As(err, &se) || se.Code != 400 || !strings.Contains(se.Message, KeysPath) {
+		t.Errorf("a keys request on the sign route: %v, want 400", err)
+	}
+	if want := []string{"id-c1", "id-c1", "id-evicted", "id-c2"}; !slices.Equal(asked, want) {
+		t.Errorf("the Keys source was asked for %v, want %v", asked, want)
+	}
+	if _, err := RequestKeys(ctx(t), netip.Addr{}, e.addr, "", keysReq("id-c6")); !errors.As(err, &se) || se.Code != 404 {
+		t.Errorf("RequestKeys of a server without Keys: %v, want 404", err)
+	}
 }

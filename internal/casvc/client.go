@@ -102,6 +102,9 @@ func RequestIssued(ctx context.Context, from netip.Addr, addr, caFingerprint str
 }
 
 func request(ctx context.Context, from netip.Addr, addr, caFingerprint string, req *certs.SignRequest) (certPEM, bundlePEM, admission []byte, err error) {
+	if err := checkFingerprint(caFingerprint); err != nil {
+		return nil, nil, nil, err
+	}
 	body, err := req.Encode()
 	if err != nil {
 		return nil, nil, nil, err
@@ -171,14 +174,39 @@ func dialFrom(from netip.Addr) func(ctx context.Context, network, addr string) (
 	}
 }
 
+// RequestKeys sends a sealed request for the agents' gossip keys (req.CSR
+// is certs.KeysRequestCSR) to the endpoint at addr, from the local address
+// from, and returns the answer's body for the caller to open
+// (gossipkeys.Open), which authenticates it. With caFingerprint the CA is
+// pinned as for Request; without (a node that knows no plan yet) any
+// certificate is taken, and only the answer's own signature says who sent
+// it.
+func RequestKeys(ctx context.Context, from netip.Addr, addr, caFingerprint string, req *certs.SignRequest) ([]byte, error) {
+	if caFingerprint != "" {
+		if err := checkFingerprint(caFingerprint); err != nil {
+			return nil, err
+		}
+	}
+	body, err := req.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return do(ctx, from, addr, caFingerprint, http.MethodPost, KeysPath, body)
+}
+
+func checkFingerprint(fp string) error {
+	if !strings.HasPrefix(fp, "sha256:") {
+		return fmt.Errorf("casvc: CA fingerprint %q does not start with \"sha256:\"", fp)
+	}
+	return nil
+}
+
 // do makes one HTTPS request to addr, from the local address from, with the
-// CA pinned and returns the body of a 200 answer.
+// CA pinned (none when caFingerprint is "") and returns the body of a 200
+// answer.
 func do(ctx context.Context, from netip.Addr, addr, caFingerprint, method, path string, body []byte) ([]byte, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("casvc: CA address %q is not host:port: %w", addr, err)
-	}
-	if !strings.HasPrefix(caFingerprint, "sha256:") {
-		return nil, fmt.Errorf("casvc: CA fingerprint %q does not start with \"sha256:\"", caFingerprint)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -196,6 +224,9 @@ func do(ctx context.Context, from netip.Addr, addr, caFingerprint, method, path 
 		// CA instead of the system roots and a host name.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
+			if caFingerprint == "" {
+				return nil // the answer authenticates itself
+			}
 			err := verifyPinned(addr, caFingerprint, cs.PeerCertificates)
 			pinMu.Lock()
 			pinErr = err

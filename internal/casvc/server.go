@@ -15,9 +15,14 @@
 //	                replay), 403 refused by the authority, 429 rate limited,
 //	                500 internal; all errors are {"error": "..."}
 //	GET  /v1/ca     the CA bundle (PEM); public
+//	POST /v1/gossip-keys  body: certs.SignRequest.Encode whose CSR is
+//	                certs.KeysRequestCSR; 200: the Keys source's answer
+//	                (internal/gossipkeys), other codes as for /v1/sign;
+//	                404 where the server has no Keys source
 package casvc
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -43,7 +48,26 @@ const (
 	SignPath = "/v1/sign"
 	// CAPath serves the CA bundle.
 	CAPath = "/v1/ca"
+	// KeysPath is where nodes POST their requests for the agents' gossip
+	// keys.
+	KeysPath = "/v1/gossip-keys"
 )
+
+// Keys answers the authenticated requests for the agents' gossip keys: it
+// decides whether the node may have them and returns the answer's body,
+// sealed to the node. An error refuses the request (403) and is sent to
+// the node.
+type Keys interface {
+	Keys(req *certs.SignRequest, remote netip.Addr) ([]byte, error)
+}
+
+// KeysFunc adapts a function to Keys.
+type KeysFunc func(req *certs.SignRequest, remote netip.Addr) ([]byte, error)
+
+// Keys calls f(req, remote).
+func (f KeysFunc) Keys(req *certs.SignRequest, remote netip.Addr) ([]byte, error) {
+	return f(req, remote)
+}
 
 // Authority decides what a node may be certified as. The server calls it
 // only for requests that are authenticated by the cluster's token, fresh and
@@ -102,6 +126,13 @@ type Config struct {
 	Verifier *certs.Verifier
 	// Authority decides each node's identity.
 	Authority Authority
+	// Keys answers requests for the agents' gossip keys; without it
+	// KeysPath is not served.
+	Keys Keys
+	// NotSigning, when set, makes SignPath answer 503 with this text: a
+	// server that answers for the keys but does not sign (another server
+	// holds the CA).
+	NotSigning string
 	// Lifetime of issued certificates; certs.DefaultLeafLifetime when 0.
 	Lifetime time.Duration
 	// Now is the clock; time.Now when nil.
@@ -168,6 +199,9 @@ func NewServer(cfg Config) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(SignPath, s.handleSign)
 	mux.HandleFunc(CAPath, s.handleCA)
+	if cfg.Keys != nil {
+		mux.HandleFunc(KeysPath, s.handleKeys)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint; use POST "+SignPath+" or GET "+CAPath)
 	})
@@ -276,6 +310,91 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, errorResponse{Error: msg})
 }
 
+// refuseFunc answers a refused request and counts and logs the refusal.
+type refuseFunc func(code int, reason error, msg string)
+
+// authenticate reads, decodes, authenticates (MAC, signature, freshness,
+// replay) and rate-limits one POST to path. When it reports false it has
+// answered the request already.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, path, what string) (*certs.SignRequest, netip.Addr, refuseFunc, bool) {
+	var req *certs.SignRequest
+	src := peeraddr.Of(r.RemoteAddr)
+	refuse := func(code int, reason error, msg string) {
+		s.refused.Add(1)
+		if ok, suppressed := s.logs.allow(src.String()+" "+reason.Error(), s.cfg.Now()); ok {
+			attrs := []any{"remote", r.RemoteAddr, "status", code, "reason", reason.Error()}
+			if req != nil {
+				attrs = append(attrs, "node", req.NodeName, "node_id", req.NodeID, "role", string(req.Role))
+			}
+			if suppressed > 0 {
+				attrs = append(attrs, "refusals_not_logged", suppressed)
+			}
+			s.log.Warn("casvc: "+what+" refused", attrs...)
+		}
+		if code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RatePerNode.Every.Seconds()+0.999)))
+		}
+		writeError(w, code, msg)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "use POST "+path)
+		return nil, src, refuse, false
+	}
+	if !s.byAddr.allow(src.String(), s.cfg.Now()) {
+		err := fmt.Errorf("casvc: %s sent more than %d requests; at most one every %s", src, s.cfg.RatePerAddr.Burst, s.cfg.RatePerAddr.Every)
+		refuse(http.StatusTooManyRequests, err, err.Error())
+		return nil, src, refuse, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, certs.MaxSignRequestSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			err = fmt.Errorf("casvc: request body is larger than %d bytes", certs.MaxSignRequestSize)
+		} else {
+			err = fmt.Errorf("casvc: reading the request: %w", err)
+		}
+		refuse(http.StatusBadRequest, err, err.Error())
+		return nil, src, refuse, false
+	}
+	if req, err = certs.DecodeSignRequest(body); err != nil {
+		refuse(http.StatusBadRequest, err, err.Error())
+		return nil, src, refuse, false
+	}
+	if err := s.cfg.Verifier.Verify(req); err != nil {
+		refuse(http.StatusUnauthorized, err, err.Error())
+		return nil, src, refuse, false
+	}
+	if !s.limiter.allow(req.NodeID, s.cfg.Now()) {
+		err := fmt.Errorf("casvc: node %q sent more than %d requests; at most one every %s", req.NodeID, s.cfg.RatePerNode.Burst, s.cfg.RatePerNode.Every)
+		refuse(http.StatusTooManyRequests, err, err.Error())
+		return nil, src, refuse, false
+	}
+	return req, src, refuse, true
+}
+
+// handleKeys authenticates, rate-limits and answers one request for the
+// agents' gossip keys.
+func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
+	req, src, refuse, ok := s.authenticate(w, r, KeysPath, "gossip keys request")
+	if !ok {
+		return
+	}
+	if !bytes.Equal(req.CSR, certs.KeysRequestCSR) {
+		err := errors.New("casvc: a certificate request goes to " + SignPath)
+		refuse(http.StatusBadRequest, err, err.Error())
+		return
+	}
+	answer, err := s.cfg.Keys.Keys(req, src)
+	if err != nil {
+		refuse(http.StatusForbidden, err, err.Error())
+		return
+	}
+	s.log.Info("casvc: gossip keys handed over", "node", req.NodeName, "node_id", req.NodeID, "remote", r.RemoteAddr)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(answer)
+}
+
 // handleCA serves the CA bundle.
 func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -289,59 +408,19 @@ func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) {
 
 // handleSign authenticates, rate-limits, authorizes and signs one request.
 func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, "use POST "+SignPath)
-		return
-	}
-	var req *certs.SignRequest
-	src := peeraddr.Of(r.RemoteAddr)
-	refuse := func(code int, reason error, msg string) {
-		s.refused.Add(1)
-		if ok, suppressed := s.logs.allow(src.String()+" "+reason.Error(), s.cfg.Now()); ok {
-			attrs := []any{"remote", r.RemoteAddr, "status", code, "reason", reason.Error()}
-			if req != nil {
-				attrs = append(attrs, "node", req.NodeName, "node_id", req.NodeID, "role", string(req.Role))
-			}
-			if suppressed > 0 {
-				attrs = append(attrs, "refusals_not_logged", suppressed)
-			}
-			s.log.Warn("casvc: certificate request refused", attrs...)
-		}
-		if code == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RatePerNode.Every.Seconds()+0.999)))
-		}
-		writeError(w, code, msg)
-	}
-
-	if !s.byAddr.allow(src.String(), s.cfg.Now()) {
-		err := fmt.Errorf("casvc: %s sent more than %d requests; at most one every %s", src, s.cfg.RatePerAddr.Burst, s.cfg.RatePerAddr.Every)
-		refuse(http.StatusTooManyRequests, err, err.Error())
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, certs.MaxSignRequestSize))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			err = fmt.Errorf("casvc: request body is larger than %d bytes", certs.MaxSignRequestSize)
-		} else {
-			err = fmt.Errorf("casvc: reading the request: %w", err)
-		}
-		refuse(http.StatusBadRequest, err, err.Error())
-		return
-	}
-	if req, err = certs.DecodeSignRequest(body); err != nil {
-		refuse(http.StatusBadRequest, err, err.Error())
-		return
-	}
-	if err := s.cfg.Verifier.Verify(req); err != nil {
-		refuse(http.StatusUnauthorized, err, err.Error())
+	req, src, refuse, ok := s.authenticate(w, r, SignPath, "certificate request")
+	if !ok {
 		return
 	}
 	now := s.cfg.Now()
-	if !s.limiter.allow(req.NodeID, now) {
-		err := fmt.Errorf("casvc: node %q sent more than %d requests; at most one every %s", req.NodeID, s.cfg.RatePerNode.Burst, s.cfg.RatePerNode.Every)
-		refuse(http.StatusTooManyRequests, err, err.Error())
+	if s.cfg.NotSigning != "" {
+		err := errors.New(s.cfg.NotSigning)
+		refuse(http.StatusServiceUnavailable, err, err.Error())
+		return
+	}
+	if bytes.Equal(req.CSR, certs.KeysRequestCSR) {
+		err := errors.New("casvc: a request for the gossip keys goes to " + KeysPath)
+		refuse(http.StatusBadRequest, err, err.Error())
 		return
 	}
 	grant, err := s.cfg.Authority.Authorize(req, src)

@@ -61,6 +61,12 @@ var (
 	ErrBadSignature = errors.New("certs: request is not signed by the identity key it names")
 )
 
+// KeysRequestCSR is the CSR field of a request for the agents' gossip
+// keys instead of a certificate: the request is authenticated like any
+// other (MAC, identity signature, freshness, replay), and the CA endpoint
+// takes it only on its keys route, and a real CSR only on its sign route.
+var KeysRequestCSR = []byte("nomad-bootstrapd gossip keys request")
+
 // SignRequest is a node's request for a certificate, authenticated with an
 // HMAC keyed with the token's CSRKey and signed by the node's identity key.
 // Its JSON form (Encode) is what travels to the CA holder.
