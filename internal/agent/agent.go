@@ -8,6 +8,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +35,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossipkeys"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/identity"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadrun"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
@@ -128,6 +131,15 @@ type Agent struct {
 	keyMu   sync.Mutex              // held while Nomad's gossip keys are rotated or healed (nomadkeys.go)
 	keySeen atomic.Pointer[keySeen] // Nomad's gossip key as this server last read it (nomadkeys.go)
 
+	ringMu            sync.Mutex      // guards ring and meta (gossipkeys.go)
+	ring              gossipkeys.Ring // the agents' gossip keys this node holds
+	meta              gossip.Meta     // what this node announces
+	followMu          sync.Mutex      // held while the ring follows the cluster's rotation
+	agentKeyMu        sync.Mutex      // held while the agents' gossip key is rotated
+	keyKick           chan struct{}   // wakes the gossip key loop
+	lastAgentKeyCheck time.Time       // when the CA holder last checked the rotation's schedule (key loop)
+	gossipRefused     atomic.Bool     // a join was refused: the key may have rotated while this node was away
+
 	mu        sync.Mutex
 	st        status.Tracker // the phase, why the node waits, what degrades it (phase.go)
 	joined    bool
@@ -136,6 +148,7 @@ type Agent struct {
 	warnings  map[string]string
 	ca        *certs.CA            // the CA, on the coordinator and the CA holder
 	caSrv     *casvc.Server        // the CA endpoint, on the CA holder
+	keySrv    *casvc.Server        // the endpoint for the gossip keys only, on the other servers
 	nomadSt   *status.NomadStatus  // the local Nomad agent, once started
 	pipeline  bool                 // the post-commit pipeline runs
 	pipeStop  context.CancelFunc   // stops the pipeline, to restart it with a successor plan
@@ -166,6 +179,7 @@ func New(opts Options) (*Agent, error) {
 		sendq:     make(chan outgoing, sendQueue),
 		warnings:  map[string]string{},
 		downSince: map[string]time.Time{},
+		keyKick:   make(chan struct{}, 1),
 	}
 	a.serverToken, _ = opts.Credential.Server()
 	if a.log == nil {
@@ -235,6 +249,9 @@ func New(opts Options) (*Agent, error) {
 	if err := a.loadClusterState(); err != nil {
 		return nil, err
 	}
+	if a.ring, err = gossipkeys.Load(a.paths.GossipKeysFile(), a.keys.Gossip); err != nil {
+		return nil, err
+	}
 	if cfg.CA.Set() {
 		if _, err := a.operatorCA(); err != nil {
 			return nil, err
@@ -272,19 +289,23 @@ func (a *Agent) Start() error {
 		ID: a.id, Role: a.cfg.Role, Pool: a.cfg.Pool, Zone: a.cfg.Zone,
 		Datacenter: a.cfg.Datacenter, Region: a.cfg.Region, Expect: a.cfg.Expect,
 		CPUCores: a.facts.CPUCores, MemoryMB: a.facts.MemoryMB,
-		Identity: identity.Public(a.idKey),
+		Identity:  identity.Public(a.idKey),
+		KeyNewest: a.ring.Newest(), KeyOldest: a.ring.Oldest(), KeyInUse: a.ring.InUse,
 	}
 	if a.cred.IsServer() {
 		meta.Endorsement = a.serverToken.Endorse(uuid.MustParse(a.id), meta.Identity)
 		a.endorsement = meta.Endorsement
 	}
+	a.meta = meta
+	extra := slices.DeleteFunc(a.ring.All(), func(k []byte) bool { return bytes.Equal(k, a.ring.Primary()) })
 	node, err := gossip.Start(gossip.Config{
 		Name:          a.name,
 		BindAddr:      a.bind,
 		BindPort:      a.cfg.Port,
 		AdvertiseAddr: a.advertise,
 		AdvertisePort: a.cfg.Port,
-		Key:           a.keys.Gossip,
+		Key:           a.ring.Primary(),
+		ExtraKeys:     extra,
 		Label:         a.cred.Client.GossipLabel(),
 		Meta:          meta,
 		Identity:      a.idKey,
@@ -324,9 +345,17 @@ func (a *Agent) Start() error {
 			}
 			a.setJoined()
 		case refused(err, !a.isFresh()) && a.plan == nil:
+			// The token may be right and the cluster's gossip key rotated
+			// since: a server among the seeds hands it over.
+			n, ferr := a.joinWithServersKeys(seeds)
+			if n > 0 {
+				a.setJoined()
+				break
+			}
 			node.Shutdown()
-			return fmt.Errorf("agent: cannot join the cluster: %w", err)
+			return fmt.Errorf("agent: cannot join the cluster: %w (nor did a seed hand over the cluster's gossip key: %v)", err, ferr)
 		case refused(err, true):
+			a.gossipRefused.Store(true)
 			// This node holds the cluster's committed plan, so its token
 			// is right: the seeds' address now answers for something
 			// else. Keep trying them; the operator sees why in status.
@@ -517,6 +546,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	a.bg.Go(func() { a.senders(ctx) })
+	a.bg.Go(func() { a.keyLoop(ctx) })
 	a.proto.MembersChanged(a.now(), a.tr.Members())
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -581,6 +611,7 @@ func (a *Agent) joinLoop(ctx context.Context) {
 		// Another node may have joined this one while the seeds did not
 		// answer: the election's reason is then the one to show.
 		if refused(err, false) {
+			a.gossipRefused.Store(true)
 			a.log.Error("seeds refused this node", "error", err)
 			a.setJoinReason(fmt.Sprintf("seeds refused this node: %v", err))
 		} else {
@@ -699,7 +730,7 @@ func (a *Agent) Status() status.Status {
 	if cs := a.clusterState(); cs != nil {
 		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{},
 			ClientToken:    status.ClientTokenStatus{Generation: cs.ClientToken.Generation, RotatedAt: cs.ClientToken.RotatedAt, PreviousUntil: cs.ClientToken.PreviousUntil},
-			NomadGossipKey: a.nomadKeyStatus(*cs)}
+			NomadGossipKey: a.nomadKeyStatus(*cs), AgentGossipKey: a.agentKeyStatus(*cs, a.plan != nil && a.plan.CAHolder == a.id)}
 		for _, e := range cs.Evicted {
 			s.Cluster.Evicted = append(s.Cluster.Evicted, status.EvictedStatus{Name: e.Name, ID: e.ID, At: e.At})
 		}

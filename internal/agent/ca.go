@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -127,23 +128,18 @@ func aliveIn(members []gossip.Member) map[string]bool {
 	return alive
 }
 
-// serveCA runs the CA endpoint with ca on this node.
+// serveCA runs the CA endpoint with ca on this node, in place of the
+// endpoint that answered for the gossip keys only.
 func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 	a.mu.Lock()
 	a.ca = ca
+	keySrv := a.keySrv
+	a.keySrv = nil
 	a.mu.Unlock()
-	srv, l, err := caholder.Listen(caholder.Endpoint{
-		CA:        ca,
-		Self:      certs.Identity{NodeID: a.id, NodeName: a.name, Region: p.Region, Address: a.advertise},
-		Bind:      a.bind,
-		Port:      p.CAPort,
-		CSRKey:    a.keys.CSR,
-		Authority: casvc.AuthorityFunc(a.authorize),
-		Member:    a.node.IsMemberAddr,
-		Lifetime:  a.cfg.CertLifetime,
-		Now:       a.now,
-		Logger:    a.log.With("component", "ca"),
-	})
+	if keySrv != nil {
+		keySrv.Close()
+	}
+	srv, l, err := a.listenCA(p, ca, "")
 	if err != nil {
 		return err
 	}
@@ -157,6 +153,61 @@ func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 	}()
 	a.log.Info("CA endpoint listening", "address", l.Addr().String(), "fingerprint", p.CAFingerprint)
 	return nil
+}
+
+// maybeServeKeys, on a server of p that holds the escrowed CA but does not
+// sign, runs the endpoint on the CA port for the agents' gossip keys only,
+// so that a node finds the keys at any server, also while the CA holder is
+// down. Certificate requests get 503 there.
+func (a *Agent) maybeServeKeys(ctx context.Context, p plan.Plan) {
+	a.mu.Lock()
+	busy := a.caSrv != nil || a.keySrv != nil
+	a.mu.Unlock()
+	if busy || p.CAHolder == a.id || !p.IsServer(a.id) || !a.cred.IsServer() {
+		return
+	}
+	ca, err := a.escrowedCA(p)
+	if err != nil {
+		return // not yet: the escrow comes from the CA holder
+	}
+	srv, l, err := a.listenCA(p, ca, fmt.Sprintf("this server does not sign certificates; the CA holder %s does", p.CAHolderName()))
+	if err != nil {
+		a.log.Debug("cannot answer for the gossip keys yet", "error", err)
+		return
+	}
+	a.mu.Lock()
+	a.keySrv = srv
+	a.mu.Unlock()
+	go srv.Serve(l)
+	go func() {
+		<-ctx.Done() // the pipeline of p ended
+		srv.Close()
+		a.mu.Lock()
+		if a.keySrv == srv {
+			a.keySrv = nil
+		}
+		a.mu.Unlock()
+	}()
+	a.log.Info("answering for the agents' gossip keys", "address", l.Addr().String())
+}
+
+// listenCA listens on the CA port with ca; notSigning makes it answer for
+// the gossip keys only.
+func (a *Agent) listenCA(p plan.Plan, ca *certs.CA, notSigning string) (*casvc.Server, net.Listener, error) {
+	return caholder.Listen(caholder.Endpoint{
+		CA:         ca,
+		Self:       certs.Identity{NodeID: a.id, NodeName: a.name, Region: p.Region, Address: a.advertise},
+		Bind:       a.bind,
+		Port:       p.CAPort,
+		CSRKey:     a.keys.CSR,
+		Authority:  casvc.AuthorityFunc(a.authorize),
+		Keys:       casvc.KeysFunc(a.answerKeys),
+		Member:     a.node.IsMemberAddr,
+		Lifetime:   a.cfg.CertLifetime,
+		Now:        a.now,
+		Logger:     a.log.With("component", "ca"),
+		NotSigning: notSigning,
+	})
 }
 
 // authorize decides what a requesting node is certified as under the

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"slices"
@@ -190,7 +191,7 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		var se *casvc.StatusError
-		if errors.As(err, &se) {
+		if errors.As(err, &se) && se.Code != http.StatusServiceUnavailable {
 			break // the CA answered and refused: another server would too
 		}
 	}

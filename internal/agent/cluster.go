@@ -141,6 +141,9 @@ func (a *Agent) adoptClusterState(from string, b []byte) bool {
 	if a.node != nil {
 		a.node.SetRefused(a.refuses)
 	}
+	if old == nil || old.st.AgentGossipKey != st.AgentGossipKey {
+		a.kickKeys()
+	}
 	if st.Refuses(a.id, identity.Public(a.idKey)) {
 		e, _ := st.Eviction(a.id)
 		err := a.evictedError(e)
@@ -619,7 +622,7 @@ func (a *Agent) commands() []status.Route {
 			return a.Evict(ctx, req.Node)
 		})},
 		{Pattern: "POST " + KeysRotateRoute, Handler: status.Command(func(ctx context.Context, _ KeysRotateRequest) (KeysAnswer, error) {
-			return a.RotateNomadKey(ctx)
+			return a.RotateKeys(ctx)
 		})},
 		{Pattern: "POST " + RotateRoute, Handler: status.Command(func(ctx context.Context, req RotateRequest) (RotateAnswer, error) {
 			return a.RotateClientToken(ctx, req.Grace, req.Expires)

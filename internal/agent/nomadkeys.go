@@ -134,6 +134,23 @@ type KeysAnswer struct {
 	Resumed bool `json:"resumed"`
 	// Version is the cluster state's that records the generation.
 	Version uint64 `json:"version"`
+	// Agents is the rotation of the agents' own gossip key.
+	Agents AgentKeyAnswer `json:"agents"`
+}
+
+// RotateKeys rotates Nomad's gossip key, then the agents' own.
+func (a *Agent) RotateKeys(ctx context.Context) (KeysAnswer, error) {
+	ans, err := a.RotateNomadKey(ctx)
+	if err != nil {
+		return ans, err
+	}
+	if ans.Agents, err = a.RotateAgentKey(ctx); err != nil {
+		return ans, fmt.Errorf("the gossip key of Nomad is at generation %d; the agents' gossip key: %w", ans.Generation, err)
+	}
+	if st := a.clusterState(); st != nil {
+		ans.Version = st.Version
+	}
+	return ans, nil
 }
 
 // RotateNomadKey rotates Nomad's gossip key on every server, or finishes a

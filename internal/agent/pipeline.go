@@ -152,6 +152,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			p = a.followSuccessor(ctx, p, next)
 		}
 		a.maybeTakeOverCA(ctx, p)
+		a.maybeServeKeys(ctx, p)
 		a.maybeWantCA(p, hash, &wantedCA)
 		var st status.NomadStatus
 		var warns []nomadrun.Warning

@@ -12,10 +12,10 @@ import (
 
 const keysHelp = `Usage: nomad-bootstrapd keys rotate [-json] [-root DIR]
 
-keys rotate replaces the gossip encryption key of the Nomad servers
-(server.encrypt, Nomad's serf keyring) with a new random key, without
-restarting Nomad anywhere. Run it as root on a Nomad server of the cluster,
-where the agent runs.
+keys rotate replaces the two gossip encryption keys of the cluster with new
+random keys, without restarting anything: the Nomad servers' (server.encrypt,
+Nomad's serf keyring), then the agents' own (memberlist). Run it as root on a
+Nomad server of the cluster, where the agent runs.
 
 Through Nomad's own keyring API, as 'nomad operator gossip keyring' does by
 hand, the server
@@ -32,16 +32,24 @@ A server that was down meanwhile is brought up to the new key by its own
 agent when it comes back; a new server is given the keys before its Nomad
 starts.
 
-The CA holder also rotates the key every gossip_key_rotation (30 days by
-default; 0 turns the schedule off). status shows the key's generation and
+The agents' key rolls over the same way, in phases that the cluster state
+records and every node follows: every node gets the new key (servers from a
+Nomad Variable only the management token reads, nomad-bootstrapd/agent-keys,
+the others from the CA endpoint, sealed to their identity key), then every
+node encrypts with it, then every node drops the old one. The server waits
+for every alive member to announce each step (at most a minute each). A node
+that was down meanwhile, or that joins later, gets the key from the CA
+endpoint of its plan, or from port+1 of a -join seed that signs certificates.
+An evicted node, or one holding a client token that was rotated out, gets it
+nowhere and can no longer gossip with the cluster.
+
+The CA holder also rotates both keys every gossip_key_rotation (30 days by
+default; 0 turns the schedule off). status shows each key's generation and
 when it was rotated.
 
-The agents' own gossip (memberlist) key is derived from the join token and
-does not change with this command.
-
-Exit code 0: every Nomad server holds the new key only; 1: refused or failed
-(the reason is printed; run it again to finish); 2: usage, or the agent
-cannot be reached.
+Exit code 0: every Nomad server holds its new key only, and every alive
+member the agents' new key only; 1: refused or failed (the reason is printed;
+run it again to finish); 2: usage, or the agent cannot be reached.
 `
 
 const keysExamples = `  nomad-bootstrapd keys rotate
@@ -57,8 +65,8 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, rest); code >= 0 {
 		return code
 	}
-	// Two waits of Timings.KeyWait at most, and the keyring calls.
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// Two waits of Timings.KeyWait at most for each key, and the calls.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	var ans agent.KeysAnswer
 	if code := callAgent(ctx, paths.New(*f.root), "keys rotate", agent.KeysRotateRoute, agent.KeysRotateRequest{}, &ans, stderr); code >= 0 {
@@ -73,6 +81,11 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 		verb = "Finished the rotation that was cut short:"
 	}
 	fmt.Fprintf(stdout, "%s Nomad's gossip key to generation %d; every Nomad server holds the new key only.\n", verb, ans.Generation)
-	fmt.Fprintf(stdout, "Cluster state version %d records it (rotated %s).\n", ans.Version, ans.RotatedAt.UTC().Format(time.RFC3339))
+	verb = "Rotated"
+	if ans.Agents.Resumed {
+		verb = "Finished the rotation that was cut short:"
+	}
+	fmt.Fprintf(stdout, "%s the agents' gossip key to generation %d; every alive member holds the new key only.\n", verb, ans.Agents.Generation)
+	fmt.Fprintf(stdout, "Cluster state version %d records both (rotated %s).\n", ans.Version, ans.Agents.RotatedAt.UTC().Format(time.RFC3339))
 	return exitOK
 }

@@ -95,23 +95,29 @@ var (
 )
 
 // secretSamples returns the samples of the secret families from s: the
-// client token, Nomad's gossip key and the cluster CA.
+// client token, the agents' and Nomad's gossip keys and the cluster CA.
 func secretSamples(s status.Status, now time.Time) (gen, age, next, rotating []sample) {
 	var c status.ClusterStatus
 	if s.Cluster != nil {
 		c = *s.Cluster
 	}
-	gen = append(gen, one(float64(c.ClientToken.Generation), "client_token"), one(float64(c.NomadGossipKey.Generation), "nomad_gossip_key"))
+	gen = append(gen, one(float64(c.ClientToken.Generation), "client_token"))
 	if !c.ClientToken.RotatedAt.IsZero() {
 		age = append(age, one(now.Sub(c.ClientToken.RotatedAt).Seconds(), "client_token"))
 	}
-	if k := c.NomadGossipKey; !k.RotatedAt.IsZero() {
-		age = append(age, one(now.Sub(k.RotatedAt).Seconds(), "nomad_gossip_key"))
+	for _, key := range []struct {
+		k    status.KeyStatus
+		name string
+	}{{c.AgentGossipKey, "agent_gossip_key"}, {c.NomadGossipKey, "nomad_gossip_key"}} {
+		gen = append(gen, one(float64(key.k.Generation), key.name))
+		if !key.k.RotatedAt.IsZero() {
+			age = append(age, one(now.Sub(key.k.RotatedAt).Seconds(), key.name))
+		}
+		if !key.k.NextRotation.IsZero() {
+			next = append(next, one(key.k.NextRotation.Sub(now).Seconds(), key.name))
+		}
+		rotating = append(rotating, one(boolValue(key.k.Rotating != ""), key.name))
 	}
-	if k := c.NomadGossipKey; !k.NextRotation.IsZero() {
-		next = append(next, one(k.NextRotation.Sub(now).Seconds(), "nomad_gossip_key"))
-	}
-	rotating = append(rotating, one(boolValue(c.NomadGossipKey.Rotating != ""), "nomad_gossip_key"))
 	if s.Certs != nil {
 		for _, f := range s.Certs.Files {
 			if f.Role == "ca" {

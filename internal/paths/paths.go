@@ -52,6 +52,10 @@ func (p Paths) PlanFile() string { return filepath.Join(p.StateDir(), "plan.json
 // node holds.
 func (p Paths) ClusterStateFile() string { return filepath.Join(p.StateDir(), "cluster-state.json") }
 
+// GossipKeysFile is the agents' gossip keyring (0600), once the cluster
+// rotated its key.
+func (p Paths) GossipKeysFile() string { return filepath.Join(p.StateDir(), "gossip-keys.json") }
+
 // VoteFile is where the agent keeps its vote in the agreement protocol.
 func (p Paths) VoteFile() string { return filepath.Join(p.StateDir(), "vote.json") }
 

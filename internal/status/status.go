@@ -38,6 +38,8 @@ type ClusterStatus struct {
 	ClientToken ClientTokenStatus `json:"client_token"`
 	// NomadGossipKey is the generation of Nomad's gossip key.
 	NomadGossipKey KeyStatus `json:"nomad_gossip_key"`
+	// AgentGossipKey is the generation of the agents' own gossip key.
+	AgentGossipKey KeyStatus `json:"agent_gossip_key"`
 }
 
 // KeyStatus is a rotated key's generation: 0 until its first rotation,
@@ -49,7 +51,8 @@ type KeyStatus struct {
 	// the CA holder; zero when no schedule is set or known.
 	NextRotation time.Time `json:"next_rotation,omitzero"`
 	// Rotating is the phase of a rotation under way (install, use), as
-	// this server last read it; "" when none is or on clients.
+	// this node last learnt it; "" when none is (for Nomad's key, on
+	// clients always).
 	Rotating string `json:"rotating,omitempty"`
 }
 

@@ -260,16 +260,20 @@ func secretsTable(s status.Status, now time.Time) *table {
 		state = fmt.Sprintf("generation %d admits for %s more", ct.Generation-1, humanDuration(ct.PreviousUntil.Sub(now)))
 	}
 	t.add(plain("client token"), plain(fmt.Sprint(ct.Generation)), plain(age(ct.RotatedAt)), plain("-"), plain(state))
-	t.add(plain("agents' gossip key"), plain("0"), plain("-"), plain("-"), plain("derived from the join tokens; not rotatable yet"))
-	k, next := c.NomadGossipKey, "-"
-	if !k.NextRotation.IsZero() {
-		next = k.NextRotation.UTC().Format("2006-01-02 15:04")
+	for _, key := range []struct {
+		name string
+		k    status.KeyStatus
+	}{{"agents' gossip key", c.AgentGossipKey}, {"Nomad gossip key", c.NomadGossipKey}} {
+		k, next := key.k, "-"
+		if !k.NextRotation.IsZero() {
+			next = k.NextRotation.UTC().Format("2006-01-02 15:04")
+		}
+		kc := plain("-")
+		if k.Rotating != "" {
+			kc = cell{text: "rotating: " + k.Rotating, color: yellow}
+		}
+		t.add(plain(key.name), plain(fmt.Sprint(k.Generation)), plain(age(k.RotatedAt)), plain(next), kc)
 	}
-	kc := plain("-")
-	if k.Rotating != "" {
-		kc = cell{text: "rotating: " + k.Rotating, color: yellow}
-	}
-	t.add(plain("Nomad gossip key"), plain(fmt.Sprint(k.Generation)), plain(age(k.RotatedAt)), plain(next), kc)
 	if s.Certs != nil {
 		for _, f := range s.Certs.Files {
 			if f.Role == "ca" {

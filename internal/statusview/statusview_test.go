@@ -119,6 +119,7 @@ func cases() map[string]status.Status {
 		Evicted:        []status.EvictedStatus{{Name: "worker-7", ID: "0b6e0c1e-8d6b-4d5a-9a55-0f7c1e0b9d31", At: now.Add(-26 * time.Hour)}},
 		ClientToken:    status.ClientTokenStatus{Generation: 1, RotatedAt: now.Add(-26 * time.Hour), PreviousUntil: now.Add(-25 * time.Hour)},
 		NomadGossipKey: status.KeyStatus{Generation: 2, RotatedAt: now.Add(-72 * time.Hour), NextRotation: now.Add(27 * 24 * time.Hour), Rotating: "install generation 3"},
+		AgentGossipKey: status.KeyStatus{Generation: 4, RotatedAt: now.Add(-48 * time.Hour), NextRotation: now.Add(28 * 24 * time.Hour), Rotating: "use generation 5"},
 	}
 
 	return map[string]status.Status{

@@ -43,7 +43,13 @@ func TestMain(m *testing.M) {
 // run runs the binary to completion (bounded by 30 s).
 func run(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return runWithin(t, 30*time.Second, args...)
+}
+
+// runWithin runs the binary to completion, bounded by d.
+func runWithin(t testing.TB, d time.Duration, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var o, e bytes.Buffer

@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -16,6 +19,9 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossipkeys"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadkeys"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 )
@@ -77,16 +83,22 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	if _, stderr, code := run(t, "keys", "rotate", "-root", client.root); code != 1 || !strings.Contains(stderr, "runs on a Nomad server") {
 		t.Errorf("keys rotate on a client: exit %d, %q", code, stderr)
 	}
+	tok, err := certs.ParseToken(strings.TrimSpace(readFile(t, serverToken)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentKeys := map[string]bool{string(tok.GossipKey()): true}
 	seen, latest := map[string]bool{}, ""
 	for k := range before {
 		seen[k] = true
 	}
 	for gen := uint32(1); gen <= 2; gen++ {
-		out, stderr, code := run(t, "keys", "rotate", "-json", "-root", server.root)
+		out, stderr, code := runWithin(t, 3*time.Minute, "keys", "rotate", "-json", "-root", server.root)
 		var ans agent.KeysAnswer
-		if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != gen {
+		if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != gen || ans.Agents.Generation != gen {
 			t.Fatalf("keys rotate (generation %d): exit %d, %q, %q", gen, code, out, stderr)
 		}
+		agentKeys = checkAgentKeys(t, procs, gen, agentKeys)
 		keys := keyrings()
 		var current string
 		for k, n := range keys {
@@ -199,10 +211,15 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		return "none"
 	}
 	waitFor(t, 120*time.Second, "Nomad to see the stopped server failed", func() bool { return memberStatus(away.addr) == "failed" })
-	out, stderr, code := run(t, "keys", "rotate", "-json", "-root", server.root)
+	out, stderr, code := runWithin(t, 3*time.Minute, "keys", "rotate", "-json", "-root", server.root)
 	var ans agent.KeysAnswer
-	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 5 || ans.Resumed {
-		t.Fatalf("keys rotate with a server down: exit %d, %q, %q", code, out, stderr)
+	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 5 || ans.Resumed || ans.Agents.Generation != 3 {
+		t.Fatalf("keys rotate with a server down: exit %d, %q, %q\n%s", code, out, stderr, server.log.String())
+	}
+	// The server that is away still holds generation 2 of the agents' key
+	// only: it gets the new one from the CA endpoint once it is back.
+	if r, err := gossipkeys.Load(paths.New(away.root).GossipKeysFile(), nil); err != nil || r.InUse != 2 {
+		t.Fatalf("the stopped server's agents' keys: %+v, %v", r.InUse, err)
 	}
 	back := start(t, away.root, away.name, away.args...)
 	back.addr = away.addr
@@ -231,6 +248,26 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	if !logHasLine(back, "this server's Nomad lacked the current gossip key") {
 		t.Errorf("the returning server's agent did not heal its Nomad\n%s", back.log.String())
 	}
+	waitForOr(t, 60*time.Second, "every agent to hold generation 3 of the agents' gossip key alone", func() bool {
+		for _, p := range procs {
+			r, err := gossipkeys.Load(paths.New(p.root).GossipKeysFile(), nil)
+			if err != nil || r.InUse != 3 || len(r.Keys) != 1 {
+				return false
+			}
+		}
+		return true
+	}, explainCluster(t, procs))
+	if !logHasLine(back, "got it from a server") {
+		t.Errorf("the returning server did not get the agents' key from the CA endpoint\n%s", back.log.String())
+	}
+	// The token's key, and every earlier generation, no longer gossips
+	// with the cluster: a node holding one is refused at once.
+	for key := range agentKeys {
+		if n, err := tryJoin(t, prefix+".99", []byte(key), tok.GossipLabel(), server.addr); n > 0 || err == nil {
+			t.Errorf("a node with an old agents' gossip key joined (%d, %v)", n, err)
+		}
+	}
+	checkAgentKeys(t, procs, 3, agentKeys)
 
 	waitForOr(t, 30*time.Second, "every agent to show generation 5 of Nomad's gossip key", func() bool {
 		for _, p := range procs {
@@ -268,6 +305,7 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		})
 	}
 
+	holderName := func() string { st, _ := statusJSON(t, server.root); return st.Plan.CAHolder }()
 	// New servers take the seats of evicted ones. The first is given the
 	// current keys before its Nomad starts. The second has a keyring file
 	// holding a key no server uses: its Nomad cannot join, nor be changed
@@ -282,12 +320,19 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		{servers[1], true, "restarting it with the current keys"},
 	} {
 		name, addr := fmt.Sprintf("node%d", 6+i), fmt.Sprintf("%s.%d", prefix, 6+i)
-		spare := start(t, filepath.Join(dir, name), name, append([]string{"-bind", addr, "-join", server.addr, "-token-file", serverToken, "-settle", "1s"},
+		// The token's key no longer opens the cluster's gossip: the spare
+		// gets the agents' key from its seed's port+1, where every server
+		// answers, the first spare's seed being a server that does not
+		// sign certificates, the second's the CA holder.
+		seed := servers[slices.IndexFunc(servers, func(p *proc) bool { return (p.name == holderName) == (i == 1) && p != tc.evict })]
+		spare := start(t, filepath.Join(dir, name), name, append([]string{"-bind", addr, "-join", seed.addr, "-token-file", serverToken, "-settle", "1s"},
 			realNomadArgs(nomadBin(t), "")(0)...)...)
 		spare.addr = addr
-		waitFor(t, 60*time.Second, "the spare to run", func() bool {
+		waitForOr(t, 90*time.Second, "the spare to run", func() bool {
 			s, _ := statusJSON(t, spare.root)
 			return s.Phase.String() == "running"
+		}, func() {
+			t.Logf("%s log:\n%s\nits seed %s:\n%s", name, spare.log.String(), seed.name, seed.log.String())
 		})
 		if tc.bogus {
 			bogus, _ := json.Marshal([]string{nomadkeys.NewKey()})
@@ -321,8 +366,67 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		if len(keys) != 1 || keys[latest] != len(servers) {
 			t.Errorf("with %s, the servers hold %d keys, the last rotation's on %d", name, len(keys), keys[latest])
 		}
+		if r, err := gossipkeys.Load(paths.New(spare.root).GossipKeysFile(), nil); err != nil || r.InUse != 3 || len(r.Keys) != 1 {
+			t.Errorf("%s holds the agents' keys %+v, %v; want generation 3 alone", name, r, err)
+		}
 		if !strings.Contains(spare.log.String(), tc.logged) {
 			t.Errorf("%s's agent did not log %q\n%s", name, tc.logged, spare.log.String())
 		}
 	}
+}
+
+// checkAgentKeys checks that every agent holds generation gen of the
+// agents' gossip key alone, in a 0600 file, the same key everywhere and
+// none seen before, and that its status shows the generation; it returns
+// seen with the new key added.
+func checkAgentKeys(t *testing.T, procs []*proc, gen uint32, seen map[string]bool) map[string]bool {
+	t.Helper()
+	var key []byte
+	for _, p := range procs {
+		path := paths.New(p.root).GossipKeysFile()
+		r, err := gossipkeys.Load(path, nil)
+		if err != nil || r.InUse != gen || len(r.Keys) != 1 {
+			t.Errorf("%s holds the agents' keys %v (in use %d), %v; want generation %d alone", p.name, len(r.Keys), r.InUse, err, gen)
+			continue
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %s is not 0600 (%v)", p.name, path, err)
+		}
+		if key == nil {
+			key = r.Primary()
+		} else if !bytes.Equal(key, r.Primary()) {
+			t.Errorf("%s holds another key of generation %d", p.name, gen)
+		}
+		if st, _ := statusJSON(t, p.root); st.Cluster == nil || st.Cluster.AgentGossipKey.Generation != gen {
+			t.Errorf("%s's status does not show generation %d of the agents' key", p.name, gen)
+		}
+		if strings.Contains(p.log.String(), base64.StdEncoding.EncodeToString(r.Primary())) {
+			t.Errorf("%s logged the agents' gossip key", p.name)
+		}
+	}
+	if seen[string(key)] {
+		t.Errorf("generation %d of the agents' gossip key is one seen before", gen)
+	}
+	seen[string(key)] = true
+	return seen
+}
+
+// tryJoin starts a gossip node on addr with key and label, joins seed and
+// returns what the join did.
+func tryJoin(t *testing.T, addr string, key []byte, label, seed string) (int, error) {
+	t.Helper()
+	_, idKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := gossip.Start(gossip.Config{
+		Name: "old-key", BindAddr: addr, Key: key, Label: label,
+		Meta:     gossip.Meta{ID: "8f7e6d5c-0000-4000-8000-0000000000aa", Role: "client", Region: "global", Identity: idKey.Public().(ed25519.PublicKey)},
+		Identity: idKey, Handler: nopHandler{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown()
+	return n.Join([]string{seed})
 }
