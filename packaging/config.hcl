@@ -100,9 +100,9 @@ token_file = "/etc/nomad-bootstrapd/token"
 # certificate keeps working; half of it is how long the CA may be out.
 # cert_lifetime = "24h"
 
-# How often the CA holder rotates Nomad's gossip key (server.encrypt) through
-# Nomad's keyring API, without restarting a server; 0 rotates it only on
-# command (nomad-bootstrapd keys rotate).
+# How often the CA holder rotates the gossip keys, Nomad's (server.encrypt,
+# through Nomad's keyring API) and the agents' own, without restarting
+# anything; 0 rotates them only on command (nomad-bootstrapd keys rotate).
 # gossip_key_rotation = "720h"
 
 # How long the CA holder must be down before the next live server signs

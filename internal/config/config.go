@@ -113,7 +113,7 @@ const DefaultMetricsAddr = "127.0.0.1:4652"
 // 27 minutes after issue rather than in a loop.
 const MinCertLifetime = time.Hour
 
-// DefaultGossipKeyRotation is how often Nomad's gossip key is rotated
+// DefaultGossipKeyRotation is how often the gossip keys are rotated
 // unless gossip_key_rotation says otherwise.
 const DefaultGossipKeyRotation = 30 * 24 * time.Hour
 

@@ -137,7 +137,7 @@ var fields = []Field{
 		Usage: "lifetime of the certificates the CA issues, at least 1h; renewed at half its lifetime",
 		ptr:   func(c *Config) any { return &c.CertLifetime }},
 	{Key: "gossip_key_rotation", Flag: "gossip-key-rotation",
-		Usage: "how often Nomad's gossip key is rotated, at least 1h; 0 only on command (keys rotate)",
+		Usage: "how often the gossip keys (Nomad's and the agents') are rotated, at least 1h; 0 only on command (keys rotate)",
 		ptr:   func(c *Config) any { return &c.GossipKeyRotation }},
 	{Key: "metrics_addr", Flag: "metrics-addr",
 		Usage: "`host:port` of the agent's Prometheus endpoint; empty turns it off",
