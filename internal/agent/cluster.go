@@ -603,6 +603,10 @@ type RotateRequest struct {
 // KeysRotateRoute is the control socket's route of keys rotate.
 const KeysRotateRoute = "/v1/keys/rotate"
 
+// KeysRotateTimeout bounds keys rotate on the agent: two waits of
+// Timings.KeyWait for Nomad's key, three for the agents', and the calls.
+const KeysRotateTimeout = 6 * time.Minute
+
 // KeysRotateRequest is what keys rotate sends to the agent: nothing yet.
 type KeysRotateRequest struct{}
 
@@ -621,7 +625,7 @@ func (a *Agent) commands() []status.Route {
 		{Pattern: "POST " + EvictRoute, Handler: status.Command(func(ctx context.Context, req EvictRequest) (EvictAnswer, error) {
 			return a.Evict(ctx, req.Node)
 		})},
-		{Pattern: "POST " + KeysRotateRoute, Handler: status.Command(func(ctx context.Context, _ KeysRotateRequest) (KeysAnswer, error) {
+		{Pattern: "POST " + KeysRotateRoute, Handler: status.CommandWithin(KeysRotateTimeout, func(ctx context.Context, _ KeysRotateRequest) (KeysAnswer, error) {
 			return a.RotateKeys(ctx)
 		})},
 		{Pattern: "POST " + RotateRoute, Handler: status.Command(func(ctx context.Context, req RotateRequest) (RotateAnswer, error) {

@@ -66,15 +66,20 @@ const commandTimeout = time.Minute
 // Command returns the handler of a command on the control socket: it
 // decodes the JSON request (at most 4 KiB), runs do with it, and answers
 // with the JSON of its answer, or with its error as text and 409, which
-// Call returns as a *CallError.
+// Call returns as a *CallError. do gets a minute.
 func Command[Req, Ans any](do func(context.Context, Req) (Ans, error)) http.Handler {
+	return CommandWithin(commandTimeout, do)
+}
+
+// CommandWithin is Command for a command that may take up to d.
+func CommandWithin[Req, Ans any](d time.Duration, do func(context.Context, Req) (Ans, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req Req
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
 			http.Error(w, "malformed request: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		ans, err := do(ctx, req)
 		if err != nil {
