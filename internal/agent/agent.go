@@ -135,10 +135,12 @@ type Agent struct {
 	ring              gossipkeys.Ring // the agents' gossip keys this node holds
 	meta              gossip.Meta     // what this node announces
 	followMu          sync.Mutex      // held while the ring follows the cluster's rotation
+	follow            followBackoff   // guarded by followMu
 	agentKeyMu        sync.Mutex      // held while the agents' gossip key is rotated
 	keyKick           chan struct{}   // wakes the gossip key loop
 	lastAgentKeyCheck time.Time       // when the CA holder last checked the rotation's schedule (key loop)
 	gossipRefused     atomic.Bool     // a join was refused: the key may have rotated while this node was away
+	agentKeyDue       atomic.Bool     // Nomad's key rotated on schedule: the agents' follows (gossipkeys.go)
 
 	mu        sync.Mutex
 	st        status.Tracker // the phase, why the node waits, what degrades it (phase.go)
@@ -731,6 +733,10 @@ func (a *Agent) Status() status.Status {
 		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{},
 			ClientToken:    status.ClientTokenStatus{Generation: cs.ClientToken.Generation, RotatedAt: cs.ClientToken.RotatedAt, PreviousUntil: cs.ClientToken.PreviousUntil},
 			NomadGossipKey: a.nomadKeyStatus(*cs), AgentGossipKey: a.agentKeyStatus(*cs, a.plan != nil && a.plan.CAHolder == a.id)}
+		if s.Cluster.AgentGossipKey.Generation == 0 {
+			// The token's key rotates with Nomad's first scheduled rotation.
+			s.Cluster.AgentGossipKey.NextRotation = s.Cluster.NomadGossipKey.NextRotation
+		}
 		for _, e := range cs.Evicted {
 			s.Cluster.Evicted = append(s.Cluster.Evicted, status.EvictedStatus{Name: e.Name, ID: e.ID, At: e.At})
 		}

@@ -157,8 +157,18 @@ func (a *Agent) followAgentKey(ctx context.Context) {
 	r := a.currentRing()
 	next, ok := r.Follow(k)
 	if !ok {
+		// Asked every keyLoopEvery at first, then less often: a node the
+		// servers refuse does not keep knocking.
+		if k.Generation != a.follow.gen {
+			a.follow = followBackoff{gen: k.Generation}
+		}
+		if a.now().Before(a.follow.next) {
+			return
+		}
 		got, from, err := a.getKeys(ctx)
 		if err != nil {
+			a.follow.wait = min(max(2*a.follow.wait, keyLoopEvery), aloneFetchMax)
+			a.follow.next = a.now().Add(a.follow.wait)
 			a.warn("gossip-key", fmt.Sprintf("this node lacks generation %d of the agents' gossip key and cannot get it yet: %v", k.Generation, err))
 			return
 		}
@@ -173,6 +183,14 @@ func (a *Agent) followAgentKey(ctx context.Context) {
 		return
 	}
 	a.clearWarning("gossip-key")
+}
+
+// followBackoff spaces out the requests of a node that lacks the key of
+// generation gen.
+type followBackoff struct {
+	gen  uint32
+	wait time.Duration
+	next time.Time
 }
 
 // getKeys returns the ring of the cluster: on a server from Nomad's
@@ -288,7 +306,7 @@ func (a *Agent) askWhenAlone(ctx context.Context) {
 	got, from, err := a.fetchKeys(ctx, p)
 	if err != nil {
 		a.log.Debug("alone: no server handed over the gossip keys", "error", err)
-		if len(a.keySources(p)) == 0 || p == nil {
+		if p == nil && a.gossipRefused.Load() {
 			a.setJoinReason("the seeds refused this node; if the cluster rotated its gossip key (keys rotate), name a server that signs certificates (the CA holder) in -join, so that this node can get the key")
 		}
 		return
@@ -371,6 +389,10 @@ type AgentKeyAnswer struct {
 	RotatedAt  time.Time `json:"rotated_at"`
 	// Resumed is true when a rotation cut short was finished instead.
 	Resumed bool `json:"resumed"`
+	// LeftOut are the alive members that did not get the new key: the
+	// servers refused it to them (evicted, or holding a client token
+	// rotated out), or they could not reach one yet.
+	LeftOut []string `json:"left_out,omitempty"`
 }
 
 // RotateAgentKey rotates the agents' gossip key, or finishes a rotation
@@ -445,8 +467,14 @@ func (a *Agent) rotateAgentKey(ctx context.Context, p plan.Plan, resumeOnly bool
 	} else {
 		a.log.Warn("finishing a rotation of the agents' gossip key that was cut short", "generation", k.Generation, "phase", k.Phase)
 	}
+	// A member that has not taken a step within Timings.KeyWait does not
+	// hold the rotation up: one that the servers refuse the key (evicted,
+	// or holding a client token rotated out) never will, and is to be cut
+	// off; one that could not reach a server gets the key when it finds
+	// itself alone and asks again.
+	has := func(m gossip.Meta) bool { return m.KeyNewest >= k.Generation }
 	if k.Phase == clusterstate.KeyInstall {
-		if err := a.waitMembers(ctx, k.Generation, "hold", func(m gossip.Meta) bool { return m.KeyNewest >= k.Generation }); err != nil {
+		if err := a.waitMembers(ctx, has); err != nil {
 			return AgentKeyAnswer{}, err
 		}
 		k.Phase = clusterstate.KeyUse
@@ -454,15 +482,25 @@ func (a *Agent) rotateAgentKey(ctx context.Context, p plan.Plan, resumeOnly bool
 			return AgentKeyAnswer{}, err
 		}
 	}
-	if err := a.waitMembers(ctx, k.Generation, "encrypt with", func(m gossip.Meta) bool { return m.KeyInUse >= k.Generation }); err != nil {
+	if err := a.waitMembers(ctx, func(m gossip.Meta) bool { return !has(m) || m.KeyInUse >= k.Generation }); err != nil {
 		return AgentKeyAnswer{}, err
 	}
 	k.Phase, k.RotatedAt = clusterstate.KeyDone, a.now().UTC()
 	if err := a.recordAgentKey(ctx, vars, k); err != nil {
 		return AgentKeyAnswer{}, err
 	}
-	if err := a.waitMembers(ctx, k.Generation, "hold only", func(m gossip.Meta) bool { return m.KeyOldest >= k.Generation }); err != nil {
+	if err := a.waitMembers(ctx, func(m gossip.Meta) bool { return !has(m) || m.KeyOldest >= k.Generation }); err != nil {
 		return AgentKeyAnswer{}, err
+	}
+	var leftOut []string
+	for _, m := range a.tr.Members() {
+		if m.State == gossip.StateAlive && m.MetaErr == nil && !has(m.Meta) {
+			leftOut = append(leftOut, m.Name)
+		}
+	}
+	slices.Sort(leftOut)
+	if len(leftOut) > 0 {
+		a.log.Warn("members without the agents' new gossip key no longer gossip with the cluster until they get it", "generation", k.Generation, "members", strings.Join(leftOut, ","))
 	}
 	// The servers' copy keeps the key in use and the one before.
 	if r, ok := a.currentRing().Follow(k); ok {
@@ -473,7 +511,7 @@ func (a *Agent) rotateAgentKey(ctx context.Context, p plan.Plan, resumeOnly bool
 		cancel()
 	}
 	a.log.Info("rotated the agents' gossip key", "generation", k.Generation)
-	return AgentKeyAnswer{Generation: k.Generation, RotatedAt: k.RotatedAt, Resumed: resumed}, nil
+	return AgentKeyAnswer{Generation: k.Generation, RotatedAt: k.RotatedAt, Resumed: resumed, LeftOut: leftOut}, nil
 }
 
 // recordAgentKey records k in the cluster state and sends it to every
@@ -494,24 +532,20 @@ func (a *Agent) recordAgentKey(ctx context.Context, vars clusterstate.Vars, k cl
 	return nil
 }
 
-// waitMembers waits up to Timings.KeyWait until every alive member's meta
-// satisfies ok, and names the members that do not.
-func (a *Agent) waitMembers(ctx context.Context, gen uint32, what string, ok func(gossip.Meta) bool) error {
+// waitMembers waits until every alive member's meta satisfies ok, at most
+// Timings.KeyWait; only the end of ctx is an error.
+func (a *Agent) waitMembers(ctx context.Context, ok func(gossip.Meta) bool) error {
 	deadline := a.now().Add(a.tm.KeyWait)
 	for {
-		var behind []string
+		done := true
 		for _, m := range a.tr.Members() {
 			if m.State == gossip.StateAlive && m.MetaErr == nil && !ok(m.Meta) {
-				behind = append(behind, m.Name)
+				done = false
+				break
 			}
 		}
-		if len(behind) == 0 {
+		if done || !a.now().Before(deadline) {
 			return nil
-		}
-		if !a.now().Before(deadline) {
-			slices.Sort(behind)
-			return fmt.Errorf("after %s, %s do not %s generation %d of the agents' gossip key (a node that cannot reach the CA endpoint does not get it); run keys rotate again to finish the rotation, or evict a node that is gone for good",
-				a.tm.KeyWait, strings.Join(behind, ", "), what, gen)
 		}
 		select {
 		case <-ctx.Done():
@@ -521,9 +555,11 @@ func (a *Agent) waitMembers(ctx context.Context, gen uint32, what string, ok fun
 	}
 }
 
-// scheduleAgentKey, on the CA holder every Timings.ClusterSync, records
-// generation 0 once (the schedule counts from then), finishes a rotation
-// cut short and rotates when gossip_key_rotation has passed.
+// scheduleAgentKey, on the CA holder every Timings.ClusterSync, finishes a
+// rotation cut short, and rotates when gossip_key_rotation has passed since
+// the last rotation or, while the key is still the token's, when Nomad's
+// key rotated on schedule (syncNomadKeys sets agentKeyDue): both keys keep
+// one schedule.
 func (a *Agent) scheduleAgentKey(ctx context.Context) {
 	if a.now().Sub(a.lastAgentKeyCheck) < a.tm.ClusterSync {
 		return
@@ -534,33 +570,29 @@ func (a *Agent) scheduleAgentKey(ctx context.Context) {
 	}
 	a.lastAgentKeyCheck = a.now()
 	st := a.clusterState()
-	if st == nil || !a.agentKeyMu.TryLock() {
+	if st == nil {
+		st = &clusterstate.State{}
+	}
+	if !a.agentKeyMu.TryLock() {
 		return
 	}
 	defer a.agentKeyMu.Unlock()
 	k := st.AgentGossipKey
+	every := a.cfg.GossipKeyRotation
 	switch {
-	case k == clusterstate.AgentKey{}:
-		vars, closeVars, err := a.nomadVars(p)
-		if err != nil {
-			return
-		}
-		defer closeVars()
-		if err := a.recordAgentKey(ctx, vars, clusterstate.AgentKey{Phase: clusterstate.KeyDone, RotatedAt: a.now().UTC()}); err != nil {
-			a.log.Debug("recording the agents' gossip key", "error", err)
-		}
-		return
-	case k.Phase != clusterstate.KeyDone:
+	case k.Generation > 0 && k.Phase != clusterstate.KeyDone:
 		_, err := a.rotateAgentKey(ctx, p, true)
 		if err != nil {
 			a.log.Warn("finishing a rotation of the agents' gossip key; retrying at the next check", "error", err)
 		}
 		return
-	case a.cfg.GossipKeyRotation > 0 && a.now().Sub(k.RotatedAt) >= a.cfg.GossipKeyRotation:
-		a.log.Info("rotating the agents' gossip key on schedule", "generation", k.Generation, "in_use_since", k.RotatedAt, "gossip_key_rotation", a.cfg.GossipKeyRotation)
+	case every > 0 && (a.agentKeyDue.Load() || (k.Generation > 0 && a.now().Sub(k.RotatedAt) >= every)):
+		a.log.Info("rotating the agents' gossip key on schedule", "generation", k.Generation, "in_use_since", k.RotatedAt, "gossip_key_rotation", every)
 		if _, err := a.rotateAgentKey(ctx, p, false); err != nil {
 			a.log.Warn("rotating the agents' gossip key; retrying at the next check", "error", err)
+			return
 		}
+		a.agentKeyDue.Store(false)
 	}
 }
 

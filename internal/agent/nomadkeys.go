@@ -228,6 +228,7 @@ func (a *Agent) syncNomadKeys(ctx context.Context, p plan.Plan) {
 	every := a.cfg.GossipKeyRotation
 	a.seeKeys(k, holder)
 	var rotate func(context.Context) (nomadkeys.Keys, error)
+	scheduled := false
 	switch nomadkeys.Due(k, now, every, holder, recorded) {
 	case nomadkeys.Resume:
 		a.log.Warn("finishing a rotation of Nomad's gossip key that was cut short", "generation", k.Generation, "phase", k.Phase)
@@ -237,6 +238,7 @@ func (a *Agent) syncNomadKeys(ctx context.Context, p plan.Plan) {
 			a.log.Warn("Nomad no longer holds the gossip keys its servers use (a deleted Variable, an older snapshot); rotating to a new key", "held", k.Generation, "recorded", recorded)
 		} else {
 			a.log.Info("rotating Nomad's gossip key on schedule", "generation", k.Generation, "in_use_since", k.RotatedAt, "gossip_key_rotation", every)
+			scheduled = true
 		}
 		rotate = a.rotation(kr, vars).Run
 	}
@@ -247,6 +249,10 @@ func (a *Agent) syncNomadKeys(ctx context.Context, p plan.Plan) {
 		}
 		a.log.Info("rotated Nomad's gossip key", "generation", k.Generation)
 		a.seeKeys(k, holder)
+		if scheduled {
+			a.agentKeyDue.Store(true) // the agents' key keeps the same schedule
+			a.kickKeys()
+		}
 	}
 	if held := a.clusterState(); k.Phase == nomadkeys.PhaseDone && (held == nil || held.NomadGossipKey.Generation < k.Generation) {
 		if _, err := a.recordKeyGeneration(ctx, vars, k); err != nil {

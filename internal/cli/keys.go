@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
@@ -47,9 +48,16 @@ The CA holder also rotates both keys every gossip_key_rotation (30 days by
 default; 0 turns the schedule off). status shows each key's generation and
 when it was rotated.
 
+The server waits for each phase until every alive member took it, or a
+minute: a member that did not get the key by then (the servers refuse it to
+an evicted machine and to one holding a client token rotated out) is left
+out, named on stderr, and can no longer gossip with the cluster; a machine
+that could not reach a server gets the key when it asks again.
+
 Exit code 0: every Nomad server holds its new key only, and every alive
-member the agents' new key only; 1: refused or failed (the reason is printed;
-run it again to finish); 2: usage, or the agent cannot be reached.
+member that got the agents' new key holds it only; 1: refused or failed (the
+reason is printed; run it again to finish); 2: usage, or the agent cannot be
+reached.
 `
 
 const keysExamples = `  nomad-bootstrapd keys rotate
@@ -65,8 +73,8 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, rest); code >= 0 {
 		return code
 	}
-	// Two waits of Timings.KeyWait at most for each key, and the calls.
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	// The agent's own bound, and a margin.
+	ctx, cancel := context.WithTimeout(context.Background(), agent.KeysRotateTimeout+30*time.Second)
 	defer cancel()
 	var ans agent.KeysAnswer
 	if code := callAgent(ctx, paths.New(*f.root), "keys rotate", agent.KeysRotateRoute, agent.KeysRotateRequest{}, &ans, stderr); code >= 0 {
@@ -85,7 +93,11 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	if ans.Agents.Resumed {
 		verb = "Finished the rotation that was cut short:"
 	}
-	fmt.Fprintf(stdout, "%s the agents' gossip key to generation %d; every alive member holds the new key only.\n", verb, ans.Agents.Generation)
+	fmt.Fprintf(stdout, "%s the agents' gossip key to generation %d; every alive member that got it holds the new key only.\n", verb, ans.Agents.Generation)
+	if n := len(ans.Agents.LeftOut); n > 0 {
+		fmt.Fprintf(stderr, "%d members did not get the new key and no longer gossip with the cluster: %s. A machine the servers refuse (evicted, or holding a client token rotated out) never will; one that could not reach a server gets the key when it asks again.\n",
+			n, strings.Join(ans.Agents.LeftOut, ", "))
+	}
 	fmt.Fprintf(stdout, "Cluster state version %d records both (rotated %s).\n", ans.Version, ans.Agents.RotatedAt.UTC().Format(time.RFC3339))
 	return exitOK
 }
