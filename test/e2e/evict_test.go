@@ -159,6 +159,19 @@ func TestEviction(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 403 || !strings.Contains(se.Message, "evicted") {
 		t.Errorf("a request signed with the evicted key: %v; want 403, evicted", err)
 	}
+	// Nor the agents' gossip key, from any server, with its admission or
+	// its token: every server answers for the key on the CA port.
+	for _, p := range procs {
+		if !slices.Contains(plan.Servers, p.name) {
+			continue
+		}
+		for _, adm := range [][]byte{readAdmission(t, victim.root), ct.Admission()} {
+			_, err := requestGossipKeys(ct, "127.22.5.20", net.JoinHostPort(p.addr, "4651"), plan.CAFingerprint, victimID, victim.name, victimKey, adm)
+			if !errors.As(err, &se) || se.Code != 403 || !strings.Contains(se.Message, "evicted") {
+				t.Errorf("%s: a request for the gossip keys signed with the evicted key: %v; want 403, evicted", p.name, err)
+			}
+		}
+	}
 	// The certificates it holds expire within a day.
 	for _, f := range []string{"client.pem"} {
 		cert, err := certs.ParseCertPEM([]byte(readFile(t, paths.New(victim.root).NomadTLSDir()+"/"+f)))
@@ -251,6 +264,28 @@ func readFile(t *testing.T, path string) string {
 // pollLeaderOf polls server's Nomad for its leader, as TestAdversary does.
 func pollLeaderOf(t *testing.T, server *proc) func() leaderPolls {
 	return target{procs: []*proc{server}}.pollLeader(t)
+}
+
+// readAdmission returns the admission the CA gave the node under root.
+func readAdmission(t *testing.T, root string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(paths.New(root).AdmissionFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// requestGossipKeys asks the endpoint at addr for the agents' gossip keys
+// as the node id called name, from addr, signed by key, showing adm.
+func requestGossipKeys(ct certs.ClientToken, from, addr, fingerprint, id, name string, key ed25519.PrivateKey, adm []byte) ([]byte, error) {
+	r := &certs.SignRequest{NodeID: id, NodeName: name, Role: certs.RoleClient, CSR: certs.KeysRequestCSR, Admission: adm}
+	if err := r.Seal(ct.CSRKey(), key, time.Now(), rand.Reader); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return casvc.RequestKeys(ctx, netip.MustParseAddr(from), addr, fingerprint, r)
 }
 
 // requestClientCert asks the plan's CA holder for a client certificate as

@@ -31,8 +31,11 @@ import (
 // server's keyring (Nomad's API and its keyring file) holds the new key
 // only; no Nomad process was restarted (same PIDs); Nomad's leader was
 // never lost (polled every 250 ms). The CA holder rotates on schedule
-// once the last rotation is older than gossip_key_rotation, and at once
-// when Nomad lost the keys (the Variable deleted). A fifth rotation runs
+// once the last rotation is older than gossip_key_rotation, the agents'
+// key with it, and Nomad's key at once when Nomad lost the keys (the
+// Variable deleted). keys rotate rotates the agents' key too: afterwards
+// every agent holds the new key alone, and the token's key and every
+// earlier generation are refused by gossip. A fifth rotation runs
 // with a server down; when it comes back its agent brings its Nomad up to the new key
 // and it rejoins. Every agent's status shows the generation, and no
 // client-token node holds a key. A new server that takes an evicted
@@ -163,6 +166,17 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		return false
 	})
 
+	// The agents' key keeps the same schedule: it follows.
+	waitForOr(t, 90*time.Second, "the CA holder to rotate the agents' gossip key with Nomad's scheduled rotation", func() bool {
+		for _, p := range procs {
+			if r, err := gossipkeys.Load(paths.New(p.root).GossipKeysFile(), nil); err != nil || r.InUse != 3 || len(r.Keys) != 1 {
+				return false
+			}
+		}
+		return true
+	}, explainCluster(t, procs))
+	agentKeys = checkAgentKeys(t, procs, 3, agentKeys)
+
 	// Nomad loses the keys (a deleted Variable, as after an older
 	// snapshot): the CA holder rotates to a key it knows, after the
 	// generation the cluster state records.
@@ -213,12 +227,13 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	waitFor(t, 120*time.Second, "Nomad to see the stopped server failed", func() bool { return memberStatus(away.addr) == "failed" })
 	out, stderr, code := runWithin(t, 3*time.Minute, "keys", "rotate", "-json", "-root", server.root)
 	var ans agent.KeysAnswer
-	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 5 || ans.Resumed || ans.Agents.Generation != 3 {
+	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 5 || ans.Resumed || ans.Agents.Generation != 4 {
 		t.Fatalf("keys rotate with a server down: exit %d, %q, %q\n%s", code, out, stderr, server.log.String())
 	}
-	// The server that is away still holds generation 2 of the agents' key
-	// only: it gets the new one from the CA endpoint once it is back.
-	if r, err := gossipkeys.Load(paths.New(away.root).GossipKeysFile(), nil); err != nil || r.InUse != 2 {
+	// The server that is away still holds generation 3 of the agents' key
+	// (rotated on schedule with Nomad's) only: it gets the new one from the
+	// CA port of a server once it is back.
+	if r, err := gossipkeys.Load(paths.New(away.root).GossipKeysFile(), nil); err != nil || r.InUse != 3 {
 		t.Fatalf("the stopped server's agents' keys: %+v, %v", r.InUse, err)
 	}
 	back := start(t, away.root, away.name, away.args...)
@@ -248,10 +263,10 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 	if !logHasLine(back, "this server's Nomad lacked the current gossip key") {
 		t.Errorf("the returning server's agent did not heal its Nomad\n%s", back.log.String())
 	}
-	waitForOr(t, 60*time.Second, "every agent to hold generation 3 of the agents' gossip key alone", func() bool {
+	waitForOr(t, 60*time.Second, "every agent to hold generation 4 of the agents' gossip key alone", func() bool {
 		for _, p := range procs {
 			r, err := gossipkeys.Load(paths.New(p.root).GossipKeysFile(), nil)
-			if err != nil || r.InUse != 3 || len(r.Keys) != 1 {
+			if err != nil || r.InUse != 4 || len(r.Keys) != 1 {
 				return false
 			}
 		}
@@ -267,7 +282,7 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 			t.Errorf("a node with an old agents' gossip key joined (%d, %v)", n, err)
 		}
 	}
-	checkAgentKeys(t, procs, 3, agentKeys)
+	checkAgentKeys(t, procs, 4, agentKeys)
 
 	waitForOr(t, 30*time.Second, "every agent to show generation 5 of Nomad's gossip key", func() bool {
 		for _, p := range procs {
@@ -305,7 +320,6 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		})
 	}
 
-	holderName := func() string { st, _ := statusJSON(t, server.root); return st.Plan.CAHolder }()
 	// New servers take the seats of evicted ones. The first is given the
 	// current keys before its Nomad starts. The second has a keyring file
 	// holding a key no server uses: its Nomad cannot join, nor be changed
@@ -324,7 +338,14 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		// gets the agents' key from its seed's port+1, where every server
 		// answers, the first spare's seed being a server that does not
 		// sign certificates, the second's the CA holder.
-		seed := servers[slices.IndexFunc(servers, func(p *proc) bool { return (p.name == holderName) == (i == 1) && p != tc.evict })]
+		st, _ := statusJSON(t, server.root)
+		seed := server
+		for _, p := range servers {
+			if p != tc.evict && (p.name == st.Plan.CAHolder) == (i == 1) {
+				seed = p
+				break
+			}
+		}
 		spare := start(t, filepath.Join(dir, name), name, append([]string{"-bind", addr, "-join", seed.addr, "-token-file", serverToken, "-settle", "1s"},
 			realNomadArgs(nomadBin(t), "")(0)...)...)
 		spare.addr = addr
@@ -366,8 +387,8 @@ func TestNomadGossipKeyRotation(t *testing.T) {
 		if len(keys) != 1 || keys[latest] != len(servers) {
 			t.Errorf("with %s, the servers hold %d keys, the last rotation's on %d", name, len(keys), keys[latest])
 		}
-		if r, err := gossipkeys.Load(paths.New(spare.root).GossipKeysFile(), nil); err != nil || r.InUse != 3 || len(r.Keys) != 1 {
-			t.Errorf("%s holds the agents' keys %+v, %v; want generation 3 alone", name, r, err)
+		if r, err := gossipkeys.Load(paths.New(spare.root).GossipKeysFile(), nil); err != nil || r.InUse != 4 || len(r.Keys) != 1 {
+			t.Errorf("%s holds the agents' keys %+v, %v; want generation 4 alone", name, r, err)
 		}
 		if !strings.Contains(spare.log.String(), tc.logged) {
 			t.Errorf("%s's agent did not log %q\n%s", name, tc.logged, spare.log.String())

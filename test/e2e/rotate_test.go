@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossipkeys"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 )
 
@@ -15,8 +18,10 @@ import (
 // real Nomad: token rotate -client on a server prints a new client token;
 // after the grace, a machine with the old one is refused by the CA with a
 // message that says so; a machine with the new one joins and runs a
-// healthy Nomad client; a node admitted with the old one renews its
-// certificate; Nomad's leader is never lost.
+// healthy Nomad client; keys rotate then leaves the machine with the old
+// token out of the agents' new gossip key, and it drops out of gossip; a
+// node admitted with the old one renews its certificate; Nomad's leader is
+// never lost.
 func TestClientTokenRotation(t *testing.T) {
 	const prefix = "127.22.6"
 	bin, dir := nomadBin(t), t.TempDir()
@@ -67,6 +72,34 @@ func TestClientTokenRotation(t *testing.T) {
 	}, explainCluster(t, []*proc{stale, fresh}))
 	if s, _ := statusJSON(t, stale.root); s.Certs != nil {
 		t.Errorf("the machine with the old client token holds certificates: %+v", s.Certs)
+	}
+
+	// Rotating the gossip keys cuts it off: the servers refuse it the
+	// agents' new key, and it no longer gossips with the cluster.
+	out, stderr, code = runWithin(t, 3*time.Minute, "keys", "rotate", "-json", "-root", server.root)
+	var ans agent.KeysAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Agents.Generation != 1 || !slices.Equal(ans.Agents.LeftOut, []string{stale.name}) {
+		t.Fatalf("keys rotate: exit %d, %q, %q", code, out, stderr)
+	}
+	if !strings.Contains(stale.log.String(), "cannot get it yet") {
+		t.Errorf("the machine with the old client token did not log why it lacks the key\n%s", stale.log.String())
+	}
+	if r, err := gossipkeys.Load(paths.New(stale.root).GossipKeysFile(), nil); err != nil || r.Newest() != 0 {
+		t.Errorf("the machine with the old client token holds generation %d of the agents' key (%v)", r.Newest(), err)
+	}
+	waitForOr(t, 60*time.Second, "the servers to see the machine with the old client token gone from gossip", func() bool {
+		s, _ := statusJSON(t, server.root)
+		for _, m := range s.Members {
+			if m.Name == stale.name {
+				return m.Status != "alive"
+			}
+		}
+		return true
+	}, explainCluster(t, []*proc{server, stale}))
+	for _, p := range []*proc{server, fresh, admitted} {
+		if r, err := gossipkeys.Load(paths.New(p.root).GossipKeysFile(), nil); err != nil || r.InUse != 1 || len(r.Keys) != 1 {
+			t.Errorf("%s does not hold generation 1 of the agents' key alone (%v)", p.name, err)
+		}
 	}
 
 	// A node admitted with the old token renews with its admission.
