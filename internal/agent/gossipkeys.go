@@ -403,12 +403,8 @@ func (a *Agent) RotateAgentKey(ctx context.Context) (AgentKeyAnswer, error) {
 	if err != nil {
 		return AgentKeyAnswer{}, err
 	}
-	for !a.agentKeyMu.TryLock() {
-		select {
-		case <-ctx.Done():
-			return AgentKeyAnswer{}, errors.New("this server is rotating the agents' gossip key already; wait for it to finish")
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := lockWithin(ctx, &a.agentKeyMu, "this server is rotating the agents' gossip key already; wait for it to finish"); err != nil {
+		return AgentKeyAnswer{}, err
 	}
 	defer a.agentKeyMu.Unlock()
 	return a.rotateAgentKey(ctx, p, false)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
@@ -163,12 +164,8 @@ func (a *Agent) RotateNomadKey(ctx context.Context) (KeysAnswer, error) {
 	}
 	// The checks of syncNomadKeys and healNomadKeys take seconds; another
 	// keys rotate on this server, minutes.
-	for !a.keyMu.TryLock() {
-		select {
-		case <-ctx.Done():
-			return KeysAnswer{}, errors.New("this server is rotating Nomad's gossip key already; wait for it to finish")
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := lockWithin(ctx, &a.keyMu, "this server is rotating Nomad's gossip key already; wait for it to finish"); err != nil {
+		return KeysAnswer{}, err
 	}
 	defer a.keyMu.Unlock()
 	kr, vars, closeAPI, err := a.nomadKeyAPI(p, a.advertise)
@@ -195,6 +192,19 @@ func (a *Agent) RotateNomadKey(ctx context.Context) (KeysAnswer, error) {
 	a.log.Info("rotated Nomad's gossip key", "generation", k.Generation, "version", st.Version)
 	resumed := before.Phase != nomadkeys.PhaseDone && before.Generation == k.Generation
 	return KeysAnswer{Generation: k.Generation, RotatedAt: k.RotatedAt, Resumed: resumed, Version: st.Version}, nil
+}
+
+// lockWithin locks mu, which a rotation holds for minutes and a check for
+// seconds, or fails with busy once ctx ends.
+func lockWithin(ctx context.Context, mu *sync.Mutex, busy string) error {
+	for !mu.TryLock() {
+		select {
+		case <-ctx.Done():
+			return errors.New(busy)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // syncNomadKeys, on a server whose ACLs are set up, records generation 0
