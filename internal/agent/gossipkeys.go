@@ -237,7 +237,7 @@ type keySource struct {
 
 // keySources returns where to ask for the keys: the CA endpoints of p's
 // servers (the CA holder first), pinned; without a plan, port+1 of the
-// seeds, where a server that signs certificates answers.
+// seeds, where every server answers.
 func (a *Agent) keySources(p *plan.Plan) []keySource {
 	var out []keySource
 	if p != nil {
@@ -307,7 +307,7 @@ func (a *Agent) askWhenAlone(ctx context.Context) {
 	if err != nil {
 		a.log.Debug("alone: no server handed over the gossip keys", "error", err)
 		if p == nil && a.gossipRefused.Load() {
-			a.setJoinReason("the seeds refused this node; if the cluster rotated its gossip key (keys rotate), name a server that signs certificates (the CA holder) in -join, so that this node can get the key")
+			a.setJoinReason("the seeds refused this node; if the cluster rotated its gossip key (keys rotate), name a Nomad server of the cluster in -join, so that this node can get the key")
 		}
 		return
 	}

@@ -36,11 +36,12 @@ starts.
 The agents' key rolls over the same way, in phases that the cluster state
 records and every node follows: every node gets the new key (servers from a
 Nomad Variable only the management token reads, nomad-bootstrapd/agent-keys,
-the others from the CA endpoint, sealed to their identity key), then every
-node encrypts with it, then every node drops the old one. The server waits
-for every alive member to announce each step (at most a minute each). A node
-that was down meanwhile, or that joins later, gets the key from the CA
-endpoint of its plan, or from port+1 of a -join seed that signs certificates.
+the others from a server's CA port, 4651, where every server answers, sealed
+to their identity key), then every node encrypts with it, then every node
+drops the old one. The server waits for every alive member to announce each
+step (at most a minute each). A node that was down meanwhile, or that joins
+later, gets the key from the servers of its plan, or from port+1 of a -join
+seed that is a server.
 An evicted node, or one holding a client token that was rotated out, gets it
 nowhere and can no longer gossip with the cluster.
 
