@@ -303,7 +303,7 @@ func (a *Agent) askWhenAlone(ctx context.Context) {
 	a.mu.Lock()
 	p := a.plan
 	a.mu.Unlock()
-	got, from, err := a.fetchKeys(ctx, p)
+	changed, from, err := a.takeClusterKeys(ctx, p)
 	if err != nil {
 		a.log.Debug("alone: no server handed over the gossip keys", "error", err)
 		if p == nil && a.gossipRefused.Load() {
@@ -311,17 +311,11 @@ func (a *Agent) askWhenAlone(ctx context.Context) {
 		}
 		return
 	}
-	r := a.currentRing()
-	next := r.Adopt(got)
-	if next.Equal(r) {
+	if !changed {
 		return
 	}
-	if err := a.setRing(next); err != nil {
-		a.log.Warn("cannot take the cluster's gossip keys", "from", from, "error", err)
-		return
-	}
-	a.log.Info("this node was alone and lacked the cluster's gossip key; got it from a server", "from", from, "generation", next.InUse)
-	var seeds []string
+	a.log.Info("this node was alone and lacked the cluster's gossip key; got it from a server", "from", from, "generation", a.currentRing().InUse)
+	seeds := a.seeds()
 	if p != nil {
 		for _, s := range p.Servers {
 			if s.ID != a.id {
@@ -329,7 +323,7 @@ func (a *Agent) askWhenAlone(ctx context.Context) {
 			}
 		}
 	}
-	if n, err := a.node.Join(append(a.seeds(), seeds...)); n > 0 {
+	if n, err := a.node.Join(seeds); n > 0 {
 		a.log.Info("joined the cluster with its current gossip key")
 		if !a.isJoined() {
 			a.setJoined()
@@ -345,25 +339,37 @@ func (a *Agent) askWhenAlone(ctx context.Context) {
 func (a *Agent) joinWithServersKeys(seeds []string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	got, from, err := a.fetchKeys(ctx, nil)
+	_, from, err := a.takeClusterKeys(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
-	// The keys came from a server of the cluster: this node is joining
-	// it, and keeps its identity from now on.
-	if err := a.persistIdentity(); err != nil {
-		return 0, err
-	}
-	r := a.currentRing().Adopt(got)
-	if err := a.setRing(r); err != nil {
-		return 0, err
-	}
-	a.log.Info("the seeds refused the token's gossip key; joining with the cluster's current key", "from", from, "generation", r.InUse)
+	a.log.Info("the seeds refused the token's gossip key; joining with the cluster's current key", "from", from, "generation", a.currentRing().InUse)
 	n, err := a.node.Join(seeds)
 	if n == 0 {
 		return 0, fmt.Errorf("joining with the key %s handed over: %w", from, err)
 	}
 	return n, nil
+}
+
+// takeClusterKeys asks the servers of p (the seeds without p) for the
+// cluster's keys and takes them (gossipkeys.Ring.Adopt); it reports
+// whether this node's ring changed and which server answered.
+func (a *Agent) takeClusterKeys(ctx context.Context, p *plan.Plan) (bool, string, error) {
+	got, from, err := a.fetchKeys(ctx, p)
+	if err != nil {
+		return false, "", err
+	}
+	r := a.currentRing()
+	next := r.Adopt(got)
+	if next.Equal(r) {
+		return false, from, nil
+	}
+	// The keys came from a server of the cluster: a new node is joining
+	// it, and keeps its identity from now on.
+	if err := a.persistIdentity(); err != nil {
+		return false, from, err
+	}
+	return true, from, a.setRing(next)
 }
 
 // answerKeys hands this server's ring, sealed to the requester, to a node
