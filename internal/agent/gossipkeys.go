@@ -136,12 +136,7 @@ func (a *Agent) alone() bool {
 	if len(a.cfg.Join) == 0 && (p == nil || len(p.Servers) < 2) {
 		return false
 	}
-	for _, m := range a.tr.Members() {
-		if m.Name != a.name && m.State == gossip.StateAlive {
-			return false
-		}
-	}
-	return true
+	return a.node.NumAlive() <= 1 // itself; a count, every keyLoopEvery on every node
 }
 
 // followAgentKey brings this node's ring to the phase of the rotation the
