@@ -213,13 +213,20 @@ func (a *Agent) listenCA(p plan.Plan, ca *certs.CA, notSigning string) (*casvc.S
 // authorize decides what a requesting node is certified as under the
 // committed plan (caholder.Authorize).
 func (a *Agent) authorize(req *certs.SignRequest, remote netip.Addr) (casvc.Grant, error) {
+	p, tr := a.caTrust()
+	return caholder.Authorize(p, a.tr.Members(), req, remote, tr)
+}
+
+// caTrust returns the committed plan and what the CA endpoint checks
+// requests against besides it, for certificates and for the gossip keys.
+func (a *Agent) caTrust() (*plan.Plan, caholder.Trust) {
 	a.mu.Lock()
 	p := a.plan
 	a.mu.Unlock()
-	return caholder.Authorize(p, a.tr.Members(), req, remote, caholder.Trust{
+	return p, caholder.Trust{
 		Server: a.serverToken, Eligible: a.endorsed.eligible, BehindNAT: a.cfg.BehindNAT, Now: a.now(),
 		Evicted: a.clusterState().Refuses, Clients: a.clientPolicy(),
-	})
+	}
 }
 
 // sealEscrow returns the escrow of ca and the management token sealed to

@@ -370,14 +370,8 @@ func (a *Agent) takeClusterKeys(ctx context.Context, p *plan.Plan) (bool, string
 // answerKeys hands this server's ring, sealed to the requester, to a node
 // that may have it (caholder.AuthorizeKeys): the CA endpoint's Keys.
 func (a *Agent) answerKeys(req *certs.SignRequest, remote netip.Addr) ([]byte, error) {
-	a.mu.Lock()
-	p := a.plan
-	a.mu.Unlock()
-	err := caholder.AuthorizeKeys(p, a.tr.Members(), req, remote, caholder.Trust{
-		Server: a.serverToken, Eligible: a.endorsed.eligible, BehindNAT: a.cfg.BehindNAT, Now: a.now(),
-		Evicted: a.clusterState().Refuses, Clients: a.clientPolicy(),
-	})
-	if err != nil {
+	p, tr := a.caTrust()
+	if err := caholder.AuthorizeKeys(p, a.tr.Members(), req, remote, tr); err != nil {
 		return nil, err
 	}
 	return gossipkeys.Seal(a.currentRing(), req.Identity, req.Nonce, a.id, a.idKey, a.endorsement)
