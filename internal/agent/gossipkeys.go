@@ -473,6 +473,10 @@ func (a *Agent) rotateAgentKey(ctx context.Context, p plan.Plan, resumeOnly bool
 			return AgentKeyAnswer{}, err
 		}
 	}
+	// Who lacks the key is told now, while every member still holds the
+	// old one: once the old key is removed, a member without the new one
+	// soon shows as failed rather than alive.
+	missing := a.membersWithout(has)
 	if err := a.waitMembers(ctx, func(m gossip.Meta) bool { return !has(m) || m.KeyInUse >= k.Generation }); err != nil {
 		return AgentKeyAnswer{}, err
 	}
@@ -483,13 +487,17 @@ func (a *Agent) rotateAgentKey(ctx context.Context, p plan.Plan, resumeOnly bool
 	if err := a.waitMembers(ctx, func(m gossip.Meta) bool { return !has(m) || m.KeyOldest >= k.Generation }); err != nil {
 		return AgentKeyAnswer{}, err
 	}
-	var leftOut []string
+	// Left out: whoever lacked the key at the switch and has not got it
+	// since, and any alive member still without it.
+	got := map[string]bool{}
 	for _, m := range a.tr.Members() {
-		if m.State == gossip.StateAlive && m.MetaErr == nil && !has(m.Meta) {
-			leftOut = append(leftOut, m.Name)
+		if m.MetaErr == nil && has(m.Meta) {
+			got[m.Name] = true
 		}
 	}
+	leftOut := slices.DeleteFunc(append(missing, a.membersWithout(has)...), func(n string) bool { return got[n] })
 	slices.Sort(leftOut)
+	leftOut = slices.Compact(leftOut)
 	if len(leftOut) > 0 {
 		a.log.Warn("members without the agents' new gossip key no longer gossip with the cluster until they get it", "generation", k.Generation, "members", strings.Join(leftOut, ","))
 	}
@@ -523,19 +531,23 @@ func (a *Agent) recordAgentKey(ctx context.Context, vars clusterstate.Vars, k cl
 	return nil
 }
 
+// membersWithout names the alive members whose meta does not satisfy ok.
+func (a *Agent) membersWithout(ok func(gossip.Meta) bool) []string {
+	var names []string
+	for _, m := range a.tr.Members() {
+		if m.State == gossip.StateAlive && m.MetaErr == nil && !ok(m.Meta) {
+			names = append(names, m.Name)
+		}
+	}
+	return names
+}
+
 // waitMembers waits until every alive member's meta satisfies ok, at most
 // Timings.KeyWait; only the end of ctx is an error.
 func (a *Agent) waitMembers(ctx context.Context, ok func(gossip.Meta) bool) error {
 	deadline := a.now().Add(a.tm.KeyWait)
 	for {
-		done := true
-		for _, m := range a.tr.Members() {
-			if m.State == gossip.StateAlive && m.MetaErr == nil && !ok(m.Meta) {
-				done = false
-				break
-			}
-		}
-		if done || !a.now().Before(deadline) {
+		if len(a.membersWithout(ok)) == 0 || !a.now().Before(deadline) {
 			return nil
 		}
 		select {
