@@ -14,7 +14,7 @@ type delegate struct{ n *Node }
 var _ memberlist.Delegate = delegate{}
 
 // NodeMeta returns the encoded Meta; its size is checked at Start and in
-// UpdateMeta, and at most about 450 bytes (MetaMaxSize is 512).
+// UpdateMeta, and at most 480 bytes (MetaMaxSize is 512).
 func (d delegate) NodeMeta(limit int) []byte {
 	b := d.n.metaBytes()
 	if len(b) > limit {

@@ -55,6 +55,11 @@ type Meta struct {
 	// agents' gossip key this node holds, and KeyInUse the one it encrypts
 	// with; all 0 until the key was first rotated (internal/gossipkeys).
 	KeyNewest, KeyOldest, KeyInUse uint32
+	// CANewest and CAOldest are the newest and oldest generations of the
+	// cluster CA that this node's CA bundle holds, and CAIssued the
+	// generation that issued every certificate this node holds; all 0
+	// until the CA is first rotated.
+	CANewest, CAOldest, CAIssued uint32
 }
 
 // MaxNameLen is the longest node name, pool, zone, datacenter or region.

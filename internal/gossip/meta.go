@@ -32,11 +32,18 @@ var validRoles = map[string]bool{"auto": true, "server": true, "client": true}
 //	Role, Pool, Zone, Datacenter, Region: uvarint length + UTF-8 bytes
 //	Expect, CPUCores, MemoryMB: uvarints
 //	Identity, Endorsement: uvarint length + bytes
-//	KeyNewest, KeyOldest, KeyInUse: uvarints, only when one is not 0
+//	KeyNewest, KeyOldest, KeyInUse: uvarints, only when one of these or
+//	  of the CA generations is not 0
+//	CANewest, CAOldest, CAIssued: uvarints, only when one is not 0
 //
 // Identity is empty or 32 bytes, Endorsement empty or 64. The key
-// generations are left out while both are 0, so that a node whose agents'
-// gossip key never rotated announces what earlier agents read. It fails when ID is not a UUID in canonical text form, when a string is
+// generations are left out while all are 0, so that a node whose agents'
+// gossip key never rotated announces what earlier agents read; likewise the
+// CA generations while all are 0. The key generations are written, even as
+// 0s, before CA generations that are not. The result is at most 480 bytes,
+// within memberlist's MetaMaxSize of 512.
+//
+// It fails when ID is not a UUID in canonical text form, when a string is
 // longer than MaxNameLen bytes, not UTF-8 or holds control characters, when
 // Role is not auto, server or client, or when a number is out of bounds.
 func (m Meta) Encode() ([]byte, error) {
@@ -70,10 +77,19 @@ func (m Meta) Encode() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(*f.v)))
 		b = append(b, *f.v...)
 	}
-	if m.KeyNewest != 0 || m.KeyOldest != 0 || m.KeyInUse != 0 {
-		b = binary.AppendUvarint(b, uint64(m.KeyNewest))
-		b = binary.AppendUvarint(b, uint64(m.KeyOldest))
-		b = binary.AppendUvarint(b, uint64(m.KeyInUse))
+	// A group of generations is written when it or a later one is not all
+	// 0, so that each group keeps its place.
+	groups := m.generationGroups()
+	n := 0
+	for i, g := range groups {
+		if !g.zero() {
+			n = i + 1
+		}
+	}
+	for _, g := range groups[:n] {
+		for _, v := range g.v {
+			b = binary.AppendUvarint(b, uint64(*v))
+		}
 	}
 	return b, nil
 }
@@ -139,11 +155,19 @@ func DecodeMeta(b []byte) (Meta, error) {
 		}
 		b = b[l:]
 	}
-	if len(b) > 0 {
-		var err error
-		if m.KeyNewest, m.KeyOldest, m.KeyInUse, b, err = readKeyGenerations(b); err != nil {
+	groups := m.generationGroups()
+	n := 0
+	for _, g := range groups {
+		if len(b) == 0 {
+			break
+		}
+		if b, err = g.read(b); err != nil {
 			return Meta{}, err
 		}
+		n++
+	}
+	if n > 0 && groups[n-1].zero() {
+		return Meta{}, fmt.Errorf("gossip: meta: %s generations 0 are left out, not encoded", groups[n-1].what)
 	}
 	if len(b) != 0 {
 		return Meta{}, fmt.Errorf("gossip: meta: %d trailing bytes", len(b))
@@ -151,24 +175,44 @@ func DecodeMeta(b []byte) (Meta, error) {
 	return m, nil
 }
 
-// readKeyGenerations reads the three key generations that end an encoded
-// Meta; all 0 is not the canonical form, which leaves them out.
-func readKeyGenerations(b []byte) (newest, oldest, inUse uint32, rest []byte, err error) {
-	var gens [3]uint32
-	for i, name := range []string{"newest key generation", "oldest key generation", "key generation in use"} {
+// generationGroup is a group of three generations that may end an encoded
+// Meta, each a uvarint of at most math.MaxUint32.
+type generationGroup struct {
+	what  string // what the generations are of, for errors
+	names [3]string
+	v     [3]*uint32
+}
+
+// generationGroups returns m's groups of generations in the order they are
+// encoded.
+func (m *Meta) generationGroups() []generationGroup {
+	return []generationGroup{
+		{"key", [3]string{"newest key generation", "oldest key generation", "key generation in use"},
+			[3]*uint32{&m.KeyNewest, &m.KeyOldest, &m.KeyInUse}},
+		{"CA", [3]string{"newest CA generation", "oldest CA generation", "CA generation that issued the certificates"},
+			[3]*uint32{&m.CANewest, &m.CAOldest, &m.CAIssued}},
+	}
+}
+
+// zero reports whether all of g's generations are 0.
+func (g generationGroup) zero() bool {
+	return *g.v[0] == 0 && *g.v[1] == 0 && *g.v[2] == 0
+}
+
+// read reads g's three generations from the start of b and returns the rest
+// of b.
+func (g generationGroup) read(b []byte) ([]byte, error) {
+	for i, name := range g.names {
 		v, n, err := readUvarint(b)
 		if err != nil {
-			return 0, 0, 0, nil, fmt.Errorf("gossip: meta: %s: %w", name, err)
+			return nil, fmt.Errorf("gossip: meta: %s: %w", name, err)
 		}
 		if v > math.MaxUint32 {
-			return 0, 0, 0, nil, fmt.Errorf("gossip: meta: %s %d is outside 0..%d", name, v, uint32(math.MaxUint32))
+			return nil, fmt.Errorf("gossip: meta: %s %d is outside 0..%d", name, v, uint32(math.MaxUint32))
 		}
-		gens[i], b = uint32(v), b[n:]
+		*g.v[i], b = uint32(v), b[n:]
 	}
-	if gens == [3]uint32{} {
-		return 0, 0, 0, nil, errors.New("gossip: meta: key generations 0 are left out, not encoded")
-	}
-	return gens[0], gens[1], gens[2], b, nil
+	return b, nil
 }
 
 type stringField struct {

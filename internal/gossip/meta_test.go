@@ -39,6 +39,17 @@ func TestMetaRoundTrip(t *testing.T) {
 		{"client", Meta{ID: testID, Role: "client", Pool: "batch"}},
 		{"key generations", func() Meta { m := fullMeta(); m.KeyNewest, m.KeyOldest, m.KeyInUse = 7, 5, 6; return m }()},
 		{"largest key generations", Meta{ID: testID, Role: "auto", KeyNewest: math.MaxUint32, KeyOldest: math.MaxUint32, KeyInUse: math.MaxUint32}},
+		{"CA generations only", func() Meta { m := fullMeta(); m.CANewest, m.CAOldest, m.CAIssued = 3, 2, 3; return m }()},
+		{"CA issued only", Meta{ID: testID, Role: "auto", CAIssued: 1}},
+		{"key and CA generations", func() Meta {
+			m := fullMeta()
+			m.KeyNewest, m.KeyOldest, m.KeyInUse = 7, 5, 6
+			m.CANewest, m.CAOldest, m.CAIssued = 4, 3, 4
+			return m
+		}()},
+		{"largest generations", Meta{ID: testID, Role: "auto",
+			KeyNewest: math.MaxUint32, KeyOldest: math.MaxUint32, KeyInUse: math.MaxUint32,
+			CANewest: math.MaxUint32, CAOldest: math.MaxUint32, CAIssued: math.MaxUint32}},
 		{"bounds", Meta{ID: testID, Role: "auto", Pool: long, Zone: long, Datacenter: long, Region: long,
 			Expect: maxExpect, CPUCores: maxCPUCores, MemoryMB: maxMemoryMB}},
 	}
@@ -54,6 +65,42 @@ func TestMetaRoundTrip(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.meta, got); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestMetaGenerationsEncoding checks which groups of generations Encode
+// writes after the byte fields.
+func TestMetaGenerationsEncoding(t *testing.T) {
+	base, err := fullMeta().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(*Meta)
+		want []byte // what follows the byte fields
+	}{
+		{"none", func(*Meta) {}, nil},
+		{"key", func(m *Meta) { m.KeyNewest, m.KeyOldest, m.KeyInUse = 2, 1, 2 }, []byte{2, 1, 2}},
+		{"CA", func(m *Meta) { m.CANewest, m.CAOldest, m.CAIssued = 3, 1, 2 }, []byte{0, 0, 0, 3, 1, 2}},
+		{"CA oldest", func(m *Meta) { m.CAOldest = 1 }, []byte{0, 0, 0, 0, 1, 0}},
+		{"both", func(m *Meta) {
+			m.KeyNewest, m.KeyOldest, m.KeyInUse = 2, 1, 2
+			m.CANewest, m.CAOldest, m.CAIssued = 300, 299, 300
+		}, []byte{2, 1, 2, 0xac, 0x02, 0xab, 0x02, 0xac, 0x02}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := fullMeta()
+			tt.edit(&m)
+			b, err := m.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(b, base) || !bytes.Equal(b[len(base):], tt.want) {
+				t.Errorf("Encode ends with %x, want %x", b[min(len(base), len(b)):], tt.want)
 			}
 		})
 	}
@@ -125,7 +172,16 @@ func TestDecodeMetaErrors(t *testing.T) {
 		{"two key generations", append(bytes.Clone(good), 1, 0), "key generation in use: truncated"},
 		{"key generations 0", append(bytes.Clone(good), 0, 0, 0), "left out"},
 		{"key generation too big", append(bytes.Clone(good), 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0), "outside 0..4294967295"},
-		{"trailing", append(bytes.Clone(good), 1, 1, 1, 0), "1 trailing bytes"},
+		{"one CA generation", append(bytes.Clone(good), 1, 1, 1, 1), "oldest CA generation: truncated"},
+		{"two CA generations", append(bytes.Clone(good), 0, 0, 0, 1, 0), "CA generation that issued the certificates: truncated"},
+		{"CA generations 0", append(bytes.Clone(good), 1, 1, 1, 0, 0, 0), "CA generations 0 are left out"},
+		{"key and CA generations 0", append(bytes.Clone(good), 0, 0, 0, 0, 0, 0), "CA generations 0 are left out"},
+		{"CA generation too big", append(bytes.Clone(good), 0, 0, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 1), "oldest CA generation 4294967296 is outside 0..4294967295"},
+		{"CA generation overflow", append(append(bytes.Clone(good), 0, 0, 0), bytes.Repeat([]byte{0xff}, 11)...), "newest CA generation: number overflows"},
+		{"CA generation not shortest", append(bytes.Clone(good), 0, 0, 0, 0x81, 0x00, 1, 1), "newest CA generation: number not in shortest form"},
+		{"trailing", append(bytes.Clone(good), 1, 1, 1, 0, 0, 1, 0), "1 trailing bytes"},
+		{"trailing after key and CA", append(bytes.Clone(good), 1, 1, 1, 2, 2, 2, 0), "1 trailing bytes"},
+		{"trailing after CA", append(bytes.Clone(good), 0, 0, 0, 2, 1, 2, 7, 7), "2 trailing bytes"},
 		{"bad UTF-8", edit(func(b []byte) []byte { b[18] = 0xff; return b }), "not valid UTF-8"},
 	}
 	for _, tt := range tests {
@@ -174,6 +230,7 @@ func TestMetaMaxSize(t *testing.T) {
 		Expect: maxExpect, CPUCores: maxCPUCores, MemoryMB: maxMemoryMB,
 		Identity: make([]byte, 32), Endorsement: make([]byte, 64),
 		KeyNewest: math.MaxUint32, KeyOldest: math.MaxUint32, KeyInUse: math.MaxUint32,
+		CANewest: math.MaxUint32, CAOldest: math.MaxUint32, CAIssued: math.MaxUint32,
 	}
 	b, err := m.Encode()
 	if err != nil {
@@ -181,6 +238,9 @@ func TestMetaMaxSize(t *testing.T) {
 	}
 	// The role is the only string not at MaxNameLen; count it as if it were.
 	size := len(b) + MaxNameLen - len(m.Role)
+	if size != 480 {
+		t.Errorf("largest meta is %d bytes, want the 480 that Encode documents", size)
+	}
 	if size > memberlist.MetaMaxSize {
 		t.Errorf("largest meta is %d bytes, memberlist allows %d", size, memberlist.MetaMaxSize)
 	}
@@ -188,7 +248,13 @@ func TestMetaMaxSize(t *testing.T) {
 }
 
 func FuzzDecodeMeta(f *testing.F) {
-	for _, m := range []Meta{fullMeta(), {ID: testID, Role: "auto"}, {ID: testID, Role: "client", KeyNewest: 2, KeyOldest: 1, KeyInUse: 1}} {
+	for _, m := range []Meta{
+		fullMeta(),
+		{ID: testID, Role: "auto"},
+		{ID: testID, Role: "client", KeyNewest: 2, KeyOldest: 1, KeyInUse: 1},
+		{ID: testID, Role: "client", CANewest: 2, CAOldest: 1, CAIssued: 2},
+		{ID: testID, Role: "server", KeyNewest: 3, KeyOldest: 2, KeyInUse: 3, CANewest: 2, CAOldest: 2, CAIssued: 1},
+	} {
 		b, err := m.Encode()
 		if err != nil {
 			f.Fatal(err)
@@ -197,6 +263,14 @@ func FuzzDecodeMeta(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{1})
+	// Not canonical: all-0 groups and bytes after the CA generations.
+	minimal, err := Meta{ID: testID, Role: "auto"}.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, tail := range [][]byte{{0, 0, 0, 0, 0, 0}, {1, 1, 1, 0, 0, 0}, {0, 0, 0, 1, 1, 1, 1}} {
+		f.Add(append(bytes.Clone(minimal), tail...))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMeta(b)
 		if err != nil {
