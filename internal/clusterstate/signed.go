@@ -8,8 +8,9 @@ import (
 	"fmt"
 )
 
-// MaxSignedSize bounds what Decode accepts: MaxEvicted evictions and the
-// signature fit within it, and it leaves room for a plan in one gossip
+// MaxSignedSize bounds what Decode accepts: MaxEvicted evictions, a CA
+// record with two bundles of MaxCABundleSize and the signature fit within
+// it (about 30 KiB at most), and it leaves room for a plan in one gossip
 // message or push/pull state (agree.MaxClusterState).
 const MaxSignedSize = 32 << 10
 

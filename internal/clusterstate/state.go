@@ -1,10 +1,11 @@
 // Package clusterstate is what a cluster decides after its bootstrap, as one
-// versioned document: for now the nodes it evicted. Nomad's servers keep
-// the document in a Nomad Variable of this tool's, written with
-// check-and-set (store.go), so that two servers changing it at once cannot
-// lose either change; every node receives it over gossip, signed by a
-// server-token holder (signed.go), since most nodes cannot read Nomad's
-// Variables. A node keeps the highest version it verified.
+// versioned document: the nodes it evicted, and where the rotations of its
+// keys and of its CA (ca.go) stand. Nomad's servers keep the document in a
+// Nomad Variable of this tool's, written with check-and-set (store.go), so
+// that two servers changing it at once cannot lose either change; every
+// node receives it over gossip, signed by a server-token holder
+// (signed.go), since most nodes cannot read Nomad's Variables. A node keeps
+// the highest version it verified.
 package clusterstate
 
 import (
@@ -42,6 +43,16 @@ type State struct {
 	// AgentGossipKey is the rotation of the agents' own gossip key
 	// (internal/gossipkeys): every node follows its phase.
 	AgentGossipKey AgentKey `json:"agent_gossip_key,omitzero"`
+	// CA is the rotation of the cluster CA (ca.go): which CAs every node
+	// trusts, and which one signs. The zero value is the plan's CA.
+	CA CA `json:"ca,omitzero"`
+}
+
+// clone returns s sharing no backing array with it, for a method to change.
+func (s State) clone() State {
+	s.Evicted = slices.Clone(s.Evicted)
+	s.CA.Bundles = slices.Clone(s.CA.Bundles)
+	return s
 }
 
 // Phases of a rotation of the agents' gossip key.
@@ -92,8 +103,7 @@ func (s State) WithAgentGossipKey(k AgentKey) (State, bool, error) {
 	if k == cur || k.Generation < cur.Generation || (k.Generation == cur.Generation && phaseRank(k.Phase) < phaseRank(cur.Phase)) {
 		return s, false, nil
 	}
-	next := s
-	next.Evicted = slices.Clone(s.Evicted)
+	next := s.clone()
 	next.AgentGossipKey = k
 	next.Version++
 	return next, true, nil
@@ -114,8 +124,7 @@ func (s State) RotatedNomadGossipKey(gen uint32, at time.Time) (State, bool) {
 	if gen <= s.NomadGossipKey.Generation {
 		return s, false
 	}
-	next := s
-	next.Evicted = slices.Clone(s.Evicted)
+	next := s.clone()
 	next.NomadGossipKey = KeyGeneration{Generation: gen, RotatedAt: at.UTC()}
 	next.Version++
 	return next, true
@@ -140,8 +149,7 @@ func (s State) RotateClientToken(now time.Time, grace time.Duration) (State, err
 	if s.ClientToken.Generation == math.MaxUint32 {
 		return s, errors.New("clusterstate: the client token cannot be rotated any more")
 	}
-	next := s
-	next.Evicted = slices.Clone(s.Evicted)
+	next := s.clone()
 	next.ClientToken = ClientToken{Generation: s.ClientToken.Generation + 1, RotatedAt: now.UTC(), PreviousUntil: now.Add(grace).UTC()}
 	next.Version++
 	return next, nil
@@ -167,6 +175,9 @@ func (s State) Validate() error {
 		return fmt.Errorf("clusterstate: %d evicted nodes exceed %d", len(s.Evicted), MaxEvicted)
 	}
 	if err := s.AgentGossipKey.validate(); err != nil {
+		return err
+	}
+	if err := s.CA.validate(); err != nil {
 		return err
 	}
 	for i, e := range s.Evicted {
@@ -207,8 +218,8 @@ func (s State) Evict(e Eviction) (State, bool, error) {
 	if len(s.Evicted) >= MaxEvicted {
 		return s, false, fmt.Errorf("clusterstate: %d nodes are evicted already, the most the cluster keeps", MaxEvicted)
 	}
-	next := s
-	next.Evicted = append(slices.Clone(s.Evicted), e)
+	next := s.clone()
+	next.Evicted = append(next.Evicted, e)
 	slices.SortFunc(next.Evicted, func(a, b Eviction) int { return cmp.Compare(a.ID, b.ID) })
 	next.Version++
 	return next, true, nil

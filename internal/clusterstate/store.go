@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 )
@@ -98,13 +100,38 @@ type nomadVars struct {
 	token string
 }
 
+// readAttempts bounds the reads of a Variable that a server answers with
+// an error of its own (500): Nomad answers so while a server's connection
+// to the leader is being replaced ("rpc error: EOF"), which passes within
+// a second.
+const readAttempts = 3
+
+// readRetryWait is the pause before another read.
+const readRetryWait = 500 * time.Millisecond
+
 func (n nomadVars) Read(ctx context.Context, path string) (map[string]string, uint64, error) {
 	q := (&api.QueryOptions{AuthToken: n.token, Namespace: api.DefaultNamespace}).WithContext(ctx)
-	v, _, err := n.c.Variables().Peek(path, q)
-	if err != nil || v == nil {
-		return nil, 0, err
+	var err error
+	for i := range readAttempts {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, 0, err
+			case <-time.After(readRetryWait):
+			}
+		}
+		var v *api.Variable
+		v, _, err = n.c.Variables().Peek(path, q)
+		var ue api.UnexpectedResponseError
+		if errors.As(err, &ue) && ue.StatusCode() == http.StatusInternalServerError {
+			continue
+		}
+		if err != nil || v == nil {
+			return nil, 0, err
+		}
+		return v.Items, v.ModifyIndex, nil
 	}
-	return v.Items, v.ModifyIndex, nil
+	return nil, 0, err
 }
 
 func (n nomadVars) Write(ctx context.Context, path string, items map[string]string, index uint64) error {
