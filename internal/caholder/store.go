@@ -42,43 +42,12 @@ type Store struct {
 
 // Load reads the CA from the directory; nil, and no error, when there is
 // none.
-func (s Store) Load() (*certs.CA, error) {
-	certPEM, err := os.ReadFile(filepath.Join(s.Dir, CertFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("agent: reading the CA: %w", err)
-	}
-	keyPEM, err := os.ReadFile(filepath.Join(s.Dir, KeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("agent: reading the CA key: %w", err)
-	}
-	ca, err := certs.LoadCA(certPEM, keyPEM, nil, s.Now())
-	if err != nil {
-		return nil, fmt.Errorf("agent: the CA in %s cannot be used: %w", s.Dir, err)
-	}
-	return ca, nil
-}
+func (s Store) Load() (*certs.CA, error) { return s.load(CertFile, KeyFile) }
 
 // Save persists ca, its key 0600; unchanged files are left alone. The CA is
 // saved before the plan pinning it is committed, so that a crash never
 // leaves a committed plan whose CA key is lost.
-func (s Store) Save(ca *certs.CA) error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	keyPEM, err := ca.KeyPEM()
-	if err != nil {
-		return err
-	}
-	if _, err := atomicfile.WriteFileIfChanged(filepath.Join(s.Dir, KeyFile), keyPEM, 0o600); err != nil {
-		return err
-	}
-	// The bundle: an intermediate's chain up to the offline root follows it.
-	_, err = atomicfile.WriteFileIfChanged(filepath.Join(s.Dir, CertFile), ca.BundlePEM(), 0o644)
-	return err
-}
+func (s Store) Save(ca *certs.CA) error { return s.save(ca, CertFile, KeyFile) }
 
 // Operator loads the intermediate CA of the operator's offline root that f
 // names and verifies its chain up to the root.
@@ -107,4 +76,90 @@ func Operator(f config.CAFiles, now time.Time) (*certs.CA, error) {
 		return nil, fmt.Errorf("agent: the intermediate CA of the ca block cannot be used: %w", err)
 	}
 	return ca, nil
+}
+
+// Files of the CA a rotation makes, until it signs.
+const (
+	NextCertFile = "ca-next.pem"
+	NextKeyFile  = "ca-next-key.pem" // 0600
+)
+
+// SaveNext persists the CA a rotation makes beside the one that signs, so
+// that a CA holder that restarts during the rotation finishes it with the
+// same CA.
+func (s Store) SaveNext(ca *certs.CA) error {
+	return s.save(ca, NextCertFile, NextKeyFile)
+}
+
+// LoadNext reads the CA that SaveNext kept; nil, and no error, when there
+// is none.
+func (s Store) LoadNext() (*certs.CA, error) { return s.load(NextCertFile, NextKeyFile) }
+
+// Signing returns the CA with this fingerprint: the one that signs, or the
+// next one, which it then makes the one that signs (the next one's files
+// are removed once it is; while the one that signs is asked for, they are
+// kept). A promotion cut short by a crash, which may
+// leave the key of one CA beside the certificate of the other, is
+// finished.
+func (s Store) Signing(fingerprint string) (*certs.CA, error) {
+	cur, curErr := s.Load()
+	if curErr == nil && cur != nil && cur.Fingerprint() == fingerprint {
+		return cur, nil // a next one, if any, waits for its turn
+	}
+	next, err := s.LoadNext()
+	if err != nil {
+		return nil, err
+	}
+	if next == nil || next.Fingerprint() != fingerprint {
+		if curErr != nil {
+			return nil, curErr
+		}
+		return nil, fmt.Errorf("%s holds no CA with fingerprint %s; restore it from a backup", s.Dir, fingerprint)
+	}
+	if err := s.Save(next); err != nil {
+		return nil, err
+	}
+	s.removeNext()
+	return next, nil
+}
+
+func (s Store) removeNext() {
+	for _, f := range []string{NextKeyFile, NextCertFile} {
+		_ = os.Remove(filepath.Join(s.Dir, f))
+	}
+}
+
+func (s Store) load(certFile, keyFile string) (*certs.CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(s.Dir, certFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: reading the CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(s.Dir, keyFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent: reading the CA key: %w", err)
+	}
+	ca, err := certs.LoadCA(certPEM, keyPEM, nil, s.Now())
+	if err != nil {
+		return nil, fmt.Errorf("agent: the CA in %s cannot be used: %w", s.Dir, err)
+	}
+	return ca, nil
+}
+
+func (s Store) save(ca *certs.CA, certFile, keyFile string) error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return err
+	}
+	if _, err := atomicfile.WriteFileIfChanged(filepath.Join(s.Dir, keyFile), keyPEM, 0o600); err != nil {
+		return err
+	}
+	// The bundle: an intermediate's chain up to the offline root follows it.
+	_, err = atomicfile.WriteFileIfChanged(filepath.Join(s.Dir, certFile), ca.BundlePEM(), 0o644)
+	return err
 }

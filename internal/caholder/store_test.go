@@ -87,3 +87,59 @@ func TestOperatorFiles(t *testing.T) {
 		}
 	}
 }
+
+// The CA a rotation makes is kept beside the one that signs until Signing
+// names it; a promotion that a crash cut short is finished.
+func TestStoreSigning(t *testing.T) {
+	old, next := newCA(t), newCA(t)
+	tests := []struct {
+		name    string
+		prepare func(Store)
+		want    *certs.CA
+		wantErr string
+	}{
+		{"the CA that signs", func(s Store) {}, old, ""},
+		{"the next CA, promoted", func(s Store) { s.SaveNext(next) }, next, ""},
+		{"the next CA kept, the old one asked for", func(s Store) { s.SaveNext(next) }, old, ""},
+		{"a promotion cut short after the key", func(s Store) {
+			s.SaveNext(next)
+			b, _ := next.KeyPEM()
+			os.WriteFile(filepath.Join(s.Dir, KeyFile), b, 0o600)
+		}, next, ""},
+		{"neither", func(s Store) {}, nil, "holds no CA with fingerprint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testStore(t)
+			if err := s.Save(old); err != nil {
+				t.Fatal(err)
+			}
+			tt.prepare(s)
+			fp := next.Fingerprint()
+			if tt.want != nil {
+				fp = tt.want.Fingerprint()
+			}
+			got, err := s.Signing(fp)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Signing = %v, %v; want an error with %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got.Fingerprint() != fp {
+				t.Fatalf("Signing = %v, %v; want %s", got, err, fp)
+			}
+			// The one that signs is the one Load reads, also after a
+			// restart, and the next one's files are gone once it signs.
+			if cur, err := s.Load(); err != nil || cur.Fingerprint() != fp {
+				t.Errorf("Load after Signing = %v, %v", cur, err)
+			}
+			if n, _ := s.LoadNext(); (n != nil) != (tt.want == old && tt.name != "the CA that signs") {
+				t.Errorf("the next CA kept: %v", n != nil)
+			}
+			if fi, err := os.Stat(filepath.Join(s.Dir, KeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("the CA key: %v, %v", fi, err)
+			}
+		})
+	}
+}
