@@ -137,6 +137,7 @@ type Agent struct {
 	followMu          sync.Mutex      // held while the ring follows the cluster's rotation
 	follow            followBackoff   // guarded by followMu
 	agentKeyMu        sync.Mutex      // held while the agents' gossip key is rotated
+	caRotMu           sync.Mutex      // held while the cluster CA is rotated
 	keyKick           chan struct{}   // wakes the gossip key loop
 	lastAgentKeyCheck time.Time       // when the CA holder last checked the rotation's schedule (key loop)
 	gossipRefused     atomic.Bool     // a join was refused: the key may have rotated while this node was away
@@ -150,7 +151,9 @@ type Agent struct {
 	warnings  map[string]string
 	ca        *certs.CA            // the CA, on the coordinator and the CA holder
 	caSrv     *casvc.Server        // the CA endpoint, on the CA holder
+	caCtx     context.Context      // the pipeline's, which the CA endpoint lives as long as
 	keySrv    *casvc.Server        // the endpoint for the gossip keys only, on the other servers
+	keySrvFP  string               // the fingerprint of the CA keySrv presents
 	nomadSt   *status.NomadStatus  // the local Nomad agent, once started
 	pipeline  bool                 // the post-commit pipeline runs
 	pipeStop  context.CancelFunc   // stops the pipeline, to restart it with a successor plan
@@ -732,7 +735,8 @@ func (a *Agent) Status() status.Status {
 	if cs := a.clusterState(); cs != nil {
 		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{},
 			ClientToken:    status.ClientTokenStatus{Generation: cs.ClientToken.Generation, RotatedAt: cs.ClientToken.RotatedAt, PreviousUntil: cs.ClientToken.PreviousUntil},
-			NomadGossipKey: a.nomadKeyStatus(*cs), AgentGossipKey: a.agentKeyStatus(*cs, a.plan != nil && a.plan.CAHolder == a.id)}
+			NomadGossipKey: a.nomadKeyStatus(*cs), AgentGossipKey: a.agentKeyStatus(*cs, a.plan != nil && a.plan.CAHolder == a.id),
+			CA: caStatus(cs.CA)}
 		if s.Cluster.AgentGossipKey.Generation == 0 {
 			// The token's key rotates with Nomad's first scheduled rotation.
 			s.Cluster.AgentGossipKey.NextRotation = s.Cluster.NomadGossipKey.NextRotation

@@ -71,9 +71,9 @@ func (a *Agent) startCA(ctx context.Context, p plan.Plan) error {
 }
 
 // escrowedCA opens the CA escrowed to this server, which must be the CA
-// that p pins.
+// that signs (caSigning).
 func (a *Agent) escrowedCA(p plan.Plan) (*certs.CA, error) {
-	return a.caStore().Escrowed(p.CAFingerprint)
+	return a.caStore().Escrowed(a.caSigning(p))
 }
 
 // caHolderDown returns how long the plan's CA holder has been down, as this
@@ -144,14 +144,14 @@ func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 		return err
 	}
 	a.mu.Lock()
-	a.caSrv = srv
+	a.caSrv, a.caCtx = srv, ctx
 	a.mu.Unlock()
 	go srv.Serve(l)
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	a.log.Info("CA endpoint listening", "address", l.Addr().String(), "fingerprint", p.CAFingerprint)
+	a.log.Info("CA endpoint listening", "address", l.Addr().String(), "fingerprint", ca.Fingerprint())
 	return nil
 }
 
@@ -161,14 +161,18 @@ func (a *Agent) serveCA(ctx context.Context, p plan.Plan, ca *certs.CA) error {
 // down. Certificate requests get 503 there.
 func (a *Agent) maybeServeKeys(ctx context.Context, p plan.Plan) {
 	a.mu.Lock()
-	busy := a.caSrv != nil || a.keySrv != nil
+	signing, keySrv, keyFP := a.caSrv != nil, a.keySrv, a.keySrvFP
 	a.mu.Unlock()
-	if busy || p.CAHolder == a.id || !p.IsServer(a.id) || !a.cred.IsServer() {
+	if signing || (keySrv != nil && keyFP == a.caSigning(p)) || p.CAHolder == a.id || !p.IsServer(a.id) || !a.cred.IsServer() {
 		return
 	}
 	ca, err := a.escrowedCA(p)
 	if err != nil {
 		return // not yet: the escrow comes from the CA holder
+	}
+	if keySrv != nil {
+		// The CA rotated: the endpoint presents the CA that signs now.
+		keySrv.Close()
 	}
 	srv, l, err := a.listenCA(p, ca, fmt.Sprintf("this server does not sign certificates; the CA holder %s does", p.CAHolderName()))
 	if err != nil {
@@ -176,7 +180,7 @@ func (a *Agent) maybeServeKeys(ctx context.Context, p plan.Plan) {
 		return
 	}
 	a.mu.Lock()
-	a.keySrv = srv
+	a.keySrv, a.keySrvFP = srv, ca.Fingerprint()
 	a.mu.Unlock()
 	go srv.Serve(l)
 	go func() {
@@ -283,7 +287,15 @@ func (a *Agent) handleEscrow(from string, m agree.Message) {
 		a.log.Warn("ignoring an escrowed CA key", "from", from)
 		return
 	}
-	changed, err := a.caStore().KeepEscrow(m.Sealed, p.CAFingerprint)
+	// During a rotation the new CA's escrow may come before the cluster
+	// state that makes it sign: any CA the cluster trusts is kept.
+	var changed bool
+	var err error
+	for _, fp := range a.caTrusted(*p) {
+		if changed, err = a.caStore().KeepEscrow(m.Sealed, fp); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		a.log.Warn("cannot keep the escrowed CA key", "from", from, "error", err)
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
@@ -33,12 +34,31 @@ func (a *Agent) certRoles(p plan.Plan) []certs.Role { return status.CertRoles(p,
 // certify makes sure every certificate this node needs exists, chains to the
 // plan's CA and is not due for renewal. It reports whether it changed any
 // file and the earliest renewal time.
+//
+// Once the CA was rotated, the bundle is the one the cluster state holds:
+// both CAs while a rotation is under way, then the new one alone; and from
+// the moment the new CA signs, a certificate from the old one is renewed.
 func (a *Agent) certify(ctx context.Context, p plan.Plan) (changed bool, renewAt time.Time, err error) {
 	files := certs.TLSFiles{Dir: a.paths.NomadTLSDir()}
+	rec := a.caRecord()
+	if rec.Generation > 0 {
+		if changed, err = files.WriteCA(rec.BundlePEM()); err != nil {
+			return false, time.Time{}, err
+		}
+		if changed {
+			a.log.Info("the CA bundle follows the CA rotation", "generation", rec.Generation, "phase", rec.Phase)
+		}
+	}
 	pool, err := a.pinnedPool(files, p)
 	if err != nil {
 		return false, time.Time{}, err
 	}
+	var leaves []*x509.Certificate
+	defer func() {
+		if err == nil {
+			a.announceCA(caGenerations(rec, files.CAPath(), leaves))
+		}
+	}()
 	for _, role := range a.certRoles(p) {
 		key, err := files.LoadKey(role)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -59,19 +79,22 @@ func (a *Agent) certify(ctx context.Context, p plan.Plan) (changed bool, renewAt
 			return changed, time.Time{}, fmt.Errorf("agent: %s key: %w", role, err)
 		}
 		cert, err := files.LoadCert(role)
-		if err == nil && a.certUsable(cert, key, pool, p, role) {
+		if err == nil && a.certUsable(cert, key, issuedBy(pool, rec), p, role) {
 			renewAt = earliest(renewAt, certs.RenewAt(cert))
+			leaves = append(leaves, cert)
 			continue
 		}
 		certPEM, bundlePEM, err := a.requestCert(ctx, p, role, key)
 		if err != nil {
 			return changed, time.Time{}, fmt.Errorf("agent: %s certificate: %w", role, err)
 		}
-		if _, err := files.WriteCA(bundlePEM); err != nil {
-			return changed, time.Time{}, err
-		}
-		if pool, err = a.pinnedPool(files, p); err != nil {
-			return changed, time.Time{}, err
+		if rec.Generation == 0 {
+			if _, err := files.WriteCA(bundlePEM); err != nil {
+				return changed, time.Time{}, err
+			}
+			if pool, err = a.pinnedPool(files, p); err != nil {
+				return changed, time.Time{}, err
+			}
 		}
 		if _, err := files.WriteCert(role, certPEM); err != nil {
 			return changed, time.Time{}, err
@@ -81,6 +104,7 @@ func (a *Agent) certify(ctx context.Context, p plan.Plan) (changed bool, renewAt
 			return changed, time.Time{}, err
 		}
 		changed = true
+		leaves = append(leaves, cert)
 		renewAt = earliest(renewAt, certs.RenewAt(cert))
 		a.log.Info("certificate issued", "role", role, "not_after", cert.NotAfter.UTC().Format(time.RFC3339))
 	}
@@ -94,8 +118,26 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
+// issuedBy returns the pool a certificate must verify against to be kept:
+// pool, or, from the moment a rotation's new CA signs, the new CA alone.
+func issuedBy(pool *x509.CertPool, rec clusterstate.CA) *x509.CertPool {
+	if rec.Generation == 0 || rec.Phase == clusterstate.CATrust {
+		return pool
+	}
+	cas, err := certs.ParseCertsPEM([]byte(rec.Bundles[0]))
+	if err != nil {
+		return x509.NewCertPool() // renewed: Validate let no such bundle in
+	}
+	newest := x509.NewCertPool()
+	for _, c := range cas {
+		newest.AddCert(c)
+	}
+	return newest
+}
+
 // pinnedPool returns the CA bundle on disk as a pool when it holds the CA
-// the plan pins; an empty pool otherwise.
+// that signs (the plan's, or the one a rotation made); an empty pool
+// otherwise.
 func (a *Agent) pinnedPool(files certs.TLSFiles, p plan.Plan) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	b, err := os.ReadFile(files.CAPath())
@@ -109,7 +151,7 @@ func (a *Agent) pinnedPool(files certs.TLSFiles, p plan.Plan) (*x509.CertPool, e
 	if err != nil {
 		return pool, nil // replaced by the next issue
 	}
-	if certs.PinnedIndex(cas, p.CAFingerprint) < 0 {
+	if certs.PinnedIndex(cas, a.caSigning(p)) < 0 {
 		return pool, nil
 	}
 	for _, c := range cas {
@@ -183,7 +225,7 @@ func (a *Agent) requestCert(ctx context.Context, p plan.Plan, role certs.Role, k
 			return nil, nil, err
 		}
 		rctx, cancel := context.WithTimeout(ctx, a.tm.CARequest)
-		iss, err := casvc.RequestIssued(rctx, a.sourceAddr(), net.JoinHostPort(s.Address, strconv.Itoa(p.CAPort)), p.CAFingerprint, req)
+		iss, err := casvc.RequestIssued(rctx, a.sourceAddr(), net.JoinHostPort(s.Address, strconv.Itoa(p.CAPort)), a.caSigning(p), req)
 		cancel()
 		if err == nil {
 			a.keepAdmission(iss.Admission)

@@ -238,7 +238,7 @@ func (a *Agent) keySources(p *plan.Plan) []keySource {
 	if p != nil {
 		for _, s := range caholder.Candidates(*p) {
 			if s.ID != a.id {
-				out = append(out, keySource{net.JoinHostPort(s.Address, strconv.Itoa(p.CAPort)), p.CAFingerprint})
+				out = append(out, keySource{net.JoinHostPort(s.Address, strconv.Itoa(p.CAPort)), a.caSigning(*p)})
 			}
 		}
 		return out

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/install"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
@@ -109,6 +110,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	var wantedCA time.Time
 	hash := p.Hash()
 	renew := renewal{min: a.tm.StepRetryMin, max: a.tm.StepRetryMax}
+	var caSeen clusterstate.CA
 	t := time.NewTimer(a.tm.PipelineFast)
 	defer t.Stop()
 	for {
@@ -124,6 +126,12 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			t.Reset(a.tm.PipelineCalm)
 		} else {
 			t.Reset(a.tm.PipelineFast)
+		}
+		// A step of a CA rotation is taken at once: the bundle changes,
+		// or certificates from the old CA are renewed.
+		if rec := a.caRecord(); rec.Generation != caSeen.Generation || rec.Phase != caSeen.Phase {
+			caSeen, renewAt = rec, a.now()
+			renew = renewal{min: a.tm.StepRetryMin, max: a.tm.StepRetryMax}
 		}
 		if now := a.now(); renew.due(renewAt, now) {
 			changed, next, err := a.certify(ctx, p)
@@ -229,7 +237,22 @@ func (a *Agent) startNomad(ctx context.Context) (proc *nomadrun.Process, stopped
 // waitServers waits until the servers are ready for a client
 // (nomadrun.Runner.ServersReady).
 func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
+	var caSeen clusterstate.CA
+	renew := renewal{min: a.tm.StepRetryMin, max: a.tm.StepRetryMax}
 	for {
+		// A node that was away through a CA rotation reaches the servers
+		// only with the bundle and certificates the rotation left.
+		now := a.now()
+		if rec := a.caRecord(); (rec.Generation != caSeen.Generation || rec.Phase != caSeen.Phase) && renew.due(now, now) {
+			if _, _, err := a.certify(ctx, p); err != nil {
+				if renew.failed(now) {
+					a.log.Warn("following the CA rotation; retrying", "error", err, "next_after", renew.backoff)
+				}
+			} else {
+				renew.succeeded()
+				caSeen = rec
+			}
+		}
 		ok, why := a.nomad.ServersReady(ctx, p)
 		if ok {
 			return true

@@ -105,24 +105,27 @@ func (a *Agent) holdCA(ctx context.Context, p plan.Plan) error {
 // only the escrowed key takes it, with the pinned CA certificate, as its own
 // CA and persists it, so that it stays the CA holder across restarts.
 func (a *Agent) ownCA(p plan.Plan) (*certs.CA, error) {
-	ca, err := a.loadCA()
+	store, want := a.caStore(), a.caSigning(p)
+	cur, err := store.Load()
 	if err != nil {
 		return nil, err
 	}
-	if ca == nil {
-		if ca, err = a.escrowedCA(p); err != nil {
+	if next, _ := store.LoadNext(); cur == nil && next == nil {
+		ca, err := a.escrowedCA(p)
+		if err != nil {
 			return nil, fmt.Errorf("agent: this node holds the CA of plan epoch %d, but %s holds neither the CA nor its escrowed key (%v); restore them from a backup",
 				p.Epoch, a.paths.CADir(), err)
 		}
-		if ca.Fingerprint() == p.CAFingerprint {
-			if err := a.saveCA(ca); err != nil {
-				return nil, err
-			}
-			a.log.Info("holding the cluster CA from its escrowed key", "epoch", p.Epoch, "dir", a.paths.CADir())
+		if err := a.saveCA(ca); err != nil {
+			return nil, err
 		}
+		a.log.Info("holding the cluster CA from its escrowed key", "epoch", p.Epoch, "dir", a.paths.CADir())
 	}
-	if ca.Fingerprint() != p.CAFingerprint {
-		return nil, fmt.Errorf("agent: this node holds the CA of the plan, but %s holds no CA with fingerprint %s; restore it from a backup", a.paths.CADir(), p.CAFingerprint)
+	// The CA that signs; after a rotation, the new CA that it kept beside
+	// the old one until it signed.
+	ca, err := store.Signing(want)
+	if err != nil {
+		return nil, fmt.Errorf("agent: this node holds the CA of the plan, but %w", err)
 	}
 	return ca, nil
 }

@@ -14,8 +14,12 @@ import (
 )
 
 const caHelp = `Usage: nomad-bootstrapd ca csr -dir DIR [-token-file FILE | -token T]
+       nomad-bootstrapd ca rotate [-json] [-root DIR]
 
-For a cluster whose root CA key is kept offline: makes the key of an
+ca rotate replaces the cluster CA with a new one, Nomad running; see
+'nomad-bootstrapd ca rotate -help'.
+
+ca csr: for a cluster whose root CA key is kept offline: makes the key of an
 intermediate CA (DIR/intermediate-key.pem, 0600) and a certificate request
 for it (DIR/intermediate.csr). Sign the request with the offline root, then
 give the intermediate to every node that may become a server:
@@ -45,6 +49,9 @@ func caFlags(fs *flag.FlagSet) (dir, token, tokenFile *string) {
 }
 
 func runCA(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "rotate" {
+		return runCARotate(args[1:], stdout, stderr)
+	}
 	rest, code := subcommand(args, "csr", caHelp, caExamples, stdout, stderr)
 	if code >= 0 {
 		return code

@@ -40,7 +40,10 @@ var commands = []command{
 		fs.Duration("grace", 0, "")
 		fs.String("root", "", "")
 	}},
-	{name: "ca", sub: "csr", summary: "make an intermediate CA request for an offline root", flags: func(fs *flag.FlagSet) { caFlags(fs) }},
+	{name: "ca", sub: "csr rotate", summary: "make an intermediate CA request for an offline root, or rotate the CA (on the CA holder)", flags: func(fs *flag.FlagSet) {
+		caFlags(fs)
+		agentFlags(fs)
+	}},
 	{name: "agent", summary: "run the agent on this machine", flags: func(fs *flag.FlagSet) { config.RegisterFlags(fs) }},
 	{name: "join", summary: "set this machine up to join a cluster under systemd, and return", flags: func(fs *flag.FlagSet) { config.RegisterFlags(fs) }},
 	{name: "status", summary: "show this node, the plan, the members and Nomad's health", flags: func(fs *flag.FlagSet) { statusFlags(fs) }},

@@ -121,7 +121,8 @@ func secretSamples(s status.Status, now time.Time) (gen, age, next, rotating []s
 	if s.Certs != nil {
 		for _, f := range s.Certs.Files {
 			if f.Role == "ca" {
-				gen = append(gen, one(0, "cluster_ca"))
+				gen = append(gen, one(float64(c.CA.Generation), "cluster_ca"))
+				rotating = append(rotating, one(boolValue(c.CA.Rotating != ""), "cluster_ca"))
 				age = append(age, one(now.Sub(f.NotBefore).Seconds(), "cluster_ca"))
 			}
 		}

@@ -40,6 +40,10 @@ type ClusterStatus struct {
 	NomadGossipKey KeyStatus `json:"nomad_gossip_key"`
 	// AgentGossipKey is the generation of the agents' own gossip key.
 	AgentGossipKey KeyStatus `json:"agent_gossip_key"`
+	// CA is the generation of the cluster CA: 0 is the one the plan pins,
+	// each ca rotate adds one; Rotating is the phase (trust, issue) of a
+	// rotation under way.
+	CA KeyStatus `json:"ca"`
 }
 
 // KeyStatus is a rotated key's generation: 0 until its first rotation,

@@ -277,8 +277,11 @@ func secretsTable(s status.Status, now time.Time) *table {
 	if s.Certs != nil {
 		for _, f := range s.Certs.Files {
 			if f.Role == "ca" {
-				t.add(plain("cluster CA"), plain("0"), plain(age(f.NotBefore)), plain("-"),
-					cell{text: "expires " + f.NotAfter.UTC().Format("2006-01-02"), color: expiryColor(f, now)})
+				state := cell{text: "expires " + f.NotAfter.UTC().Format("2006-01-02"), color: expiryColor(f, now)}
+				if c.CA.Rotating != "" {
+					state = cell{text: "rotating: " + c.CA.Rotating, color: yellow}
+				}
+				t.add(plain("cluster CA"), plain(fmt.Sprint(c.CA.Generation)), plain(age(f.NotBefore)), plain("-"), state)
 			}
 		}
 	}

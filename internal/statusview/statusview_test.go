@@ -113,13 +113,15 @@ func cases() map[string]status.Status {
 		Plan:   committed(), Members: []status.MemberStatus{}, Certs: certFiles(17 * time.Hour)}
 
 	// After a client token rotation, an eviction and two rotations of
-	// Nomad's gossip key, a third under way, on the CA holder.
+	// Nomad's gossip key, a third under way, and a CA rotation under way,
+	// on the CA holder.
 	rotated := healthy
 	rotated.Cluster = &status.ClusterStatus{Version: 6,
 		Evicted:        []status.EvictedStatus{{Name: "worker-7", ID: "0b6e0c1e-8d6b-4d5a-9a55-0f7c1e0b9d31", At: now.Add(-26 * time.Hour)}},
 		ClientToken:    status.ClientTokenStatus{Generation: 1, RotatedAt: now.Add(-26 * time.Hour), PreviousUntil: now.Add(-25 * time.Hour)},
 		NomadGossipKey: status.KeyStatus{Generation: 2, RotatedAt: now.Add(-72 * time.Hour), NextRotation: now.Add(27 * 24 * time.Hour), Rotating: "install generation 3"},
 		AgentGossipKey: status.KeyStatus{Generation: 4, RotatedAt: now.Add(-48 * time.Hour), NextRotation: now.Add(28 * 24 * time.Hour), Rotating: "use generation 5"},
+		CA:             status.KeyStatus{Generation: 1, Rotating: "trust generation 1"},
 	}
 
 	return map[string]status.Status{

@@ -1,0 +1,290 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
+)
+
+// caRecord returns where the cluster state says the CA's rotations stand;
+// the zero value while the CA the plan pins was never rotated.
+func (a *Agent) caRecord() clusterstate.CA {
+	if st := a.clusterState(); st != nil {
+		return st.CA
+	}
+	return clusterstate.CA{}
+}
+
+// caSigning returns the fingerprint of the CA that signs: the plan's until
+// the first rotation, then the one the cluster state names.
+func (a *Agent) caSigning(p plan.Plan) string {
+	if rec := a.caRecord(); rec.Generation > 0 {
+		return rec.Signing()
+	}
+	return p.CAFingerprint
+}
+
+// caTrusted returns the fingerprints of the CAs a node trusts: the plan's
+// until the first rotation, then the cluster state's.
+func (a *Agent) caTrusted(p plan.Plan) []string {
+	if rec := a.caRecord(); rec.Generation > 0 {
+		return rec.Fingerprints()
+	}
+	return []string{p.CAFingerprint}
+}
+
+// caGenerations returns, for the meta, the newest and oldest CA
+// generations whose certificate the bundle at caPath holds and the oldest
+// generation that issued one of leaves; all 0 while the CA never rotated,
+// or when the bundle cannot be read.
+func caGenerations(rec clusterstate.CA, caPath string, leaves []*x509.Certificate) (newest, oldest, issued uint32) {
+	if rec.Generation == 0 {
+		return 0, 0, 0
+	}
+	gens := map[string]uint32{}
+	var cas []*x509.Certificate
+	for i, b := range rec.Bundles {
+		c, err := certs.ParseCertsPEM([]byte(b))
+		if err != nil || len(c) == 0 {
+			return 0, 0, 0
+		}
+		gens[certs.Fingerprint(c[0])] = rec.Generation - uint32(i)
+		cas = append(cas, c[0])
+	}
+	if b, err := os.ReadFile(caPath); err == nil {
+		held, _ := certs.ParseCertsPEM(b)
+		first := true
+		for _, c := range held {
+			g, ok := gens[certs.Fingerprint(c)]
+			if !ok {
+				continue // an operator root above an intermediate
+			}
+			if first || g > newest {
+				newest = g
+			}
+			if first || g < oldest {
+				oldest = g
+			}
+			first = false
+		}
+	}
+	if len(leaves) == 0 {
+		return newest, oldest, 0
+	}
+	issued = rec.Generation
+	for _, l := range leaves {
+		i := slices.IndexFunc(cas, func(ca *x509.Certificate) bool { return l.CheckSignatureFrom(ca) == nil })
+		if i < 0 {
+			return newest, oldest, 0 // from a CA rotated out
+		}
+		issued = min(issued, rec.Generation-uint32(i))
+	}
+	return newest, oldest, issued
+}
+
+// caStatus returns the status of the cluster CA's rotations.
+func caStatus(rec clusterstate.CA) status.KeyStatus {
+	ks := status.KeyStatus{Generation: rec.Generation, RotatedAt: rec.RotatedAt}
+	if rec.Generation > 0 && rec.Phase != clusterstate.CADone {
+		ks.Rotating = fmt.Sprintf("%s generation %d", rec.Phase, rec.Generation)
+	}
+	return ks
+}
+
+// announceCA puts this node's CA generations in its meta when they
+// changed.
+func (a *Agent) announceCA(newest, oldest, issued uint32) {
+	a.ringMu.Lock()
+	defer a.ringMu.Unlock()
+	if a.meta.CANewest == newest && a.meta.CAOldest == oldest && a.meta.CAIssued == issued {
+		return
+	}
+	a.meta.CANewest, a.meta.CAOldest, a.meta.CAIssued = newest, oldest, issued
+	if err := a.node.UpdateMeta(a.meta); err != nil {
+		a.log.Debug("announcing the CA generations", "error", err)
+	}
+}
+
+// CARotateRoute is the control socket's route of ca rotate.
+const CARotateRoute = "/v1/ca/rotate"
+
+// CARotateTimeout bounds ca rotate on the agent: three waits of
+// Timings.KeyWait, and the calls.
+const CARotateTimeout = 5 * time.Minute
+
+// CARotateRequest is what ca rotate sends to the agent: nothing yet.
+type CARotateRequest struct{}
+
+// CAAnswer is what ca rotate reports.
+type CAAnswer struct {
+	// Generation is the new CA's, Fingerprint its certificate's.
+	Generation  uint32    `json:"generation"`
+	Fingerprint string    `json:"fingerprint"`
+	NotAfter    time.Time `json:"not_after"`
+	RotatedAt   time.Time `json:"rotated_at"`
+	// Resumed is true when the command finished a rotation cut short.
+	Resumed bool `json:"resumed"`
+	// Lagging are the alive members that had not announced, when the
+	// command returned, that they trust the new CA alone and hold
+	// certificates from it; each catches up from the cluster state.
+	Lagging []string `json:"lagging,omitempty"`
+	// Version is the cluster state's version that records the rotation.
+	Version uint64 `json:"version"`
+}
+
+// RotateCA replaces the cluster CA with a new one, or finishes a rotation
+// cut short, on the server that signs certificates: every node first
+// trusts both CAs, then gets certificates from the new one, then trusts it
+// alone. Nomad is reloaded at each step, never restarted.
+func (a *Agent) RotateCA(ctx context.Context) (CAAnswer, error) {
+	p, err := a.serverReady()
+	if err != nil {
+		return CAAnswer{}, err
+	}
+	a.mu.Lock()
+	cur, serving := a.ca, a.caSrv != nil
+	a.mu.Unlock()
+	if cur == nil || !serving {
+		return CAAnswer{}, fmt.Errorf("this server does not sign certificates: run ca rotate on the CA holder, %s", p.CAHolderName())
+	}
+	if len(cur.Chain) > 0 || a.cfg.CA.Set() {
+		return CAAnswer{}, errors.New("the cluster CA is an intermediate of the operator's offline root, which this server cannot replace: issue a new intermediate from the root and put it in the ca block")
+	}
+	if err := lockWithin(ctx, &a.caRotMu, "this server is rotating the CA already; wait for it to finish"); err != nil {
+		return CAAnswer{}, err
+	}
+	defer a.caRotMu.Unlock()
+	return a.rotateCA(ctx, p)
+}
+
+// rotateCA runs or resumes a rotation. The caller holds caRotMu.
+func (a *Agent) rotateCA(ctx context.Context, p plan.Plan) (CAAnswer, error) {
+	vars, closeVars, err := a.nomadVars(p)
+	if err != nil {
+		return CAAnswer{}, err
+	}
+	defer closeVars()
+	store := a.caStore()
+	rec := a.caRecord()
+	resumed := rec.Generation > 0 && rec.Phase != clusterstate.CADone
+	if resumed && rec.Phase == clusterstate.CATrust {
+		if next, err := store.LoadNext(); err != nil || next == nil || next.Fingerprint() != rec.Fingerprints()[0] {
+			a.log.Warn("this server does not hold the new CA of the rotation cut short; rotating to another one", "generation", rec.Generation)
+			resumed = false
+		}
+	}
+	if !resumed {
+		a.mu.Lock()
+		cur := a.ca
+		a.mu.Unlock()
+		next, err := certs.NewCA(rand.Reader, a.cred.ClusterIDString(), a.now(), 0)
+		if err != nil {
+			return CAAnswer{}, err
+		}
+		if err := store.SaveNext(next); err != nil {
+			return CAAnswer{}, err
+		}
+		rec = clusterstate.CA{
+			Generation: rec.Generation + 1, Phase: clusterstate.CATrust,
+			Bundles:   []string{string(next.BundlePEM()), string(cur.BundlePEM())},
+			StartedAt: a.now().UTC(),
+		}
+		if err := a.recordCA(ctx, vars, rec); err != nil {
+			return CAAnswer{}, err
+		}
+		a.log.Info("rotating the cluster CA: every node trusts the new CA beside the old", "generation", rec.Generation, "fingerprint", next.Fingerprint())
+	} else {
+		a.log.Warn("finishing a rotation of the cluster CA that was cut short", "generation", rec.Generation, "phase", rec.Phase)
+	}
+	gen := rec.Generation
+	if rec.Phase == clusterstate.CATrust {
+		if err := a.waitMembers(ctx, func(m gossip.Meta) bool { return m.CANewest >= gen }); err != nil {
+			return CAAnswer{}, err
+		}
+		next, err := store.Signing(rec.Fingerprints()[0])
+		if err != nil {
+			return CAAnswer{}, err
+		}
+		if err := a.switchCA(p, next); err != nil {
+			return CAAnswer{}, err
+		}
+		rec.Phase = clusterstate.CAIssue
+		if err := a.recordCA(ctx, vars, rec); err != nil {
+			return CAAnswer{}, err
+		}
+		a.log.Info("the new CA signs: every node renews its certificates from it", "generation", gen)
+	}
+	if rec.Phase == clusterstate.CAIssue {
+		if err := a.waitMembers(ctx, func(m gossip.Meta) bool { return m.CAIssued >= gen }); err != nil {
+			return CAAnswer{}, err
+		}
+		rec.Phase, rec.Bundles, rec.RotatedAt = clusterstate.CADone, rec.Bundles[:1], a.now().UTC()
+		if err := a.recordCA(ctx, vars, rec); err != nil {
+			return CAAnswer{}, err
+		}
+	}
+	done := func(m gossip.Meta) bool { return m.CAOldest >= gen && m.CAIssued >= gen }
+	if err := a.waitMembers(ctx, done); err != nil {
+		return CAAnswer{}, err
+	}
+	lagging := a.membersWithout(done)
+	slices.Sort(lagging)
+	if len(lagging) > 0 {
+		a.log.Warn("members that did not yet announce the new CA alone; each catches up from the cluster state", "generation", gen, "members", strings.Join(lagging, ","))
+	}
+	a.mu.Lock()
+	ca := a.ca
+	a.mu.Unlock()
+	ans := CAAnswer{Generation: gen, Fingerprint: ca.Fingerprint(), NotAfter: ca.Cert.NotAfter.UTC(), RotatedAt: rec.RotatedAt, Resumed: resumed, Lagging: lagging}
+	if st := a.clusterState(); st != nil {
+		ans.Version = st.Version
+	}
+	a.log.Info("rotated the cluster CA", "generation", gen, "fingerprint", ans.Fingerprint)
+	return ans, nil
+}
+
+// switchCA makes ca the CA this server signs with: its endpoint presents
+// it from now on, and the other servers get its escrow.
+func (a *Agent) switchCA(p plan.Plan, ca *certs.CA) error {
+	a.mu.Lock()
+	old, ctx := a.caSrv, a.caCtx
+	a.caSrv = nil
+	a.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	if ctx == nil {
+		return errors.New("the CA endpoint is not running")
+	}
+	if err := a.serveCA(ctx, p, ca); err != nil {
+		return err
+	}
+	a.escrowCA(ca, p)
+	return nil
+}
+
+// recordCA records rec in the cluster state and sends it to every member;
+// this server's own certificates follow at the pipeline's next look.
+func (a *Agent) recordCA(ctx context.Context, vars clusterstate.Vars, rec clusterstate.CA) error {
+	st, _, err := clusterstate.Update(ctx, vars, a.cred.ClusterIDString(), func(s clusterstate.State) (clusterstate.State, bool, error) {
+		restored := a.restore(&s)
+		next, changed, err := s.WithCA(rec)
+		return next, changed || restored, err
+	})
+	if err != nil {
+		return fmt.Errorf("recording the CA rotation in the cluster state: %w", err)
+	}
+	return a.publishClusterState(ctx, st)
+}

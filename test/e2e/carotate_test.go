@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
+)
+
+// TestCARotation rotates the cluster CA of a running 5-node cluster of real
+// Nomad that runs a service job: Nomad's leader answers at every poll
+// (every 250 ms), no Nomad process restarts (same PIDs), the job's
+// allocation is the same one, still running, and a `nomad alloc logs -f`
+// started before the rotation still streams the task's lines after every
+// reload. At the end every node's bundle holds the new CA alone, every
+// certificate chains to it, a client that was down through the rotation
+// catches up when it is back, a second rotation continues from the new CA,
+// and a machine that joins afterwards gets its certificates from it. ca rotate refuses to run on a server that does not
+// sign.
+func TestCARotation(t *testing.T) {
+	const prefix = "127.22.8"
+	bin, dir := nomadBin(t), t.TempDir()
+	_, clientToken, procs := runningCluster(t, prefix, dir)
+	s, _ := statusJSON(t, procs[0].root)
+	holder := procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == s.Plan.CAHolder })]
+	other := procs[slices.IndexFunc(procs, func(p *proc) bool { return p != holder && slices.Contains(s.Plan.Servers, p.name) })]
+	oldFP := s.Plan.CAFingerprint
+	pids := map[string]int{}
+	for _, p := range procs {
+		st, _ := statusJSON(t, p.root)
+		if pids[p.name] = nomadChildPID(st); pids[p.name] == 0 {
+			t.Fatalf("%s runs no Nomad: %+v", p.name, st.Nomad)
+		}
+	}
+
+	// A service job on the warm client that prints a numbered line every
+	// 200 ms.
+	job := filepath.Join(dir, "ticker.nomad.hcl")
+	os.WriteFile(job, []byte(`job "ticker" {
+  node_pool = "default"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]
+      }
+    }
+  }
+}
+`), 0o644)
+	dep := append(nomadEnv(holder.root, holder.addr), "NOMAD_TOKEN="+readToken(t, holder.root, "deployer"))
+	if out, err := nomadCLI(t, bin, dep, "job", "run", "-detach", job); err != nil {
+		t.Fatalf("job run: %v\n%s", err, out)
+	}
+	type alloc struct{ ID, ClientStatus, NodeName string }
+	running := func() []alloc {
+		out, err := nomadCLI(t, bin, dep, "job", "allocs", "-json", "ticker")
+		if err != nil {
+			return nil
+		}
+		var all, run []alloc
+		json.Unmarshal([]byte(out), &all)
+		for _, a := range all {
+			if a.ClientStatus == "running" {
+				run = append(run, a)
+			}
+		}
+		return run
+	}
+	waitFor(t, 60*time.Second, "the service job to run", func() bool { return len(running()) == 1 })
+	before := running()[0]
+
+	// The log stream, from before the rotation; the CLI's own files are
+	// copied, since the rotation replaces the node's.
+	cli := filepath.Join(dir, "cli-tls")
+	os.MkdirAll(cli, 0o700)
+	tls := paths.New(holder.root).NomadTLSDir()
+	env := slices.Clone(dep)
+	for i, f := range []string{"ca.pem", "cli.pem", "cli-key.pem"} {
+		b, err := os.ReadFile(filepath.Join(tls, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(cli, f), b, 0o600)
+		env = append(env, []string{"NOMAD_CACERT=", "NOMAD_CLIENT_CERT=", "NOMAD_CLIENT_KEY="}[i]+filepath.Join(cli, f))
+	}
+	var stream syncBuffer
+	follow := exec.Command(bin, "alloc", "logs", "-f", before.ID)
+	follow.Env, follow.Stdout, follow.Stderr = env, &stream, &stream
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	lines := func() int { return strings.Count(stream.String(), "tick ") }
+	waitFor(t, 30*time.Second, "the log stream to show the task's lines", func() bool { return lines() > 5 })
+
+	// A client that is down through the rotation catches up when it is
+	// back.
+	away := procs[4]
+	away.stop(15)
+
+	stop := pollLeaderOf(t, holder)
+	if _, stderr, code := run(t, "ca", "rotate", "-root", other.root); code != 1 || !strings.Contains(stderr, "run ca rotate on the CA holder") {
+		t.Errorf("ca rotate on a server that does not sign: exit %d, %q", code, stderr)
+	}
+	began := time.Now()
+	out, stderr, code := runWithin(t, 6*time.Minute, "ca", "rotate", "-json", "-root", holder.root)
+	t.Logf("ca rotate took %s; the stream showed %d lines", time.Since(began).Round(time.Millisecond), lines())
+	var ans agent.CAAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.Generation != 1 || ans.Fingerprint == oldFP || len(ans.Lagging) != 0 {
+		explainCluster(t, procs)()
+		t.Fatalf("ca rotate: exit %d, %q, %q", code, out, stderr)
+	}
+	afterRotation := lines()
+	waitForOr(t, 30*time.Second, "the log stream started before the rotation to show new lines", func() bool {
+		return lines() > afterRotation+5
+	}, func() { t.Logf("the stream:\n%s", stream.String()) })
+	polls := stop()
+	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.n < 10 {
+		t.Errorf("Nomad's leader during the rotation: %d polls, %v", polls.n, polls.leaders)
+	}
+
+	// Every node trusts the new CA alone and holds certificates from it.
+	checkCA := func(p *proc) {
+		t.Helper()
+		files := certs.TLSFiles{Dir: paths.New(p.root).NomadTLSDir()}
+		cas, err := certs.ParseCertsPEM([]byte(readFile(t, files.CAPath())))
+		if err != nil || len(cas) != 1 || certs.Fingerprint(cas[0]) != ans.Fingerprint {
+			t.Errorf("%s: the bundle holds %d certificates, not the new CA alone (%v)", p.name, len(cas), err)
+			return
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(cas[0])
+		st, _ := statusJSON(t, p.root)
+		for _, role := range []certs.Role{certs.RoleServer, certs.RoleClient, certs.RoleCLI} {
+			c, err := files.LoadCert(role)
+			if err != nil {
+				continue // not this node's role
+			}
+			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				t.Errorf("%s: its %s certificate does not chain to the new CA: %v", p.name, role, err)
+			}
+		}
+		if st.Cluster == nil || st.Cluster.CA.Generation != ans.Generation || st.Cluster.CA.Rotating != "" {
+			t.Errorf("%s: status shows the CA %+v", p.name, st.Cluster)
+		}
+	}
+	back := start(t, away.root, away.name, away.args...)
+	back.addr = away.addr
+	waitForOr(t, 90*time.Second, "the client that was down through the rotation to run with the new CA", func() bool {
+		st, _ := statusJSON(t, back.root)
+		return st.Phase.String() == "running" && st.Cluster != nil && st.Cluster.CA.Generation == 1
+	}, explainCluster(t, []*proc{back}))
+	checkCA(back)
+	for _, p := range procs {
+		if p == away {
+			continue
+		}
+		checkCA(p)
+		if st, _ := statusJSON(t, p.root); nomadChildPID(st) != pids[p.name] {
+			t.Errorf("%s's Nomad was restarted: pid %d, was %d", p.name, nomadChildPID(st), pids[p.name])
+		}
+		if strings.Contains(p.log.String(), "BEGIN EC PRIVATE KEY") || strings.Contains(p.log.String(), "PRIVATE KEY") {
+			t.Errorf("%s logs a private key", p.name)
+		}
+	}
+	if after := running(); len(after) != 1 || after[0].ID != before.ID {
+		t.Errorf("the job's allocations after the rotation: %+v, before %+v", after, before)
+	}
+	// The CLI with the node's new files streams the logs too.
+	if out, err := nomadCLI(t, bin, dep, "alloc", "logs", "-tail", "-n", "3", before.ID); err != nil || !strings.Contains(out, "tick ") {
+		t.Errorf("nomad alloc logs after the rotation: %v\n%s", err, out)
+	}
+
+	// Another rotation continues from the new CA.
+	out, stderr, code = runWithin(t, 6*time.Minute, "ca", "rotate", "-json", "-root", holder.root)
+	var second agent.CAAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &second) != nil || second.Generation != 2 || second.Fingerprint == ans.Fingerprint {
+		t.Fatalf("the second ca rotate: exit %d, %q, %q", code, out, stderr)
+	}
+	ans = second
+
+	// A machine that joins now gets its certificates from the new CA.
+	addr := prefix + ".6"
+	args := append([]string{"-bind", addr, "-join", procs[0].addr, "-settle", "1s"}, realNomadArgs(bin, clientToken)(3)...)
+	late := start(t, filepath.Join(dir, "node6"), "node6", args...)
+	waitForOr(t, 90*time.Second, "a machine joining after the rotation to run", func() bool {
+		st, _ := statusJSON(t, late.root)
+		return st.Phase.String() == "running"
+	}, explainCluster(t, []*proc{late}))
+	checkCA(late)
+}
