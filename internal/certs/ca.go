@@ -183,6 +183,16 @@ func LoadCA(certPEM, keyPEM, chainPEM []byte, now time.Time) (*CA, error) {
 		}
 		return &CA{Cert: cert, Key: key}, nil
 	}
+	// The chain ends at a root, and is above the CA: otherwise the
+	// certificate would verify against itself.
+	for _, c := range chain {
+		if bytes.Equal(c.Raw, cert.Raw) {
+			return nil, fmt.Errorf("certs: the chain of CA certificate %q holds the certificate itself; give the certificates above it, up to the root", cert.Subject.CommonName)
+		}
+	}
+	if last := chain[len(chain)-1]; !isSelfSigned(last) {
+		return nil, fmt.Errorf("certs: the chain of CA certificate %q ends at %q, which is not a root (self-signed); give the chain up to the root", cert.Subject.CommonName, last.Subject.CommonName)
+	}
 	roots := x509.NewCertPool()
 	roots.AddCert(chain[len(chain)-1])
 	inter := x509.NewCertPool()

@@ -139,6 +139,11 @@ func TestLoadCAErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	inter := signIntermediate(t, interCSR, root, rootKey, now, now.Add(24*time.Hour))
+	_, sibCSR, err := NewIntermediateCSR(rand.Reader, testClusterID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sibling := signIntermediate(t, sibCSR, root, rootKey, now, now.Add(24*time.Hour))
 
 	tests := []struct {
 		name             string
@@ -155,6 +160,9 @@ func TestLoadCAErrors(t *testing.T) {
 		{"intermediate without chain", inter, interKey, nil, now, `is issued by "Example Root"; give the chain`},
 		{"intermediate under another root", inter, interKey, EncodeCertPEM(otherRoot.Raw), now, `does not chain to the root "Other Root"`},
 		{"chain in both places", append(append([]byte{}, inter...), EncodeCertPEM(root.Raw)...), interKey, EncodeCertPEM(root.Raw), now, "give the chain in one place only"},
+		{"intermediate as its own chain", inter, interKey, inter, now, "holds the certificate itself"},
+		{"self-signed CA as its own chain", ca.CertPEM(), keyPEM, ca.CertPEM(), now, "holds the certificate itself"},
+		{"chain ending at another intermediate", inter, interKey, sibling, now, "which is not a root (self-signed)"},
 		{"intermediate past its validity", inter, interKey, EncodeCertPEM(root.Raw), now.Add(48 * time.Hour), "expired at"},
 	}
 	for _, tt := range tests {
