@@ -105,6 +105,11 @@ token_file = "/etc/nomad-bootstrapd/token"
 # anything; 0 rotates them only on command (nomad-bootstrapd keys rotate).
 # gossip_key_rotation = "720h"
 
+# How much of the cluster CA's lifetime, in percent (50-99), passes before the
+# CA holder rotates it (nomad-bootstrapd ca rotate, Nomad running);
+# 0 rotates it only on command. The CA lasts five years: 80 rotates it after four.
+# ca_rotation_percent = 80
+
 # How long the CA holder must be down before the next live server signs
 # certificates with the escrowed CA key.
 # ca_failover_after = "2m"

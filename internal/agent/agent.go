@@ -138,6 +138,7 @@ type Agent struct {
 	follow            followBackoff   // guarded by followMu
 	agentKeyMu        sync.Mutex      // held while the agents' gossip key is rotated
 	caRotMu           sync.Mutex      // held while the cluster CA is rotated
+	lastCACheck       time.Time       // keyLoop's last look at the CA's schedule
 	keyKick           chan struct{}   // wakes the gossip key loop
 	lastAgentKeyCheck time.Time       // when the CA holder last checked the rotation's schedule (key loop)
 	gossipRefused     atomic.Bool     // a join was refused: the key may have rotated while this node was away
@@ -736,7 +737,7 @@ func (a *Agent) Status() status.Status {
 		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{},
 			ClientToken:    status.ClientTokenStatus{Generation: cs.ClientToken.Generation, RotatedAt: cs.ClientToken.RotatedAt, PreviousUntil: cs.ClientToken.PreviousUntil},
 			NomadGossipKey: a.nomadKeyStatus(*cs), AgentGossipKey: a.agentKeyStatus(*cs, a.plan != nil && a.plan.CAHolder == a.id),
-			CA: caStatus(cs.CA)}
+			CA: a.caStatusLocked(cs.CA)}
 		if s.Cluster.AgentGossipKey.Generation == 0 {
 			// The token's key rotates with Nomad's first scheduled rotation.
 			s.Cluster.AgentGossipKey.NextRotation = s.Cluster.NomadGossipKey.NextRotation

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
@@ -94,11 +96,16 @@ func caGenerations(rec clusterstate.CA, caPath string, leaves []*x509.Certificat
 	return newest, oldest, issued
 }
 
-// caStatus returns the status of the cluster CA's rotations.
-func caStatus(rec clusterstate.CA) status.KeyStatus {
+// caStatusLocked returns the status of the cluster CA's rotations; the CA
+// holder, which runs the schedule, knows the next one. The
+// caller holds a.mu.
+func (a *Agent) caStatusLocked(rec clusterstate.CA) status.KeyStatus {
 	ks := status.KeyStatus{Generation: rec.Generation, RotatedAt: rec.RotatedAt}
 	if rec.Generation > 0 && rec.Phase != clusterstate.CADone {
 		ks.Rotating = fmt.Sprintf("%s generation %d", rec.Phase, rec.Generation)
+	}
+	if a.ca != nil && a.caSrv != nil && a.plan != nil && a.plan.CAHolder == a.id && a.caReplaceable(a.ca) == nil {
+		ks.NextRotation = caRotationDue(a.ca.Cert, a.cfg.CARotationPercent)
 	}
 	return ks
 }
@@ -124,8 +131,15 @@ const CARotateRoute = "/v1/ca/rotate"
 // Timings.KeyWait, and the calls.
 const CARotateTimeout = 5 * time.Minute
 
-// CARotateRequest is what ca rotate sends to the agent: nothing yet.
-type CARotateRequest struct{}
+// CARotateRequest is what ca rotate sends to the agent: with the files of
+// an intermediate of the operator's offline root, the CA to rotate to
+// (absolute paths on the agent's machine); without, a new CA the server
+// makes.
+type CARotateRequest struct {
+	CertFile  string `json:"cert_file,omitempty"`
+	KeyFile   string `json:"key_file,omitempty"`
+	ChainFile string `json:"chain_file,omitempty"`
+}
 
 // CAAnswer is what ca rotate reports.
 type CAAnswer struct {
@@ -148,7 +162,7 @@ type CAAnswer struct {
 // cut short, on the server that signs certificates: every node first
 // trusts both CAs, then gets certificates from the new one, then trusts it
 // alone. Nomad is reloaded at each step, never restarted.
-func (a *Agent) RotateCA(ctx context.Context) (CAAnswer, error) {
+func (a *Agent) RotateCA(ctx context.Context, req CARotateRequest) (CAAnswer, error) {
 	p, err := a.serverReady()
 	if err != nil {
 		return CAAnswer{}, err
@@ -156,21 +170,105 @@ func (a *Agent) RotateCA(ctx context.Context) (CAAnswer, error) {
 	a.mu.Lock()
 	cur, serving := a.ca, a.caSrv != nil
 	a.mu.Unlock()
-	if cur == nil || !serving {
-		return CAAnswer{}, fmt.Errorf("this server does not sign certificates: run ca rotate on the CA holder, %s", p.CAHolderName())
+	switch {
+	case p.CAHolder != a.id:
+		// A server signing in the place of a CA holder that is down
+		// does not rotate: the other servers take escrows from the
+		// plan's CA holder only.
+		return CAAnswer{}, fmt.Errorf("this server is not the CA holder: run ca rotate on the CA holder, %s (while it is down, rotate once it is back or replaced)", p.CAHolderName())
+	case cur == nil || !serving:
+		return CAAnswer{}, errors.New("this server's CA does not sign yet; wait until status shows it running")
 	}
-	if len(cur.Chain) > 0 || a.cfg.CA.Set() {
-		return CAAnswer{}, errors.New("the cluster CA is an intermediate of the operator's offline root, which this server cannot replace: issue a new intermediate from the root and put it in the ca block")
+	var next *certs.CA
+	files := config.CAFiles{CertFile: req.CertFile, KeyFile: req.KeyFile, ChainFile: req.ChainFile}
+	switch {
+	case files.Set() && (files.CertFile == "" || files.KeyFile == "" || files.ChainFile == ""):
+		return CAAnswer{}, errors.New("an intermediate of the offline root needs its certificate, its key and the chain up to the root, all three")
+	case files.Set():
+		if next, err = caholder.Operator(files, a.now()); err != nil {
+			return CAAnswer{}, err
+		}
+		if next.Fingerprint() == cur.Fingerprint() {
+			return CAAnswer{}, fmt.Errorf("the intermediate %s is the CA that signs already", next.Fingerprint())
+		}
+	default:
+		if err := a.caReplaceable(cur); err != nil {
+			return CAAnswer{}, err
+		}
 	}
 	if err := lockWithin(ctx, &a.caRotMu, "this server is rotating the CA already; wait for it to finish"); err != nil {
 		return CAAnswer{}, err
 	}
 	defer a.caRotMu.Unlock()
-	return a.rotateCA(ctx, p)
+	return a.rotateCA(ctx, p, next)
 }
 
-// rotateCA runs or resumes a rotation. The caller holds caRotMu.
-func (a *Agent) rotateCA(ctx context.Context, p plan.Plan) (CAAnswer, error) {
+// caReplaceable refuses to replace an operator's intermediate, whose root
+// key is not on the server.
+func (a *Agent) caReplaceable(ca *certs.CA) error {
+	if len(ca.Chain) > 0 || a.cfg.CA.Set() {
+		return errors.New("the cluster CA is an intermediate of the operator's offline root, whose key is not on this server: issue a new intermediate from the root (ca csr) and rotate to it with ca rotate -cert, -key and -chain")
+	}
+	return nil
+}
+
+// caRotationDue returns when the CA whose certificate is cert is rotated on
+// schedule: once percent of its lifetime has passed; zero when percent is
+// 0 (only on command).
+func caRotationDue(cert *x509.Certificate, percent int) time.Time {
+	if percent <= 0 {
+		return time.Time{}
+	}
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	return cert.NotBefore.Add(life / 100 * time.Duration(percent)).UTC()
+}
+
+// scheduleCA, on the CA holder, every Timings.ClusterSync,
+// finishes a CA rotation cut short, and rotates the CA once
+// ca_rotation_percent of its lifetime has passed; an operator's
+// intermediate is not replaced, and status warns instead.
+func (a *Agent) scheduleCA(ctx context.Context) {
+	if a.now().Sub(a.lastCACheck) < a.tm.ClusterSync {
+		return
+	}
+	a.mu.Lock()
+	ca, serving := a.ca, a.caSrv != nil
+	a.mu.Unlock()
+	if ca == nil || !serving {
+		return
+	}
+	p, err := a.serverReady()
+	if err != nil || p.CAHolder != a.id {
+		return
+	}
+	a.lastCACheck = a.now()
+	rec := a.caRecord()
+	cutShort := rec.Generation > 0 && rec.Phase != clusterstate.CADone
+	due := caRotationDue(ca.Cert, a.cfg.CARotationPercent)
+	if !cutShort && (due.IsZero() || a.now().Before(due)) {
+		return
+	}
+	if err := a.caReplaceable(ca); err != nil {
+		a.warn("ca-rotation", fmt.Sprintf("the cluster CA has served %d%% of its lifetime and expires %s: %v", a.cfg.CARotationPercent, ca.Cert.NotAfter.UTC().Format(time.RFC3339), err))
+		return
+	}
+	if !a.caRotMu.TryLock() {
+		return // ca rotate runs
+	}
+	defer a.caRotMu.Unlock()
+	if cutShort {
+		a.log.Warn("finishing a rotation of the cluster CA that was cut short", "generation", rec.Generation, "phase", rec.Phase)
+	} else {
+		a.log.Info("rotating the cluster CA on schedule", "not_after", ca.Cert.NotAfter.UTC(), "ca_rotation_percent", a.cfg.CARotationPercent)
+	}
+	if _, err := a.rotateCA(ctx, p, nil); err != nil {
+		a.log.Warn("rotating the cluster CA; retrying at the next check", "error", err)
+	}
+}
+
+// rotateCA runs or resumes a rotation, to next when it is not nil, else to
+// a CA it makes. The caller holds caRotMu.
+func (a *Agent) rotateCA(ctx context.Context, p plan.Plan, next *certs.CA) (CAAnswer, error) {
 	vars, closeVars, err := a.nomadVars(p)
 	if err != nil {
 		return CAAnswer{}, err
@@ -179,8 +277,11 @@ func (a *Agent) rotateCA(ctx context.Context, p plan.Plan) (CAAnswer, error) {
 	store := a.caStore()
 	rec := a.caRecord()
 	resumed := rec.Generation > 0 && rec.Phase != clusterstate.CADone
+	if resumed && next != nil && next.Fingerprint() != rec.Fingerprints()[0] {
+		return CAAnswer{}, fmt.Errorf("a rotation to CA generation %d (%s) is under way: run ca rotate without the intermediate's files to finish it first", rec.Generation, rec.Fingerprints()[0])
+	}
 	if resumed && rec.Phase == clusterstate.CATrust {
-		if next, err := store.LoadNext(); err != nil || next == nil || next.Fingerprint() != rec.Fingerprints()[0] {
+		if kept, err := store.LoadNext(); err != nil || kept == nil || kept.Fingerprint() != rec.Fingerprints()[0] {
 			a.log.Warn("this server does not hold the new CA of the rotation cut short; rotating to another one", "generation", rec.Generation)
 			resumed = false
 		}
@@ -189,9 +290,10 @@ func (a *Agent) rotateCA(ctx context.Context, p plan.Plan) (CAAnswer, error) {
 		a.mu.Lock()
 		cur := a.ca
 		a.mu.Unlock()
-		next, err := certs.NewCA(rand.Reader, a.cred.ClusterIDString(), a.now(), 0)
-		if err != nil {
-			return CAAnswer{}, err
+		if next == nil {
+			if next, err = certs.NewCA(rand.Reader, a.cred.ClusterIDString(), a.now(), 0); err != nil {
+				return CAAnswer{}, err
+			}
 		}
 		if err := store.SaveNext(next); err != nil {
 			return CAAnswer{}, err

@@ -12,6 +12,24 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
 )
 
+func TestCARotationDue(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cert := &x509.Certificate{NotBefore: start, NotAfter: start.Add(1000 * time.Hour)}
+	for _, tt := range []struct {
+		percent int
+		want    time.Time
+	}{
+		{0, time.Time{}},
+		{50, start.Add(500 * time.Hour)},
+		{80, start.Add(800 * time.Hour)},
+		{99, start.Add(990 * time.Hour)},
+	} {
+		if got := caRotationDue(cert, tt.percent); !got.Equal(tt.want) {
+			t.Errorf("caRotationDue(%d%%) = %v; want %v", tt.percent, got, tt.want)
+		}
+	}
+}
+
 // What a node announces of a CA rotation follows its bundle on disk and
 // the CAs that issued its certificates.
 func TestCAGenerations(t *testing.T) {

@@ -628,8 +628,8 @@ func (a *Agent) commands() []status.Route {
 		{Pattern: "POST " + KeysRotateRoute, Handler: status.CommandWithin(KeysRotateTimeout, func(ctx context.Context, _ KeysRotateRequest) (KeysAnswer, error) {
 			return a.RotateKeys(ctx)
 		})},
-		{Pattern: "POST " + CARotateRoute, Handler: status.CommandWithin(CARotateTimeout, func(ctx context.Context, _ CARotateRequest) (CAAnswer, error) {
-			return a.RotateCA(ctx)
+		{Pattern: "POST " + CARotateRoute, Handler: status.CommandWithin(CARotateTimeout, func(ctx context.Context, req CARotateRequest) (CAAnswer, error) {
+			return a.RotateCA(ctx, req)
 		})},
 		{Pattern: "POST " + RotateRoute, Handler: status.Command(func(ctx context.Context, req RotateRequest) (RotateAnswer, error) {
 			return a.RotateClientToken(ctx, req.Grace, req.Expires)

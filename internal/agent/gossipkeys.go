@@ -124,6 +124,7 @@ func (a *Agent) keyLoop(ctx context.Context) {
 			nextAsk, backoff = now.Add(backoff), min(2*backoff, aloneFetchMax)
 		}
 		a.scheduleAgentKey(ctx)
+		a.scheduleCA(ctx)
 	}
 }
 

@@ -55,7 +55,7 @@ func Operator(f config.CAFiles, now time.Time) (*certs.CA, error) {
 	read := func(what, path string) ([]byte, error) {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("agent: the ca block's %s: %w", what, err)
+			return nil, fmt.Errorf("agent: the intermediate CA's %s: %w", what, err)
 		}
 		return b, nil
 	}
@@ -73,7 +73,7 @@ func Operator(f config.CAFiles, now time.Time) (*certs.CA, error) {
 	}
 	ca, err := certs.LoadCA(certPEM, keyPEM, chainPEM, now)
 	if err != nil {
-		return nil, fmt.Errorf("agent: the intermediate CA of the ca block cannot be used: %w", err)
+		return nil, fmt.Errorf("agent: the intermediate CA in %s cannot be used: %w", f.CertFile, err)
 	}
 	return ca, nil
 }

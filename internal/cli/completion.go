@@ -43,6 +43,7 @@ var commands = []command{
 	{name: "ca", sub: "csr rotate", summary: "make an intermediate CA request for an offline root, or rotate the CA (on the CA holder)", flags: func(fs *flag.FlagSet) {
 		caFlags(fs)
 		agentFlags(fs)
+		caRotateFlags(fs)
 	}},
 	{name: "agent", summary: "run the agent on this machine", flags: func(fs *flag.FlagSet) { config.RegisterFlags(fs) }},
 	{name: "join", summary: "set this machine up to join a cluster under systemd, and return", flags: func(fs *flag.FlagSet) { config.RegisterFlags(fs) }},

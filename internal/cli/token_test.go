@@ -135,3 +135,22 @@ func TestKeysRotateRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestCARotateRefuses(t *testing.T) {
+	root := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rotate", "extra"}, `unexpected argument "extra"`},
+		{[]string{"rotate", "-cert", "c.pem"}, "needs -cert, -key and -chain together"},
+		{[]string{"rotate", "-cert", "c.pem", "-key", "k.pem"}, "needs -cert, -key and -chain together"},
+		{[]string{"rotate", "-root", root}, "ca rotate runs where the agent of a Nomad server runs"},
+	} {
+		var out, errOut bytes.Buffer
+		code := Run(append([]string{"ca"}, tt.args...), &out, &errOut)
+		if code != exitUsage || !strings.Contains(errOut.String(), tt.want) || out.Len() != 0 {
+			t.Errorf("ca %v: exit %d, %q, stdout %q; want 2 and %q", tt.args, code, errOut.String(), out.String(), tt.want)
+		}
+	}
+}

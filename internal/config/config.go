@@ -83,6 +83,10 @@ type Config struct {
 	// GossipKeyRotation is how often the CA holder rotates Nomad's gossip
 	// key; zero never (keys rotate still does on command).
 	GossipKeyRotation time.Duration
+	// CARotationPercent is how much of the cluster CA's lifetime, in
+	// percent, passes before the CA holder rotates it; zero never
+	// (ca rotate still does on command).
+	CARotationPercent int
 	// BehindNAT lets the CA holder accept a certificate request from
 	// another address than the requesting member's.
 	BehindNAT bool
@@ -116,6 +120,19 @@ const MinCertLifetime = time.Hour
 // DefaultGossipKeyRotation is how often the gossip keys are rotated
 // unless gossip_key_rotation says otherwise.
 const DefaultGossipKeyRotation = 30 * 24 * time.Hour
+
+// DefaultCARotationPercent is how much of its lifetime, in percent, the
+// cluster CA serves before it is rotated, unless ca_rotation_percent says
+// otherwise.
+const DefaultCARotationPercent = 80
+
+// MinCARotationPercent and MaxCARotationPercent bound ca_rotation_percent
+// (besides 0): earlier than half its lifetime makes rotations pointlessly
+// often; later than 99 percent leaves too little time to finish one.
+const (
+	MinCARotationPercent = 50
+	MaxCARotationPercent = 99
+)
 
 // MinGossipKeyRotation is the shortest scheduled rotation of the gossip
 // key: each is a rolling change on every server.
@@ -176,6 +193,9 @@ func Default() Config {
 		// As Nomad rotates its own keyring of Variables and workload
 		// identities: 30 days.
 		GossipKeyRotation: DefaultGossipKeyRotation,
+		// Four years into the CA's five: a year to spare should the
+		// rotation need an operator.
+		CARotationPercent: DefaultCARotationPercent,
 		// Long enough to ride out a reboot of the CA holder, short enough
 		// that new nodes are not kept waiting for long.
 		CAFailoverAfter: 2 * time.Minute,

@@ -241,6 +241,7 @@ ca_failover_after    = "3m"
 behind_nat           = true
 cert_lifetime        = "100h"
 gossip_key_rotation  = "48h"
+ca_rotation_percent  = 90
 metrics_addr         = ""
 server_replace_after = "20m"
 dedicated_servers    = true
@@ -261,7 +262,7 @@ ca {
 		Port: 4700, Name: "n1", Role: "server", Pool: "warm", Zone: "z", Datacenter: "dc2", Region: "eu",
 		Expect: 5, MinMembers: 6, BootstrapSize: 7, Settle: 4 * time.Second, Supervise: "process",
 		Nomad: "/opt/nomad", LogLevel: "debug", CAFailoverAfter: 3 * time.Minute, CertLifetime: 100 * time.Hour,
-		GossipKeyRotation: 48 * time.Hour, ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true, BehindNAT: true,
+		GossipKeyRotation: 48 * time.Hour, CARotationPercent: 90, ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true, BehindNAT: true,
 		CA: CAFiles{CertFile: "c.pem", KeyFile: "k.pem", ChainFile: "r.pem"},
 	}
 	if diff := cmp.Diff(want, l.Config); diff != "" {
@@ -312,6 +313,12 @@ func TestValidate(t *testing.T) {
 		{"gossip_key_rotation off", func(c *Config) { c.GossipKeyRotation = 0 }, ""},
 		{"gossip_key_rotation of an hour", func(c *Config) { c.GossipKeyRotation = time.Hour }, ""},
 		{"gossip_key_rotation of a minute", func(c *Config) { c.GossipKeyRotation = time.Minute }, "gossip_key_rotation 1m0s is shorter than 1h0m0s; use 0"},
+		{"ca_rotation_percent off", func(c *Config) { c.CARotationPercent = 0 }, ""},
+		{"ca_rotation_percent of 50", func(c *Config) { c.CARotationPercent = 50 }, ""},
+		{"ca_rotation_percent of 99", func(c *Config) { c.CARotationPercent = 99 }, ""},
+		{"ca_rotation_percent of 10", func(c *Config) { c.CARotationPercent = 10 }, "ca_rotation_percent 10 is outside 50..99; use 0"},
+		{"ca_rotation_percent of 100", func(c *Config) { c.CARotationPercent = 100 }, "ca_rotation_percent 100 is outside 50..99"},
+		{"ca_rotation_percent negative", func(c *Config) { c.CARotationPercent = -1 }, "ca_rotation_percent -1 is outside"},
 		{"zero ca_failover_after", func(c *Config) { c.CAFailoverAfter = 0 }, "ca_failover_after 0s must be positive"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "" }, ""},
 		{"metrics on all addresses", func(c *Config) { c.MetricsAddr = "0.0.0.0:9100" }, ""},

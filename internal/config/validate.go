@@ -62,6 +62,9 @@ func (c *Config) Validate() error {
 	if c.GossipKeyRotation != 0 && c.GossipKeyRotation < MinGossipKeyRotation {
 		add(fmt.Errorf("config: gossip_key_rotation %v is shorter than %v; use 0 to rotate only on command", c.GossipKeyRotation, MinGossipKeyRotation))
 	}
+	if p := c.CARotationPercent; p != 0 && (p < MinCARotationPercent || p > MaxCARotationPercent) {
+		add(fmt.Errorf("config: ca_rotation_percent %d is outside %d..%d; use 0 to rotate the CA only on command", p, MinCARotationPercent, MaxCARotationPercent))
+	}
 	if c.ServerReplaceAfter <= 0 {
 		add(fmt.Errorf("config: server_replace_after %v must be positive", c.ServerReplaceAfter))
 	}

@@ -123,6 +123,9 @@ func secretSamples(s status.Status, now time.Time) (gen, age, next, rotating []s
 			if f.Role == "ca" {
 				gen = append(gen, one(float64(c.CA.Generation), "cluster_ca"))
 				rotating = append(rotating, one(boolValue(c.CA.Rotating != ""), "cluster_ca"))
+				if !c.CA.NextRotation.IsZero() {
+					next = append(next, one(c.CA.NextRotation.Sub(now).Seconds(), "cluster_ca"))
+				}
 				age = append(age, one(now.Sub(f.NotBefore).Seconds(), "cluster_ca"))
 			}
 		}

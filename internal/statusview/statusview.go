@@ -281,7 +281,11 @@ func secretsTable(s status.Status, now time.Time) *table {
 				if c.CA.Rotating != "" {
 					state = cell{text: "rotating: " + c.CA.Rotating, color: yellow}
 				}
-				t.add(plain("cluster CA"), plain(fmt.Sprint(c.CA.Generation)), plain(age(f.NotBefore)), plain("-"), state)
+				next := "-"
+				if !c.CA.NextRotation.IsZero() {
+					next = c.CA.NextRotation.UTC().Format("2006-01-02 15:04")
+				}
+				t.add(plain("cluster CA"), plain(fmt.Sprint(c.CA.Generation)), plain(age(f.NotBefore)), plain(next), state)
 			}
 		}
 	}

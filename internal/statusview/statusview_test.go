@@ -121,7 +121,7 @@ func cases() map[string]status.Status {
 		ClientToken:    status.ClientTokenStatus{Generation: 1, RotatedAt: now.Add(-26 * time.Hour), PreviousUntil: now.Add(-25 * time.Hour)},
 		NomadGossipKey: status.KeyStatus{Generation: 2, RotatedAt: now.Add(-72 * time.Hour), NextRotation: now.Add(27 * 24 * time.Hour), Rotating: "install generation 3"},
 		AgentGossipKey: status.KeyStatus{Generation: 4, RotatedAt: now.Add(-48 * time.Hour), NextRotation: now.Add(28 * 24 * time.Hour), Rotating: "use generation 5"},
-		CA:             status.KeyStatus{Generation: 1, Rotating: "trust generation 1"},
+		CA:             status.KeyStatus{Generation: 1, Rotating: "trust generation 1", NextRotation: now.Add(4 * 365 * 24 * time.Hour)},
 	}
 
 	return map[string]status.Status{

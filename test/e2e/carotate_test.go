@@ -24,12 +24,17 @@ import (
 // reload. At the end every node's bundle holds the new CA alone, every
 // certificate chains to it, a client that was down through the rotation
 // catches up when it is back, a second rotation continues from the new CA,
-// and a machine that joins afterwards gets its certificates from it. ca rotate refuses to run on a server that does not
+// a third, cut short by the CA holder's agent stopping, is finished by the
+// holder on its own once it is back, and a machine that joins afterwards
+// gets its certificates from it. A fourth rotates to an intermediate of an
+// offline root made with openssl: every bundle then holds the intermediate
+// and the root, every certificate chains to the root, and ca rotate
+// without another intermediate is refused. ca rotate refuses to run on a server that does not
 // sign.
 func TestCARotation(t *testing.T) {
 	const prefix = "127.22.8"
 	bin, dir := nomadBin(t), t.TempDir()
-	_, clientToken, procs := runningCluster(t, prefix, dir)
+	serverToken, clientToken, procs := runningCluster(t, prefix, dir)
 	s, _ := statusJSON(t, procs[0].root)
 	holder := procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == s.Plan.CAHolder })]
 	other := procs[slices.IndexFunc(procs, func(p *proc) bool { return p != holder && slices.Contains(s.Plan.Servers, p.name) })]
@@ -190,6 +195,52 @@ func TestCARotation(t *testing.T) {
 	}
 	ans = second
 
+	// A rotation cut short by the CA holder's agent stopping is finished by
+	// the holder once it is back, on its own.
+	cut := make(chan struct{})
+	go func() {
+		defer close(cut)
+		run(t, "ca", "rotate", "-root", holder.root)
+	}()
+	waitFor(t, 60*time.Second, "the third rotation to begin", func() bool {
+		st, _ := statusJSON(t, holder.root)
+		return st.Cluster != nil && st.Cluster.CA.Generation == 3 && st.Cluster.CA.Rotating != ""
+	})
+	holder.stop(15)
+	<-cut
+	again := start(t, holder.root, holder.name, holder.args...)
+	again.addr = holder.addr
+	waitForOr(t, 120*time.Second, "the CA holder to finish the rotation cut short", func() bool {
+		st, _ := statusJSON(t, again.root)
+		return st.Cluster != nil && st.Cluster.CA.Generation == 3 && st.Cluster.CA.Rotating == ""
+	}, explainCluster(t, []*proc{again}))
+	if !strings.Contains(again.log.String(), "finishing a rotation of the cluster CA that was cut short") {
+		t.Errorf("the CA holder did not say it finished the rotation cut short")
+	}
+	if st, _ := statusJSON(t, again.root); st.Cluster.CA.NextRotation.IsZero() {
+		t.Errorf("the CA holder's status shows no next rotation of the CA")
+	}
+	nodes := append(slices.DeleteFunc(slices.Clone(procs), func(p *proc) bool { return p == holder || p == away }), again, back)
+	prev := ans.Fingerprint
+	waitForOr(t, 60*time.Second, "every node to trust the third CA alone", func() bool {
+		fps := map[string]bool{}
+		for _, p := range nodes {
+			cas, err := certs.ParseCertsPEM([]byte(readFile(t, filepath.Join(paths.New(p.root).NomadTLSDir(), "ca.pem"))))
+			if err != nil || len(cas) != 1 {
+				return false
+			}
+			fps[certs.Fingerprint(cas[0])] = true
+		}
+		for fp := range fps {
+			ans.Fingerprint = fp
+		}
+		return len(fps) == 1 && !fps[prev]
+	}, explainCluster(t, nodes))
+	ans.Generation = 3
+	for _, p := range nodes {
+		checkCA(p)
+	}
+
 	// A machine that joins now gets its certificates from the new CA.
 	addr := prefix + ".6"
 	args := append([]string{"-bind", addr, "-join", procs[0].addr, "-settle", "1s"}, realNomadArgs(bin, clientToken)(3)...)
@@ -199,4 +250,60 @@ func TestCARotation(t *testing.T) {
 		return st.Phase.String() == "running"
 	}, explainCluster(t, []*proc{late}))
 	checkCA(late)
+	nodes = append(nodes, late)
+
+	// The CA rotates to an intermediate of an offline root the same way;
+	// the intermediate is then replaced only by another intermediate.
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Log("openssl is not installed: the rotation to an intermediate is not tried")
+		return
+	}
+	root, rootKey := offlineRoot(t, dir, "root")
+	caDir := filepath.Join(dir, "intermediate")
+	if out, stderr, code := run(t, "ca", "csr", "-dir", caDir, "-token-file", serverToken); code != 0 {
+		t.Fatalf("ca csr: exit %d: %s %s", code, out, stderr)
+	}
+	ext := filepath.Join(dir, "ext")
+	os.WriteFile(ext, []byte("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"), 0o644)
+	inter := filepath.Join(caDir, "intermediate.pem")
+	openssl(t, "x509", "-req", "-in", filepath.Join(caDir, "intermediate.csr"), "-CA", root, "-CAkey", rootKey,
+		"-days", "1825", "-sha256", "-out", inter, "-extfile", ext)
+	time.Sleep(1100 * time.Millisecond) // openssl starts the certificate on the current second
+	if _, stderr, code := run(t, "ca", "rotate", "-cert", inter, "-key", filepath.Join(caDir, "intermediate-key.pem"), "-chain", inter, "-root", again.root); code != 1 || !strings.Contains(stderr, "holds the certificate itself") {
+		t.Errorf("ca rotate to an intermediate with a chain that is not its root: exit %d, %q", code, stderr)
+	}
+	out, stderr, code = runWithin(t, 6*time.Minute, "ca", "rotate", "-json", "-cert", inter, "-key", filepath.Join(caDir, "intermediate-key.pem"), "-chain", root, "-root", again.root)
+	var toInter agent.CAAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &toInter) != nil || toInter.Generation != 4 || len(toInter.Lagging) != 0 {
+		t.Fatalf("ca rotate to an intermediate: exit %d, %q, %q", code, out, stderr)
+	}
+	interCert, _ := certs.ParseCertPEM([]byte(readFile(t, inter)))
+	rootCert, _ := certs.ParseCertPEM([]byte(readFile(t, root)))
+	if toInter.Fingerprint != certs.Fingerprint(interCert) {
+		t.Errorf("ca rotate rotated to %s, not the intermediate %s", toInter.Fingerprint, certs.Fingerprint(interCert))
+	}
+	for _, p := range nodes {
+		files := certs.TLSFiles{Dir: paths.New(p.root).NomadTLSDir()}
+		cas, err := certs.ParseCertsPEM([]byte(readFile(t, files.CAPath())))
+		if err != nil || len(cas) != 2 || certs.Fingerprint(cas[0]) != toInter.Fingerprint || certs.Fingerprint(cas[1]) != certs.Fingerprint(rootCert) {
+			t.Errorf("%s: the bundle is not the intermediate and its root (%d certificates, %v)", p.name, len(cas), err)
+			continue
+		}
+		roots, inters := x509.NewCertPool(), x509.NewCertPool()
+		roots.AddCert(rootCert)
+		inters.AddCert(interCert)
+		for _, role := range []certs.Role{certs.RoleServer, certs.RoleClient, certs.RoleCLI} {
+			if c, err := files.LoadCert(role); err == nil {
+				if _, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+					t.Errorf("%s: its %s certificate does not chain to the offline root: %v", p.name, role, err)
+				}
+			}
+		}
+	}
+	if _, stderr, code := run(t, "ca", "rotate", "-root", again.root); code != 1 || !strings.Contains(stderr, "whose key is not on this server") {
+		t.Errorf("ca rotate of an intermediate without another: exit %d, %q", code, stderr)
+	}
+	if out, err := nomadCLI(t, bin, dep, "alloc", "logs", "-tail", "-n", "3", before.ID); err != nil || !strings.Contains(out, "tick ") {
+		t.Errorf("nomad alloc logs after the rotation to an intermediate: %v\n%s", err, out)
+	}
 }
