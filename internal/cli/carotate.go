@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 )
 
 const caRotateHelp = `Usage: nomad-bootstrapd ca rotate [-json] [-root DIR]
@@ -99,22 +97,11 @@ func runCARotate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nomad-bootstrapd: ca rotate needs -cert, -key and -chain together, or none of them")
 		return exitUsage
 	}
-	// The agent's own bound, and a margin.
-	ctx, cancel := context.WithTimeout(context.Background(), agent.CARotateTimeout+30*time.Second)
-	defer cancel()
 	var ans agent.CAAnswer
-	if code := callAgent(ctx, paths.New(*f.root), "ca rotate", agent.CARotateRoute, req, &ans, stderr); code >= 0 {
+	if code := runCommand(f, "ca rotate", agent.CARotateRoute, agent.CARotateTimeout, req, &ans, stdout, stderr); code >= 0 {
 		return code
 	}
-	if *f.json {
-		printJSON(stdout, ans)
-		return exitOK
-	}
-	verb := "Rotated"
-	if ans.Resumed {
-		verb = "Finished the rotation that was cut short:"
-	}
-	fmt.Fprintf(stdout, "%s the cluster CA to generation %d, %s (valid until %s).\n", verb, ans.Generation, ans.Fingerprint, ans.NotAfter.UTC().Format(time.RFC3339))
+	fmt.Fprintf(stdout, "%s the cluster CA to generation %d, %s (valid until %s).\n", rotated(ans.Resumed), ans.Generation, ans.Fingerprint, ans.NotAfter.UTC().Format(time.RFC3339))
 	if n := len(ans.Lagging); n > 0 {
 		fmt.Fprintf(stderr, "%d members did not yet announce that they trust the new CA alone: %s. Each takes the steps from the cluster state when it can; status on each shows its certificates.\n",
 			n, strings.Join(ans.Lagging, ", "))

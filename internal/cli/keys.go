@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agent"
-	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 )
 
 const keysHelp = `Usage: nomad-bootstrapd keys rotate [-json] [-root DIR]
@@ -74,27 +72,12 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, rest); code >= 0 {
 		return code
 	}
-	// The agent's own bound, and a margin.
-	ctx, cancel := context.WithTimeout(context.Background(), agent.KeysRotateTimeout+30*time.Second)
-	defer cancel()
 	var ans agent.KeysAnswer
-	if code := callAgent(ctx, paths.New(*f.root), "keys rotate", agent.KeysRotateRoute, agent.KeysRotateRequest{}, &ans, stderr); code >= 0 {
+	if code := runCommand(f, "keys rotate", agent.KeysRotateRoute, agent.KeysRotateTimeout, agent.KeysRotateRequest{}, &ans, stdout, stderr); code >= 0 {
 		return code
 	}
-	if *f.json {
-		printJSON(stdout, ans)
-		return exitOK
-	}
-	verb := "Rotated"
-	if ans.Resumed {
-		verb = "Finished the rotation that was cut short:"
-	}
-	fmt.Fprintf(stdout, "%s Nomad's gossip key to generation %d; every Nomad server holds the new key only.\n", verb, ans.Generation)
-	verb = "Rotated"
-	if ans.Agents.Resumed {
-		verb = "Finished the rotation that was cut short:"
-	}
-	fmt.Fprintf(stdout, "%s the agents' gossip key to generation %d; every alive member that got it holds the new key only.\n", verb, ans.Agents.Generation)
+	fmt.Fprintf(stdout, "%s Nomad's gossip key to generation %d; every Nomad server holds the new key only.\n", rotated(ans.Resumed), ans.Generation)
+	fmt.Fprintf(stdout, "%s the agents' gossip key to generation %d; every alive member that got it holds the new key only.\n", rotated(ans.Agents.Resumed), ans.Agents.Generation)
 	if n := len(ans.Agents.LeftOut); n > 0 {
 		fmt.Fprintf(stderr, "%d members did not get the new key and no longer gossip with the cluster: %s. A machine the servers refuse (evicted, or holding a client token rotated out) never will; one that could not reach a server gets the key when it asks again.\n",
 			n, strings.Join(ans.Agents.LeftOut, ", "))

@@ -55,6 +55,31 @@ const nodeExamples = `  nomad-bootstrapd node evict worker-7
   nomad-bootstrapd node evict 0b6e0c1e-8d6b-4d5a-9a55-0f7c1e0b9d31
   nomad-bootstrapd node evict -json worker-7 | jq .version`
 
+// runCommand sends req to the agent under f's root, within the agent's own
+// bound and a margin, and decodes its answer into ans, which it prints as
+// JSON with -json. It returns -1 when the caller prints the answer, else
+// the exit code.
+func runCommand(f agentOptions, what, route string, within time.Duration, req, ans any, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), within+30*time.Second)
+	defer cancel()
+	if code := callAgent(ctx, paths.New(*f.root), what, route, req, ans, stderr); code >= 0 {
+		return code
+	}
+	if *f.json {
+		printJSON(stdout, ans)
+		return exitOK
+	}
+	return -1
+}
+
+// rotated is how a rotation command's output begins.
+func rotated(resumed bool) string {
+	if resumed {
+		return "Finished the rotation that was cut short:"
+	}
+	return "Rotated"
+}
+
 // callAgent sends a command to the agent behind the control socket under p
 // and decodes its answer into out; it returns -1 when the agent did it, or
 // the exit code after printing why not: 1 when the agent refused, 2 when
@@ -124,15 +149,9 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "node evict: name exactly one node, by its name or node ID (got %d)\n", len(given))
 		return exitUsage
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	var ans agent.EvictAnswer
-	if code := callAgent(ctx, paths.New(*f.root), "node evict", agent.EvictRoute, agent.EvictRequest{Node: given[0]}, &ans, stderr); code >= 0 {
+	if code := runCommand(f, "node evict", agent.EvictRoute, time.Minute, agent.EvictRequest{Node: given[0]}, &ans, stdout, stderr); code >= 0 {
 		return code
-	}
-	if *f.json {
-		printJSON(stdout, ans)
-		return exitOK
 	}
 	name := ans.Name
 	if name == "" {

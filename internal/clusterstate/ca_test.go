@@ -19,7 +19,7 @@ import (
 )
 
 // newCA returns a new cluster CA, as the CA holder makes one.
-func newCA(t *testing.T) *certs.CA {
+func newCA(t testing.TB) *certs.CA {
 	t.Helper()
 	ca, err := certs.NewCA(rand.Reader, cluster, time.Now(), 0)
 	if err != nil {
@@ -441,4 +441,39 @@ func TestCAFullStateFits(t *testing.T) {
 	if _, err := Decode(sg.Encode()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzParseState feeds the decoder of a state's JSON, which a node runs on
+// every state whose signature verified and on the Variable read from
+// Nomad: it never panics, and what it accepts is valid and round-trips.
+func FuzzParseState(f *testing.F) {
+	old, next := certs.EncodeCertPEM(newCA(f).Cert.Raw), certs.EncodeCertPEM(newCA(f).Cert.Raw)
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, s := range []State{
+		{Cluster: cluster, Version: 1},
+		{Cluster: cluster, Version: 2, CA: CA{Generation: 1, Phase: CATrust, Bundles: []string{string(next), string(old)}, StartedAt: at}},
+		{Cluster: cluster, Version: 3, CA: CA{Generation: 1, Phase: CADone, Bundles: []string{string(next)}, StartedAt: at, RotatedAt: at}},
+	} {
+		b, err := json.Marshal(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseState(b)
+		if err != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("parsed an invalid state: %v", err)
+		}
+		again, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseState(again); err != nil {
+			t.Fatalf("a parsed state does not parse again: %v", err)
+		}
+	})
 }

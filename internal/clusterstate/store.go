@@ -100,43 +100,57 @@ type nomadVars struct {
 	token string
 }
 
-// readAttempts bounds the reads of a Variable that a server answers with
-// an error of its own (500): Nomad answers so while a server's connection
-// to the leader is being replaced ("rpc error: EOF"), which passes within
-// a second.
-const readAttempts = 3
+// attempts bounds the calls of a Variable that a server answers with an
+// error of its own (500): Nomad answers so while a server's connection to
+// the leader is being replaced ("rpc error: EOF"; a reload of the
+// leader's TLS closes them), which passes within a second.
+const attempts = 3
 
-// readRetryWait is the pause before another read.
-const readRetryWait = 500 * time.Millisecond
+// retryWait is the pause before another call.
+const retryWait = 500 * time.Millisecond
 
-func (n nomadVars) Read(ctx context.Context, path string) (map[string]string, uint64, error) {
-	q := (&api.QueryOptions{AuthToken: n.token, Namespace: api.DefaultNamespace}).WithContext(ctx)
+// retry calls f until it returns anything but a 500, at most attempts
+// times. A write is safe to repeat: it is made with check-and-set, so one
+// that went through before its answer was lost fails as a conflict, and
+// Update reads again.
+func retry(ctx context.Context, f func() error) error {
 	var err error
-	for i := range readAttempts {
+	for i := range attempts {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
-				return nil, 0, err
-			case <-time.After(readRetryWait):
+				return err
+			case <-time.After(retryWait):
 			}
 		}
-		var v *api.Variable
-		v, _, err = n.c.Variables().Peek(path, q)
+		err = f()
 		var ue api.UnexpectedResponseError
-		if errors.As(err, &ue) && ue.StatusCode() == http.StatusInternalServerError {
-			continue
+		if !errors.As(err, &ue) || ue.StatusCode() != http.StatusInternalServerError {
+			return err
 		}
-		if err != nil || v == nil {
-			return nil, 0, err
-		}
-		return v.Items, v.ModifyIndex, nil
 	}
-	return nil, 0, err
+	return err
+}
+
+func (n nomadVars) Read(ctx context.Context, path string) (map[string]string, uint64, error) {
+	q := (&api.QueryOptions{AuthToken: n.token, Namespace: api.DefaultNamespace}).WithContext(ctx)
+	var v *api.Variable
+	err := retry(ctx, func() (err error) {
+		v, _, err = n.c.Variables().Peek(path, q)
+		return err
+	})
+	if err != nil || v == nil {
+		return nil, 0, err
+	}
+	return v.Items, v.ModifyIndex, nil
 }
 
 func (n nomadVars) Write(ctx context.Context, path string, items map[string]string, index uint64) error {
 	w := (&api.WriteOptions{AuthToken: n.token, Namespace: api.DefaultNamespace}).WithContext(ctx)
-	_, _, err := n.c.Variables().CheckedUpdate(&api.Variable{Namespace: api.DefaultNamespace, Path: path, Items: items, ModifyIndex: index}, w)
+	err := retry(ctx, func() error {
+		_, _, err := n.c.Variables().CheckedUpdate(&api.Variable{Namespace: api.DefaultNamespace, Path: path, Items: items, ModifyIndex: index}, w)
+		return err
+	})
 	var conflict api.ErrCASConflict
 	if errors.As(err, &conflict) {
 		return fmt.Errorf("%w: %v", ErrConflict, err)

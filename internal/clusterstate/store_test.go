@@ -2,6 +2,7 @@ package clusterstate
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,7 +25,7 @@ func TestNomadVarsReadRetries(t *testing.T) {
 	}{
 		{"answered at once", 0, 0, "", 1},
 		{"two 500s, then answered", 2, http.StatusInternalServerError, "", 3},
-		{"500 every time", 10, http.StatusInternalServerError, "rpc error: EOF", readAttempts},
+		{"500 every time", 10, http.StatusInternalServerError, "rpc error: EOF", attempts},
 		{"403 is not tried again", 10, http.StatusForbidden, "Permission denied", 1},
 	}
 	for _, tt := range tests {
@@ -56,5 +57,34 @@ func TestNomadVarsReadRetries(t *testing.T) {
 				t.Errorf("%d requests; want %d", hits.Load(), tt.wantHits)
 			}
 		})
+	}
+}
+
+// A write that a server answers with 500 is made again; one whose index is
+// stale is a conflict, which Update answers by reading again.
+func TestNomadVarsWriteRetries(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n := hits.Add(1); {
+		case n == 1:
+			http.Error(w, "rpc error: EOF", http.StatusInternalServerError)
+		case r.URL.Query().Get("cas") != "7":
+			w.WriteHeader(http.StatusConflict)
+			w.Write([]byte(`{"Namespace":"default","Path":"nomad-bootstrapd/cluster","ModifyIndex":9}`))
+		default:
+			w.Write([]byte(`{"Namespace":"default","Path":"nomad-bootstrapd/cluster","Items":{"state":"{}"},"ModifyIndex":8}`))
+		}
+	}))
+	defer srv.Close()
+	c, err := api.NewClient(&api.Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NomadVars(c, "secret")
+	if err := v.Write(context.Background(), VarPath, map[string]string{"state": "{}"}, 7); err != nil || hits.Load() != 2 {
+		t.Fatalf("Write = %v after %d requests; want nil after 2", err, hits.Load())
+	}
+	if err := v.Write(context.Background(), VarPath, map[string]string{"state": "{}"}, 3); !errors.Is(err, ErrConflict) || hits.Load() != 3 {
+		t.Fatalf("Write with a stale index = %v after %d requests; want a conflict after 3", err, hits.Load())
 	}
 }

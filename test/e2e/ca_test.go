@@ -27,6 +27,27 @@ func offlineRoot(t *testing.T, dir, name string) (cert, key string) {
 	return cert, key
 }
 
+// signedIntermediate makes an intermediate's key and request with ca csr
+// in dir, for the cluster of tokenFile's token, and signs it with the root
+// with openssl; it returns the intermediate's certificate and key files.
+func signedIntermediate(t *testing.T, dir, tokenFile, root, rootKey string) (cert, key string) {
+	t.Helper()
+	if out, stderr, code := run(t, "ca", "csr", "-dir", dir, "-token-file", tokenFile); code != 0 {
+		t.Fatalf("ca csr exited %d: %s %s", code, out, stderr)
+	}
+	key = filepath.Join(dir, "intermediate-key.pem")
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("intermediate key: %v", err)
+	}
+	ext := filepath.Join(dir, "ext")
+	os.WriteFile(ext, []byte("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"), 0o644)
+	cert = filepath.Join(dir, "intermediate.pem")
+	openssl(t, "x509", "-req", "-in", filepath.Join(dir, "intermediate.csr"), "-CA", root, "-CAkey", rootKey,
+		"-days", "1825", "-sha256", "-out", cert, "-extfile", ext)
+	time.Sleep(1100 * time.Millisecond) // openssl starts the certificate on the current second
+	return cert, key
+}
+
 func TestOfflineRootIntermediate(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed")
@@ -36,24 +57,12 @@ func TestOfflineRootIntermediate(t *testing.T) {
 	os.WriteFile(tokenFile, []byte(newToken(t)+"\n"), 0o600)
 	root, rootKey := offlineRoot(t, dir, "root")
 
-	caDir := filepath.Join(dir, "ca")
-	if out, stderr, code := run(t, "ca", "csr", "-dir", caDir, "-token-file", tokenFile); code != 0 {
-		t.Fatalf("ca csr exited %d: %s %s", code, out, stderr)
-	}
-	if fi, err := os.Stat(filepath.Join(caDir, "intermediate-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("intermediate key: %v", err)
-	}
-	ext := filepath.Join(dir, "ext")
-	os.WriteFile(ext, []byte("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"), 0o644)
-	inter := filepath.Join(caDir, "intermediate.pem")
-	openssl(t, "x509", "-req", "-in", filepath.Join(caDir, "intermediate.csr"), "-CA", root, "-CAkey", rootKey,
-		"-days", "1825", "-sha256", "-out", inter, "-extfile", ext)
-	time.Sleep(1100 * time.Millisecond) // openssl starts the certificate on the current second
+	inter, interKey := signedIntermediate(t, filepath.Join(dir, "ca"), tokenFile, root, rootKey)
 
 	writeConfig := func(chain string) string {
 		p := filepath.Join(dir, fmt.Sprintf("config-%d.hcl", time.Now().UnixNano()))
 		os.WriteFile(p, []byte(fmt.Sprintf("ca {\n  cert_file  = %q\n  key_file   = %q\n  chain_file = %q\n}\n",
-			inter, filepath.Join(caDir, "intermediate-key.pem"), chain)), 0o600)
+			inter, interKey, chain)), 0o600)
 		return p
 	}
 

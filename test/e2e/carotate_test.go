@@ -259,20 +259,11 @@ func TestCARotation(t *testing.T) {
 		return
 	}
 	root, rootKey := offlineRoot(t, dir, "root")
-	caDir := filepath.Join(dir, "intermediate")
-	if out, stderr, code := run(t, "ca", "csr", "-dir", caDir, "-token-file", serverToken); code != 0 {
-		t.Fatalf("ca csr: exit %d: %s %s", code, out, stderr)
-	}
-	ext := filepath.Join(dir, "ext")
-	os.WriteFile(ext, []byte("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"), 0o644)
-	inter := filepath.Join(caDir, "intermediate.pem")
-	openssl(t, "x509", "-req", "-in", filepath.Join(caDir, "intermediate.csr"), "-CA", root, "-CAkey", rootKey,
-		"-days", "1825", "-sha256", "-out", inter, "-extfile", ext)
-	time.Sleep(1100 * time.Millisecond) // openssl starts the certificate on the current second
-	if _, stderr, code := run(t, "ca", "rotate", "-cert", inter, "-key", filepath.Join(caDir, "intermediate-key.pem"), "-chain", inter, "-root", again.root); code != 1 || !strings.Contains(stderr, "holds the certificate itself") {
+	inter, interKey := signedIntermediate(t, filepath.Join(dir, "intermediate"), serverToken, root, rootKey)
+	if _, stderr, code := run(t, "ca", "rotate", "-cert", inter, "-key", interKey, "-chain", inter, "-root", again.root); code != 1 || !strings.Contains(stderr, "holds the certificate itself") {
 		t.Errorf("ca rotate to an intermediate with a chain that is not its root: exit %d, %q", code, stderr)
 	}
-	out, stderr, code = runWithin(t, 6*time.Minute, "ca", "rotate", "-json", "-cert", inter, "-key", filepath.Join(caDir, "intermediate-key.pem"), "-chain", root, "-root", again.root)
+	out, stderr, code = runWithin(t, 6*time.Minute, "ca", "rotate", "-json", "-cert", inter, "-key", interKey, "-chain", root, "-root", again.root)
 	var toInter agent.CAAnswer
 	if code != 0 || json.Unmarshal([]byte(out), &toInter) != nil || toInter.Generation != 4 || len(toInter.Lagging) != 0 {
 		t.Fatalf("ca rotate to an intermediate: exit %d, %q, %q", code, out, stderr)
