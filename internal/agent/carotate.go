@@ -159,7 +159,7 @@ type CAAnswer struct {
 }
 
 // RotateCA replaces the cluster CA with a new one, or finishes a rotation
-// cut short, on the server that signs certificates: every node first
+// cut short, on the CA holder: every node first
 // trusts both CAs, then gets certificates from the new one, then trusts it
 // alone. Nomad is reloaded at each step, never restarted.
 func (a *Agent) RotateCA(ctx context.Context, req CARotateRequest) (CAAnswer, error) {
@@ -179,6 +179,10 @@ func (a *Agent) RotateCA(ctx context.Context, req CARotateRequest) (CAAnswer, er
 	case cur == nil || !serving:
 		return CAAnswer{}, errors.New("this server's CA does not sign yet; wait until status shows it running")
 	}
+	// A rotation under way is finished as it began, with or without the
+	// intermediate's files.
+	rec := a.caRecord()
+	underWay := rec.Generation > 0 && rec.Phase != clusterstate.CADone
 	var next *certs.CA
 	files := config.CAFiles{CertFile: req.CertFile, KeyFile: req.KeyFile, ChainFile: req.ChainFile}
 	switch {
@@ -188,10 +192,10 @@ func (a *Agent) RotateCA(ctx context.Context, req CARotateRequest) (CAAnswer, er
 		if next, err = caholder.Operator(files, a.now()); err != nil {
 			return CAAnswer{}, err
 		}
-		if next.Fingerprint() == cur.Fingerprint() {
+		if !underWay && next.Fingerprint() == cur.Fingerprint() {
 			return CAAnswer{}, fmt.Errorf("the intermediate %s is the CA that signs already", next.Fingerprint())
 		}
-	default:
+	case !underWay:
 		if err := a.caReplaceable(cur); err != nil {
 			return CAAnswer{}, err
 		}
@@ -248,7 +252,7 @@ func (a *Agent) scheduleCA(ctx context.Context) {
 	if !cutShort && (due.IsZero() || a.now().Before(due)) {
 		return
 	}
-	if err := a.caReplaceable(ca); err != nil {
+	if err := a.caReplaceable(ca); err != nil && !cutShort {
 		a.warn("ca-rotation", fmt.Sprintf("the cluster CA has served %d%% of its lifetime and expires %s: %v", a.cfg.CARotationPercent, ca.Cert.NotAfter.UTC().Format(time.RFC3339), err))
 		return
 	}
@@ -291,6 +295,9 @@ func (a *Agent) rotateCA(ctx context.Context, p plan.Plan, next *certs.CA) (CAAn
 		cur := a.ca
 		a.mu.Unlock()
 		if next == nil {
+			if err := a.caReplaceable(cur); err != nil {
+				return CAAnswer{}, err
+			}
 			if next, err = certs.NewCA(rand.Reader, a.cred.ClusterIDString(), a.now(), 0); err != nil {
 				return CAAnswer{}, err
 			}

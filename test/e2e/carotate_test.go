@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,6 +120,7 @@ func TestCARotation(t *testing.T) {
 	away.stop(15)
 
 	stop := pollLeaderOf(t, holder)
+	stopRPC := pollRPC(t, other, readToken(t, holder.root, "readonly"))
 	if _, stderr, code := run(t, "ca", "rotate", "-root", other.root); code != 1 || !strings.Contains(stderr, "run ca rotate on the CA holder") {
 		t.Errorf("ca rotate on a server that does not sign: exit %d, %q", code, stderr)
 	}
@@ -133,6 +139,11 @@ func TestCARotation(t *testing.T) {
 	polls := stop()
 	if len(polls.leaders) != 1 || polls.leaders[""] > 0 || polls.n < 10 {
 		t.Errorf("Nomad's leader during the rotation: %d polls, %v", polls.n, polls.leaders)
+	}
+	rpc := stopRPC()
+	t.Logf("RPC through %s during the rotation: %d polls, %d answered with Nomad's EOF after a reload", other.name, rpc.n, rpc.eof)
+	if rpc.n < 10 || len(rpc.failures) > 0 {
+		t.Errorf("RPC through %s during the rotation: %d polls, failures %v", other.name, rpc.n, rpc.failures)
 	}
 
 	// Every node trusts the new CA alone and holds certificates from it.
@@ -183,7 +194,7 @@ func TestCARotation(t *testing.T) {
 		t.Errorf("the job's allocations after the rotation: %+v, before %+v", after, before)
 	}
 	// The CLI with the node's new files streams the logs too.
-	if out, err := nomadCLI(t, bin, dep, "alloc", "logs", "-tail", "-n", "3", before.ID); err != nil || !strings.Contains(out, "tick ") {
+	if out, err := nomadOnce(t, bin, dep, "alloc", "logs", "-tail", "-n", "3", before.ID); err != nil || !strings.Contains(out, "tick ") {
 		t.Errorf("nomad alloc logs after the rotation: %v\n%s", err, out)
 	}
 
@@ -294,7 +305,89 @@ func TestCARotation(t *testing.T) {
 	if _, stderr, code := run(t, "ca", "rotate", "-root", again.root); code != 1 || !strings.Contains(stderr, "whose key is not on this server") {
 		t.Errorf("ca rotate of an intermediate without another: exit %d, %q", code, stderr)
 	}
-	if out, err := nomadCLI(t, bin, dep, "alloc", "logs", "-tail", "-n", "3", before.ID); err != nil || !strings.Contains(out, "tick ") {
+	if out, err := nomadOnce(t, bin, dep, "alloc", "logs", "-tail", "-n", "3", before.ID); err != nil || !strings.Contains(out, "tick ") {
 		t.Errorf("nomad alloc logs after the rotation to an intermediate: %v\n%s", err, out)
 	}
+}
+
+// nomadOnce runs the nomad CLI, again when Nomad answered with its EOF:
+// a server forwarding to one that reloaded its TLS (SIGHUP) fails the first
+// call on its pooled connection, and the next one succeeds
+// (hashicorp/nomad#4413).
+func nomadOnce(t *testing.T, bin string, env []string, args ...string) (string, error) {
+	t.Helper()
+	out, err := nomadCLI(t, bin, env, args...)
+	if err != nil && strings.Contains(out, "rpc error: EOF") {
+		out, err = nomadCLI(t, bin, env, args...)
+	}
+	return out, err
+}
+
+// rpcPolls is what pollRPC saw.
+type rpcPolls struct {
+	n, eof   int
+	failures []string // a poll that failed other than with one EOF
+}
+
+// pollRPC lists Nomad's jobs through server p every 250 ms, which Nomad
+// forwards to its leader over RPC, with the node's current bundle and CLI
+// certificate each time, until the returned function is called. A poll
+// answered with Nomad's EOF after a reload counts as a failure only when
+// the next poll fails too (hashicorp/nomad#4413: the first call on a
+// pooled connection to a server that reloaded fails, and clears it).
+func pollRPC(t *testing.T, p *proc, token string) func() rpcPolls {
+	t.Helper()
+	tlsDir := paths.New(p.root).NomadTLSDir()
+	get := func() (int, string, error) {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(readFile(t, filepath.Join(tlsDir, "ca.pem"))))
+		cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, "cli.pem"), filepath.Join(tlsDir, "cli-key.pem"))
+		if err != nil {
+			return 0, "", err
+		}
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+			TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+		req, _ := http.NewRequest(http.MethodGet, "https://"+p.addr+":4646/v1/jobs", nil)
+		req.Header.Set("X-Nomad-Token", token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		return resp.StatusCode, string(body), nil
+	}
+	var polls rpcPolls
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		lastEOF := false
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			polls.n++
+			code, body, err := get()
+			switch {
+			case err == nil && code == http.StatusOK:
+				lastEOF = false
+			case err == nil && code == http.StatusInternalServerError && strings.Contains(body, "rpc error: EOF") && !lastEOF:
+				polls.eof++
+				lastEOF = true
+			default:
+				polls.failures = append(polls.failures, fmt.Sprintf("poll %d: %d %q %v", polls.n, code, strings.TrimSpace(body), err))
+			}
+		}
+	}()
+	var once sync.Once
+	stop := func() rpcPolls {
+		once.Do(func() { close(done); <-stopped })
+		return polls
+	}
+	t.Cleanup(func() { stop() })
+	return stop
 }
