@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
@@ -396,4 +397,22 @@ func (a *Agent) recordCA(ctx context.Context, vars clusterstate.Vars, rec cluste
 		return fmt.Errorf("recording the CA rotation in the cluster state: %w", err)
 	}
 	return a.publishClusterState(ctx, st)
+}
+
+// caChangeSigner refuses a cluster state that changes the CAs a node
+// trusts, or which one signs, unless a server of p signed it with the
+// identity key p records for it: a rotation is the CA holder's, and every
+// state the servers sign carries it on. Holding the server token is not
+// enough. A node without a plan yet takes it.
+func caChangeSigner(p *plan.Plan, held, next clusterstate.CA, sg clusterstate.Signed) error {
+	if p == nil || (held.Generation == next.Generation && held.Phase == next.Phase && slices.Equal(held.Bundles, next.Bundles)) {
+		return nil
+	}
+	i := slices.IndexFunc(p.Servers, func(s plan.Server) bool { return s.ID == sg.By })
+	if i >= 0 {
+		if key, ok := p.Servers[i].PublicKey(); ok && key.Equal(ed25519.PublicKey(sg.Key)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("agent: a change of the cluster CA (generation %d, %s) signed by %s, which is not a server of plan epoch %d", next.Generation, next.Phase, sg.By, p.Epoch)
 }

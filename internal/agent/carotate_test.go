@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 )
 
 func TestCARotationDue(t *testing.T) {
@@ -103,6 +106,47 @@ func TestCAGenerations(t *testing.T) {
 			n, o, i := caGenerations(tt.rec, path, tt.leaves)
 			if n != tt.newest || o != tt.oldest || i != tt.issued {
 				t.Errorf("caGenerations = newest %d, oldest %d, issued %d; want %d, %d, %d", n, o, i, tt.newest, tt.oldest, tt.issued)
+			}
+		})
+	}
+}
+
+// Only a server of the node's plan, with the key the plan records, changes
+// the CAs a node trusts; a server-token holder that is not one does not.
+func TestCAChangeSigner(t *testing.T) {
+	key := func() ed25519.PublicKey {
+		pub, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pub
+	}
+	serverKey, spareKey := key(), key()
+	const serverID, spareID = "8f0c4f38-3f0e-4c7e-9d55-0d1f8f2b7a10", "1b2c3d4e-3f0e-4c7e-9d55-0d1f8f2b7a10"
+	p := &plan.Plan{Epoch: 2, Servers: []plan.Server{{ID: serverID, Name: "node1", Key: base64.StdEncoding.EncodeToString(serverKey)}}}
+	held := clusterstate.CA{}
+	trust := clusterstate.CA{Generation: 1, Phase: clusterstate.CATrust, Bundles: []string{"new", "old"}}
+	issue := clusterstate.CA{Generation: 1, Phase: clusterstate.CAIssue, Bundles: []string{"new", "old"}}
+	tests := []struct {
+		name       string
+		p          *plan.Plan
+		held, next clusterstate.CA
+		by         string
+		key        ed25519.PublicKey
+		ok         bool
+	}{
+		{"no change, by anyone", p, trust, trust, spareID, spareKey, true},
+		{"a rotation begun by a server of the plan", p, held, trust, serverID, serverKey, true},
+		{"a rotation begun by a server-token holder outside the plan", p, held, trust, spareID, spareKey, false},
+		{"a step taken by a server-token holder outside the plan", p, trust, issue, spareID, spareKey, false},
+		{"a server's ID with another key", p, held, trust, serverID, spareKey, false},
+		{"a node without a plan yet", nil, held, trust, spareID, spareKey, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := caChangeSigner(tt.p, tt.held, tt.next, clusterstate.Signed{By: tt.by, Key: tt.key})
+			if (err == nil) != tt.ok {
+				t.Errorf("caChangeSigner = %v; want ok %v", err, tt.ok)
 			}
 		})
 	}

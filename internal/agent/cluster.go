@@ -63,11 +63,18 @@ func (a *Agent) clusterState() *clusterstate.State {
 // verifyClusterState checks a signed cluster state from the network or
 // disk.
 func (a *Agent) verifyClusterState(b []byte) (clusterstate.State, error) {
+	st, _, err := a.verifySigned(b)
+	return st, err
+}
+
+// verifySigned is verifyClusterState that also returns who signed.
+func (a *Agent) verifySigned(b []byte) (clusterstate.State, clusterstate.Signed, error) {
 	sg, err := clusterstate.Decode(b)
 	if err != nil {
-		return clusterstate.State{}, err
+		return clusterstate.State{}, sg, err
 	}
-	return sg.Verify(a.cred.ClusterIDString(), a.endorsed.check)
+	st, err := sg.Verify(a.cred.ClusterIDString(), a.endorsed.check)
+	return st, sg, err
 }
 
 // loadClusterState reads the cluster state this node kept; it refuses to
@@ -114,7 +121,18 @@ func (a *Agent) refuses(m gossip.Meta) bool {
 // it verifies and is newer than the one this node holds, and applies it.
 // It runs on the loop and reports whether it adopted b.
 func (a *Agent) adoptClusterState(from string, b []byte) bool {
-	st, err := a.verifyClusterState(b)
+	old := a.cstate.Load()
+	st, sg, err := a.verifySigned(b)
+	if err == nil {
+		var held clusterstate.CA
+		if old != nil {
+			held = old.st.CA
+		}
+		a.mu.Lock()
+		p := a.plan
+		a.mu.Unlock()
+		err = caChangeSigner(p, held, st.CA, sg)
+	}
 	if err != nil {
 		if !a.refusedStates[from] {
 			if len(a.refusedStates) >= 1024 || a.refusedStates == nil {
@@ -125,7 +143,6 @@ func (a *Agent) adoptClusterState(from string, b []byte) bool {
 		}
 		return false
 	}
-	old := a.cstate.Load()
 	if old != nil && st.Version <= old.st.Version {
 		return false
 	}
