@@ -289,13 +289,7 @@ func (a *Agent) handleEscrow(from string, m agree.Message) {
 	}
 	// During a rotation the new CA's escrow may come before the cluster
 	// state that makes it sign: any CA the cluster trusts is kept.
-	var changed bool
-	var err error
-	for _, fp := range a.caTrusted(*p) {
-		if changed, err = a.caStore().KeepEscrow(m.Sealed, fp); err == nil {
-			break
-		}
-	}
+	changed, err := a.caStore().KeepEscrow(m.Sealed, a.caTrusted(*p)...)
 	if err != nil {
 		a.log.Warn("cannot keep the escrowed CA key", "from", from, "error", err)
 		return

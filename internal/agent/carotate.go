@@ -405,7 +405,7 @@ func (a *Agent) recordCA(ctx context.Context, vars clusterstate.Vars, rec cluste
 // state the servers sign carries it on. Holding the server token is not
 // enough. A node without a plan yet takes it.
 func caChangeSigner(p *plan.Plan, held, next clusterstate.CA, sg clusterstate.Signed) error {
-	if p == nil || (held.Generation == next.Generation && held.Phase == next.Phase && slices.Equal(held.Bundles, next.Bundles)) {
+	if p == nil || (held.SameStep(next) && slices.Equal(held.Bundles, next.Bundles)) {
 		return nil
 	}
 	i := slices.IndexFunc(p.Servers, func(s plan.Server) bool { return s.ID == sg.By })

@@ -32,7 +32,7 @@ import (
 func (a *Agent) certRoles(p plan.Plan) []certs.Role { return status.CertRoles(p, a.id) }
 
 // certify makes sure every certificate this node needs exists, chains to the
-// plan's CA and is not due for renewal. It reports whether it changed any
+// CA that signs and is not due for renewal. It reports whether it changed any
 // file and the earliest renewal time.
 //
 // Once the CA was rotated, the bundle is the one the cluster state holds:

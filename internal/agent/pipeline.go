@@ -129,7 +129,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		}
 		// A step of a CA rotation is taken at once: the bundle changes,
 		// or certificates from the old CA are renewed.
-		if rec := a.caRecord(); rec.Generation != caSeen.Generation || rec.Phase != caSeen.Phase {
+		if rec := a.caRecord(); !rec.SameStep(caSeen) {
 			caSeen, renewAt = rec, a.now()
 			renew = renewal{min: a.tm.StepRetryMin, max: a.tm.StepRetryMax}
 		}
@@ -243,7 +243,7 @@ func (a *Agent) waitServers(ctx context.Context, p plan.Plan) bool {
 		// A node that was away through a CA rotation reaches the servers
 		// only with the bundle and certificates the rotation left.
 		now := a.now()
-		if rec := a.caRecord(); (rec.Generation != caSeen.Generation || rec.Phase != caSeen.Phase) && renew.due(now, now) {
+		if rec := a.caRecord(); !rec.SameStep(caSeen) && renew.due(now, now) {
 			if _, _, err := a.certify(ctx, p); err != nil {
 				if renew.failed(now) {
 					a.log.Warn("following the CA rotation; retrying", "error", err, "next_after", renew.backoff)

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/atomicfile"
@@ -104,17 +106,18 @@ func parseEscrow(b []byte) (Escrow, error) {
 	return e.Escrow, nil
 }
 
-// check loads the CA of e and checks that it is the CA that fingerprint
-// pins, that its key belongs to it, and that the management secret has the
-// shape of a Nomad secret ID: an escrow that proves less is not kept, since
-// base-mode HPKE lets anyone seal to a server.
-func (s Store) check(e Escrow, fingerprint string) (*certs.CA, error) {
+// check loads the CA of e and checks that it is a CA that trusted pins
+// (during a CA rotation, the cluster trusts two), that its key belongs to
+// it, and that the management secret has the shape of a Nomad secret ID:
+// an escrow that proves less is not kept, since base-mode HPKE lets anyone
+// seal to a server.
+func (s Store) check(e Escrow, trusted ...string) (*certs.CA, error) {
 	ca, err := certs.LoadCA([]byte(e.CA), []byte(e.Key), nil, s.Now())
 	if err != nil {
 		return nil, fmt.Errorf("caholder: the escrowed CA cannot be used: %w", err)
 	}
-	if ca.Fingerprint() != fingerprint {
-		return nil, fmt.Errorf("caholder: the escrowed CA is %s, not the pinned CA %s", ca.Fingerprint(), fingerprint)
+	if !slices.Contains(trusted, ca.Fingerprint()) {
+		return nil, fmt.Errorf("caholder: the escrowed CA is %s, not the pinned CA %s", ca.Fingerprint(), strings.Join(trusted, " or "))
 	}
 	if !acl.IsSecretID(e.Management) {
 		return nil, errors.New("caholder: the escrow's management token is not a secret ID")
@@ -154,15 +157,15 @@ func (s Store) Escrowed(fingerprint string) (*certs.CA, error) {
 }
 
 // KeepEscrow stores sealed, an escrow sent by the CA holder, once it opens
-// with this node's identity key and holds the CA that fingerprint pins.
+// with this node's identity key and holds a CA that trusted pins.
 // Each escrow is sealed anew: a stored file that holds the same escrow is
 // kept. It reports whether the file changed.
-func (s Store) KeepEscrow(sealed []byte, fingerprint string) (changed bool, err error) {
+func (s Store) KeepEscrow(sealed []byte, trusted ...string) (changed bool, err error) {
 	e, err := open(s.Identity, sealed)
 	if err != nil {
 		return false, err
 	}
-	if _, err := s.check(e, fingerprint); err != nil {
+	if _, err := s.check(e, trusted...); err != nil {
 		return false, err
 	}
 	if old, err := s.Escrow(); err == nil && old == e {

@@ -178,3 +178,22 @@ func FuzzParseEscrow(f *testing.F) {
 		}
 	})
 }
+
+// During a CA rotation a server keeps the escrow of either CA the cluster
+// trusts, and no other.
+func TestKeepEscrowOfEitherTrustedCA(t *testing.T) {
+	s := testStore(t)
+	old, next, stranger := newCA(t), newCA(t), newCA(t)
+	mgmt := acl.NewManagementSecret()
+	if _, err := s.KeepEscrow(seal(t, s.Identity, stranger, mgmt), next.Fingerprint(), old.Fingerprint()); err == nil {
+		t.Fatal("kept the escrow of a CA the cluster does not trust")
+	}
+	for _, ca := range []*certs.CA{old, next} {
+		if changed, err := s.KeepEscrow(seal(t, s.Identity, ca, mgmt), next.Fingerprint(), old.Fingerprint()); err != nil || !changed {
+			t.Fatalf("KeepEscrow of a trusted CA = %v, %v; want stored", changed, err)
+		}
+		if got, err := s.Escrowed(ca.Fingerprint()); err != nil || got.Fingerprint() != ca.Fingerprint() {
+			t.Fatalf("Escrowed = %v, %v", got, err)
+		}
+	}
+}

@@ -49,6 +49,10 @@ type CA struct {
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
 }
 
+// SameStep reports whether c and o are at the same step of the same
+// rotation: what a node follows.
+func (c CA) SameStep(o CA) bool { return c.Generation == o.Generation && c.Phase == o.Phase }
+
 // IsZero reports whether c is the zero value: the plan's CA, never
 // rotated. A state's JSON leaves such a record out.
 func (c CA) IsZero() bool {
