@@ -126,7 +126,7 @@ func secretSamples(s status.Status, now time.Time) (gen, age, next, rotating []s
 				if !c.CA.NextRotation.IsZero() {
 					next = append(next, one(c.CA.NextRotation.Sub(now).Seconds(), "cluster_ca"))
 				}
-				age = append(age, one(now.Sub(f.NotBefore).Seconds(), "cluster_ca"))
+				age = append(age, one(now.Sub(status.CAMade(f, c.CA)).Seconds(), "cluster_ca"))
 			}
 		}
 	}

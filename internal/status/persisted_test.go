@@ -144,3 +144,15 @@ func TestPersisted(t *testing.T) {
 		})
 	}
 }
+
+func TestCAMade(t *testing.T) {
+	begins := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rotated := begins.Add(400 * 24 * time.Hour)
+	f := CertFileStatus{Role: "ca", NotBefore: begins}
+	if got := CAMade(f, KeyStatus{}); !got.Equal(begins) {
+		t.Errorf("the bootstrap's CA: %v; want when its certificate begins, %v", got, begins)
+	}
+	if got := CAMade(f, KeyStatus{Generation: 1, RotatedAt: rotated}); !got.Equal(rotated) {
+		t.Errorf("a rotated CA: %v; want when the rotation was done, %v", got, rotated)
+	}
+}

@@ -60,6 +60,15 @@ type KeyStatus struct {
 	Rotating string `json:"rotating,omitempty"`
 }
 
+// CAMade is when the cluster CA in force was made: when the rotation to it
+// was done, or, for the bootstrap's CA, when f, its certificate, begins.
+func CAMade(f CertFileStatus, ca KeyStatus) time.Time {
+	if !ca.RotatedAt.IsZero() {
+		return ca.RotatedAt
+	}
+	return f.NotBefore
+}
+
 // ClientTokenStatus is the generation of the client tokens that admit new
 // nodes: 0 until token rotate -client; the previous generation admits
 // until PreviousUntil.

@@ -285,7 +285,7 @@ func secretsTable(s status.Status, now time.Time) *table {
 				if !c.CA.NextRotation.IsZero() {
 					next = c.CA.NextRotation.UTC().Format("2006-01-02 15:04")
 				}
-				t.add(plain("cluster CA"), plain(fmt.Sprint(c.CA.Generation)), plain(age(f.NotBefore)), plain(next), state)
+				t.add(plain("cluster CA"), plain(fmt.Sprint(c.CA.Generation)), plain(age(status.CAMade(f, c.CA))), plain(next), state)
 			}
 		}
 	}
