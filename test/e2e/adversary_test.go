@@ -235,6 +235,32 @@ func (tg target) pollLeader(t *testing.T) func() leaderPolls {
 		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
 	url := "https://" + tg.procs[0].addr + ":4646/v1/status/leader"
 	polls := leaderPolls{leaders: map[string]int{}}
+	stop := pollEvery(t, func() {
+		polls.n++
+		resp, err := client.Get(url)
+		if err != nil {
+			polls.unanswered++
+			return
+		}
+		var leader string
+		err = json.NewDecoder(resp.Body).Decode(&leader)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			polls.unanswered++
+			return
+		}
+		polls.leaders[leader]++
+	})
+	return func() leaderPolls {
+		stop()
+		return polls
+	}
+}
+
+// pollEvery calls poll every 250 ms on a goroutine of its own until the
+// returned function is called, which waits for the last call to end; the
+// test's cleanup calls it too.
+func pollEvery(t *testing.T, poll func()) func() {
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -246,28 +272,12 @@ func (tg target) pollLeader(t *testing.T) func() leaderPolls {
 				return
 			case <-tick.C:
 			}
-			polls.n++
-			resp, err := client.Get(url)
-			if err != nil {
-				polls.unanswered++
-				continue
-			}
-			var leader string
-			err = json.NewDecoder(resp.Body).Decode(&leader)
-			resp.Body.Close()
-			if err != nil || resp.StatusCode != http.StatusOK {
-				polls.unanswered++
-				continue
-			}
-			polls.leaders[leader]++
+			poll()
 		}
 	}()
 	var once sync.Once
-	stop := func() leaderPolls {
-		once.Do(func() { close(done); <-stopped })
-		return polls
-	}
-	t.Cleanup(func() { stop() })
+	stop := func() { once.Do(func() { close(done); <-stopped }) }
+	t.Cleanup(stop)
 	return stop
 }
 

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -358,36 +357,22 @@ func pollRPC(t *testing.T, p *proc, token string) func() rpcPolls {
 		return resp.StatusCode, string(body), nil
 	}
 	var polls rpcPolls
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		lastEOF := false
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			polls.n++
-			code, body, err := get()
-			switch {
-			case err == nil && code == http.StatusOK:
-				lastEOF = false
-			case err == nil && code == http.StatusInternalServerError && strings.Contains(body, "rpc error: EOF") && !lastEOF:
-				polls.eof++
-				lastEOF = true
-			default:
-				polls.failures = append(polls.failures, fmt.Sprintf("poll %d: %d %q %v", polls.n, code, strings.TrimSpace(body), err))
-			}
+	lastEOF := false
+	stop := pollEvery(t, func() {
+		polls.n++
+		code, body, err := get()
+		switch {
+		case err == nil && code == http.StatusOK:
+			lastEOF = false
+		case err == nil && code == http.StatusInternalServerError && strings.Contains(body, "rpc error: EOF") && !lastEOF:
+			polls.eof++
+			lastEOF = true
+		default:
+			polls.failures = append(polls.failures, fmt.Sprintf("poll %d: %d %q %v", polls.n, code, strings.TrimSpace(body), err))
 		}
-	}()
-	var once sync.Once
-	stop := func() rpcPolls {
-		once.Do(func() { close(done); <-stopped })
+	})
+	return func() rpcPolls {
+		stop()
 		return polls
 	}
-	t.Cleanup(func() { stop() })
-	return stop
 }
