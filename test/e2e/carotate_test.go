@@ -61,7 +61,7 @@ func TestCARotation(t *testing.T) {
       driver = "raw_exec"
       config {
         command = "/bin/sh"
-        args    = ["-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]
+        args    = ["-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done # `+dir+`"]
       }
     }
   }
@@ -71,6 +71,24 @@ func TestCARotation(t *testing.T) {
 	if out, err := nomadCLI(t, bin, dep, "job", "run", "-detach", job); err != nil {
 		t.Fatalf("job run: %v\n%s", err, out)
 	}
+	// Stopped through a server that is never stopped, before the cluster
+	// (cleanups run last registered first), so that its task, executor
+	// and log monitor do not outlive it; a task that does (its command
+	// line names dir) is killed, with its executor.
+	t.Cleanup(func() {
+		env := append(nomadEnv(other.root, other.addr), "NOMAD_TOKEN="+readToken(t, holder.root, "deployer"))
+		nomadOnce(t, bin, env, "job", "stop", "-detach", "-purge", "ticker")
+		task := "echo tick .*" + dir
+		for range 60 {
+			if out, _ := exec.Command("pgrep", "-f", task).Output(); len(out) == 0 {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		t.Errorf("the service job's task outlived its stop")
+		exec.Command("pkill", "-KILL", "-f", "executor .*"+dir).Run()
+		exec.Command("pkill", "-KILL", "-f", task).Run()
+	})
 	type alloc struct{ ID, ClientStatus, NodeName string }
 	running := func() []alloc {
 		out, err := nomadCLI(t, bin, dep, "job", "allocs", "-json", "ticker")
