@@ -11,7 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,7 +64,7 @@ func TestCARotation(t *testing.T) {
       driver = "raw_exec"
       config {
         command = "/bin/sh"
-        args    = ["-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done # `+dir+`"]
+        args    = ["-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done # `+filepath.Dir(dir)+`"]
       }
     }
   }
@@ -71,24 +74,30 @@ func TestCARotation(t *testing.T) {
 	if out, err := nomadCLI(t, bin, dep, "job", "run", "-detach", job); err != nil {
 		t.Fatalf("job run: %v\n%s", err, out)
 	}
-	// Stopped through a server that is never stopped, before the cluster
-	// (cleanups run last registered first), so that its task, executor
-	// and log monitor do not outlive it; a task that does (its command
-	// line names dir) is killed, with its executor.
-	t.Cleanup(func() {
-		env := append(nomadEnv(other.root, other.addr), "NOMAD_TOKEN="+readToken(t, holder.root, "deployer"))
-		nomadOnce(t, bin, env, "job", "stop", "-detach", "-purge", "ticker")
-		task := "echo tick .*" + dir
-		for range 60 {
-			if out, _ := exec.Command("pgrep", "-f", task).Output(); len(out) == 0 {
-				return
+	// The job is stopped at the end, through a server that is never
+	// stopped, so that its task, executor and log monitor do not outlive
+	// the cluster; a test that ends early stops it in its cleanup, which
+	// runs before the cluster's (last registered first) but after the
+	// agents started later stopped, and kills what outlives the stop.
+	var once sync.Once
+	stopJob := func() {
+		once.Do(func() {
+			env := append(nomadEnv(other.root, other.addr), "NOMAD_TOKEN="+readToken(t, holder.root, "deployer"))
+			if out, err := nomadOnce(t, bin, env, "job", "stop", "-detach", "-purge", "ticker"); err != nil {
+				t.Logf("job stop: %v\n%s", err, out)
 			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		t.Errorf("the service job's task outlived its stop")
-		exec.Command("pkill", "-KILL", "-f", "executor .*"+dir).Run()
-		exec.Command("pkill", "-KILL", "-f", task).Run()
-	})
+			task := "echo tick .*" + filepath.Dir(dir)
+			for range 120 {
+				if out, _ := exec.Command("pgrep", "-f", task).Output(); len(out) == 0 {
+					return
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			t.Errorf("the service job's task outlived its stop")
+			killTaskProcesses(t, filepath.Dir(dir))
+		})
+	}
+	t.Cleanup(stopJob)
 	type alloc struct{ ID, ClientStatus, NodeName string }
 	running := func() []alloc {
 		out, err := nomadCLI(t, bin, dep, "job", "allocs", "-json", "ticker")
@@ -158,7 +167,7 @@ func TestCARotation(t *testing.T) {
 		t.Errorf("Nomad's leader during the rotation: %d polls, %v", polls.n, polls.leaders)
 	}
 	rpc := stopRPC()
-	t.Logf("RPC through %s during the rotation: %d polls, %d answered with Nomad's EOF after a reload", other.name, rpc.n, rpc.eof)
+	t.Logf("RPC through %s during the rotation: %d polls, %d answered with a stale connection's error after a reload", other.name, rpc.n, rpc.eof)
 	if rpc.n < 10 || len(rpc.failures) > 0 {
 		t.Errorf("RPC through %s during the rotation: %d polls, failures %v", other.name, rpc.n, rpc.failures)
 	}
@@ -325,19 +334,30 @@ func TestCARotation(t *testing.T) {
 	if out, err := nomadOnce(t, bin, dep, "alloc", "logs", "-tail", "-n", "3", before.ID); err != nil || !strings.Contains(out, "tick ") {
 		t.Errorf("nomad alloc logs after the rotation to an intermediate: %v\n%s", err, out)
 	}
+	stopJob()
 }
 
-// nomadOnce runs the nomad CLI, again when Nomad answered with its EOF:
-// a server forwarding to one that reloaded its TLS (SIGHUP) fails the first
-// call on its pooled connection, and the next one succeeds
-// (hashicorp/nomad#4413).
+// nomadOnce runs the nomad CLI, again when Nomad answered with a stale
+// connection's error: a server forwarding to one that reloaded its TLS
+// (SIGHUP) fails the first call on its pooled connection, and the next one
+// succeeds (hashicorp/nomad#4413).
 func nomadOnce(t *testing.T, bin string, env []string, args ...string) (string, error) {
 	t.Helper()
 	out, err := nomadCLI(t, bin, env, args...)
-	if err != nil && strings.Contains(out, "rpc error: EOF") {
+	if err != nil && staleRPC(out) {
 		out, err = nomadCLI(t, bin, env, args...)
 	}
 	return out, err
+}
+
+// staleRPC reports whether Nomad's answer is the error of a pooled RPC
+// connection that the server at its other end closed when it reloaded:
+// "rpc error: EOF" on a read, a broken pipe or a reset on a write.
+func staleRPC(answer string) bool {
+	if !strings.Contains(answer, "rpc error:") {
+		return false
+	}
+	return strings.Contains(answer, "EOF") || strings.Contains(answer, "broken pipe") || strings.Contains(answer, "connection reset by peer")
 }
 
 // rpcPolls is what pollRPC saw.
@@ -349,9 +369,10 @@ type rpcPolls struct {
 // pollRPC lists Nomad's jobs through server p every 250 ms, which Nomad
 // forwards to its leader over RPC, with the node's current bundle and CLI
 // certificate each time, until the returned function is called. A poll
-// answered with Nomad's EOF after a reload counts as a failure only when
-// the next poll fails too (hashicorp/nomad#4413: the first call on a
-// pooled connection to a server that reloaded fails, and clears it).
+// answered with a stale connection's error after a reload counts as a
+// failure only when the poll before failed too (hashicorp/nomad#4413: the
+// first call on a pooled connection to a server that reloaded fails, and
+// clears it).
 func pollRPC(t *testing.T, p *proc, token string) func() rpcPolls {
 	t.Helper()
 	tlsDir := paths.New(p.root).NomadTLSDir()
@@ -382,7 +403,7 @@ func pollRPC(t *testing.T, p *proc, token string) func() rpcPolls {
 		switch {
 		case err == nil && code == http.StatusOK:
 			lastEOF = false
-		case err == nil && code == http.StatusInternalServerError && strings.Contains(body, "rpc error: EOF") && !lastEOF:
+		case err == nil && code == http.StatusInternalServerError && staleRPC(body) && !lastEOF:
 			polls.eof++
 			lastEOF = true
 		default:
@@ -392,5 +413,35 @@ func pollRPC(t *testing.T, p *proc, token string) func() rpcPolls {
 	return func() rpcPolls {
 		stop()
 		return polls
+	}
+}
+
+// killTaskProcesses kills what a Nomad client under scope left running for
+// a task: the task and the executor, whose command lines name scope, and
+// the log monitor, which holds the task's log files under it open.
+func killTaskProcesses(t *testing.T, scope string) {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		holds := strings.Contains(args, scope) && (strings.Contains(args, "echo tick") || strings.Contains(args, " executor "))
+		if strings.HasSuffix(strings.TrimSpace(args), " logmon") {
+			fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			for _, fd := range fds {
+				if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); strings.HasPrefix(target, scope) {
+					holds = true
+					break
+				}
+			}
+		}
+		if holds {
+			t.Logf("killing the leftover process %d: %s", pid, args)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
