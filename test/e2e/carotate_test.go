@@ -352,12 +352,19 @@ func nomadOnce(t *testing.T, bin string, env []string, args ...string) (string, 
 
 // staleRPC reports whether Nomad's answer is the error of a pooled RPC
 // connection that the server at its other end closed when it reloaded:
-// "rpc error: EOF" on a read, a broken pipe or a reset on a write.
+// "rpc error: EOF" on a read, a broken pipe or a reset on a write, or
+// yamux's "stream closed" and "session shutdown", which Nomad's own
+// helper.IsErrEOF counts as EOF and on which its pool drops the session.
 func staleRPC(answer string) bool {
 	if !strings.Contains(answer, "rpc error:") {
 		return false
 	}
-	return strings.Contains(answer, "EOF") || strings.Contains(answer, "broken pipe") || strings.Contains(answer, "connection reset by peer")
+	for _, stale := range []string{"EOF", "broken pipe", "connection reset by peer", "stream closed", "session shutdown"} {
+		if strings.Contains(answer, stale) {
+			return true
+		}
+	}
+	return false
 }
 
 // rpcPolls is what pollRPC saw.
