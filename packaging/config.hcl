@@ -110,6 +110,12 @@ token_file = "/etc/nomad-bootstrapd/token"
 # 0 rotates it only on command. The CA lasts five years: 80 rotates it after four.
 # ca_rotation_percent = 80
 
+# How often each Nomad server saves a snapshot of Nomad's state and keyring into
+# /var/lib/nomad-bootstrapd/snapshots/ (at least 30s; 0 saves only on command,
+# nomad-bootstrapd snapshot save), and how many of them it keeps.
+# snapshot_interval = "1h"
+# snapshot_retain = 24
+
 # How long the CA holder must be down before the next live server signs
 # certificates with the escrowed CA key.
 # ca_failover_after = "2m"

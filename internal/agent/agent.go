@@ -41,6 +41,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/planfile"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/snapshot"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
@@ -140,6 +141,7 @@ type Agent struct {
 	caRotMu           sync.Mutex      // held while the cluster CA is rotated
 	lastCACheck       time.Time       // keyLoop's last look at the CA's schedule
 	keyKick           chan struct{}   // wakes the gossip key loop
+	nomadRestart      chan chan error // asks the pipeline to restart Nomad
 	lastAgentKeyCheck time.Time       // when the CA holder last checked the rotation's schedule (key loop)
 	gossipRefused     atomic.Bool     // a join was refused: the key may have rotated while this node was away
 	agentKeyDue       atomic.Bool     // Nomad's key rotated on schedule: the agents' follows (gossipkeys.go)
@@ -171,21 +173,22 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:       cfg,
-		cred:      opts.Credential,
-		keys:      opts.Credential.Keys(),
-		endorsed:  newEndorsements(opts.Credential.Client),
-		paths:     paths.New(opts.Root),
-		log:       opts.Logger,
-		now:       opts.Now,
-		tm:        DefaultTimings(),
-		version:   opts.Version,
-		tuning:    opts.GossipTuning,
-		ev:        newEvents(),
-		sendq:     make(chan outgoing, sendQueue),
-		warnings:  map[string]string{},
-		downSince: map[string]time.Time{},
-		keyKick:   make(chan struct{}, 1),
+		cfg:          cfg,
+		cred:         opts.Credential,
+		keys:         opts.Credential.Keys(),
+		endorsed:     newEndorsements(opts.Credential.Client),
+		paths:        paths.New(opts.Root),
+		log:          opts.Logger,
+		now:          opts.Now,
+		tm:           DefaultTimings(),
+		version:      opts.Version,
+		tuning:       opts.GossipTuning,
+		ev:           newEvents(),
+		sendq:        make(chan outgoing, sendQueue),
+		warnings:     map[string]string{},
+		downSince:    map[string]time.Time{},
+		keyKick:      make(chan struct{}, 1),
+		nomadRestart: make(chan chan error),
 	}
 	a.serverToken, _ = opts.Credential.Server()
 	if a.log == nil {
@@ -553,6 +556,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.bg.Go(func() { a.senders(ctx) })
 	a.bg.Go(func() { a.keyLoop(ctx) })
+	a.bg.Go(func() { a.snapshotLoop(ctx) })
 	a.proto.MembersChanged(a.now(), a.tr.Members())
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -690,6 +694,7 @@ func (a *Agent) Status() status.Status {
 	if a.tr != nil {
 		members = a.tr.Members()
 	}
+	stored, _ := snapshot.List(a.paths.SnapshotsDir())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := status.Status{
@@ -732,6 +737,7 @@ func (a *Agent) Status() status.Status {
 	}
 	if a.aclState != "" {
 		s.ACL = &status.ACLStatus{State: a.aclState, TokensDir: a.paths.ACLDir()}
+		s.Snapshots = a.snapshotStatusLocked(stored)
 	}
 	if cs := a.clusterState(); cs != nil {
 		s.Cluster = &status.ClusterStatus{Version: cs.Version, Evicted: []status.EvictedStatus{},

@@ -648,6 +648,12 @@ func (a *Agent) commands() []status.Route {
 		{Pattern: "POST " + CARotateRoute, Handler: status.CommandWithin(CARotateTimeout, func(ctx context.Context, req CARotateRequest) (CAAnswer, error) {
 			return a.RotateCA(ctx, req)
 		})},
+		{Pattern: "POST " + SnapshotRoute, Handler: status.CommandWithin(SnapshotTimeout, func(ctx context.Context, req SnapshotRequest) (SnapshotAnswer, error) {
+			return a.SaveSnapshot(ctx, req.File)
+		})},
+		{Pattern: "POST " + SnapshotRestoreRoute, Handler: status.CommandWithin(SnapshotTimeout, func(ctx context.Context, req SnapshotRequest) (SnapshotAnswer, error) {
+			return a.RestoreSnapshot(ctx, req.File)
+		})},
 		{Pattern: "POST " + RotateRoute, Handler: status.Command(func(ctx context.Context, req RotateRequest) (RotateAnswer, error) {
 			return a.RotateClientToken(ctx, req.Grace, req.Expires)
 		})},

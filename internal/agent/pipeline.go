@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -111,6 +112,15 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	hash := p.Hash()
 	renew := renewal{min: a.tm.StepRetryMin, max: a.tm.StepRetryMax}
 	var caSeen clusterstate.CA
+	restart := func() error {
+		switch {
+		case sup != nil:
+			return sup.Signal(syscall.SIGINT) // the supervisor starts it again
+		case units != nil:
+			return units.Restart(ctx, systemd.NomadService)
+		}
+		return errors.New("this agent does not run Nomad (supervise = none): restart Nomad yourself, then try again")
+	}
 	t := time.NewTimer(a.tm.PipelineFast)
 	defer t.Stop()
 	for {
@@ -118,6 +128,9 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case done := <-a.nomadRestart:
+			done <- restart()
+			continue
 		}
 		a.mu.Lock()
 		running := a.st.Phase() == status.PhaseRunning
@@ -196,12 +209,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		if aclState == aclReady {
 			a.syncClusterState(ctx, p)
 		}
-		a.healNomadKeys(ctx, p, st.Leader != "", func() error {
-			if sup != nil {
-				return sup.Signal(syscall.SIGINT) // the supervisor starts it again
-			}
-			return units.Restart(ctx, systemd.NomadService)
-		})
+		a.healNomadKeys(ctx, p, st.Leader != "", restart)
 		a.mu.Lock()
 		switch {
 		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):

@@ -15,8 +15,8 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
 )
 
-// snapshot returns every file under root with its content and mode.
-func snapshot(t *testing.T, root string) map[string]string {
+// filesUnder returns every file under root with its content and mode.
+func filesUnder(t *testing.T, root string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
@@ -93,13 +93,13 @@ func TestCertificatesAndNomadConfig(t *testing.T) {
 
 	// A restart changes no byte.
 	n := c.nodes[2]
-	before := snapshot(t, n.opts.Root)
+	before := filesUnder(t, n.opts.Root)
 	n.stop()
 	restarted := c.start(n.opts)
 	waitFor(t, 20*time.Second, "the restarted node to write Nomad's configuration", func() bool {
 		return restarted.agent.Status().Phase == status.PhaseConfigured
 	})
-	after := snapshot(t, n.opts.Root)
+	after := filesUnder(t, n.opts.Root)
 	for p, v := range before {
 		if after[p] != v {
 			t.Errorf("restart changed %s", p)
@@ -138,16 +138,16 @@ func TestDryRun(t *testing.T) {
 	old, _ := os.ReadFile(p)
 	edited := strings.Replace(string(old), "log_level", "log_level_edited", 1)
 	os.WriteFile(p, []byte(edited), 0o644)
-	before := snapshot(t, n.opts.Root)
+	before := filesUnder(t, n.opts.Root)
 	out, err = fresh.DryRun()
 	if err != nil || !strings.Contains(out, "-log_level_edited") || !strings.Contains(out, "+log_level") {
 		t.Errorf("dry run after an edit: %v\n%s", err, out)
 	}
-	if after := snapshot(t, n.opts.Root); len(after) != len(before) {
+	if after := filesUnder(t, n.opts.Root); len(after) != len(before) {
 		t.Errorf("dry run changed the files under the root")
 	}
 	for k, v := range before {
-		if snapshot(t, n.opts.Root)[k] != v {
+		if filesUnder(t, n.opts.Root)[k] != v {
 			t.Errorf("dry run changed %s", k)
 		}
 	}

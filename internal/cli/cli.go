@@ -70,6 +70,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return runNode(rest, stdout, stderr)
 	case "keys":
 		return runKeys(rest, stdout, stderr)
+	case "snapshot":
+		return runSnapshot(rest, stdout, stderr)
 	case "demo":
 		return runDemo(rest, stdout, stderr)
 	case "completion":

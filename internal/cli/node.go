@@ -72,6 +72,27 @@ func runCommand(f agentOptions, what, route string, within time.Duration, req, a
 	return -1
 }
 
+// parseWithArgs parses args, whose positional arguments may come before,
+// between or after the flags, and returns the positional ones; or the exit
+// code when parsing ended the command (-help or a bad flag).
+func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, int) {
+	var given []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK
+			}
+			return nil, exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		given = append(given, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return given, -1
+}
+
 // rotated is how a rotation command's output begins.
 func rotated(resumed bool) string {
 	if resumed {
@@ -130,20 +151,9 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := newFlagSet("node evict", nodeHelp, nodeExamples, stderr)
 	f := agentFlags(fs)
-	// The node may come before or after the flags.
-	var given []string
-	for len(rest) > 0 {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		given = append(given, fs.Arg(0))
-		rest = fs.Args()[1:]
+	given, code := parseWithArgs(fs, rest)
+	if code >= 0 {
+		return code
 	}
 	if len(given) != 1 {
 		fmt.Fprintf(stderr, "node evict: name exactly one node, by its name or node ID (got %d)\n", len(given))

@@ -87,6 +87,12 @@ type Config struct {
 	// percent, passes before the CA holder rotates it; zero never
 	// (ca rotate still does on command).
 	CARotationPercent int
+	// SnapshotInterval is how often each server saves a snapshot of
+	// Nomad's state and keyring; zero never (snapshot save still does on
+	// command).
+	SnapshotInterval time.Duration
+	// SnapshotRetain is how many scheduled snapshots each server keeps.
+	SnapshotRetain int
 	// BehindNAT lets the CA holder accept a certificate request from
 	// another address than the requesting member's.
 	BehindNAT bool
@@ -133,6 +139,17 @@ const (
 	MinCARotationPercent = 50
 	MaxCARotationPercent = 99
 )
+
+// DefaultSnapshotInterval and DefaultSnapshotRetain keep a day of hourly
+// snapshots unless snapshot_interval and snapshot_retain say otherwise.
+const (
+	DefaultSnapshotInterval = time.Hour
+	DefaultSnapshotRetain   = 24
+)
+
+// MinSnapshotInterval is the shortest snapshot_interval: each snapshot
+// streams all of Nomad's state from its leader.
+const MinSnapshotInterval = 30 * time.Second
 
 // MinGossipKeyRotation is the shortest scheduled rotation of the gossip
 // key: each is a rolling change on every server.
@@ -196,6 +213,8 @@ func Default() Config {
 		// Four years into the CA's five: a year to spare should the
 		// rotation need an operator.
 		CARotationPercent: DefaultCARotationPercent,
+		SnapshotInterval:  DefaultSnapshotInterval,
+		SnapshotRetain:    DefaultSnapshotRetain,
 		// Long enough to ride out a reboot of the CA holder, short enough
 		// that new nodes are not kept waiting for long.
 		CAFailoverAfter: 2 * time.Minute,

@@ -242,6 +242,8 @@ behind_nat           = true
 cert_lifetime        = "100h"
 gossip_key_rotation  = "48h"
 ca_rotation_percent  = 90
+snapshot_interval    = "2h"
+snapshot_retain      = 5
 metrics_addr         = ""
 server_replace_after = "20m"
 dedicated_servers    = true
@@ -262,7 +264,7 @@ ca {
 		Port: 4700, Name: "n1", Role: "server", Pool: "warm", Zone: "z", Datacenter: "dc2", Region: "eu",
 		Expect: 5, MinMembers: 6, BootstrapSize: 7, Settle: 4 * time.Second, Supervise: "process",
 		Nomad: "/opt/nomad", LogLevel: "debug", CAFailoverAfter: 3 * time.Minute, CertLifetime: 100 * time.Hour,
-		GossipKeyRotation: 48 * time.Hour, CARotationPercent: 90, ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true, BehindNAT: true,
+		GossipKeyRotation: 48 * time.Hour, CARotationPercent: 90, SnapshotInterval: 2 * time.Hour, SnapshotRetain: 5, ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true, BehindNAT: true,
 		CA: CAFiles{CertFile: "c.pem", KeyFile: "k.pem", ChainFile: "r.pem"},
 	}
 	if diff := cmp.Diff(want, l.Config); diff != "" {
@@ -318,6 +320,11 @@ func TestValidate(t *testing.T) {
 		{"ca_rotation_percent of 99", func(c *Config) { c.CARotationPercent = 99 }, ""},
 		{"ca_rotation_percent of 10", func(c *Config) { c.CARotationPercent = 10 }, "ca_rotation_percent 10 is outside 50..99; use 0"},
 		{"ca_rotation_percent of 100", func(c *Config) { c.CARotationPercent = 100 }, "ca_rotation_percent 100 is outside 50..99"},
+		{"snapshot_interval off", func(c *Config) { c.SnapshotInterval = 0 }, ""},
+		{"snapshot_interval of 30s", func(c *Config) { c.SnapshotInterval = 30 * time.Second }, ""},
+		{"snapshot_interval of 5s", func(c *Config) { c.SnapshotInterval = 5 * time.Second }, "snapshot_interval 5s is shorter than 30s; use 0"},
+		{"snapshot_retain of 1", func(c *Config) { c.SnapshotRetain = 1 }, ""},
+		{"snapshot_retain of 0", func(c *Config) { c.SnapshotRetain = 0 }, "snapshot_retain 0 must be at least 1"},
 		{"ca_rotation_percent negative", func(c *Config) { c.CARotationPercent = -1 }, "ca_rotation_percent -1 is outside"},
 		{"zero ca_failover_after", func(c *Config) { c.CAFailoverAfter = 0 }, "ca_failover_after 0s must be positive"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "" }, ""},

@@ -65,6 +65,12 @@ func (c *Config) Validate() error {
 	if p := c.CARotationPercent; p != 0 && (p < MinCARotationPercent || p > MaxCARotationPercent) {
 		add(fmt.Errorf("config: ca_rotation_percent %d is outside %d..%d; use 0 to rotate the CA only on command", p, MinCARotationPercent, MaxCARotationPercent))
 	}
+	if c.SnapshotInterval != 0 && c.SnapshotInterval < MinSnapshotInterval {
+		add(fmt.Errorf("config: snapshot_interval %v is shorter than %v; use 0 to save snapshots only on command", c.SnapshotInterval, MinSnapshotInterval))
+	}
+	if c.SnapshotRetain < 1 {
+		add(fmt.Errorf("config: snapshot_retain %d must be at least 1", c.SnapshotRetain))
+	}
 	if c.ServerReplaceAfter <= 0 {
 		add(fmt.Errorf("config: server_replace_after %v must be positive", c.ServerReplaceAfter))
 	}

@@ -92,6 +92,10 @@ var (
 		"Seconds until a secret's next scheduled rotation (on the CA holder, which runs the schedule).", "gauge", []string{"secret"}}
 	famSecretRotating = family{"nomad_bootstrapd_secret_rotating",
 		"1 while a rotation of the secret is under way, as this server last read it.", "gauge", []string{"secret"}}
+	famSnapshotAge = family{"nomad_bootstrapd_snapshot_age_seconds",
+		"Seconds since this server's newest scheduled snapshot was taken (servers that keep one).", "gauge", nil}
+	famSnapshotsKept = family{"nomad_bootstrapd_snapshots_kept",
+		"Scheduled snapshots this server keeps.", "gauge", nil}
 )
 
 // secretSamples returns the samples of the secret families from s: the
@@ -221,6 +225,12 @@ func writeAgent(w writer, src Source, now time.Time) {
 		w.write(famSecretAge, sa...)
 		w.write(famSecretNext, sn...)
 		w.write(famSecretRotating, sr...)
+	}
+	if sn := s.Snapshots; sn != nil {
+		w.write(famSnapshotsKept, one(float64(sn.Kept)))
+		if !sn.Last.IsZero() {
+			w.write(famSnapshotAge, one(now.Sub(sn.Last).Seconds()))
+		}
 	}
 	signed, refused := src.CAStats()
 	w.write(famSigned, one(float64(signed)))

@@ -51,9 +51,10 @@ func TestMetrics(t *testing.T) {
 		Certs: &status.CertStatus{Files: []status.CertFileStatus{
 			{Role: "server", NotAfter: now.Add(time.Hour)}, {Role: "ca", NotAfter: now.Add(-time.Minute)},
 		}},
-		Nomad:    &status.NomadStatus{Healthy: true, Peers: []string{"a", "b", "c"}},
-		Warnings: []string{"Nomad server node3 ..."},
-		Agent:    status.AgentStatus{Running: true, Version: "0.1.0-dev"},
+		Nomad:     &status.NomadStatus{Healthy: true, Peers: []string{"a", "b", "c"}},
+		Warnings:  []string{"Nomad server node3 ..."},
+		Agent:     status.AgentStatus{Running: true, Version: "0.1.0-dev"},
+		Snapshots: &status.SnapshotStatus{Kept: 5, Last: now.Add(-20 * time.Minute)},
 	}
 	electing := status.Status{Node: status.NodeStatus{Name: "node4", ID: "id-4", Role: "auto"}, Phase: status.PhaseElecting,
 		Members: []status.MemberStatus{{Name: "node4", Status: "alive"}}, Agent: status.AgentStatus{Running: true}}
@@ -94,6 +95,8 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_csr_refused_total 2`,
 			`nomad_bootstrapd_nomad_healthy 1`,
 			`nomad_bootstrapd_nomad_raft_peers 3`,
+			`nomad_bootstrapd_snapshots_kept 5`,
+			`nomad_bootstrapd_snapshot_age_seconds 1200`,
 			`# TYPE nomad_bootstrapd_csr_signed_total counter`,
 			`go_goroutines`,
 		}, nil},
@@ -104,7 +107,7 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_cluster_state_version 0`,
 			`nomad_bootstrapd_evicted_nodes 0`,
 			`nomad_bootstrapd_csr_signed_total 0`,
-		}, []string{"nomad_bootstrapd_certificate_expiry_seconds{", "nomad_bootstrapd_nomad_healthy ", "nomad_bootstrapd_secret_"}},
+		}, []string{"nomad_bootstrapd_certificate_expiry_seconds{", "nomad_bootstrapd_nomad_healthy ", "nomad_bootstrapd_secret_", "nomad_bootstrapd_snapshot"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

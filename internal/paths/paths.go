@@ -78,6 +78,15 @@ func (p Paths) CADir() string { return filepath.Join(p.StateDir(), "ca") }
 // NomadDataDir is Nomad's data_dir, /opt/nomad/data as in the official package.
 func (p Paths) NomadDataDir() string { return p.join("opt", "nomad", "data") }
 
+// NomadKeystoreDir is where a Nomad server keeps its root keys, the
+// keyring that Variables are encrypted with: <data_dir>/server/keystore.
+func (p Paths) NomadKeystoreDir() string {
+	return filepath.Join(p.NomadDataDir(), "server", "keystore")
+}
+
+// SnapshotsDir holds a server's scheduled snapshots (internal/snapshot).
+func (p Paths) SnapshotsDir() string { return filepath.Join(p.StateDir(), "snapshots") }
+
 // NomadLog receives Nomad's output when the agent runs Nomad as its child.
 func (p Paths) NomadLog() string { return filepath.Join(p.StateDir(), "nomad.log") }
 

@@ -21,6 +21,8 @@ type Status struct {
 	Certs   *CertStatus    `json:"certs"`
 	Nomad   *NomadStatus   `json:"nomad"`
 	ACL     *ACLStatus     `json:"acl"` // on servers once Nomad runs
+	// Snapshots are a server's scheduled snapshots; null elsewhere.
+	Snapshots *SnapshotStatus `json:"snapshots,omitempty"`
 	// Cluster is the cluster state this node holds (internal/clusterstate);
 	// null before the first change.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
@@ -196,6 +198,19 @@ type PoolClientsStatus struct {
 type ACLStatus struct {
 	State     string `json:"state"` // pending, bootstrapped, bootstrapped elsewhere
 	TokensDir string `json:"tokens_dir"`
+}
+
+// SnapshotStatus is a server's scheduled snapshots of Nomad's state and
+// keyring.
+type SnapshotStatus struct {
+	Dir      string    `json:"dir"`
+	Interval string    `json:"interval"` // snapshot_interval, or "off"
+	Retain   int       `json:"retain"`
+	Kept     int       `json:"kept"`
+	Last     time.Time `json:"last,omitzero"`
+	LastFile string    `json:"last_file,omitempty"`
+	LastSize int64     `json:"last_size,omitempty"` // bytes of Nomad's state
+	Next     time.Time `json:"next,omitzero"`       // zero while none is kept, or when off
 }
 
 // AgentStatus describes the nomad-bootstrapd process.

@@ -133,6 +133,9 @@ func Table(w io.Writer, s status.Status, o Options) {
 		}
 		head.add(label("ACL"), c)
 	}
+	if sn := s.Snapshots; sn != nil {
+		head.add(label("Snapshots"), snapshotsCell(*sn, now))
+	}
 	if c := s.Cluster; c != nil && len(c.Evicted) > 0 {
 		var names []string
 		for _, e := range c.Evicted {
@@ -382,4 +385,39 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// snapshotsCell shows a server's scheduled snapshots: how many are kept
+// where, the last one and the next.
+func snapshotsCell(sn status.SnapshotStatus, now time.Time) cell {
+	if sn.Interval == "off" && sn.Kept == 0 {
+		return plain(fmt.Sprintf("off (snapshot_interval = 0), none in %s", sn.Dir))
+	}
+	if sn.Kept == 0 {
+		return cell{text: fmt.Sprintf("none yet in %s, every %s", sn.Dir, sn.Interval), color: yellow}
+	}
+	text := fmt.Sprintf("%d of %d kept in %s, last %s (%s ago, %s)", sn.Kept, sn.Retain, sn.Dir,
+		sn.Last.UTC().Format("2006-01-02 15:04"), humanDuration(now.Sub(sn.Last)), humanBytes(sn.LastSize))
+	if sn.Interval == "off" {
+		return plain(text + ", schedule off")
+	}
+	c := plain(fmt.Sprintf("%s, next %s", text, sn.Next.UTC().Format("15:04")))
+	if !sn.Next.IsZero() && now.Sub(sn.Next) > 10*time.Minute {
+		c.color = yellow // the schedule is behind: see the warnings
+	}
+	return c
+}
+
+// humanBytes prints a size in bytes with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -75,7 +75,10 @@ func cases() map[string]status.Status {
 	acl := &status.ACLStatus{State: "bootstrapped", TokensDir: "/var/lib/nomad-bootstrapd/acl"}
 
 	healthy := status.Status{Node: node(), Phase: status.PhaseRunning, Plan: committed(), Members: members(),
-		Certs: certFiles(17 * time.Hour), Nomad: healthyNomad(), ACL: acl, Agent: running()}
+		Certs: certFiles(17 * time.Hour), Nomad: healthyNomad(), ACL: acl, Agent: running(),
+		Snapshots: &status.SnapshotStatus{Dir: "/var/lib/nomad-bootstrapd/snapshots", Interval: "1h0m0s", Retain: 24, Kept: 24,
+			Last: now.Add(-20 * time.Minute), LastFile: "/var/lib/nomad-bootstrapd/snapshots/nomad-bootstrapd-20261201T094000Z.snap",
+			LastSize: 3 << 20, Next: now.Add(40 * time.Minute)}}
 
 	electing := status.Status{Node: node(), Phase: status.PhaseElecting,
 		Reason:  "waiting for 3 members to be alive (2 are)",

@@ -84,7 +84,7 @@ func newTarget(t *testing.T, prefix string) target {
 	}, explainCluster(t, tg.procs))
 	tg.before = waitSettled(t, tg.procs, 60*time.Second, "the cluster to settle")
 	for _, p := range tg.procs {
-		tg.snaps[p.name] = snapshot(t, p)
+		tg.snaps[p.name] = nodeFiles(t, p)
 	}
 	var committed struct{ Plan plan.Plan }
 	if b, err := os.ReadFile(paths.New(tg.procs[0].root).PlanFile()); err != nil || json.Unmarshal(b, &committed) != nil {
@@ -109,7 +109,7 @@ func (tg target) unchanged(t *testing.T, what string) {
 		t.Errorf("plan %s, was %s", after, tg.before)
 	}
 	for _, p := range tg.procs {
-		for f, b := range snapshot(t, p) {
+		for f, b := range nodeFiles(t, p) {
 			if tg.snaps[p.name][f] != b {
 				t.Errorf("%s changed on %s", filepath.Base(f), p.name)
 			}

@@ -79,7 +79,7 @@ func TestFaultStateDirReadOnlyOrDiskFull(t *testing.T) {
 
 	t.Run("read-only state", func(t *testing.T) {
 		p := procs[2]
-		snap := snapshot(t, p)
+		snap := nodeFiles(t, p)
 		p.stop(syscall.SIGTERM)
 		pp := paths.New(p.root)
 		mountReadOnly(t, pp.StateDir())
@@ -93,7 +93,7 @@ func TestFaultStateDirReadOnlyOrDiskFull(t *testing.T) {
 			failures++
 			t.Errorf("plan %s, was %s", got, before)
 		}
-		for f, b := range snapshot(t, procs[2]) {
+		for f, b := range nodeFiles(t, procs[2]) {
 			if snap[f] != b {
 				failures++
 				t.Errorf("%s changed", filepath.Base(f))

@@ -211,9 +211,9 @@ func TestFaultCorruptedStateFile(t *testing.T) {
 	waitSettled(t, procs, 60*time.Second, "the restored cluster to report its plan")
 }
 
-// snapshot returns what must not change across restarts on a node: its
+// nodeFiles returns what must not change across restarts on a node: its
 // plan file and its certificates and keys.
-func snapshot(t *testing.T, p *proc) map[string]string {
+func nodeFiles(t *testing.T, p *proc) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	pp := paths.New(p.root)
@@ -235,7 +235,7 @@ func TestFaultRestartEveryAgent(t *testing.T) {
 	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
 	snaps := map[string]map[string]string{}
 	for _, p := range procs {
-		snaps[p.name] = snapshot(t, p)
+		snaps[p.name] = nodeFiles(t, p)
 	}
 	restart := func(i int) {
 		p := procs[i]
@@ -255,7 +255,7 @@ func TestFaultRestartEveryAgent(t *testing.T) {
 			t.Errorf("%s: plan %s, was %s", what, after, before)
 		}
 		for _, p := range procs {
-			for f, b := range snapshot(t, p) {
+			for f, b := range nodeFiles(t, p) {
 				if snaps[p.name][f] != b {
 					failures++
 					t.Errorf("%s: %s changed on %s", what, filepath.Base(f), p.name)

@@ -122,7 +122,7 @@ func TestFaultBadInputOnTheWire(t *testing.T) {
 	before := waitSettled(t, procs, 60*time.Second, "the cluster to settle")
 	snaps := map[string]map[string]string{}
 	for _, p := range procs {
-		snaps[p.name] = snapshot(t, p)
+		snaps[p.name] = nodeFiles(t, p)
 	}
 	tok, err := certs.ParseToken(token)
 	if err != nil {
@@ -323,7 +323,7 @@ func TestFaultBadInputOnTheWire(t *testing.T) {
 		t.Errorf("plan %s, was %s", after, before)
 	}
 	for _, p := range procs {
-		for f, b := range snapshot(t, p) {
+		for f, b := range nodeFiles(t, p) {
 			if snaps[p.name][f] != b {
 				failures++
 				t.Errorf("%s changed on %s", filepath.Base(f), p.name)

@@ -1,0 +1,312 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/snapshot"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
+)
+
+// Snapshots (internal/snapshot): every server saves Nomad's state,
+// streamed from its leader through the local Nomad agent, with its own
+// copy of Nomad's keyring and the agent's signed plan and cluster state,
+// every snapshot_interval into its snapshots directory, keeping the newest
+// snapshot_retain. snapshot save writes one on demand, snapshot restore
+// puts one back.
+
+const (
+	// snapshotCheckEvery is how often the snapshot loop looks whether a
+	// snapshot is due; the first is due as soon as the server's ACLs are
+	// set up.
+	snapshotCheckEvery = 5 * time.Second
+	// snapshotRetryAfter is how long the loop waits after a failed
+	// snapshot, rather than a whole interval.
+	snapshotRetryAfter = time.Minute
+	// SnapshotTimeout bounds snapshot save and restore on the agent.
+	SnapshotTimeout = 10 * time.Minute
+	// nomadBackTimeout bounds the wait for a restarted Nomad to answer.
+	nomadBackTimeout = 2 * time.Minute
+)
+
+// snapshotLoop saves the scheduled snapshots until ctx ends. It runs on
+// every node but does nothing unless the node is a server with its ACLs
+// set up, so that a spare that becomes a server starts saving.
+func (a *Agent) snapshotLoop(ctx context.Context) {
+	if a.cfg.SnapshotInterval == 0 || !a.cred.IsServer() {
+		return
+	}
+	var retryAt time.Time
+	t := time.NewTicker(snapshotCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := a.now()
+		if now.Before(retryAt) {
+			continue
+		}
+		if _, err := a.serverReady(); err != nil {
+			continue
+		}
+		if last, err := a.lastSnapshot(); err == nil && !last.IsZero() && now.Sub(last) < a.cfg.SnapshotInterval {
+			continue
+		}
+		ans, err := a.saveSnapshot(ctx, filepath.Join(a.paths.SnapshotsDir(), snapshot.Name(now)))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			retryAt = now.Add(snapshotRetryAfter)
+			a.warn("snapshot", fmt.Sprintf("the scheduled snapshot failed; retrying in %s: %v", snapshotRetryAfter, err))
+			continue
+		}
+		a.clearWarning("snapshot")
+		a.log.Info("saved the scheduled snapshot", "file", ans.File, "bytes", ans.Size, "keys", ans.Keys)
+		removed, err := snapshot.Prune(a.paths.SnapshotsDir(), a.cfg.SnapshotRetain)
+		if err != nil {
+			a.log.Warn("removing old snapshots", "error", err)
+		}
+		for _, r := range removed {
+			a.log.Info("removed an old snapshot", "file", r, "retain", a.cfg.SnapshotRetain)
+		}
+	}
+}
+
+// lastSnapshot returns when the newest scheduled snapshot was taken; zero
+// when there is none.
+func (a *Agent) lastSnapshot() (time.Time, error) {
+	stored, err := snapshot.List(a.paths.SnapshotsDir())
+	if err != nil || len(stored) == 0 {
+		return time.Time{}, err
+	}
+	return stored[len(stored)-1].TakenAt, nil
+}
+
+// SnapshotRoute and SnapshotRestoreRoute are the control socket's routes
+// of snapshot save and snapshot restore.
+const (
+	SnapshotRoute        = "/v1/snapshot/save"
+	SnapshotRestoreRoute = "/v1/snapshot/restore"
+)
+
+// SnapshotRequest is what snapshot save and snapshot restore send to the
+// agent: the file, an absolute path.
+type SnapshotRequest struct {
+	File string `json:"file"`
+}
+
+// SnapshotAnswer is what snapshot save and snapshot restore report.
+type SnapshotAnswer struct {
+	File         string    `json:"file"`
+	Size         int64     `json:"size"`
+	Cluster      string    `json:"cluster"`
+	Node         string    `json:"node"` // the server that took it
+	TakenAt      time.Time `json:"taken_at"`
+	NomadVersion string    `json:"nomad_version,omitempty"`
+	// Keys is how many of Nomad's root keys the snapshot holds.
+	Keys int `json:"keys"`
+	// KeysAdded are the root keys a restore added to this server's
+	// keystore, which Nomad was restarted to load.
+	KeysAdded []string `json:"keys_added,omitempty"`
+	// Before is the snapshot of the state a restore replaced.
+	Before string `json:"before,omitempty"`
+}
+
+// SaveSnapshot writes a snapshot to file, an absolute path that must not
+// exist yet, on a server with its ACLs set up.
+func (a *Agent) SaveSnapshot(ctx context.Context, file string) (SnapshotAnswer, error) {
+	if !filepath.IsAbs(file) {
+		return SnapshotAnswer{}, fmt.Errorf("the snapshot file %q is not an absolute path", file)
+	}
+	if _, err := os.Lstat(file); err == nil {
+		return SnapshotAnswer{}, fmt.Errorf("%s exists already; give a new file name, or remove it first", file)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return SnapshotAnswer{}, err
+	}
+	if _, err := a.serverReady(); err != nil {
+		return SnapshotAnswer{}, err
+	}
+	return a.saveSnapshot(ctx, file)
+}
+
+// saveSnapshot streams Nomad's snapshot into an archive at file with this
+// server's keystore, plan and cluster state.
+func (a *Agent) saveSnapshot(ctx context.Context, file string) (SnapshotAnswer, error) {
+	p, err := a.serverReady()
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return SnapshotAnswer{}, err
+	}
+	files, err := snapshot.ReadKeystore(a.paths.NomadKeystoreDir())
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	keys := len(files)
+	for name, path := range map[string]string{snapshot.PlanEntry: a.paths.PlanFile(), snapshot.ClusterStateEntry: a.paths.ClusterStateFile()} {
+		if b, err := os.ReadFile(path); err == nil {
+			files = append(files, snapshot.File{Name: name, Data: b})
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return SnapshotAnswer{}, err
+		}
+	}
+	c, secret, err := a.nomadClient(p)
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	defer c.Close()
+	body, err := c.Operator().Snapshot((&api.QueryOptions{AuthToken: secret}).WithContext(ctx))
+	if err != nil {
+		return SnapshotAnswer{}, fmt.Errorf("asking Nomad for a snapshot: %w", err)
+	}
+	defer body.Close()
+	m := snapshot.Manifest{Cluster: a.cred.ClusterIDString(), Region: p.Region, Node: a.name, TakenAt: a.now().UTC().Truncate(time.Second)}
+	a.mu.Lock()
+	if a.nomadSt != nil {
+		m.NomadVersion = a.nomadSt.Version
+	}
+	a.mu.Unlock()
+	if m, err = snapshot.Write(file, m, files, body); err != nil {
+		return SnapshotAnswer{}, err
+	}
+	return snapshotAnswer(file, m, keys), nil
+}
+
+func snapshotAnswer(file string, m snapshot.Manifest, keys int) SnapshotAnswer {
+	return SnapshotAnswer{File: file, Size: m.NomadSize, Cluster: m.Cluster, Node: m.Node, TakenAt: m.TakenAt, NomadVersion: m.NomadVersion, Keys: keys}
+}
+
+// RestoreSnapshot puts the snapshot at file, an absolute path, back into
+// Nomad: the whole file is checked first; root keys of the snapshot that
+// this server's keystore lacks are added and Nomad restarted to load them;
+// then Nomad's state is replaced by the snapshot's. It refuses a snapshot
+// of another cluster.
+func (a *Agent) RestoreSnapshot(ctx context.Context, file string) (SnapshotAnswer, error) {
+	if !filepath.IsAbs(file) {
+		return SnapshotAnswer{}, fmt.Errorf("the snapshot file %q is not an absolute path", file)
+	}
+	p, err := a.serverReady()
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	defer f.Close()
+	arc, err := snapshot.Read(f, nil)
+	if err != nil {
+		return SnapshotAnswer{}, fmt.Errorf("%s: %w", file, err)
+	}
+	m := arc.Manifest
+	if m.Cluster != a.cred.ClusterIDString() {
+		return SnapshotAnswer{}, fmt.Errorf("%s is a snapshot of cluster %s, taken on %s; this is cluster %s, and a snapshot is restored only into the cluster it was taken of",
+			file, m.Cluster, m.Node, a.cred.ClusterIDString())
+	}
+	ans := snapshotAnswer(file, m, len(arc.Keystore()))
+	before, err := a.saveSnapshot(ctx, filepath.Join(a.paths.SnapshotsDir(), snapshot.Name(a.now())))
+	if err != nil {
+		return SnapshotAnswer{}, fmt.Errorf("saving the current state before the restore: %w", err)
+	}
+	ans.Before = before.File
+	if ans.KeysAdded, err = snapshot.InstallKeystore(a.paths.NomadKeystoreDir(), arc); err != nil {
+		return SnapshotAnswer{}, err
+	}
+	if len(ans.KeysAdded) > 0 {
+		a.log.Info("added the snapshot's root keys to Nomad's keystore; restarting Nomad to load them", "keys", len(ans.KeysAdded))
+		if err := a.restartNomad(ctx, p); err != nil {
+			return SnapshotAnswer{}, err
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return SnapshotAnswer{}, err
+	}
+	c, secret, err := a.nomadClient(p)
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	defer c.Close()
+	_, err = snapshot.Read(f, func(r io.Reader) error {
+		if _, err := c.Operator().SnapshotRestore(r, (&api.WriteOptions{AuthToken: secret}).WithContext(ctx)); err != nil {
+			return fmt.Errorf("restoring the snapshot into Nomad: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	a.log.Info("restored a snapshot", "file", file, "taken_at", m.TakenAt, "taken_on", m.Node)
+	return ans, nil
+}
+
+// restartNomad has the pipeline restart this server's Nomad, then waits
+// until its API answers.
+func (a *Agent) restartNomad(ctx context.Context, p plan.Plan) error {
+	done := make(chan error, 1)
+	select {
+	case a.nomadRestart <- done:
+	case <-time.After(nomadBackTimeout):
+		return errors.New("restarting Nomad: this agent is not running Nomad's pipeline")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("restarting Nomad: %w", err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	wait, cancel := context.WithTimeout(ctx, nomadBackTimeout)
+	defer cancel()
+	for {
+		c, secret, err := a.nomadClient(p)
+		if err == nil {
+			_, _, err = c.ACLTokens().Self((&api.QueryOptions{AuthToken: secret}).WithContext(wait))
+			c.Close()
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-wait.Done():
+			return fmt.Errorf("no answer from Nomad within %s of its restart: %v", nomadBackTimeout, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// snapshotStatusLocked returns the scheduled snapshots' status on a
+// server; nil elsewhere. a.mu is held.
+func (a *Agent) snapshotStatusLocked(stored []snapshot.Stored) *status.SnapshotStatus {
+	if a.plan == nil || !a.plan.IsServer(a.id) || !a.cred.IsServer() {
+		return nil
+	}
+	s := &status.SnapshotStatus{Dir: a.paths.SnapshotsDir(), Interval: a.cfg.SnapshotInterval.String(), Retain: a.cfg.SnapshotRetain, Kept: len(stored)}
+	if a.cfg.SnapshotInterval == 0 {
+		s.Interval = "off"
+	}
+	if n := len(stored); n > 0 {
+		last := stored[n-1]
+		s.Last, s.LastFile, s.LastSize = last.TakenAt, last.Path, last.Size
+		if a.cfg.SnapshotInterval > 0 {
+			s.Next = last.TakenAt.Add(a.cfg.SnapshotInterval)
+		}
+	}
+	return s
+}
