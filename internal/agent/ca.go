@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/caholder"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
@@ -294,7 +295,19 @@ func (a *Agent) handleEscrow(from string, m agree.Message) {
 		a.log.Warn("cannot keep the escrowed CA key", "from", from, "error", err)
 		return
 	}
-	if changed {
-		a.log.Info("stored the escrowed CA key", "from", from)
+	if !changed {
+		return
+	}
+	a.log.Info("stored the escrowed CA key", "from", from)
+	// The CA holder hands a new management token in the escrow once a
+	// snapshot of another cluster replaced Nomad's ACL tokens.
+	e, err := a.caStore().Escrow()
+	if err != nil {
+		return
+	}
+	if cur, err := acl.LoadToken(a.paths.ACLDir(), acl.ManagementTokenName); err == nil && cur != e.Management {
+		if err := a.adoptManagement(e.Management); err != nil {
+			a.log.Warn("cannot keep the escrowed management token", "error", err)
+		}
 	}
 }

@@ -652,7 +652,7 @@ func (a *Agent) commands() []status.Route {
 			return a.SaveSnapshot(ctx, req.File)
 		})},
 		{Pattern: "POST " + SnapshotRestoreRoute, Handler: status.CommandWithin(SnapshotTimeout, func(ctx context.Context, req SnapshotRequest) (SnapshotAnswer, error) {
-			return a.RestoreSnapshot(ctx, req.File)
+			return a.RestoreSnapshot(ctx, req.File, req.OtherCluster)
 		})},
 		{Pattern: "POST " + RotateRoute, Handler: status.Command(func(ctx context.Context, req RotateRequest) (RotateAnswer, error) {
 			return a.RotateClientToken(ctx, req.Grace, req.Expires)

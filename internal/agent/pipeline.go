@@ -129,7 +129,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			return
 		case <-t.C:
 		case done := <-a.nomadRestart:
-			done <- restart()
+			done <- restartAndWait(ctx, sup, restart)
 			continue
 		}
 		a.mu.Lock()
@@ -220,6 +220,32 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			a.moveLocked(status.PhaseStarting, "Nomad is not healthy")
 		}
 		a.mu.Unlock()
+	}
+}
+
+// restartAndWait restarts Nomad with restart and, when this agent runs it
+// as its child, waits until the supervisor has started the next process,
+// at most nomadBackTimeout. systemd's restart job returns once the unit
+// started again.
+func restartAndWait(ctx context.Context, sup *nomadrun.Process, restart func() error) error {
+	var old int
+	if sup != nil {
+		old = sup.PID()
+	}
+	if err := restart(); err != nil || sup == nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, nomadBackTimeout)
+	defer cancel()
+	for {
+		if pid := sup.PID(); pid != 0 && pid != old {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the supervisor did not start Nomad again within %s of stopping pid %d", nomadBackTimeout, old)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 

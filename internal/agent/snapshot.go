@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/acl"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/snapshot"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/status"
@@ -106,6 +108,9 @@ const (
 // agent: the file, an absolute path.
 type SnapshotRequest struct {
 	File string `json:"file"`
+	// OtherCluster lets snapshot restore take a snapshot of another
+	// cluster (-other-cluster).
+	OtherCluster bool `json:"other_cluster,omitempty"`
 }
 
 // SnapshotAnswer is what snapshot save and snapshot restore report.
@@ -157,6 +162,11 @@ func (a *Agent) saveSnapshot(ctx context.Context, file string) (SnapshotAnswer, 
 		return SnapshotAnswer{}, err
 	}
 	keys := len(files)
+	mgmt, err := a.managementSecret()
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	files = append(files, snapshot.File{Name: snapshot.ManagementEntry, Data: []byte(mgmt + "\n")})
 	for name, path := range map[string]string{snapshot.PlanEntry: a.paths.PlanFile(), snapshot.ClusterStateEntry: a.paths.ClusterStateFile()} {
 		if b, err := os.ReadFile(path); err == nil {
 			files = append(files, snapshot.File{Name: name, Data: b})
@@ -191,11 +201,16 @@ func snapshotAnswer(file string, m snapshot.Manifest, keys int) SnapshotAnswer {
 }
 
 // RestoreSnapshot puts the snapshot at file, an absolute path, back into
-// Nomad: the whole file is checked first; root keys of the snapshot that
-// this server's keystore lacks are added and Nomad restarted to load them;
-// then Nomad's state is replaced by the snapshot's. It refuses a snapshot
-// of another cluster.
-func (a *Agent) RestoreSnapshot(ctx context.Context, file string) (SnapshotAnswer, error) {
+// Nomad: the whole file is checked first, and the state it replaces is
+// saved as a scheduled snapshot; root keys of the snapshot that this
+// server's keystore lacks are added and Nomad restarted to load them;
+// Nomad's state is replaced by the snapshot's; and this tool's own
+// Variables are put back as they were, so that the cluster state and the
+// keys the agents rotated are not rolled back. A snapshot of another
+// cluster is restored only with otherCluster, on the CA holder: its ACL
+// tokens replace this cluster's, so the holder takes the snapshot's
+// management token and hands it to the other servers in their escrows.
+func (a *Agent) RestoreSnapshot(ctx context.Context, file string, otherCluster bool) (SnapshotAnswer, error) {
 	if !filepath.IsAbs(file) {
 		return SnapshotAnswer{}, fmt.Errorf("the snapshot file %q is not an absolute path", file)
 	}
@@ -213,9 +228,21 @@ func (a *Agent) RestoreSnapshot(ctx context.Context, file string) (SnapshotAnswe
 		return SnapshotAnswer{}, fmt.Errorf("%s: %w", file, err)
 	}
 	m := arc.Manifest
-	if m.Cluster != a.cred.ClusterIDString() {
-		return SnapshotAnswer{}, fmt.Errorf("%s is a snapshot of cluster %s, taken on %s; this is cluster %s, and a snapshot is restored only into the cluster it was taken of",
+	var adopt string // the snapshot's management token, for another cluster
+	switch {
+	case m.Cluster == a.cred.ClusterIDString():
+	case !otherCluster:
+		return SnapshotAnswer{}, fmt.Errorf("%s is a snapshot of cluster %s, taken on %s; this is cluster %s. Restoring it replaces this cluster's ACL tokens with the snapshot's: to do so, run snapshot restore -other-cluster on the CA holder",
 			file, m.Cluster, m.Node, a.cred.ClusterIDString())
+	case p.CAHolder != a.id:
+		return SnapshotAnswer{}, fmt.Errorf("restoring a snapshot of another cluster hands its management token to the servers in their escrows: run it on the CA holder, %s", p.CAHolderName())
+	case m.Region != p.Region:
+		return SnapshotAnswer{}, fmt.Errorf("%s is a snapshot of Nomad region %q; this cluster's region is %q", file, m.Region, p.Region)
+	default:
+		b, ok := arc.File(snapshot.ManagementEntry)
+		if adopt = strings.TrimSpace(string(b)); !ok || !acl.IsSecretID(adopt) {
+			return SnapshotAnswer{}, fmt.Errorf("%s holds no management token, without which this cluster's servers cannot use Nomad once its ACL tokens are replaced", file)
+		}
 	}
 	ans := snapshotAnswer(file, m, len(arc.Keystore()))
 	before, err := a.saveSnapshot(ctx, filepath.Join(a.paths.SnapshotsDir(), snapshot.Name(a.now())))
@@ -223,6 +250,15 @@ func (a *Agent) RestoreSnapshot(ctx context.Context, file string) (SnapshotAnswe
 		return SnapshotAnswer{}, fmt.Errorf("saving the current state before the restore: %w", err)
 	}
 	ans.Before = before.File
+	c, secret, err := a.nomadClient(p)
+	if err != nil {
+		return SnapshotAnswer{}, err
+	}
+	defer c.Close()
+	own, err := readOwnVars(c, secret)
+	if err != nil {
+		return SnapshotAnswer{}, fmt.Errorf("reading this tool's Variables before the restore: %w", err)
+	}
 	if ans.KeysAdded, err = snapshot.InstallKeystore(a.paths.NomadKeystoreDir(), arc); err != nil {
 		return SnapshotAnswer{}, err
 	}
@@ -232,25 +268,150 @@ func (a *Agent) RestoreSnapshot(ctx context.Context, file string) (SnapshotAnswe
 			return SnapshotAnswer{}, err
 		}
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return SnapshotAnswer{}, err
-	}
-	c, secret, err := a.nomadClient(p)
-	if err != nil {
-		return SnapshotAnswer{}, err
-	}
-	defer c.Close()
-	_, err = snapshot.Read(f, func(r io.Reader) error {
-		if _, err := c.Operator().SnapshotRestore(r, (&api.WriteOptions{AuthToken: secret}).WithContext(ctx)); err != nil {
-			return fmt.Errorf("restoring the snapshot into Nomad: %w", err)
+	// A server that just restarted, or whose peer did, may answer the
+	// first forwarded call on a pooled connection with Nomad's stale
+	// connection error (hashicorp/nomad#4413); restoring the same snapshot
+	// again is harmless.
+	for attempt := 1; ; attempt++ {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return SnapshotAnswer{}, err
 		}
-		return nil
-	})
+		_, err = snapshot.Read(f, func(r io.Reader) error {
+			if _, err := c.Operator().SnapshotRestore(r, (&api.WriteOptions{AuthToken: secret}).WithContext(ctx)); err != nil {
+				return fmt.Errorf("restoring the snapshot into Nomad: %w", err)
+			}
+			return nil
+		})
+		if err == nil || attempt == restoreAttempts || !staleConnection(err) {
+			break
+		}
+		a.log.Info("Nomad answered the restore with a stale connection's error; trying again", "error", err, "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return SnapshotAnswer{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 	if err != nil {
 		return SnapshotAnswer{}, err
 	}
-	a.log.Info("restored a snapshot", "file", file, "taken_at", m.TakenAt, "taken_on", m.Node)
+	a.log.Info("restored a snapshot", "file", file, "taken_at", m.TakenAt, "taken_on", m.Node, "cluster", m.Cluster)
+	if adopt != "" {
+		if err := a.adoptManagement(adopt); err != nil {
+			return ans, err
+		}
+		secret = adopt
+		a.mu.Lock()
+		ca := a.ca
+		a.mu.Unlock()
+		if ca != nil {
+			a.escrowCA(ca, p)
+		}
+	}
+	if err := writeOwnVars(ctx, c, secret, own); err != nil {
+		return ans, fmt.Errorf("the snapshot is restored, but this tool's Variables could not be put back (the servers write the cluster state back on their own): %w", err)
+	}
 	return ans, nil
+}
+
+// restoreAttempts bounds the restores tried after a stale connection's
+// error.
+const restoreAttempts = 3
+
+// staleConnection reports whether err is Nomad's answer when a server's
+// pooled RPC connection to another was closed at the other end: EOF, or
+// yamux's equivalents, which Nomad's own pool treats as EOF.
+func staleConnection(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"EOF", "session shutdown", "stream closed", "broken pipe", "connection reset by peer"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// adoptManagement makes secret the management token this server uses, and
+// has the pipeline set Nomad's ACLs up again with it.
+func (a *Agent) adoptManagement(secret string) error {
+	a.mgmtMu.Lock()
+	err := acl.StoreTokens(a.paths.ACLDir(), map[string]string{acl.ManagementTokenName: secret})
+	a.mgmtMu.Unlock()
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.aclState = aclPending
+	a.mu.Unlock()
+	a.log.Info("took the management token the escrow or the restored snapshot holds; setting Nomad's ACLs up with it")
+	return nil
+}
+
+// ownVarsPrefix is the prefix of this tool's Nomad Variables (the cluster
+// state, Nomad's and the agents' gossip keys).
+const ownVarsPrefix = "nomad-bootstrapd/"
+
+// readOwnVars returns this tool's Variables.
+func readOwnVars(c *api.Client, secret string) ([]*api.Variable, error) {
+	q := &api.QueryOptions{AuthToken: secret, Namespace: api.DefaultNamespace}
+	list, _, err := c.Variables().PrefixList(ownVarsPrefix, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []*api.Variable
+	for _, meta := range list {
+		v, _, err := c.Variables().Read(meta.Path, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// ownVarsWait bounds how long writeOwnVars retries: right after a restore
+// the leader may still be fetching the snapshot's root keys.
+const ownVarsWait = time.Minute
+
+// writeOwnVars makes this tool's Variables own again: it writes each and
+// deletes the others the restored state holds under the prefix.
+func writeOwnVars(ctx context.Context, c *api.Client, secret string, own []*api.Variable) error {
+	ctx, cancel := context.WithTimeout(ctx, ownVarsWait)
+	defer cancel()
+	var err error
+	for {
+		if err = putOwnVars(ctx, c, secret, own); err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func putOwnVars(ctx context.Context, c *api.Client, secret string, own []*api.Variable) error {
+	w := (&api.WriteOptions{AuthToken: secret, Namespace: api.DefaultNamespace}).WithContext(ctx)
+	keep := map[string]bool{}
+	for _, v := range own {
+		keep[v.Path] = true
+		if _, _, err := c.Variables().Create(&api.Variable{Namespace: v.Namespace, Path: v.Path, Items: v.Items}, w); err != nil {
+			return fmt.Errorf("writing %s: %w", v.Path, err)
+		}
+	}
+	list, _, err := c.Variables().PrefixList(ownVarsPrefix, (&api.QueryOptions{AuthToken: secret, Namespace: api.DefaultNamespace}).WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	for _, meta := range list {
+		if !keep[meta.Path] {
+			if _, err := c.Variables().Delete(meta.Path, w); err != nil {
+				return fmt.Errorf("deleting the snapshot's %s: %w", meta.Path, err)
+			}
+		}
+	}
+	return nil
 }
 
 // restartNomad has the pipeline restart this server's Nomad, then waits

@@ -50,7 +50,10 @@ var commands = []command{
 	{name: "status", summary: "show this node, the plan, the members and Nomad's health", flags: func(fs *flag.FlagSet) { statusFlags(fs) }},
 	{name: "node", sub: "evict", summary: "evict a node from the cluster for good (on a server)", flags: func(fs *flag.FlagSet) { agentFlags(fs) }},
 	{name: "keys", sub: "rotate", summary: "rotate Nomad's gossip key on every server, Nomad running (on a server)", flags: func(fs *flag.FlagSet) { agentFlags(fs) }},
-	{name: "snapshot", sub: "save restore", summary: "save Nomad's state and keyring to a file, or restore one (on a server)", flags: func(fs *flag.FlagSet) { agentFlags(fs) }},
+	{name: "snapshot", sub: "save restore", summary: "save Nomad's state and keyring to a file, or restore one (on a server)", flags: func(fs *flag.FlagSet) {
+		agentFlags(fs)
+		fs.Bool("other-cluster", false, "")
+	}},
 	{name: "demo", summary: "run a local cluster of agents on 127.0.0.x", flags: func(fs *flag.FlagSet) { demoFlags(fs) }},
 	{name: "completion", summary: "print a shell completion script (bash, zsh, fish)", flags: func(*flag.FlagSet) {}, args: []string{"bash", "zsh", "fish"}},
 	{name: "version", summary: "print the version", flags: func(*flag.FlagSet) {}},

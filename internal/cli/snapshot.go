@@ -10,14 +10,14 @@ import (
 )
 
 const snapshotHelp = `Usage: nomad-bootstrapd snapshot save [-json] [-root DIR] FILE
-       nomad-bootstrapd snapshot restore [-json] [-root DIR] FILE
+       nomad-bootstrapd snapshot restore [-other-cluster] [-json] [-root DIR] FILE
 
 snapshot save writes a snapshot of the cluster to FILE, a new file: Nomad's
 state (jobs, allocations, ACL policies and tokens, Variables, everything
 Nomad keeps in Raft), streamed from Nomad's leader, together with what Raft
 does not hold and a restore needs: this server's copy of Nomad's keyring
-(the root keys Variables are encrypted with) and the agent's signed plan and
-cluster state. The file is written with mode 0600 and holds secrets: keep it
+(the root keys Variables are encrypted with), the ACL management token, and
+the agent's signed plan and cluster state. The file is written with mode 0600 and holds secrets: keep it
 as you keep the server token. Run it as root on a Nomad server of the
 cluster, where the agent runs.
 
@@ -31,9 +31,17 @@ it was saved), saves the current state as a scheduled snapshot so that the
 restore can itself be undone, adds root keys of the snapshot that this
 server's keystore lacks (restarting this server's Nomad to load them), and
 then replaces Nomad's state with the snapshot's. Everything Nomad changed
-since the snapshot was taken is lost. A snapshot of another cluster is
-refused. The agent's own cluster state is not rolled back: evictions and
-rotations made since the snapshot stand.
+since the snapshot was taken is lost. This tool's own Variables (the cluster
+state, the gossip keys) are put back as they were before the restore:
+evictions and rotations made since the snapshot stand.
+
+A snapshot of another cluster, such as the one a cluster built anew after
+losing every server needs, is refused unless -other-cluster is given, on
+the CA holder (status names it). Its ACL tokens then replace this
+cluster's: the CA holder takes the snapshot's management token and hands it
+to the other servers in their escrows, and every server sets its ACLs up
+again with it. Tokens you made in the old cluster work again; tokens made
+in this one since it was built do not.
 
 Exit code 0: done; 1: refused or failed (the reason is printed); 2: usage,
 or the agent cannot be reached.
@@ -41,7 +49,8 @@ or the agent cannot be reached.
 
 const snapshotExamples = `  nomad-bootstrapd snapshot save /root/before-upgrade.snap
   nomad-bootstrapd snapshot restore /var/lib/nomad-bootstrapd/snapshots/nomad-bootstrapd-20261207T200000Z.snap
-  nomad-bootstrapd snapshot save -json backup.snap | jq .size`
+  nomad-bootstrapd snapshot save -json backup.snap | jq .size
+  nomad-bootstrapd snapshot restore -other-cluster /root/old-cluster.snap`
 
 func runSnapshot(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "-help" || args[0] == "-h" || args[0] == "--help") {
@@ -56,6 +65,10 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 	what := "snapshot " + sub
 	fs := newFlagSet(what, snapshotHelp, snapshotExamples, stderr)
 	f := agentFlags(fs)
+	other := new(bool)
+	if sub == "restore" {
+		other = fs.Bool("other-cluster", false, "restore a snapshot of another cluster, such as one built anew after losing every server: the snapshot's ACL tokens replace this cluster's (on the CA holder)")
+	}
 	given, code := parseWithArgs(fs, args[1:])
 	if code >= 0 {
 		return code
@@ -74,7 +87,7 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 		route = agent.SnapshotRestoreRoute
 	}
 	var ans agent.SnapshotAnswer
-	if code := runCommand(f, what, route, agent.SnapshotTimeout, agent.SnapshotRequest{File: file}, &ans, stdout, stderr); code >= 0 {
+	if code := runCommand(f, what, route, agent.SnapshotTimeout, agent.SnapshotRequest{File: file, OtherCluster: *other}, &ans, stdout, stderr); code >= 0 {
 		return code
 	}
 	taken := fmt.Sprintf("taken on %s at %s", ans.Node, ans.TakenAt.UTC().Format(time.RFC3339))

@@ -63,14 +63,31 @@ func List(dir string) ([]Stored, error) {
 	return out, nil
 }
 
+// staleTemp is the age after which Prune removes what a Write cut short
+// (the agent stopped, the machine crashed) left in the directory.
+const staleTemp = time.Hour
+
 // Prune removes the oldest scheduled snapshots in dir until retain are
-// left, and returns the paths it removed.
+// left, and the temporary files of writes cut short over an hour ago, and
+// returns the paths it removed.
 func Prune(dir string, retain int) ([]string, error) {
 	stored, err := List(dir)
 	if err != nil {
 		return nil, err
 	}
 	var removed []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "."+namePrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
+			path := filepath.Join(dir, e.Name())
+			if os.Remove(path) == nil {
+				removed = append(removed, path)
+			}
+		}
+	}
 	for i := 0; i < len(stored)-retain; i++ {
 		if err := os.Remove(stored[i].Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, fmt.Errorf("snapshot: %w", err)

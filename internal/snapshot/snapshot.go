@@ -2,7 +2,7 @@
 // Nomad's Raft snapshot together with what a restore needs beside it and
 // Raft does not hold — Nomad's keyring (the root keys that Variables are
 // encrypted with, which each server keeps in its own keystore directory),
-// and the agent's signed plan and cluster state. The file is a tar archive
+// the ACL management token, and the agent's signed plan and cluster state. The file is a tar archive
 // written atomically with mode 0600, since the keyring is secret. Reading
 // one checks every entry's name, size and order, and Nomad's snapshot
 // against the digest its manifest records, so a truncated, corrupted or
@@ -37,7 +37,11 @@ const (
 	NomadEntry        = "nomad.snap"
 	PlanEntry         = "plan.json"
 	ClusterStateEntry = "cluster-state.json"
-	KeystorePrefix    = "keystore/"
+	// ManagementEntry is the ACL management token's secret, which a
+	// restore into another cluster needs once the snapshot's ACL tokens
+	// replace that cluster's.
+	ManagementEntry = "management.token"
+	KeystorePrefix  = "keystore/"
 )
 
 // Bounds on what an archive may hold besides Nomad's snapshot.
@@ -70,8 +74,8 @@ type Manifest struct {
 }
 
 // File is a file an archive holds besides its manifest and Nomad's
-// snapshot: PlanEntry, ClusterStateEntry, or KeystorePrefix followed by a
-// keystore file's name.
+// snapshot: PlanEntry, ClusterStateEntry, ManagementEntry, or
+// KeystorePrefix followed by a keystore file's name.
 type File struct {
 	Name string
 	Data []byte
@@ -106,7 +110,7 @@ func (a Archive) Keystore() []File {
 // checkName reports whether name may be a File's name.
 func checkName(name string) error {
 	switch {
-	case name == PlanEntry, name == ClusterStateEntry:
+	case name == PlanEntry, name == ClusterStateEntry, name == ManagementEntry:
 		return nil
 	case strings.HasPrefix(name, KeystorePrefix) && keystoreName.MatchString(strings.TrimPrefix(name, KeystorePrefix)):
 		return nil

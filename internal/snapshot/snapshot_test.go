@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,11 +125,6 @@ func tarOf(t *testing.T, entries ...[2]string) []byte {
 func TestReadRefuses(t *testing.T) {
 	good := writeArchive(t, "raft state")
 	manifest := func(edit func(string) string) string {
-		a, err := Read(bytes.NewReader(good), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = a
 		var m bytes.Buffer
 		tr := tar.NewReader(bytes.NewReader(good))
 		tr.Next()
@@ -186,14 +182,20 @@ func TestListPrune(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "manual.snap"), []byte("x"), 0o600)
 	os.WriteFile(filepath.Join(dir, "."+Name(base)+".tmp-1"), []byte("x"), 0o600)
+	stale := filepath.Join(dir, "."+Name(base)+".nomad-2")
+	os.WriteFile(stale, []byte("x"), 0o600)
+	os.Chtimes(stale, base, base)
 	os.WriteFile(filepath.Join(dir, "nomad-bootstrapd-notatime.snap"), []byte("x"), 0o600)
 	stored, err := List(dir)
 	if err != nil || len(stored) != 5 || !stored[0].TakenAt.Equal(base) || stored[4].Size != 1 {
 		t.Fatalf("List: %v %v", stored, err)
 	}
 	removed, err := Prune(dir, 2)
-	if err != nil || len(removed) != 3 {
+	if err != nil || len(removed) != 4 || !slices.Contains(removed, stale) {
 		t.Fatalf("Prune: %v %v", removed, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "."+Name(base)+".tmp-1")); err != nil {
+		t.Errorf("Prune removed a temporary file of a write that may be under way: %v", err)
 	}
 	stored, _ = List(dir)
 	if len(stored) != 2 || !stored[0].TakenAt.Equal(base.Add(3*time.Hour)) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,7 +139,7 @@ func TestSnapshots(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, stderr, code := run(t, "snapshot", "restore", "-root", server.root, foreign); code != 1 || !strings.Contains(stderr, "restored only into the cluster it was taken of") {
+	if _, stderr, code := run(t, "snapshot", "restore", "-root", server.root, foreign); code != 1 || !strings.Contains(stderr, "run snapshot restore -other-cluster on the CA holder") {
 		t.Errorf("restoring another cluster's snapshot: exit %d, %q", code, stderr)
 	}
 	if out, err := nomadOnce(t, bin, env, "job", "status", "keep"); err == nil {
@@ -175,6 +176,87 @@ func TestSnapshots(t *testing.T) {
 	})
 	if s, _ := statusJSON(t, server.root); s.Snapshots == nil || s.Snapshots.Kept != 2 || s.Snapshots.Retain != 2 || s.Snapshots.Next.IsZero() {
 		t.Errorf("status of the snapshots: %+v", s.Snapshots)
+	}
+	if out, err := nomadOnce(t, bin, env, "job", "stop", "-purge", "-detach", "keep"); err != nil {
+		t.Errorf("job stop: %v\n%s", err, out)
+	}
+
+	// Every server of the cluster is lost; a cluster built anew takes
+	// the snapshot saved on demand.
+	deployer := readToken(t, server.root, "deployer")
+	for _, p := range procs {
+		p.stop(syscall.SIGTERM)
+	}
+	restoreIntoNewCluster(t, bin, file, managementToken(t, server.root), deployer)
+}
+
+// restoreIntoNewCluster restores the snapshot at file, of a cluster whose
+// management and deployer tokens are given, into a new cluster of three
+// servers: refused without -other-cluster and on a server that is not the
+// CA holder; on the CA holder the snapshot's root keys are added, and the
+// job, the Variable (decrypted with the old cluster's root key) and the old
+// cluster's tokens are back, while every server sets its ACLs up again with
+// the old management token and runs.
+func restoreIntoNewCluster(t *testing.T, bin, file, mgmt, deployer string) {
+	t.Helper()
+	_, procs := clusterAt(t, "127.22.10", 3, func(int) []string {
+		return []string{"-min-members", "3", "-supervise", "process", "-nomad", bin, "-snapshot-interval", "0"}
+	})
+	running := func() bool {
+		for _, p := range procs {
+			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" || s.ACL == nil || s.ACL.State != "bootstrapped" {
+				return false
+			}
+		}
+		return true
+	}
+	waitForOr(t, 120*time.Second, "every agent of the new cluster to run a healthy Nomad", running, explainCluster(t, procs))
+	s, _ := statusJSON(t, procs[0].root)
+	var holder, other *proc
+	for _, p := range procs {
+		if p.name == s.Plan.CAHolder {
+			holder = p
+		} else {
+			other = p
+		}
+	}
+	if s.Snapshots == nil || s.Snapshots.Interval != "off" || s.Snapshots.Kept != 0 {
+		t.Errorf("status of the snapshots with the schedule off: %+v", s.Snapshots)
+	}
+	if _, stderr, code := run(t, "snapshot", "restore", "-root", holder.root, file); code != 1 || !strings.Contains(stderr, "-other-cluster") {
+		t.Errorf("restoring another cluster's snapshot without -other-cluster: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := run(t, "snapshot", "restore", "-other-cluster", "-root", other.root, file); code != 1 || !strings.Contains(stderr, "run it on the CA holder, "+holder.name) {
+		t.Errorf("restoring another cluster's snapshot on a server that is not the CA holder: exit %d, %q", code, stderr)
+	}
+	out, stderr, code := runWithin(t, 4*time.Minute, "snapshot", "restore", "-other-cluster", "-json", "-root", holder.root, file)
+	var ans agent.SnapshotAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || len(ans.KeysAdded) == 0 {
+		explainCluster(t, procs)()
+		t.Fatalf("snapshot restore -other-cluster: exit %d, %q, %q", code, out, stderr)
+	}
+	waitForOr(t, 120*time.Second, "every server to set its ACLs up again with the old cluster's management token", func() bool {
+		for _, p := range procs {
+			if b, err := os.ReadFile(filepath.Join(paths.New(p.root).ACLDir(), "management.token")); err != nil || strings.TrimSpace(string(b)) != mgmt {
+				return false
+			}
+		}
+		return running()
+	}, explainCluster(t, procs))
+	env := append(nomadEnv(holder.root, holder.addr), "NOMAD_TOKEN="+mgmt)
+	if out, err := nomadOnce(t, bin, env, "job", "status", "-short", "keep"); err != nil || !strings.Contains(out, "keep") {
+		t.Errorf("the job in the new cluster: %v\n%s", err, out)
+	}
+	waitForOr(t, 60*time.Second, "the Variable to be readable in the new cluster", func() bool {
+		out, err := nomadOnce(t, bin, env, "var", "get", "-item", "value", "backup/check")
+		return err == nil && strings.TrimSpace(out) == "before-the-snapshot"
+	}, func() {
+		out, err := nomadOnce(t, bin, env, "var", "get", "-item", "value", "backup/check")
+		t.Logf("var get: %v\n%s", err, out)
+	})
+	dep := append(nomadEnv(other.root, other.addr), "NOMAD_TOKEN="+deployer)
+	if out, err := nomadOnce(t, bin, dep, "job", "status", "-short", "keep"); err != nil {
+		t.Errorf("the old cluster's deployer token in the new cluster: %v\n%s", err, out)
 	}
 	if out, err := nomadOnce(t, bin, env, "job", "stop", "-purge", "-detach", "keep"); err != nil {
 		t.Errorf("job stop: %v\n%s", err, out)
