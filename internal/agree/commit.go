@@ -36,6 +36,9 @@ func (n *Node) adopt(now time.Time, p plan.Plan, source string) bool {
 		// this node's lineage the epochs it missed; any other plan leaves
 		// this node's own in place.
 		err := plan.CheckSuccessor(*prev, p)
+		if err != nil && p.Recovered && p.Epoch == prev.Epoch+1 {
+			err = plan.CheckRecovery(*prev, p)
+		}
 		if err != nil && p.Epoch > prev.Epoch+1 && plan.CheckDescendant(*prev, p) == nil {
 			err = nil
 		}

@@ -109,6 +109,11 @@ func (n *Node) quorum(pr *proposal) int {
 	if pr.prev == nil {
 		return n.cfg.MinMembers
 	}
+	if pr.cand.Recovered {
+		// The survivors are too few to agree: the recovery's own servers
+		// do, and sign it.
+		return len(pr.cand.Servers)/2 + 1
+	}
 	if n.bugs.minorityQuorum {
 		return len(pr.prev.Servers) / 2
 	}

@@ -83,6 +83,44 @@ func (n *Node) maybeReplace(now time.Time) {
 	n.start(now, next, &cur, voters, nil)
 }
 
+// Recover proposes, on a server of the committed plan that an operator
+// confirmed the other servers named by dead are lost for good, a successor
+// that replaces them although they are a majority (plan.Recover): the
+// survivors are too few to agree on it, so its own servers, the new ones
+// with this one, do, each checking as for a replacement that it saw the
+// lost servers down for ServerReplaceAfter. The plan is committed, or not,
+// through the usual rounds; Plan shows it.
+func (n *Node) Recover(now time.Time, dead []string) error {
+	switch {
+	case n.plan == nil:
+		return errors.New("no plan is committed yet")
+	case !n.plan.IsServer(n.cfg.ID):
+		return fmt.Errorf("%s is not a server of plan epoch %d", n.cfg.Name, n.plan.Epoch)
+	case slices.Contains(dead, n.cfg.ID):
+		return errors.New("this server cannot recover the cluster without itself")
+	case n.prop != nil:
+		return errors.New("a proposal is under way; try again once it ends")
+	}
+	cur := n.plan.Clone()
+	next, err := plan.Recover(cur, dead, n.liveMembers())
+	if err != nil {
+		var ne *plan.NotEnoughError
+		if errors.As(err, &ne) {
+			return fmt.Errorf("%d servers are lost, but only %d live nodes holding the server token can take their seats: start more", ne.Expect, ne.Eligible)
+		}
+		return errors.New(strings.TrimPrefix(err.Error(), "plan: "))
+	}
+	var voters []string
+	for _, s := range next.Servers {
+		if s.ID != n.cfg.ID {
+			voters = append(voters, s.Name)
+		}
+	}
+	n.log.Warn("proposing a recovery that replaces a majority of the servers, as the operator confirmed", "epoch", next.Epoch, "servers", strings.Join(next.ServerNames(), ","))
+	n.start(now, next, &cur, voters, nil)
+	return nil
+}
+
 // liveMembers returns the alive members with readable metadata and this
 // node's cluster settings, as election members.
 func (n *Node) liveMembers() []plan.Member {

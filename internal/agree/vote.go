@@ -237,6 +237,17 @@ func (n *Node) handleAccept(from string, m Message) {
 func (n *Node) successorVoter(from string, p plan.Plan) string {
 	cur := n.plan
 	replaced := plan.Replaced(*cur, p)
+	if p.Recovered {
+		switch err := plan.CheckRecovery(*cur, p); {
+		case err != nil:
+			return strings.TrimPrefix(err.Error(), "plan: ")
+		case !p.IsServer(n.cfg.ID):
+			return fmt.Sprintf("%s is not a server of the recovery of epoch %d", n.cfg.Name, cur.Epoch)
+		case !slices.ContainsFunc(cur.Servers, func(s plan.Server) bool { return s.Name == from && !slices.Contains(replaced, s.ID) }):
+			return fmt.Sprintf("%s is not a surviving server of epoch %d", from, cur.Epoch)
+		}
+		return ""
+	}
 	switch err := plan.CheckSuccessor(*cur, p); {
 	case err != nil:
 		return strings.TrimPrefix(err.Error(), "plan: ")

@@ -163,6 +163,7 @@ func (p Plan) Equal(q Plan) bool {
 		p.CAHolder == q.CAHolder &&
 		p.CAFingerprint == q.CAFingerprint &&
 		p.CAPort == q.CAPort &&
+		p.Recovered == q.Recovered &&
 		slices.Equal(p.Servers, q.Servers)
 }
 

@@ -86,6 +86,11 @@ type Plan struct {
 	// Genesis is the hash of the first plan this one descends from; empty
 	// in the first plan itself.
 	Genesis string `json:"genesis,omitempty"`
+	// Recovered marks a successor that replaces a majority of the servers,
+	// which an operator confirmed are lost for good (recover -confirm on a
+	// surviving server, CheckRecovery): the survivors cannot agree on it,
+	// so its own servers do.
+	Recovered bool `json:"recovered,omitempty"`
 	// Signatures are the acceptances of the plan's servers: each signs the
 	// plan's hash with its identity key (AcceptanceMessage). They are not
 	// part of the decision: Hash and Equal leave them out.

@@ -19,6 +19,18 @@ import (
 // stay to agree on the successor. The error is a *NotEnoughError when too
 // few members are eligible.
 func Replace(prev Plan, dead []string, live []Member) (Plan, error) {
+	return replace(prev, dead, live, false)
+}
+
+// Recover is Replace for a cluster that lost a majority of its servers for
+// good: the servers in dead, all but at least one, are replaced as Replace
+// does, and the successor is marked Recovered. Its own servers agree on it,
+// since the survivors cannot.
+func Recover(prev Plan, dead []string, live []Member) (Plan, error) {
+	return replace(prev, dead, live, true)
+}
+
+func replace(prev Plan, dead []string, live []Member, recovery bool) (Plan, error) {
 	if err := prev.Validate(); err != nil {
 		return Plan{}, err
 	}
@@ -35,7 +47,13 @@ func Replace(prev Plan, dead []string, live []Member) (Plan, error) {
 	if len(isDead) == 0 {
 		return Plan{}, fmt.Errorf("plan: no server to replace")
 	}
-	if survivors := len(prev.Servers) - len(isDead); survivors <= len(prev.Servers)/2 {
+	survivors := len(prev.Servers) - len(isDead)
+	switch {
+	case recovery && survivors == 0:
+		return Plan{}, fmt.Errorf("plan: all %d servers to replace; a recovery keeps at least one", len(prev.Servers))
+	case recovery && survivors > len(prev.Servers)/2:
+		return Plan{}, fmt.Errorf("plan: %d of %d servers survive, a majority: they replace the others without a recovery", survivors, len(prev.Servers))
+	case !recovery && survivors <= len(prev.Servers)/2:
 		return Plan{}, fmt.Errorf("plan: %d of %d servers to replace; a majority of the servers must survive to agree on a replacement",
 			len(isDead), len(prev.Servers))
 	}
@@ -61,6 +79,7 @@ func Replace(prev Plan, dead []string, live []Member) (Plan, error) {
 	next.Epoch = prev.Epoch + 1
 	next.Genesis = prev.Lineage()
 	next.Signatures = nil // prev's servers sign prev, not its successor
+	next.Recovered = recovery
 	for i, s := range next.Servers {
 		if !isDead[s.ID] {
 			continue
@@ -98,6 +117,23 @@ func Replaced(prev, next Plan) []string {
 // holder stays unless it is replaced, and then it is the first surviving
 // server.
 func CheckSuccessor(prev, next Plan) error {
+	if next.Recovered {
+		return fmt.Errorf("plan: epoch %d is a recovery, not a replacement agreed by the surviving servers", next.Epoch)
+	}
+	return checkSuccessor(prev, next, false)
+}
+
+// CheckRecovery reports why next is not a valid recovery of the committed
+// plan prev, or nil: as CheckSuccessor, but next is marked Recovered and
+// replaces a majority of prev's servers, all but at least one.
+func CheckRecovery(prev, next Plan) error {
+	if !next.Recovered {
+		return fmt.Errorf("plan: epoch %d is not marked as a recovery", next.Epoch)
+	}
+	return checkSuccessor(prev, next, true)
+}
+
+func checkSuccessor(prev, next Plan, recovery bool) error {
 	if err := next.Validate(); err != nil {
 		return err
 	}
@@ -131,8 +167,13 @@ func CheckSuccessor(prev, next Plan) error {
 	if replaced == 0 {
 		return fmt.Errorf("plan: epoch %d replaces no server", next.Epoch)
 	}
-	if replaced > (len(prev.Servers)-1)/2 {
+	switch {
+	case !recovery && replaced > (len(prev.Servers)-1)/2:
 		return fmt.Errorf("plan: epoch %d replaces %d of %d servers; at most a minority may be replaced", next.Epoch, replaced, len(prev.Servers))
+	case recovery && replaced <= (len(prev.Servers)-1)/2:
+		return fmt.Errorf("plan: epoch %d replaces %d of %d servers, a minority, which the survivors agree on without a recovery", next.Epoch, replaced, len(prev.Servers))
+	case recovery && replaced == len(prev.Servers):
+		return fmt.Errorf("plan: epoch %d replaces every server; a recovery keeps at least one", next.Epoch)
 	}
 	want := prev.CAHolder
 	if !next.IsServer(prev.CAHolder) {

@@ -206,3 +206,87 @@ func TestCheckDescendant(t *testing.T) {
 		})
 	}
 }
+
+func TestRecover(t *testing.T) {
+	// validPlan: a (z1, CA holder), b (z2), c (zone "").
+	d := plan.Member{ID: "id-d", Name: "d", Address: "10.0.0.4", Zone: "z1"}
+	e := plan.Member{ID: "id-e", Name: "e", Address: "10.0.0.5", Zone: "z3"}
+	b := plan.Member{ID: "id-b", Name: "b", Address: "10.0.0.2", Zone: "z2"}
+	tests := []struct {
+		name        string
+		dead        []string
+		live        []plan.Member
+		wantServers []string
+		wantCA      string
+		wantErr     string
+	}{
+		{name: "two of three lost", dead: []string{"id-a", "id-c"}, live: []plan.Member{b, d, e}, wantServers: []string{"d", "b", "e"}, wantCA: "b"},
+		{name: "all lost", dead: []string{"id-a", "id-b", "id-c"}, live: []plan.Member{d, e}, wantErr: "keeps at least one"},
+		{name: "a majority survives", dead: []string{"id-c"}, live: []plan.Member{b, d}, wantErr: "without a recovery"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prev := validPlan()
+			got, err := plan.Recover(prev, tt.dead, tt.live)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Recover error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.wantServers, got.ServerNames()); diff != "" || got.CAHolderName() != tt.wantCA || !got.Recovered {
+				t.Errorf("Recover: servers %v (-want +got %s), CA %s, recovered %v", got.ServerNames(), diff, got.CAHolderName(), got.Recovered)
+			}
+			if err := plan.CheckRecovery(prev, got); err != nil {
+				t.Errorf("CheckRecovery of Recover's plan: %v", err)
+			}
+			if err := plan.CheckSuccessor(prev, got); err == nil || !strings.Contains(err.Error(), "is a recovery") {
+				t.Errorf("CheckSuccessor of a recovery: %v", err)
+			}
+			if got.Hash() == func() plan.Plan { q := got.Clone(); q.Recovered = false; return q }().Hash() {
+				t.Error("the recovery mark is not part of the plan's hash")
+			}
+		})
+	}
+}
+
+func TestCheckRecoveryRefuses(t *testing.T) {
+	prev := validPlan()
+	b := plan.Member{ID: "id-b", Name: "b", Address: "10.0.0.2", Zone: "z2"}
+	d := plan.Member{ID: "id-d", Name: "d", Address: "10.0.0.4", Zone: "z1"}
+	e := plan.Member{ID: "id-e", Name: "e", Address: "10.0.0.5", Zone: "z3"}
+	minority, err := plan.Replace(prev, []string{"id-c"}, []plan.Member{b, d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := plan.Recover(prev, []string{"id-a", "id-c"}, []plan.Member{b, d, e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmarked := rec.Clone()
+	unmarked.Recovered = false
+	marked := minority.Clone()
+	marked.Recovered = true
+	otherCA := rec.Clone()
+	otherCA.CAHolder = "id-d"
+	tests := []struct {
+		name string
+		next plan.Plan
+		want string
+	}{
+		{"not marked", unmarked, "not marked as a recovery"},
+		{"a minority replaced", marked, "a minority"},
+		{"the CA holder moved", otherCA, "moves the CA holder"},
+	}
+	for _, tt := range tests {
+		if err := plan.CheckRecovery(prev, tt.next); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if err := plan.CheckSuccessor(prev, unmarked); err == nil || !strings.Contains(err.Error(), "at most a minority") {
+		t.Errorf("CheckSuccessor of a majority replacement: %v", err)
+	}
+}
