@@ -648,6 +648,9 @@ func (a *Agent) commands() []status.Route {
 		{Pattern: "POST " + CARotateRoute, Handler: status.CommandWithin(CARotateTimeout, func(ctx context.Context, req CARotateRequest) (CAAnswer, error) {
 			return a.RotateCA(ctx, req)
 		})},
+		{Pattern: "POST " + RecoverRoute, Handler: status.CommandWithin(RecoverTimeout, func(ctx context.Context, req RecoverRequest) (RecoverAnswer, error) {
+			return a.Recover(ctx, req.Confirm)
+		})},
 		{Pattern: "POST " + SnapshotRoute, Handler: status.CommandWithin(SnapshotTimeout, func(ctx context.Context, req SnapshotRequest) (SnapshotAnswer, error) {
 			return a.SaveSnapshot(ctx, req.File)
 		})},

@@ -55,7 +55,11 @@ func (n *Node) maybeReplace(now time.Time) {
 			deadNames = append(deadNames, s.Name)
 		}
 	}
-	if len(dead) == 0 || coord != n.cfg.ID {
+	if len(dead) == 0 {
+		n.obs.ClearWarning("replace") // replaced, recovered, or back
+		return
+	}
+	if coord != n.cfg.ID {
 		return
 	}
 	next, err := plan.Replace(cur, dead, n.liveMembers())
@@ -91,25 +95,14 @@ func (n *Node) maybeReplace(now time.Time) {
 // lost servers down for ServerReplaceAfter. The plan is committed, or not,
 // through the usual rounds; Plan shows it.
 func (n *Node) Recover(now time.Time, dead []string) error {
-	switch {
-	case n.plan == nil:
-		return errors.New("no plan is committed yet")
-	case !n.plan.IsServer(n.cfg.ID):
-		return fmt.Errorf("%s is not a server of plan epoch %d", n.cfg.Name, n.plan.Epoch)
-	case slices.Contains(dead, n.cfg.ID):
-		return errors.New("this server cannot recover the cluster without itself")
-	case n.prop != nil:
+	if n.prop != nil {
 		return errors.New("a proposal is under way; try again once it ends")
 	}
-	cur := n.plan.Clone()
-	next, err := plan.Recover(cur, dead, n.liveMembers())
+	next, err := n.RecoveryOf(dead)
 	if err != nil {
-		var ne *plan.NotEnoughError
-		if errors.As(err, &ne) {
-			return fmt.Errorf("%d servers are lost, but only %d live nodes holding the server token can take their seats: start more", ne.Expect, ne.Eligible)
-		}
-		return errors.New(strings.TrimPrefix(err.Error(), "plan: "))
+		return err
 	}
+	cur := n.plan.Clone()
 	var voters []string
 	for _, s := range next.Servers {
 		if s.ID != n.cfg.ID {
@@ -119,6 +112,28 @@ func (n *Node) Recover(now time.Time, dead []string) error {
 	n.log.Warn("proposing a recovery that replaces a majority of the servers, as the operator confirmed", "epoch", next.Epoch, "servers", strings.Join(next.ServerNames(), ","))
 	n.start(now, next, &cur, voters, nil)
 	return nil
+}
+
+// RecoveryOf returns the recovery Recover would propose for the servers
+// named by dead, or why there is none.
+func (n *Node) RecoveryOf(dead []string) (plan.Plan, error) {
+	switch {
+	case n.plan == nil:
+		return plan.Plan{}, errors.New("no plan is committed yet")
+	case !n.plan.IsServer(n.cfg.ID):
+		return plan.Plan{}, fmt.Errorf("%s is not a server of plan epoch %d", n.cfg.Name, n.plan.Epoch)
+	case slices.Contains(dead, n.cfg.ID):
+		return plan.Plan{}, errors.New("this server cannot recover the cluster without itself")
+	}
+	next, err := plan.Recover(n.plan.Clone(), dead, n.liveMembers())
+	if err != nil {
+		var ne *plan.NotEnoughError
+		if errors.As(err, &ne) {
+			return plan.Plan{}, fmt.Errorf("%d servers are lost, but only %d live nodes holding the server token can take their seats: start more", ne.Expect, ne.Eligible)
+		}
+		return plan.Plan{}, errors.New(strings.TrimPrefix(err.Error(), "plan: "))
+	}
+	return next, nil
 }
 
 // liveMembers returns the alive members with readable metadata and this

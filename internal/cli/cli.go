@@ -72,6 +72,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return runKeys(rest, stdout, stderr)
 	case "snapshot":
 		return runSnapshot(rest, stdout, stderr)
+	case "recover":
+		return runRecover(rest, stdout, stderr)
 	case "demo":
 		return runDemo(rest, stdout, stderr)
 	case "completion":

@@ -54,6 +54,10 @@ var commands = []command{
 		agentFlags(fs)
 		fs.Bool("other-cluster", false, "")
 	}},
+	{name: "recover", summary: "recover from the loss of a majority of the servers (on a surviving server)", flags: func(fs *flag.FlagSet) {
+		agentFlags(fs)
+		fs.Bool("confirm", false, "")
+	}},
 	{name: "demo", summary: "run a local cluster of agents on 127.0.0.x", flags: func(fs *flag.FlagSet) { demoFlags(fs) }},
 	{name: "completion", summary: "print a shell completion script (bash, zsh, fish)", flags: func(*flag.FlagSet) {}, args: []string{"bash", "zsh", "fish"}},
 	{name: "version", summary: "print the version", flags: func(*flag.FlagSet) {}},

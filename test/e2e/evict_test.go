@@ -241,15 +241,21 @@ func runningCluster(t *testing.T, prefix, dir string) (serverToken, clientToken 
 	}
 	clientToken = clientTokenFile(t, dir, token)
 	_, procs = clusterWith(t, token, prefix, 5, realNomadArgs(nomadBin(t), clientToken))
-	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
+	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", allRunning(t, procs), explainCluster(t, procs))
+	return serverToken, clientToken, procs
+}
+
+// allRunning returns a condition for waitFor: every agent of procs reports
+// the phase running.
+func allRunning(t *testing.T, procs []*proc) func() bool {
+	return func() bool {
 		for _, p := range procs {
 			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" {
 				return false
 			}
 		}
 		return true
-	}, explainCluster(t, procs))
-	return serverToken, clientToken, procs
+	}
 }
 
 func readFile(t *testing.T, path string) string {

@@ -30,14 +30,7 @@ func TestSnapshots(t *testing.T) {
 	_, procs := clusterAt(t, prefix, 3, func(int) []string {
 		return []string{"-min-members", "3", "-supervise", "process", "-nomad", bin, "-snapshot-interval", "30s", "-snapshot-retain", "2"}
 	})
-	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", func() bool {
-		for _, p := range procs {
-			if s, code := statusJSON(t, p.root); code != 0 || s.Phase.String() != "running" {
-				return false
-			}
-		}
-		return true
-	}, explainCluster(t, procs))
+	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad", allRunning(t, procs), explainCluster(t, procs))
 	server := procs[0]
 	env := append(nomadEnv(server.root, server.addr), "NOMAD_TOKEN="+managementToken(t, server.root))
 
@@ -70,27 +63,7 @@ func TestSnapshots(t *testing.T) {
 		}
 	}
 
-	// A job that is never placed (so that no task outlives the test) and a
-	// Variable.
-	job := filepath.Join(dir, "keep.nomad.hcl")
-	os.WriteFile(job, []byte(`job "keep" {
-  constraint {
-    attribute = "${attr.kernel.name}"
-    value     = "nowhere"
-  }
-  group "g" {
-    task "t" {
-      driver = "raw_exec"
-      config {
-        command = "/bin/true"
-      }
-    }
-  }
-}
-`), 0o644)
-	if out, err := nomadOnce(t, bin, env, "job", "run", "-detach", job); err != nil {
-		t.Fatalf("job run: %v\n%s", err, out)
-	}
+	runUnplacedJob(t, bin, env, dir)
 	if out, err := nomadOnce(t, bin, env, "var", "put", "backup/check", "value=before-the-snapshot"); err != nil {
 		t.Fatalf("var put: %v\n%s", err, out)
 	}
@@ -291,5 +264,30 @@ func checkSnapshotFile(t *testing.T, bin, path string) {
 	}
 	if out, err := nomadCLI(t, bin, nil, "operator", "snapshot", "inspect", inner); err != nil || !strings.Contains(out, "Index") {
 		t.Errorf("nomad operator snapshot inspect %s: %v\n%s", path, err, out)
+	}
+}
+
+// runUnplacedJob registers the job "keep", which no client can run, so that
+// no task outlives the test.
+func runUnplacedJob(t *testing.T, bin string, env []string, dir string) {
+	t.Helper()
+	job := filepath.Join(dir, "keep.nomad.hcl")
+	os.WriteFile(job, []byte(`job "keep" {
+  constraint {
+    attribute = "${attr.kernel.name}"
+    value     = "nowhere"
+  }
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/true"
+      }
+    }
+  }
+}
+`), 0o644)
+	if out, err := nomadOnce(t, bin, env, "job", "run", "-detach", job); err != nil {
+		t.Fatalf("job run: %v\n%s", err, out)
 	}
 }
