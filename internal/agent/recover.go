@@ -87,8 +87,19 @@ func (a *Agent) Recover(ctx context.Context, confirm bool) (RecoverAnswer, error
 		return RecoverAnswer{}, err
 	}
 	needNomad := leader == ""
-	if !needPlan && !needNomad {
+	switch {
+	case !needPlan && !needNomad:
 		return RecoverAnswer{}, fmt.Errorf("nothing to recover: a majority of the servers of plan epoch %d are alive and Nomad's leader is %s", cur.Epoch, leader)
+	case !needPlan:
+		// Nomad's servers may be electing, or their agents alive while
+		// Nomad is not: forcing a cluster of one would split it.
+		return RecoverAnswer{}, fmt.Errorf("no Nomad leader yet, but a majority of the servers of plan epoch %d are alive: they elect one on their own; see status on each of them", cur.Epoch)
+	case !needNomad:
+		// Either this server's recovery of Nomad is done (it leads a
+		// cluster of one), or the lost servers' Nomad still runs.
+		if peers, err := a.raftPeers(cur); err != nil || len(peers) != 1 {
+			return RecoverAnswer{}, fmt.Errorf("this server's Nomad still follows the leader %s, with the raft peers %v: the lost servers' Nomad still runs although their agents are not alive; start their agents rather than recover", leader, peers)
+		}
 	}
 	if needPlan {
 		next, err := a.recoveryOf(lost)
@@ -219,6 +230,25 @@ func (a *Agent) nomadLeader(p plan.Plan) (string, error) {
 		return "", nil // no leader: Nomad answers 500 "No cluster leader"
 	}
 	return leader, nil
+}
+
+// raftPeers returns the addresses of the servers in Nomad's Raft
+// configuration, as this server knows it.
+func (a *Agent) raftPeers(p plan.Plan) ([]string, error) {
+	c, secret, err := a.nomadClient(p)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cfg, err := c.Operator().RaftGetConfiguration(&api.QueryOptions{AllowStale: true, AuthToken: secret})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range cfg.Servers {
+		out = append(out, s.Address)
+	}
+	return out, nil
 }
 
 // raftSelf returns this server's entry of Nomad's Raft configuration: its
