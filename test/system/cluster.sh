@@ -24,13 +24,14 @@ wait_for() {
 	done
 }
 
-# fingerprint I: checksums of every file the agent manages on node I.
+# fingerprint I: checksums of every file the agent manages on node I, but
+# the scheduled snapshots, which come on their own schedule.
 fingerprint() {
 	local d dirs=()
 	for d in etc/nomad.d etc/nomad-bootstrapd var/lib/nomad-bootstrapd etc/systemd/system; do
 		[[ -d ${ROOTS[$1 - 1]}/$d ]] && dirs+=("$d")
 	done
-	(cd "${ROOTS[$1 - 1]}" && find "${dirs[@]}" -type f -exec sha256sum {} + | sort)
+	(cd "${ROOTS[$1 - 1]}" && find "${dirs[@]}" -path var/lib/nomad-bootstrapd/snapshots -prune -o -type f -exec sha256sum {} + | sort)
 }
 
 token=$(in_node 1 nomad-bootstrapd token create 2>/dev/null)
@@ -121,6 +122,14 @@ for pid in "${pids[@]}"; do
 done
 unchanged "restarting nomad-bootstrapd on every node at once"
 pass "systemctl restart nomad-bootstrapd on every node at once: same plan, same certificates, no file changed, Nomad not restarted"
+
+# Every server saved its first scheduled snapshot, private, as soon as its
+# ACLs were set up.
+for ((i = 1; i <= n; i++)); do
+	wait_for 60 "node$i: a scheduled snapshot" in_node "$i" bash -c \
+		'ls /var/lib/nomad-bootstrapd/snapshots/nomad-bootstrapd-*.snap >/dev/null && [[ $(stat -c %a /var/lib/nomad-bootstrapd/snapshots/nomad-bootstrapd-*.snap | sort -u) == 600 ]]'
+done
+pass "every server keeps a scheduled snapshot of Nomad's state and keyring, mode 0600"
 
 # The agent's Prometheus endpoint answers on the node's loopback.
 metrics=$(in_node 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4652 && printf "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3')
