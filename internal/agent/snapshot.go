@@ -245,7 +245,12 @@ func (a *Agent) RestoreSnapshot(ctx context.Context, file string, otherCluster b
 		}
 	}
 	ans := snapshotAnswer(file, m, len(arc.Keystore()))
-	before, err := a.saveSnapshot(ctx, filepath.Join(a.paths.SnapshotsDir(), snapshot.Name(a.now())))
+	beforePath := filepath.Join(a.paths.SnapshotsDir(), snapshot.Name(a.now()))
+	if beforePath == filepath.Clean(file) {
+		// The file being restored was taken this very second: keep it.
+		beforePath = filepath.Join(a.paths.SnapshotsDir(), snapshot.Name(a.now().Add(time.Second)))
+	}
+	before, err := a.saveSnapshot(ctx, beforePath)
 	if err != nil {
 		return SnapshotAnswer{}, fmt.Errorf("saving the current state before the restore: %w", err)
 	}

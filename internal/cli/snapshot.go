@@ -92,16 +92,24 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 	}
 	taken := fmt.Sprintf("taken on %s at %s", ans.Node, ans.TakenAt.UTC().Format(time.RFC3339))
 	if sub == "save" {
-		fmt.Fprintf(stdout, "Saved a snapshot to %s, %s: Nomad's state (%d bytes) and %d root keys of Nomad's keyring. The file holds secrets; keep it safe.\n",
-			ans.File, taken, ans.Size, ans.Keys)
+		fmt.Fprintf(stdout, "Saved a snapshot to %s, %s: Nomad's state (%d bytes) and %s of Nomad's keyring. The file holds secrets; keep it safe.\n",
+			ans.File, taken, ans.Size, count(ans.Keys, "root key", "root keys"))
 		return exitOK
 	}
 	if ans.Before != "" {
 		fmt.Fprintf(stdout, "Saved the state before the restore to %s.\n", ans.Before)
 	}
 	if n := len(ans.KeysAdded); n > 0 {
-		fmt.Fprintf(stdout, "Added %d root keys of the snapshot to this server's keystore and restarted its Nomad.\n", n)
+		fmt.Fprintf(stdout, "Added %s of the snapshot to this server's keystore and restarted its Nomad.\n", count(n, "root key", "root keys"))
 	}
 	fmt.Fprintf(stdout, "Restored the snapshot %s, %s.\n", ans.File, taken)
 	return exitOK
+}
+
+// count prints n with the singular or plural noun.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
