@@ -753,6 +753,10 @@ func (a *Agent) Status() status.Status {
 		}
 	}
 	for _, m := range members {
+		if m.State == gossip.StateAlive && m.MetaErr != nil {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("member %s (%s) announces metadata this agent cannot read (%v): it may run another release of nomad-bootstrapd; it takes no part in the cluster until every agent runs one release",
+				m.Name, m.Address, strings.TrimPrefix(m.MetaErr.Error(), "gossip: meta: ")))
+		}
 		ms := status.MemberStatus{Name: m.Name, ID: m.Meta.ID, Address: m.Address, Status: string(m.State),
 			Role: m.Meta.Role, Pool: m.Meta.Pool, Zone: m.Meta.Zone}
 		if a.plan != nil && m.MetaErr == nil {
