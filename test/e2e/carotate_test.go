@@ -87,13 +87,28 @@ func TestCARotation(t *testing.T) {
 				t.Logf("job stop: %v\n%s", err, out)
 			}
 			task := "echo tick .*" + filepath.Dir(dir)
+			gone := false
 			for range 120 {
 				if out, _ := exec.Command("pgrep", "-f", task).Output(); len(out) == 0 {
+					gone = true
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			if !gone {
+				t.Errorf("the service job's task outlived its stop")
+				killTaskProcesses(t, filepath.Dir(dir))
+				return
+			}
+			// The task's executor and log monitor end a moment after it;
+			// one the client had no time to stop before the cluster goes
+			// would outlive the test.
+			for range 20 {
+				if len(taskProcesses(filepath.Dir(dir))) == 0 {
 					return
 				}
 				time.Sleep(500 * time.Millisecond)
 			}
-			t.Errorf("the service job's task outlived its stop")
 			killTaskProcesses(t, filepath.Dir(dir))
 		})
 	}
@@ -428,6 +443,16 @@ func pollRPC(t *testing.T, p *proc, token string) func() rpcPolls {
 // the log monitor, which holds the task's log files under it open.
 func killTaskProcesses(t *testing.T, scope string) {
 	t.Helper()
+	for pid, args := range taskProcesses(scope) {
+		t.Logf("killing the leftover process %d: %s", pid, args)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// taskProcesses returns, by PID with their command lines, what
+// killTaskProcesses kills.
+func taskProcesses(scope string) map[int]string {
+	out := map[int]string{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -447,8 +472,8 @@ func killTaskProcesses(t *testing.T, scope string) {
 			}
 		}
 		if holds {
-			t.Logf("killing the leftover process %d: %s", pid, args)
-			syscall.Kill(pid, syscall.SIGKILL)
+			out[pid] = args
 		}
 	}
+	return out
 }
