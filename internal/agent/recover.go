@@ -102,7 +102,7 @@ func (a *Agent) Recover(ctx context.Context, confirm bool) (RecoverAnswer, error
 		}
 	}
 	if needPlan {
-		next, err := a.recoveryOf(lost)
+		next, err := a.recoveryOf(ctx, lost)
 		if err != nil {
 			return RecoverAnswer{}, err
 		}
@@ -170,25 +170,26 @@ func (a *Agent) lostServers(cur plan.Plan) ([]string, error) {
 	return lost, nil
 }
 
-// recoveryOf asks the agreement for the recovery plan of lost, on the loop.
-func (a *Agent) recoveryOf(lost []string) (plan.Plan, error) {
+// recoveryOf asks the agreement for the recovery plan of lost, on the
+// loop. Nothing reads next or refused once onLoop gave up on ctx.
+func (a *Agent) recoveryOf(ctx context.Context, lost []string) (plan.Plan, error) {
 	var next plan.Plan
-	var err error
-	if !a.onLoop(func() { next, err = a.proto.RecoveryOf(lost) }) {
-		return plan.Plan{}, errors.New("the agent is too busy; try again")
+	var refused error
+	if err := a.onLoop(ctx, func() { next, refused = a.proto.RecoveryOf(lost) }); err != nil {
+		return plan.Plan{}, err
 	}
-	return next, err
+	return next, refused
 }
 
 // commitRecovery proposes the recovery of lost and waits until a plan
 // after cur is committed.
 func (a *Agent) commitRecovery(ctx context.Context, cur plan.Plan, lost []string) error {
-	var err error
-	if !a.onLoop(func() { err = a.proto.Recover(a.now(), lost) }) {
-		return errors.New("the agent is too busy; try again")
-	}
-	if err != nil {
+	var refused error
+	if err := a.onLoop(ctx, func() { refused = a.proto.Recover(a.now(), lost) }); err != nil {
 		return err
+	}
+	if refused != nil {
+		return refused
 	}
 	wait, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -207,14 +208,18 @@ func (a *Agent) commitRecovery(ctx context.Context, cur plan.Plan, lost []string
 	}
 }
 
-// onLoop runs fn on the agent's event loop and waits for it.
-func (a *Agent) onLoop(fn func()) bool {
+// onLoop runs fn on the agent's event loop and waits for it, or for ctx.
+func (a *Agent) onLoop(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
 	if !a.ev.post(func() { defer close(done); fn() }) {
-		return false
+		return errors.New("the agent is too busy; try again")
 	}
-	<-done
-	return true
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the agent's event loop did not answer: %w", context.Cause(ctx))
+	}
 }
 
 // nomadLeader returns the RPC address of the leader this server's Nomad
@@ -232,9 +237,9 @@ func (a *Agent) nomadLeader(p plan.Plan) (string, error) {
 	return leader, nil
 }
 
-// raftPeers returns the addresses of the servers in Nomad's Raft
-// configuration, as this server knows it.
-func (a *Agent) raftPeers(p plan.Plan) ([]string, error) {
+// raftServers returns the servers of Nomad's Raft configuration, as this
+// server knows it (a stale read: it needs no leader).
+func (a *Agent) raftServers(p plan.Plan) ([]*api.RaftServer, error) {
 	c, secret, err := a.nomadClient(p)
 	if err != nil {
 		return nil, err
@@ -244,8 +249,18 @@ func (a *Agent) raftPeers(p plan.Plan) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return cfg.Servers, nil
+}
+
+// raftPeers returns the addresses of the servers in Nomad's Raft
+// configuration, as this server knows it.
+func (a *Agent) raftPeers(p plan.Plan) ([]string, error) {
+	servers, err := a.raftServers(p)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, s := range cfg.Servers {
+	for _, s := range servers {
 		out = append(out, s.Address)
 	}
 	return out, nil
@@ -260,14 +275,10 @@ func (a *Agent) raftSelf(p plan.Plan) (nomadrun.RaftPeer, error) {
 		return nomadrun.RaftPeer{}, err
 	}
 	self := nomadrun.RaftPeer{ID: id, Address: net.JoinHostPort(a.advertise, "4647")}
-	if c, secret, err := a.nomadClient(p); err == nil {
-		defer c.Close()
-		if cfg, err := c.Operator().RaftGetConfiguration(&api.QueryOptions{AllowStale: true, AuthToken: secret}); err == nil {
-			for _, s := range cfg.Servers {
-				if s.ID == id {
-					self.Address = s.Address
-				}
-			}
+	servers, _ := a.raftServers(p) // none known: the advertised address
+	for _, s := range servers {
+		if s.ID == id {
+			self.Address = s.Address
 		}
 	}
 	return self, nil

@@ -141,9 +141,6 @@ func (a *Agent) SaveSnapshot(ctx context.Context, file string) (SnapshotAnswer, 
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return SnapshotAnswer{}, err
 	}
-	if _, err := a.serverReady(); err != nil {
-		return SnapshotAnswer{}, err
-	}
 	return a.saveSnapshot(ctx, file)
 }
 
@@ -162,11 +159,12 @@ func (a *Agent) saveSnapshot(ctx context.Context, file string) (SnapshotAnswer, 
 		return SnapshotAnswer{}, err
 	}
 	keys := len(files)
-	mgmt, err := a.managementSecret()
+	c, secret, err := a.nomadClient(p)
 	if err != nil {
 		return SnapshotAnswer{}, err
 	}
-	files = append(files, snapshot.File{Name: snapshot.ManagementEntry, Data: []byte(mgmt + "\n")})
+	defer c.Close()
+	files = append(files, snapshot.File{Name: snapshot.ManagementEntry, Data: []byte(secret + "\n")})
 	for name, path := range map[string]string{snapshot.PlanEntry: a.paths.PlanFile(), snapshot.ClusterStateEntry: a.paths.ClusterStateFile()} {
 		if b, err := os.ReadFile(path); err == nil {
 			files = append(files, snapshot.File{Name: name, Data: b})
@@ -174,11 +172,6 @@ func (a *Agent) saveSnapshot(ctx context.Context, file string) (SnapshotAnswer, 
 			return SnapshotAnswer{}, err
 		}
 	}
-	c, secret, err := a.nomadClient(p)
-	if err != nil {
-		return SnapshotAnswer{}, err
-	}
-	defer c.Close()
 	body, err := c.Operator().Snapshot((&api.QueryOptions{AuthToken: secret}).WithContext(ctx))
 	if err != nil {
 		return SnapshotAnswer{}, fmt.Errorf("asking Nomad for a snapshot: %w", err)
