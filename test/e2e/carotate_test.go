@@ -182,7 +182,8 @@ func TestCARotation(t *testing.T) {
 		t.Errorf("Nomad's leader during the rotation: %d polls, %v", polls.n, polls.leaders)
 	}
 	rpc := stopRPC()
-	t.Logf("RPC through %s during the rotation: %d polls, %d answered with a stale connection's error after a reload", other.name, rpc.n, rpc.eof)
+	t.Logf("RPC through %s during the rotation: %d polls, %d answered with a stale connection's error after a reload, %d reset while %s reloaded its HTTP listener",
+		other.name, rpc.n, rpc.eof, rpc.reset, other.name)
 	if rpc.n < 10 || len(rpc.failures) > 0 {
 		t.Errorf("RPC through %s during the rotation: %d polls, failures %v", other.name, rpc.n, rpc.failures)
 	}
@@ -384,8 +385,11 @@ func staleRPC(answer string) bool {
 
 // rpcPolls is what pollRPC saw.
 type rpcPolls struct {
-	n, eof   int
-	failures []string // a poll that failed other than with one EOF
+	n, eof int
+	// reset counts polls whose own connection the polled server reset
+	// while it reloaded its HTTP listener (SIGHUP with new TLS files).
+	reset    int
+	failures []string // a poll that failed otherwise, or right after one that failed
 }
 
 // pollRPC lists Nomad's jobs through server p every 250 ms, which Nomad
@@ -394,7 +398,8 @@ type rpcPolls struct {
 // answered with a stale connection's error after a reload counts as a
 // failure only when the poll before failed too (hashicorp/nomad#4413: the
 // first call on a pooled connection to a server that reloaded fails, and
-// clears it).
+// clears it); so does a poll whose connection p reset while it reloaded
+// its own HTTP listener, which a client retries.
 func pollRPC(t *testing.T, p *proc, token string) func() rpcPolls {
 	t.Helper()
 	tlsDir := paths.New(p.root).NomadTLSDir()
@@ -418,16 +423,19 @@ func pollRPC(t *testing.T, p *proc, token string) func() rpcPolls {
 		return resp.StatusCode, string(body), nil
 	}
 	var polls rpcPolls
-	lastEOF := false
+	lastFailed := false
 	stop := pollEvery(t, func() {
 		polls.n++
 		code, body, err := get()
 		switch {
 		case err == nil && code == http.StatusOK:
-			lastEOF = false
-		case err == nil && code == http.StatusInternalServerError && staleRPC(body) && !lastEOF:
+			lastFailed = false
+		case err == nil && code == http.StatusInternalServerError && staleRPC(body) && !lastFailed:
 			polls.eof++
-			lastEOF = true
+			lastFailed = true
+		case err != nil && strings.Contains(err.Error(), "connection reset by peer") && !lastFailed:
+			polls.reset++
+			lastFailed = true
 		default:
 			polls.failures = append(polls.failures, fmt.Sprintf("poll %d: %d %q %v", polls.n, code, strings.TrimSpace(body), err))
 		}
