@@ -8,12 +8,16 @@ NOMAD_VERSION := 1.6.3
 NOMAD_CACHE   ?= $(HOME)/.cache/nomad-bootstrapd
 NOMAD         := $(NOMAD_CACHE)/nomad-v$(NOMAD_VERSION)
 NOMAD_LINK    := .cache/nomad-v$(NOMAD_VERSION)
+# The release the upgrade tests roll from (tools/nomad-1.6.0).
+NOMAD_OLD_VERSION := 1.6.0
+NOMAD_OLD     := $(NOMAD_CACHE)/nomad-v$(NOMAD_OLD_VERSION)
+NOMAD_OLD_LINK := .cache/nomad-v$(NOMAD_OLD_VERSION)
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME      ?= 30s
 VERSION       ?= 0.1.0-dev
 LDFLAGS       := -s -w -X github.com/nomad-bootstrapd/nomad-bootstrapd/internal/cli.Version=$(VERSION)
 
-.PHONY: all build demo test check lint unit fuzz bench reliability e2e-nomad nomad clean
+.PHONY: all build demo test check lint unit fuzz bench reliability e2e-nomad nomad nomad-old clean
 
 all: build
 
@@ -37,8 +41,8 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-unit: nomad
-	NOMAD_BIN=$(abspath $(NOMAD)) $(GO) test -race -count=1 -timeout 30m ./...
+unit: nomad nomad-old
+	NOMAD_BIN=$(abspath $(NOMAD)) NOMAD_OLD_BIN=$(abspath $(NOMAD_OLD)) $(GO) test -race -count=1 -timeout 30m ./...
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
@@ -73,6 +77,20 @@ $(NOMAD):
 	cd tools/nomad && GOFLAGS=-mod=mod $(GO) build -trimpath -o $(NOMAD).tmp github.com/hashicorp/nomad
 	mv $(NOMAD).tmp $(NOMAD)
 	$(NOMAD) version
+
+## nomad-old: Nomad v1.6.0, which the upgrade tests roll from, built and cached like `make nomad`
+nomad-old: $(NOMAD_OLD_LINK)
+
+$(NOMAD_OLD_LINK): $(NOMAD_OLD)
+	@mkdir -p .cache
+	ln -sfn $(NOMAD_OLD) $(NOMAD_OLD_LINK)
+
+$(NOMAD_OLD):
+	@echo "==> building Nomad v$(NOMAD_OLD_VERSION) from source: once, a few minutes after Nomad v$(NOMAD_VERSION); cached in $(NOMAD_OLD)"
+	@mkdir -p $(NOMAD_CACHE)
+	cd tools/nomad-$(NOMAD_OLD_VERSION) && GOFLAGS=-mod=mod $(GO) build -trimpath -o $(NOMAD_OLD).tmp github.com/hashicorp/nomad
+	mv $(NOMAD_OLD).tmp $(NOMAD_OLD)
+	$(NOMAD_OLD) version
 
 clean:
 	rm -rf bin dist
