@@ -9,8 +9,9 @@ import (
 )
 
 // MaxSignedSize bounds what Decode accepts: MaxEvicted evictions, a CA
-// record with two bundles of MaxCABundleSize and the signature fit within
-// it (about 30 KiB at most), and it leaves room for a plan in one gossip
+// record with two bundles of MaxCABundleSize, an upgrade record with a turn
+// of MaxUpgradeBatch nodes and the signature fit within it (about 31 KiB at
+// most), and it leaves room for a plan in one gossip
 // message or push/pull state (agree.MaxClusterState).
 const MaxSignedSize = 32 << 10
 

@@ -46,12 +46,16 @@ type State struct {
 	// CA is the rotation of the cluster CA (ca.go): which CAs every node
 	// trusts, and which one signs. The zero value is the plan's CA.
 	CA CA `json:"ca,omitzero"`
+	// NomadUpgrade is the last rolling upgrade of Nomad (upgrade.go); the
+	// zero value when there was none.
+	NomadUpgrade NomadUpgrade `json:"nomad_upgrade,omitzero"`
 }
 
 // clone returns s sharing no backing array with it, for a method to change.
 func (s State) clone() State {
 	s.Evicted = slices.Clone(s.Evicted)
 	s.CA.Bundles = slices.Clone(s.CA.Bundles)
+	s.NomadUpgrade.Turn = slices.Clone(s.NomadUpgrade.Turn)
 	return s
 }
 
@@ -178,6 +182,9 @@ func (s State) Validate() error {
 		return err
 	}
 	if err := s.CA.validate(); err != nil {
+		return err
+	}
+	if err := s.NomadUpgrade.validate(); err != nil {
 		return err
 	}
 	for i, e := range s.Evicted {
