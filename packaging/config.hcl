@@ -116,6 +116,11 @@ token_file = "/etc/nomad-bootstrapd/token"
 # snapshot_interval = "1h"
 # snapshot_retain = 24
 
+# With supervise = "process": a directory of versioned nomad binaries
+# (nomad-1.6.3, ...) that a rolling upgrade (nomad-bootstrapd upgrade nomad)
+# takes the next version from. Under systemd the package manager installs it.
+# nomad_dir = ""
+
 # How long the CA holder must be down before the next live server signs
 # certificates with the escrowed CA key.
 # ca_failover_after = "2m"

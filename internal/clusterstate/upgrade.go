@@ -149,7 +149,7 @@ func (u NomadUpgrade) Failed(why string, at time.Time) NomadUpgrade {
 	if len(why) > maxFailure {
 		why = why[:maxFailure-3] + "..."
 	}
-	u.Stage, u.Failure, u.Turn, u.Step, u.FinishedAt = UpgradeFailed, why, nil, "", at.UTC()
+	u.Stage, u.Failure, u.Turn, u.Step, u.TurnAt, u.FinishedAt = UpgradeFailed, why, nil, "", time.Time{}, at.UTC()
 	return u
 }
 

@@ -69,6 +69,11 @@ type Config struct {
 	Supervise string
 	// Nomad is the path of the nomad binary.
 	Nomad string
+	// NomadDir is a directory of versioned nomad binaries (nomad-1.6.3)
+	// that a rolling upgrade (upgrade nomad) takes the next version from
+	// when supervise = "process"; empty: the package manager installs it
+	// (supervise = "systemd").
+	NomadDir string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// DedicatedServers keeps Nomad servers from also running a client. A

@@ -236,6 +236,7 @@ bootstrap_size       = 7
 settle               = "4s"
 supervise            = "process"
 nomad                = "/opt/nomad"
+nomad_dir            = "/opt/nomad.d"
 log_level            = "debug"
 ca_failover_after    = "3m"
 behind_nat           = true
@@ -263,7 +264,7 @@ ca {
 		Token: "nbd1_x", TokenFile: "/t", Join: []string{"10.0.0.5"}, Bind: "10.0.0.1", Advertise: "10.0.0.2",
 		Port: 4700, Name: "n1", Role: "server", Pool: "warm", Zone: "z", Datacenter: "dc2", Region: "eu",
 		Expect: 5, MinMembers: 6, BootstrapSize: 7, Settle: 4 * time.Second, Supervise: "process",
-		Nomad: "/opt/nomad", LogLevel: "debug", CAFailoverAfter: 3 * time.Minute, CertLifetime: 100 * time.Hour,
+		Nomad: "/opt/nomad", NomadDir: "/opt/nomad.d", LogLevel: "debug", CAFailoverAfter: 3 * time.Minute, CertLifetime: 100 * time.Hour,
 		GossipKeyRotation: 48 * time.Hour, CARotationPercent: 90, SnapshotInterval: 2 * time.Hour, SnapshotRetain: 5, ServerReplaceAfter: 20 * time.Minute, DedicatedServers: true, RawExec: true, IsolatePools: true, BehindNAT: true,
 		CA: CAFiles{CertFile: "c.pem", KeyFile: "k.pem", ChainFile: "r.pem"},
 	}
@@ -325,6 +326,8 @@ func TestValidate(t *testing.T) {
 		{"snapshot_interval of 5s", func(c *Config) { c.SnapshotInterval = 5 * time.Second }, "snapshot_interval 5s is shorter than 30s; use 0"},
 		{"snapshot_retain of 1", func(c *Config) { c.SnapshotRetain = 1 }, ""},
 		{"snapshot_retain of 0", func(c *Config) { c.SnapshotRetain = 0 }, "snapshot_retain 0 must be at least 1"},
+		{"nomad_dir relative", func(c *Config) { c.NomadDir = "bin" }, "nomad_dir \"bin\" must be an absolute path"},
+		{"nomad_dir absolute", func(c *Config) { c.NomadDir = "/opt/nomad.d" }, ""},
 		{"ca_rotation_percent negative", func(c *Config) { c.CARotationPercent = -1 }, "ca_rotation_percent -1 is outside"},
 		{"zero ca_failover_after", func(c *Config) { c.CAFailoverAfter = 0 }, "ca_failover_after 0s must be positive"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "" }, ""},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,6 +90,9 @@ func (c *Config) Validate() error {
 		add(fmt.Errorf("config: region %q is invalid: %s", c.Region, nomadconf.RegionRule))
 	}
 	add(oneOf("supervise", c.Supervise))
+	if c.NomadDir != "" && !filepath.IsAbs(c.NomadDir) {
+		add(fmt.Errorf("config: nomad_dir %q must be an absolute path", c.NomadDir))
+	}
 	add(oneOf("log_level", c.LogLevel))
 	add(validateMetricsAddr(c.MetricsAddr))
 	return errors.Join(errs...)

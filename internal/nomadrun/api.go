@@ -139,7 +139,7 @@ func (r *Runner) serverReady(ctx context.Context, p plan.Plan, s plan.Server) (o
 	defer cancel()
 	var leader string
 	_, err = c.Raw().Query("/v1/status/leader", &leader, q)
-	if !r.feat.RegisterNeedsKeyring {
+	if !r.Features().RegisterNeedsKeyring {
 		// Any answer, "No cluster leader" included, means its RPC
 		// listener is up.
 		if answered(err) {

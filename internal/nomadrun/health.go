@@ -29,7 +29,7 @@ type Warning struct {
 // warnings to show or clear; a key they leave out keeps what it had, since
 // Nomad did not say.
 func (r *Runner) Health(ctx context.Context, p plan.Plan, unit string) (status.NomadStatus, []Warning) {
-	st := status.NomadStatus{Unit: unit, Version: r.feat.Version.String(), Peers: []string{}}
+	st := status.NomadStatus{Unit: unit, Version: r.Features().Version.String(), Peers: []string{}}
 	c, err := r.localAPI(p)
 	if err != nil {
 		return st, nil

@@ -63,18 +63,19 @@ type Runner struct {
 	node    Node
 	cfg     config.Config
 	paths   paths.Paths
-	feat    nomadver.Features
 	encrypt string
 	log     *slog.Logger
 
-	mu     sync.Mutex  // guards api and apiKey
-	api    *api.Client // the local Nomad agent's API, reused between polls
-	apiKey string      // the role and certificate api was made with
+	mu     sync.Mutex        // guards bin, feat, api and apiKey
+	bin    string            // the nomad binary
+	feat   nomadver.Features // what bin accepts and needs
+	api    *api.Client       // the local Nomad agent's API, reused between polls
+	apiKey string            // the role and certificate api was made with
 }
 
 // New returns the runner of o.
 func New(o Options) *Runner {
-	r := &Runner{node: o.Node, cfg: o.Config, paths: o.Paths, feat: o.Features, encrypt: o.Encrypt, log: o.Logger}
+	r := &Runner{node: o.Node, cfg: o.Config, paths: o.Paths, bin: o.Config.Nomad, feat: o.Features, encrypt: o.Encrypt, log: o.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -82,7 +83,27 @@ func New(o Options) *Runner {
 }
 
 // Features returns what the installed Nomad accepts and needs.
-func (r *Runner) Features() nomadver.Features { return r.feat }
+func (r *Runner) Features() nomadver.Features {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.feat
+}
+
+// Binary returns the path of the nomad binary the runner starts.
+func (r *Runner) Binary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bin
+}
+
+// Use makes the runner render for and start the nomad binary at path,
+// whose features are feat: another version, which an upgrade installed.
+// A running Nomad is left alone; Process.Use and a restart start it.
+func (r *Runner) Use(path string, feat nomadver.Features) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bin, r.feat = path, feat
+}
 
 // RunsClient reports whether this node runs a Nomad client under p: every
 // client, and every server except those with role=server or in a cluster

@@ -23,12 +23,12 @@ func (r *Runner) Process() (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	if _, err := os.Stat(r.cfg.Nomad); err != nil {
+	if _, err := os.Stat(r.Binary()); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("agent: the nomad binary %s: %w; install Nomad or pass -nomad PATH", r.cfg.Nomad, err)
+		return nil, fmt.Errorf("agent: the nomad binary %s: %w; install Nomad or pass -nomad PATH", r.Binary(), err)
 	}
 	sup := supervise.New(supervise.Config{
-		Path:   r.cfg.Nomad,
+		Path:   r.Binary(),
 		Args:   []string{"agent", "-config", r.paths.NomadConfigDir()},
 		Output: logf,
 		Logger: r.log.With("component", "nomad"),
@@ -47,6 +47,9 @@ func (p *Process) Run(ctx context.Context) error {
 // Signal sends sig to the running Nomad (SIGHUP reloads its certificates);
 // it is a no-op when none runs.
 func (p *Process) Signal(sig os.Signal) error { return p.sup.Signal(sig) }
+
+// Use makes the next start run the nomad binary at path (Runner.Use).
+func (p *Process) Use(path string) { p.sup.SetPath(path) }
 
 // PID returns the running Nomad's process ID, 0 when none runs.
 func (p *Process) PID() int { return p.sup.State().PID }
@@ -68,12 +71,12 @@ func (r *Runner) StartUnit(ctx context.Context, changed bool) (*systemd.Manager,
 		Name:    systemd.NomadService,
 		Dir:     r.paths.SystemdDir(),
 		Shipped: []string{r.paths.Under(systemd.UsrLibDir), r.paths.Under(systemd.LibDir)},
-		Content: systemd.NomadUnit(r.cfg.Nomad, r.paths.NomadConfigDir(), r.feat.NotifyReady),
+		Content: systemd.NomadUnit(r.Binary(), r.paths.NomadConfigDir(), r.Features().NotifyReady),
 		Follow:  true,
 	}
 	done, err := m.Ensure(ctx, svc, changed)
 	if done.Wrote {
-		r.log.Info("installed the nomad unit", "path", filepath.Join(svc.Dir, svc.Name), "nomad", r.feat.Version.String())
+		r.log.Info("installed the nomad unit", "path", filepath.Join(svc.Dir, svc.Name), "nomad", r.Features().Version.String())
 	}
 	if done.Restarted {
 		r.log.Info("Nomad's configuration changed; restarted nomad.service")

@@ -46,7 +46,7 @@ func (r *Runner) runningWarning(running string) (Warning, bool) {
 	if err != nil {
 		return Warning{}, false
 	}
-	want := r.feat.Version
+	want := r.Features().Version
 	if v.Line() != want.Line() && !want.IsZero() {
 		return Warning{Key: WarnVersion, Msg: fmt.Sprintf("Nomad %s is running but nomad-bootstrapd rendered its configuration for %s: restart nomad-bootstrapd to render for the running version", v, want)}, true
 	}

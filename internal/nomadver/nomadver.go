@@ -142,6 +142,23 @@ func Must(v Version) Features {
 // are golden-tested: the tested 1.6, a 1.10/1.11 and a 2.0.
 var Lines = []Version{Tested, {Major: 1, Minor: 11, Patch: 0}, {Major: 2, Minor: 0, Patch: 0}}
 
+// Newest is the newest line whose configuration this release of
+// nomad-bootstrapd renders and golden-tests; a later line may need
+// settings it does not know.
+var Newest = Lines[len(Lines)-1]
+
+// Supported returns nil when this release drives Nomad v: Oldest or
+// newer, and no newer than Newest's line.
+func Supported(v Version) error {
+	if _, err := For(v); err != nil {
+		return err
+	}
+	if v.Compare(Version{Major: Newest.Major, Minor: Newest.Minor + 1}) >= 0 {
+		return fmt.Errorf("nomadver: Nomad %s is newer than the %s line this release of nomad-bootstrapd configures: upgrade nomad-bootstrapd first", v, Newest.Line())
+	}
+	return nil
+}
+
 // detectTimeout bounds `nomad version`, which only prints and exits.
 const detectTimeout = 10 * time.Second
 

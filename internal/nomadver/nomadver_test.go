@@ -134,3 +134,24 @@ func TestDetect(t *testing.T) {
 		})
 	}
 }
+
+func TestSupported(t *testing.T) {
+	for v, want := range map[string]string{
+		"1.6.0": "", "1.6.3": "", "1.11.2": "", "2.0.9": "",
+		"1.5.6": "too old", "2.1.0": "newer than the 2.0 line", "3.0.0": "newer than the 2.0 line",
+	} {
+		err := Supported(mustParse(t, v))
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("Supported(%s) = %v, want %q", v, err, want)
+		}
+	}
+}
+
+func mustParse(t *testing.T, s string) Version {
+	t.Helper()
+	v, err := Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

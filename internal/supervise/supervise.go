@@ -44,6 +44,7 @@ type Supervisor struct {
 	cfg Config
 
 	mu       sync.Mutex
+	path     string // the program the next start runs
 	cmd      *exec.Cmd
 	running  bool
 	restarts int
@@ -70,7 +71,15 @@ func New(cfg Config) *Supervisor {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Supervisor{cfg: cfg}
+	return &Supervisor{cfg: cfg, path: cfg.Path}
+}
+
+// SetPath makes the next start of the child run the program at path (a
+// new version of it); the running child is left alone until it exits.
+func (s *Supervisor) SetPath(path string) {
+	s.mu.Lock()
+	s.path = path
+	s.mu.Unlock()
 }
 
 // State is a snapshot of the supervisor.
@@ -115,7 +124,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	first := true
 	for {
 		started := time.Now()
-		cmd := exec.Command(s.cfg.Path, s.cfg.Args...)
+		s.mu.Lock()
+		path := s.path
+		s.mu.Unlock()
+		cmd := exec.Command(path, s.cfg.Args...)
 		cmd.Env = s.cfg.Env
 		cmd.Stdout, cmd.Stderr = s.cfg.Output, s.cfg.Output
 		// Its own process group: a Ctrl-C at the terminal reaches the
@@ -123,14 +135,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			if first {
-				return fmt.Errorf("supervise: starting %s: %w", s.cfg.Path, err)
+				return fmt.Errorf("supervise: starting %s: %w", path, err)
 			}
-			s.cfg.Logger.Error("cannot start child", "path", s.cfg.Path, "error", err)
+			s.cfg.Logger.Error("cannot start child", "path", path, "error", err)
 		} else {
 			s.mu.Lock()
 			s.cmd, s.running = cmd, true
 			s.mu.Unlock()
-			s.cfg.Logger.Info("child started", "path", s.cfg.Path, "pid", cmd.Process.Pid)
+			s.cfg.Logger.Info("child started", "path", path, "pid", cmd.Process.Pid)
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
 			var err error
@@ -145,7 +157,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			s.restarts++
 			s.lastErr = exitError(err)
 			s.mu.Unlock()
-			s.cfg.Logger.Warn("child exited; restarting", "path", s.cfg.Path, "exit", exitError(err), "after", backoff)
+			s.cfg.Logger.Warn("child exited; restarting", "path", path, "exit", exitError(err), "after", backoff)
 			if time.Since(started) > s.cfg.MaxBackoff {
 				backoff = s.cfg.MinBackoff
 			}

@@ -113,3 +113,35 @@ func TestSignal(t *testing.T) {
 	}
 	waitFor(t, "the child to handle SIGHUP", func() bool { _, err := os.Stat(marker); return err == nil })
 }
+
+// TestSetPath: a new program takes effect at the next start, the running
+// child is left alone until it exits.
+func TestSetPath(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	first := script(t, "echo first >> "+out+"\nexec sleep 30\n")
+	second := filepath.Join(dir, "second.sh")
+	if err := os.WriteFile(second, []byte("#!/bin/sh\necho second >> "+out+"\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Path: first, MinBackoff: 10 * time.Millisecond, StopTimeout: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, "the first program", func() bool { b, _ := os.ReadFile(out); return string(b) == "first\n" })
+	s.SetPath(second)
+	time.Sleep(50 * time.Millisecond)
+	if b, _ := os.ReadFile(out); string(b) != "first\n" {
+		t.Fatalf("the running child was disturbed: %q", b)
+	}
+	if err := s.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second program", func() bool { b, _ := os.ReadFile(out); return string(b) == "first\nsecond\n" })
+}
