@@ -557,6 +557,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.bg.Go(func() { a.senders(ctx) })
 	a.bg.Go(func() { a.keyLoop(ctx) })
 	a.bg.Go(func() { a.snapshotLoop(ctx) })
+	a.bg.Go(func() { a.upgradeLoop(ctx) })
 	a.proto.MembersChanged(a.now(), a.tr.Members())
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -750,6 +751,17 @@ func (a *Agent) Status() status.Status {
 		}
 		for _, e := range cs.Evicted {
 			s.Cluster.Evicted = append(s.Cluster.Evicted, status.EvictedStatus{Name: e.Name, ID: e.ID, At: e.At})
+		}
+		if u := cs.NomadUpgrade; u.Version != "" {
+			s.Cluster.NomadUpgrade = &status.UpgradeStatus{Version: u.Version, Stage: u.Stage, Step: u.Step, Upgraded: u.Upgraded,
+				Failure: u.Failure, StartedAt: u.StartedAt, FinishedAt: u.FinishedAt}
+			for _, id := range u.Turn {
+				name := id
+				if i := slices.IndexFunc(members, func(m gossip.Member) bool { return m.MetaErr == nil && m.Meta.ID == id }); i >= 0 {
+					name = members[i].Name
+				}
+				s.Cluster.NomadUpgrade.Turn = append(s.Cluster.NomadUpgrade.Turn, name)
+			}
 		}
 	}
 	for _, m := range members {

@@ -657,6 +657,12 @@ func (a *Agent) commands() []status.Route {
 		{Pattern: "POST " + SnapshotRestoreRoute, Handler: status.CommandWithin(SnapshotTimeout, func(ctx context.Context, req SnapshotRequest) (SnapshotAnswer, error) {
 			return a.RestoreSnapshot(ctx, req.File, req.OtherCluster)
 		})},
+		{Pattern: "POST " + UpgradeRoute, Handler: status.CommandWithin(UpgradeTimeout, func(ctx context.Context, req UpgradeRequest) (UpgradeAnswer, error) {
+			return a.StartUpgrade(ctx, req)
+		})},
+		{Pattern: "POST " + UpgradeStatusRoute, Handler: status.CommandWithin(UpgradeTimeout, func(ctx context.Context, _ struct{}) (UpgradeAnswer, error) {
+			return a.UpgradeStatus(ctx)
+		})},
 		{Pattern: "POST " + RotateRoute, Handler: status.Command(func(ctx context.Context, req RotateRequest) (RotateAnswer, error) {
 			return a.RotateClientToken(ctx, req.Grace, req.Expires)
 		})},

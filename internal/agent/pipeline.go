@@ -36,6 +36,12 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 	}
 	a.advance(status.PhaseCertified)
 
+	// A node that starts Nomad starts the version a rolling upgrade
+	// reached.
+	upgraded := a.cfg.Supervise != config.SuperviseNone && a.convergeNomad(ctx, p)
+	runningVersion := a.nomad.Features().Version
+	var upgradeRetry time.Time
+
 	var files []nomadconf.File
 	if !a.retryDegraded(ctx, causeRender, func() (err error) {
 		if files, err = nomadconf.Render(a.nomad.Agent(p)); err != nil {
@@ -82,7 +88,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 		a.setReason("Nomad's configuration is written; supervise=none starts nothing")
 	case config.SuperviseSystemd:
 		if !a.retryDegraded(ctx, causeNomadStart, func() (err error) {
-			units, err = a.nomad.StartUnit(ctx, len(changes) > 0 || certsChanged)
+			units, err = a.nomad.StartUnit(ctx, len(changes) > 0 || certsChanged || upgraded)
 			return err
 		}) {
 			return
@@ -210,6 +216,7 @@ func (a *Agent) runPipeline(ctx context.Context, p plan.Plan) {
 			a.syncClusterState(ctx, p)
 		}
 		a.healNomadKeys(ctx, p, st.Leader != "", restart)
+		a.followUpgrade(ctx, p, sup, units, restart, &runningVersion, &upgradeRetry)
 		a.mu.Lock()
 		switch {
 		case st.Healthy && (!p.IsServer(a.id) || aclState == aclReady):

@@ -50,11 +50,7 @@ func (a *Agent) successorOf(p plan.Plan) (plan.Plan, bool) {
 // without restarting Nomad. It returns the plan the pipeline runs now: p
 // again when Nomad's configuration could not be written, to retry.
 func (a *Agent) followSuccessor(ctx context.Context, p, next plan.Plan) plan.Plan {
-	files, err := nomadconf.Render(a.nomad.Agent(next))
-	var changes []install.Change
-	if err == nil {
-		changes, err = install.Apply(a.paths.NomadConfigDir(), files)
-	}
+	changes, err := a.writeNomadConfig(next)
 	if err != nil {
 		a.warn("follow", fmt.Sprintf("writing Nomad's configuration for plan epoch %d: %v; retrying", next.Epoch, err))
 		return p
@@ -76,6 +72,16 @@ func (a *Agent) followSuccessor(ctx context.Context, p, next plan.Plan) plan.Pla
 		}
 	}
 	return next
+}
+
+// writeNomadConfig renders Nomad's configuration under p for the Nomad
+// the runner uses and writes what changed.
+func (a *Agent) writeNomadConfig(p plan.Plan) ([]install.Change, error) {
+	files, err := nomadconf.Render(a.nomad.Agent(p))
+	if err != nil {
+		return nil, err
+	}
+	return install.Apply(a.paths.NomadConfigDir(), files)
 }
 
 // holdCA makes this node the CA holder of p while its pipeline runs: it

@@ -74,6 +74,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return runSnapshot(rest, stdout, stderr)
 	case "recover":
 		return runRecover(rest, stdout, stderr)
+	case "upgrade":
+		return runUpgrade(rest, stdout, stderr)
 	case "demo":
 		return runDemo(rest, stdout, stderr)
 	case "completion":

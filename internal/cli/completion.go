@@ -58,6 +58,10 @@ var commands = []command{
 		agentFlags(fs)
 		fs.Bool("confirm", false, "")
 	}},
+	{name: "upgrade", sub: "nomad status", summary: "roll every node onto another Nomad version, or show the roll (on a server)", flags: func(fs *flag.FlagSet) {
+		agentFlags(fs)
+		upgradeFlags(fs)
+	}},
 	{name: "demo", summary: "run a local cluster of agents on 127.0.0.x", flags: func(fs *flag.FlagSet) { demoFlags(fs) }},
 	{name: "completion", summary: "print a shell completion script (bash, zsh, fish)", flags: func(*flag.FlagSet) {}, args: []string{"bash", "zsh", "fish"}},
 	{name: "version", summary: "print the version", flags: func(*flag.FlagSet) {}},

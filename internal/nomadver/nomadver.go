@@ -111,6 +111,11 @@ type Features struct {
 	// ClientIntroduction: servers can require client introduction tokens
 	// (server.client_introduction, `nomad node intro create`) (1.11.0).
 	ClientIntroduction bool
+	// LeadershipTransfer: the leader hands leadership to a given server
+	// on request (/v1/operator/raft/transfer-leadership), so that a
+	// rolling upgrade restarts no leader (1.7.0). Before, the leader's
+	// restart costs an election.
+	LeadershipTransfer bool
 }
 
 // For returns the features of v, or an error wrapping ErrTooOld that says
@@ -125,6 +130,7 @@ func For(v Version) (Features, error) {
 		NotifyReady:          v.AtLeast(1, 8),
 		RegisterNeedsKeyring: v.AtLeast(1, 11),
 		ClientIntroduction:   v.AtLeast(1, 11),
+		LeadershipTransfer:   v.AtLeast(1, 7),
 	}, nil
 }
 

@@ -46,6 +46,23 @@ type ClusterStatus struct {
 	// each ca rotate adds one; Rotating is the phase (trust, issue) of a
 	// rotation under way.
 	CA KeyStatus `json:"ca"`
+	// NomadUpgrade is the last rolling upgrade of Nomad; null when there
+	// was none.
+	NomadUpgrade *UpgradeStatus `json:"nomad_upgrade,omitempty"`
+}
+
+// UpgradeStatus is where a rolling upgrade of Nomad stands.
+type UpgradeStatus struct {
+	Version string `json:"version"` // the Nomad version every node is to run
+	Stage   string `json:"stage"`   // servers, clients, done or failed
+	// Turn names the nodes upgrading now, Step says how far they are
+	// (drain, install).
+	Turn       []string  `json:"turn,omitempty"`
+	Step       string    `json:"step,omitempty"`
+	Upgraded   int       `json:"upgraded"`
+	Failure    string    `json:"failure,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // KeyStatus is a rotated key's generation: 0 until its first rotation,

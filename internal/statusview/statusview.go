@@ -136,6 +136,9 @@ func Table(w io.Writer, s status.Status, o Options) {
 	if sn := s.Snapshots; sn != nil {
 		head.add(label("Snapshots"), snapshotsCell(*sn, now))
 	}
+	if c := s.Cluster; c != nil && c.NomadUpgrade != nil {
+		head.add(label("Upgrade"), upgradeCell(*c.NomadUpgrade))
+	}
 	if c := s.Cluster; c != nil && len(c.Evicted) > 0 {
 		var names []string
 		for _, e := range c.Evicted {
@@ -385,6 +388,25 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// upgradeCell shows the last rolling upgrade of Nomad.
+func upgradeCell(u status.UpgradeStatus) cell {
+	switch u.Stage {
+	case "done":
+		return plain(fmt.Sprintf("Nomad %s on every node since %s (%d upgraded)", u.Version, u.FinishedAt.UTC().Format("2006-01-02 15:04"), u.Upgraded))
+	case "failed":
+		return cell{text: fmt.Sprintf("to Nomad %s stopped %s: %s", u.Version, u.FinishedAt.UTC().Format("2006-01-02 15:04"), u.Failure), color: red}
+	}
+	text := fmt.Sprintf("to Nomad %s under way: the %s, %d upgraded", u.Version, u.Stage, u.Upgraded)
+	if len(u.Turn) > 0 {
+		verb := "installing on"
+		if u.Step == "drain" {
+			verb = "draining"
+		}
+		text += ", " + verb + " " + strings.Join(u.Turn, ", ")
+	}
+	return cell{text: text, color: yellow}
 }
 
 // snapshotsCell shows a server's scheduled snapshots: how many are kept

@@ -127,7 +127,20 @@ func cases() map[string]status.Status {
 		CA:             status.KeyStatus{Generation: 1, Rotating: "trust generation 1", NextRotation: now.Add(4 * 365 * 24 * time.Hour)},
 	}
 
+	// A rolling upgrade of Nomad draining a client, and one that stopped.
+	upgrading := healthy
+	upgrading.Cluster = &status.ClusterStatus{Version: 9, Evicted: []status.EvictedStatus{},
+		NomadUpgrade: &status.UpgradeStatus{Version: "1.6.3", Stage: "clients", Turn: []string{"worker-1", "worker-2"}, Step: "drain",
+			Upgraded: 3, StartedAt: now.Add(-6 * time.Minute)}}
+	stopped := healthy
+	stopped.Cluster = &status.ClusterStatus{Version: 9, Evicted: []status.EvictedStatus{},
+		NomadUpgrade: &status.UpgradeStatus{Version: "1.6.3", Stage: "failed", Upgraded: 1,
+			Failure:   "waited 10m0s for node2 to run Nomad 1.6.3 (runs 1.6.0)",
+			StartedAt: now.Add(-16 * time.Minute), FinishedAt: now.Add(-5 * time.Minute)}}
+
 	return map[string]status.Status{
+		"upgrading":               upgrading,
+		"upgrade-stopped":         stopped,
 		"rotated":                 rotated,
 		"healthy":                 healthy,
 		"electing":                electing,

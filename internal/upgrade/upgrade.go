@@ -41,6 +41,7 @@ type Node struct {
 	Name   string // the agent's and Nomad's name
 	Server bool   // a Nomad server of the plan
 	Leader bool   // the Nomad server that leads
+	RaftID string // a server's ID in Nomad's Raft
 	// Version is the Nomad version the node runs, as Nomad reports it;
 	// "" when Nomad does not know the node, or it is down.
 	Version string
@@ -64,6 +65,9 @@ type View struct {
 	Healthy bool
 	// LeaderIndex is the last Raft index the leader stored.
 	LeaderIndex uint64
+	// CanTransfer says the leader's Nomad hands leadership to a given
+	// server on request (nomadver.Features.LeadershipTransfer).
+	CanTransfer bool
 }
 
 func (v View) node(id string) (Node, bool) {
@@ -82,7 +86,10 @@ type Step struct {
 	Record   clusterstate.NomadUpgrade
 	Drain    []string // Nomad node IDs
 	Eligible []string // Nomad node IDs
-	Wait     string
+	// TransferTo is the Raft ID of an upgraded server the leader hands
+	// leadership to before its own turn, when its Nomad can.
+	TransferTo string
+	Wait       string
 }
 
 // Next decides the step after u, a roll under way, given v.
@@ -189,6 +196,16 @@ func nextServer(u clusterstate.NomadUpgrade, target nomadver.Version, v View) St
 		}
 		return cmp.Compare(a.Name, b.Name)
 	})
+	if todo[0].Leader && v.CanTransfer {
+		// Rather than restart the leader, which costs an election, hand
+		// leadership to a server that runs the new version; the leader
+		// is then a follower like the others.
+		for _, n := range v.Nodes {
+			if n.Server && !n.Leader && n.RaftID != "" && runs(n, target) && n.Healthy && n.LastIndex+CatchUpSlack >= v.LeaderIndex {
+				return Step{Record: u, TransferTo: n.RaftID, Wait: "moving leadership to " + n.Name + " before upgrading " + todo[0].Name}
+			}
+		}
+	}
 	next := u
 	next.Turn, next.Step, next.TurnAt = []string{todo[0].ID}, clusterstate.TurnInstall, v.Now.UTC()
 	return Step{Record: next}

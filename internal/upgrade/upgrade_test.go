@@ -26,7 +26,7 @@ const (
 func cluster(from string) View {
 	v := View{Now: t0, Healthy: true, LeaderIndex: 1000}
 	for i, id := range []string{idS1, idS2, idS3} {
-		v.Nodes = append(v.Nodes, Node{ID: id, Name: "s" + string(rune('1'+i)), Server: true, Leader: id == idS2, Version: from, Healthy: true, LastIndex: 1000})
+		v.Nodes = append(v.Nodes, Node{ID: id, Name: "s" + string(rune('1'+i)), Server: true, Leader: id == idS2, RaftID: "raft-" + id[len(id)-1:], Version: from, Healthy: true, LastIndex: 1000})
 	}
 	for i, id := range []string{idC1, idC2, idC3} {
 		pool := "batch"
@@ -61,12 +61,15 @@ func TestNext(t *testing.T) {
 	clients := started()
 	clients.Stage = clusterstate.UpgradeClients
 	clients.Upgraded = 3
-	upgraded := func(v View, ids ...string) View {
+	upgradedTo := func(v View, version string, ids ...string) View {
 		for _, id := range ids {
-			v = v.with(id, func(n *Node) { n.Version = "1.6.3" })
+			v = v.with(id, func(n *Node) { n.Version = version })
 		}
 		return v
 	}
+	upgraded := func(v View, ids ...string) View { return upgradedTo(v, "1.6.3", ids...) }
+	to171 := started()
+	to171.Version = "1.7.1"
 	later := t0.Add(time.Minute)
 	tests := []struct {
 		name     string
@@ -75,6 +78,7 @@ func TestNext(t *testing.T) {
 		want     clusterstate.NomadUpgrade
 		drain    []string
 		eligible []string
+		transfer string
 		wait     string // in Step.Wait, or in the failure when the roll fails
 	}{
 		{name: "a follower first, by name",
@@ -86,6 +90,23 @@ func TestNext(t *testing.T) {
 		{name: "the leader last",
 			u: started(), v: upgraded(cluster("1.6.0"), idS1, idS3),
 			want: inTurn(started(), clusterstate.TurnInstall, t0, idS2)},
+		{name: "the leader hands leadership to an upgraded server when its Nomad can",
+			u: to171, v: func() View { v := upgradedTo(cluster("1.7.0"), "1.7.1", idS1, idS3); v.CanTransfer = true; return v }(),
+			want: to171, transfer: "raft-1", wait: "moving leadership to s1 before upgrading s2"},
+		{name: "not to an upgraded server behind the leader's log",
+			u: to171, v: func() View {
+				v := upgradedTo(cluster("1.7.0"), "1.7.1", idS1, idS3).with(idS1, func(n *Node) { n.LastIndex = 10 })
+				v.CanTransfer = true
+				return v
+			}(),
+			want: to171, transfer: "raft-3", wait: "moving leadership to s3"},
+		{name: "with no server to hand leadership to, the leader restarts",
+			u: to171, v: func() View {
+				v := upgradedTo(cluster("1.7.0"), "1.7.1", idS1, idS3).with(idS1, func(n *Node) { n.Healthy = false }).with(idS3, func(n *Node) { n.Healthy = false })
+				v.CanTransfer = true
+				return v
+			}(),
+			want: inTurn(to171, clusterstate.TurnInstall, t0, idS2)},
 		{name: "no server before autopilot is healthy",
 			u: started(), v: func() View { v := cluster("1.6.0"); v.Healthy = false; return v }(),
 			want: started(), wait: "autopilot"},
@@ -174,8 +195,8 @@ func TestNext(t *testing.T) {
 			if !equal(got.Record, want) {
 				t.Fatalf("record\n%+v\nwant\n%+v", got.Record, want)
 			}
-			if !slices.Equal(got.Drain, tt.drain) || !slices.Equal(got.Eligible, tt.eligible) {
-				t.Fatalf("drain %v eligible %v, want %v %v", got.Drain, got.Eligible, tt.drain, tt.eligible)
+			if !slices.Equal(got.Drain, tt.drain) || !slices.Equal(got.Eligible, tt.eligible) || got.TransferTo != tt.transfer {
+				t.Fatalf("drain %v eligible %v transfer %q, want %v %v %q", got.Drain, got.Eligible, got.TransferTo, tt.drain, tt.eligible, tt.transfer)
 			}
 		})
 	}
