@@ -101,11 +101,11 @@ NFPM         := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 PKG_ARCH     ?= $(shell $(GO) env GOARCH)
 SYSTEM_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nomad-bootstrapd
 
-.PHONY: package test-package test-system system-deps
+.PHONY: package test-package test-system system-deps nomad-repo
 
 ## system-deps: Debian's packaging and system-test tools, installed when missing
 system-deps:
-	@missing=""; for t in lintian:lintian rpm:rpm cloud-init:cloud-init debootstrap:debootstrap; do \
+	@missing=""; for t in lintian:lintian rpm:rpm cloud-init:cloud-init debootstrap:debootstrap dpkg-scanpackages:dpkg-dev; do \
 	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "==> installing$$missing"; \
@@ -135,8 +135,19 @@ test-package: package system-deps
 	  rpm -qpi $$rpm | grep -q '^Name *: nomad-bootstrapd' || { echo "FAIL: rpm -qpi"; exit 1; }
 	cloud-init schema --config-file packaging/cloud-init.yaml
 
-## test-system: the .deb in three booted Debian systems with real systemd (root; see test/system/run.sh)
-test-system: package nomad system-deps
+## nomad-repo: a local apt repository (dist/nomad-repo) of `nomad` .debs of Nomad v1.6.0 and v1.6.3, for the system test's upgrade
+nomad-repo: nomad nomad-old system-deps
+	rm -rf dist/nomad-repo dist/nomad-stage && mkdir -p dist/nomad-repo dist/nomad-stage
+	cp $(NOMAD_OLD) dist/nomad-stage/nomad
+	NOMAD_VERSION=$(NOMAD_OLD_VERSION) GOARCH=$(PKG_ARCH) $(GO) run $(NFPM) package --config test/system/nomad-nfpm.yaml --packager deb --target dist/nomad-repo/
+	cp $(NOMAD) dist/nomad-stage/nomad
+	NOMAD_VERSION=$(NOMAD_VERSION) GOARCH=$(PKG_ARCH) $(GO) run $(NFPM) package --config test/system/nomad-nfpm.yaml --packager deb --target dist/nomad-repo/
+	rm -rf dist/nomad-stage
+	cd dist/nomad-repo && dpkg-scanpackages --multiversion . /dev/null > Packages 2>/dev/null
+
+## test-system: the .deb in three booted Debian systems with real systemd, Nomad from a local apt repository rolled from v1.6.0 to v1.6.3 (root; see test/system/run.sh)
+test-system: package nomad nomad-repo system-deps
 	DEB=$$(ls $(abspath dist)/nomad-bootstrapd_*.deb) NOMAD_BIN=$(abspath $(NOMAD)) \
+	  NOMAD_REPO=$(abspath dist/nomad-repo) NOMAD_REPO_VERSION=$(NOMAD_OLD_VERSION) NOMAD_UPGRADE_TO=$(NOMAD_VERSION) \
 	  ROOTFS_CACHE=$(SYSTEM_CACHE)/rootfs-bookworm SYSTEM_TEST_HOOK=$(abspath test/system/cluster.sh) \
-	  SYSTEM_TEST_HOOK_TIMEOUT=600 test/system/run.sh
+	  SYSTEM_TEST_HOOK_TIMEOUT=900 test/system/run.sh

@@ -41,6 +41,11 @@ const (
 	// DefaultDrainDeadline is how long a client's drain may take unless
 	// -drain-deadline says otherwise.
 	DefaultDrainDeadline = 5 * time.Minute
+	// DefaultNodeTimeout is how long the nodes of a turn have to run the
+	// new version healthy unless -node-timeout says otherwise;
+	// MinNodeTimeout is the shortest: a server restarts and catches up.
+	DefaultNodeTimeout = 10 * time.Minute
+	MinNodeTimeout     = 30 * time.Second
 )
 
 // Routes of the upgrade commands.
@@ -54,6 +59,7 @@ type UpgradeRequest struct {
 	Version       string        `json:"version"`
 	Batch         int           `json:"batch"`
 	DrainDeadline time.Duration `json:"drain_deadline"`
+	NodeTimeout   time.Duration `json:"node_timeout"`
 }
 
 // UpgradeNode is one node's Nomad as the servers see it.
@@ -125,6 +131,8 @@ func (a *Agent) StartUpgrade(ctx context.Context, req UpgradeRequest) (UpgradeAn
 		return UpgradeAnswer{}, fmt.Errorf("-batch %d is not within 1 and %d", req.Batch, clusterstate.MaxUpgradeBatch)
 	case req.DrainDeadline <= 0:
 		return UpgradeAnswer{}, fmt.Errorf("-drain-deadline %s must be positive", req.DrainDeadline)
+	case req.NodeTimeout < MinNodeTimeout:
+		return UpgradeAnswer{}, fmt.Errorf("-node-timeout %s is shorter than %s", req.NodeTimeout, MinNodeTimeout)
 	case a.cfg.Supervise == config.SuperviseNone:
 		return UpgradeAnswer{}, errors.New(`this agent runs no Nomad (supervise = "none"), so it cannot upgrade one: run the command on a server whose agent runs Nomad`)
 	}
@@ -167,7 +175,7 @@ func (a *Agent) StartUpgrade(ctx context.Context, req UpgradeRequest) (UpgradeAn
 		return UpgradeAnswer{}, err
 	}
 	defer closeVars()
-	u := clusterstate.NomadUpgrade{Version: target.String(), Stage: clusterstate.UpgradeServers, Batch: req.Batch, DrainDeadline: req.DrainDeadline, StartedAt: a.now().UTC()}
+	u := clusterstate.NomadUpgrade{Version: target.String(), Stage: clusterstate.UpgradeServers, Batch: req.Batch, DrainDeadline: req.DrainDeadline, NodeTimeout: req.NodeTimeout, StartedAt: a.now().UTC()}
 	var started bool
 	st, _, err := clusterstate.Update(ctx, vars, a.cred.ClusterIDString(), func(s clusterstate.State) (clusterstate.State, bool, error) {
 		a.restore(&s)

@@ -13,7 +13,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
 )
 
-const upgradeHelp = `Usage: nomad-bootstrapd upgrade nomad [-batch N] [-drain-deadline D] [-json] [-root DIR] VERSION
+const upgradeHelp = `Usage: nomad-bootstrapd upgrade nomad [-batch N] [-drain-deadline D] [-node-timeout D] [-json] [-root DIR] VERSION
        nomad-bootstrapd upgrade status [-json] [-root DIR]
 
 upgrade nomad rolls every node of the cluster onto Nomad VERSION, one node
@@ -29,8 +29,8 @@ and the server whose Nomad leads takes the roll step by step.
      Nomad, and is made eligible again once Nomad sees it ready.
 A client that is down during the roll, or a node that joins while it runs,
 installs VERSION when it starts Nomad. A node that does not come back
-healthy within 10 minutes, or a drain that overruns its deadline, stops the
-roll; status and upgrade status show why. Start it again with the same
+healthy within -node-timeout, or a drain that overruns its deadline by 2
+minutes, stops the roll; status and upgrade status show why. Start it again with the same
 command once the cause is fixed.
 
 Each node installs VERSION with the system's package manager (apt-get
@@ -55,10 +55,11 @@ const upgradeExamples = `  nomad-bootstrapd snapshot save /root/before-upgrade.s
   nomad-bootstrapd upgrade status -json | jq .upgrade.stage`
 
 // upgradeFlags registers upgrade nomad's own flags.
-func upgradeFlags(fs *flag.FlagSet) (batch *int, deadline *time.Duration) {
+func upgradeFlags(fs *flag.FlagSet) (batch *int, deadline, nodeTimeout *time.Duration) {
 	batch = fs.Int("batch", 1, fmt.Sprintf("how many clients of one pool are drained and upgraded at once (1 to %d)", clusterstate.MaxUpgradeBatch))
 	deadline = fs.Duration("drain-deadline", agent.DefaultDrainDeadline, "how long a client's drain may take before Nomad stops its remaining allocations")
-	return batch, deadline
+	nodeTimeout = fs.Duration("node-timeout", agent.DefaultNodeTimeout, fmt.Sprintf("how long a node may take to run the new version healthy before the roll stops (at least %s)", agent.MinNodeTimeout))
+	return batch, deadline, nodeTimeout
 }
 
 func runUpgrade(args []string, stdout, stderr io.Writer) int {
@@ -75,9 +76,9 @@ func runUpgrade(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet(what, upgradeHelp, upgradeExamples, stderr)
 	f := agentFlags(fs)
 	var batch *int
-	var deadline *time.Duration
+	var deadline, nodeTimeout *time.Duration
 	if sub == "nomad" {
-		batch, deadline = upgradeFlags(fs)
+		batch, deadline, nodeTimeout = upgradeFlags(fs)
 	}
 	given, code := parseWithArgs(fs, args[1:])
 	if code >= 0 {
@@ -99,7 +100,7 @@ func runUpgrade(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: name exactly one Nomad version, such as 1.6.3 (got %d arguments)\n", what, len(given))
 		return exitUsage
 	}
-	req := agent.UpgradeRequest{Version: given[0], Batch: *batch, DrainDeadline: *deadline}
+	req := agent.UpgradeRequest{Version: given[0], Batch: *batch, DrainDeadline: *deadline, NodeTimeout: *nodeTimeout}
 	if code := runCommand(f, what, agent.UpgradeRoute, agent.UpgradeTimeout, req, &ans, stdout, stderr); code >= 0 {
 		return code
 	}

@@ -429,7 +429,7 @@ func TestCAFullStateFits(t *testing.T) {
 	s.NomadGossipKey = KeyGeneration{Generation: 1<<32 - 1, RotatedAt: late}
 	s.AgentGossipKey = AgentKey{Generation: 1<<32 - 1, Phase: KeyInstall, StartedAt: late, RotatedAt: late}
 	s.CA = CA{Generation: 1<<32 - 1, Phase: CAIssue, Bundles: []string{fullBundle(t), fullBundle(t)}, StartedAt: late}
-	s.NomadUpgrade = NomadUpgrade{Version: "1000.1000.1000-beta.1000", Stage: UpgradeClients, Batch: MaxUpgradeBatch, DrainDeadline: 1<<63 - 1,
+	s.NomadUpgrade = NomadUpgrade{Version: "1000.1000.1000-beta.1000", Stage: UpgradeClients, Batch: MaxUpgradeBatch, DrainDeadline: 1<<63 - 1, NodeTimeout: 1<<63 - 1,
 		Step: TurnDrain, TurnAt: late, Upgraded: 1<<31 - 1, StartedAt: late, FinishedAt: late}
 	for i := range MaxUpgradeBatch {
 		s.NomadUpgrade.Turn = append(s.NomadUpgrade.Turn, fmt.Sprintf("00000000-0000-4000-8000-%012d", i))

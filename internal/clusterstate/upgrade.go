@@ -60,6 +60,9 @@ type NomadUpgrade struct {
 	// DrainDeadline is how long a client's drain may take before Nomad
 	// stops its remaining allocations.
 	DrainDeadline time.Duration `json:"drain_deadline"`
+	// NodeTimeout is how long the nodes of a turn have to run the new
+	// version healthy once told to install it.
+	NodeTimeout time.Duration `json:"node_timeout"`
 	// Turn are the IDs of the nodes being upgraded now, in ID order: one
 	// server, or a batch of clients of one pool.
 	Turn []string `json:"turn,omitempty"`
@@ -107,6 +110,8 @@ func (u NomadUpgrade) validate() error {
 		return fmt.Errorf("clusterstate: Nomad upgrade batch %d is not within 1 and %d", u.Batch, MaxUpgradeBatch)
 	case u.DrainDeadline < 0:
 		return errors.New("clusterstate: Nomad upgrade drain deadline is negative")
+	case u.NodeTimeout <= 0:
+		return errors.New("clusterstate: Nomad upgrade node timeout is not positive")
 	case len(u.Turn) > MaxUpgradeBatch:
 		return fmt.Errorf("clusterstate: Nomad upgrade turn of %d nodes exceeds %d", len(u.Turn), MaxUpgradeBatch)
 	case len(u.Turn) > 0 && !u.Active():
@@ -186,7 +191,7 @@ func (s State) WithNomadUpgrade(u NomadUpgrade) (State, bool, error) {
 }
 
 func (u NomadUpgrade) equal(o NomadUpgrade) bool {
-	return u.Version == o.Version && u.Stage == o.Stage && u.Batch == o.Batch && u.DrainDeadline == o.DrainDeadline &&
+	return u.Version == o.Version && u.Stage == o.Stage && u.Batch == o.Batch && u.DrainDeadline == o.DrainDeadline && u.NodeTimeout == o.NodeTimeout &&
 		slices.Equal(u.Turn, o.Turn) && u.Step == o.Step && u.TurnAt.Equal(o.TurnAt) && u.Upgraded == o.Upgraded &&
 		u.Failure == o.Failure && u.StartedAt.Equal(o.StartedAt) && u.FinishedAt.Equal(o.FinishedAt)
 }

@@ -9,7 +9,7 @@ import (
 
 // rolling is an upgrade to 1.6.3 under way in its server stage.
 func rolling() NomadUpgrade {
-	return NomadUpgrade{Version: "1.6.3", Stage: UpgradeServers, Batch: 1, DrainDeadline: 5 * time.Minute, StartedAt: at}
+	return NomadUpgrade{Version: "1.6.3", Stage: UpgradeServers, Batch: 1, DrainDeadline: 5 * time.Minute, NodeTimeout: 10 * time.Minute, StartedAt: at}
 }
 
 func TestNomadUpgradeValidate(t *testing.T) {
@@ -32,6 +32,7 @@ func TestNomadUpgradeValidate(t *testing.T) {
 		{"batch 0", func(u *NomadUpgrade) { u.Batch = 0 }, "batch"},
 		{"batch too big", func(u *NomadUpgrade) { u.Batch = MaxUpgradeBatch + 1 }, "batch"},
 		{"negative deadline", func(u *NomadUpgrade) { u.DrainDeadline = -1 }, "negative"},
+		{"no node timeout", func(u *NomadUpgrade) { u.NodeTimeout = 0 }, "node timeout"},
 		{"turn unsorted", func(u *NomadUpgrade) { *u = withTurn; u.Turn = []string{idB, idA} }, "ID order"},
 		{"turn repeats", func(u *NomadUpgrade) { *u = withTurn; u.Turn = []string{idA, idA} }, "ID order"},
 		{"turn not a UUID", func(u *NomadUpgrade) { *u = withTurn; u.Turn = []string{"node-a"} }, "canonical UUID"},

@@ -21,11 +21,6 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 )
 
-// TurnTimeout is how long the nodes of a turn have to run the new version
-// healthy once told to install it; a turn that takes longer stops the
-// roll. A drain has its deadline on top.
-const TurnTimeout = 10 * time.Minute
-
 // drainGrace is how long past its deadline a drain may still be running
 // (Nomad stops what is left at the deadline) before it stops the roll.
 const drainGrace = 2 * time.Minute
@@ -157,8 +152,8 @@ func turn(u clusterstate.NomadUpgrade, target nomadver.Version, v View) Step {
 		}
 	}
 	if len(waiting) > 0 {
-		if elapsed > TurnTimeout {
-			return Step{Record: u.Failed(fmt.Sprintf("waited %s for %s", TurnTimeout, strings.Join(waiting, "; ")), v.Now)}
+		if elapsed > u.NodeTimeout {
+			return Step{Record: u.Failed(fmt.Sprintf("waited %s for %s", u.NodeTimeout, strings.Join(waiting, "; ")), v.Now)}
 		}
 		return Step{Record: u, Wait: "waiting for " + strings.Join(waiting, "; ")}
 	}

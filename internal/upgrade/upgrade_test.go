@@ -49,7 +49,7 @@ func (v View) with(id string, change func(n *Node)) View {
 }
 
 func started() clusterstate.NomadUpgrade {
-	return clusterstate.NomadUpgrade{Version: "1.6.3", Stage: clusterstate.UpgradeServers, Batch: 2, DrainDeadline: 5 * time.Minute, StartedAt: t0}
+	return clusterstate.NomadUpgrade{Version: "1.6.3", Stage: clusterstate.UpgradeServers, Batch: 2, DrainDeadline: 5 * time.Minute, NodeTimeout: 10 * time.Minute, StartedAt: t0}
 }
 
 func inTurn(u clusterstate.NomadUpgrade, step string, at time.Time, ids ...string) clusterstate.NomadUpgrade {
@@ -123,8 +123,8 @@ func TestNext(t *testing.T) {
 			u: inTurn(started(), clusterstate.TurnInstall, t0, idS1), v: upgraded(cluster("1.6.0"), idS1).with(idS1, func(n *Node) { n.LastIndex = 1000 - CatchUpSlack }),
 			want: func() clusterstate.NomadUpgrade { u := started(); u.Upgraded = 1; return u }()},
 		{name: "a server that never comes back stops the roll",
-			u: inTurn(started(), clusterstate.TurnInstall, t0, idS1), v: func() View { v := cluster("1.6.0"); v.Now = t0.Add(TurnTimeout + time.Second); return v }(),
-			want: started().Failed("x", t0.Add(TurnTimeout+time.Second)), wait: "waited 10m0s for s1 to run Nomad 1.6.3"},
+			u: inTurn(started(), clusterstate.TurnInstall, t0, idS1), v: func() View { v := cluster("1.6.0"); v.Now = t0.Add(10*time.Minute + time.Second); return v }(),
+			want: started().Failed("x", t0.Add(10*time.Minute+time.Second)), wait: "waited 10m0s for s1 to run Nomad 1.6.3"},
 		{name: "every server upgraded: the clients",
 			u: started(), v: upgraded(cluster("1.6.0"), idS1, idS2, idS3),
 			want: func() clusterstate.NomadUpgrade { u := started(); u.Stage = clusterstate.UpgradeClients; return u }()},

@@ -44,7 +44,9 @@ func nomadOldBin(t testing.TB) string {
 // members` shows 1.6.3 for every server, every client runs it, the job
 // runs two healthy allocations, and only allocations on the drained
 // clients were replaced. The roll went servers first, the leader last,
-// then the clients. A version the servers cannot install, a downgrade, a
+// then the clients. A client whose nomad_dir lacks the version stops the
+// roll after -node-timeout, saying so in its status and in upgrade status;
+// once the binary is there, the same command again finishes the roll. A version the servers cannot install, a downgrade, a
 // line newer than this release configures, and the command on a client
 // are refused and change nothing; the same roll again says there is
 // nothing to do, and a machine that joins afterwards with 1.6.0 starts
@@ -57,10 +59,16 @@ func TestRollingUpgrade(t *testing.T) {
 	if err := os.Symlink(newBin, filepath.Join(nomadDir, "nomad-1.6.3")); err != nil {
 		t.Fatal(err)
 	}
+	// node5's directory lacks 1.6.3 until the roll stopped on it.
+	lacking := filepath.Join(dir, "node5-versions")
+	os.MkdirAll(lacking, 0o755)
 	token := newToken(t)
 	clientToken := clientTokenFile(t, dir, token)
 	base := realNomadArgs(oldBin, clientToken)
 	_, procs := clusterWith(t, token, prefix, 5, func(i int) []string {
+		if i == 4 {
+			return append(base(i), "-nomad-dir", lacking)
+		}
 		return append(base(i), "-nomad-dir", nomadDir)
 	})
 	waitForOr(t, 120*time.Second, "every agent to run a healthy Nomad 1.6.0", allRunning(t, procs), explainCluster(t, procs))
@@ -160,7 +168,7 @@ func TestRollingUpgrade(t *testing.T) {
 
 	// The roll, with a leader asked for every 250 ms.
 	polls := pollAnyLeader(t, procs[:3])
-	out, stderr, code := runWithin(t, 2*time.Minute, "upgrade", "nomad", "-json", "-drain-deadline", "1m", "-root", server.root, "1.6.3")
+	out, stderr, code := runWithin(t, 2*time.Minute, "upgrade", "nomad", "-json", "-drain-deadline", "1m", "-node-timeout", "30s", "-root", server.root, "1.6.3")
 	var ans agent.UpgradeAnswer
 	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || !ans.Started || ans.Upgrade.Version != "1.6.3" || ans.Upgrade.Stage != clusterstate.UpgradeServers {
 		t.Fatalf("upgrade nomad 1.6.3: exit %d, %q, %q", code, out, stderr)
@@ -169,30 +177,63 @@ func TestRollingUpgrade(t *testing.T) {
 	if out, _, code := runWithin(t, 2*time.Minute, "upgrade", "nomad", "-root", server.root, "1.6.3"); code != 0 || !strings.Contains(out, "under way already") {
 		t.Errorf("upgrade nomad again during the roll: exit %d, %q", code, out)
 	}
-	var last agent.UpgradeAnswer
 	var order []string
-	waitForOr(t, 8*time.Minute, "the roll to end", func() bool {
-		out, _, code := run(t, "upgrade", "status", "-json", "-root", procs[3].root)
-		var a agent.UpgradeAnswer
-		if code != 0 || json.Unmarshal([]byte(out), &a) != nil {
-			return false
-		}
-		for _, n := range turnOf(t, procs) {
-			if !slices.Contains(order, n) {
-				order = append(order, n)
+	rollEnds := func() agent.UpgradeAnswer {
+		var last agent.UpgradeAnswer
+		waitForOr(t, 8*time.Minute, "the roll to end", func() bool {
+			out, _, code := run(t, "upgrade", "status", "-json", "-root", procs[3].root)
+			var a agent.UpgradeAnswer
+			if code != 0 || json.Unmarshal([]byte(out), &a) != nil {
+				return false
 			}
-		}
-		last = a
-		return !a.Upgrade.Active()
-	}, func() {
-		out, _, _ := run(t, "upgrade", "status", "-root", server.root)
-		t.Logf("upgrade status:\n%s", out)
-		explainCluster(t, procs)()
-	})
+			for _, n := range turnOf(t, procs) {
+				if !slices.Contains(order, n) {
+					order = append(order, n)
+				}
+			}
+			last = a
+			return !a.Upgrade.Active()
+		}, func() {
+			out, _, _ := run(t, "upgrade", "status", "-root", server.root)
+			t.Logf("upgrade status:\n%s", out)
+			explainCluster(t, procs)()
+		})
+		return last
+	}
+
+	// The roll stops on node5, the first client (pool batch), which
+	// cannot install the version.
+	stopped := rollEnds()
+	if stopped.Upgrade.Stage != clusterstate.UpgradeFailed || !strings.Contains(stopped.Upgrade.Failure, "waited 30s for node5 to run Nomad 1.6.3 (runs 1.6.0)") || stopped.Upgrade.Upgraded != 3 {
+		t.Fatalf("the roll with node5 lacking the version ended %+v", stopped.Upgrade)
+	}
+	if st, _ := statusJSON(t, procs[4].root); !slices.ContainsFunc(st.Warnings, func(w string) bool {
+		return strings.Contains(w, "no Nomad 1.6.3 in nomad_dir: put its binary at "+filepath.Join(lacking, "nomad-1.6.3"))
+	}) {
+		t.Errorf("node5's status does not say why it cannot upgrade: %q", st.Warnings)
+	}
+	if st, _ := statusJSON(t, server.root); st.Cluster == nil || st.Cluster.NomadUpgrade == nil || st.Cluster.NomadUpgrade.Stage != "failed" {
+		t.Errorf("status on a server does not show the stopped roll: %+v", st.Cluster)
+	}
+	if out, _, code := run(t, "upgrade", "status", "-root", server.root); code != 0 || !strings.Contains(out, "stopped: waited 30s for node5") {
+		t.Errorf("upgrade status of the stopped roll: exit %d, %q", code, out)
+	}
+
+	// With the binary in place, the same command finishes the roll.
+	if err := os.Symlink(newBin, filepath.Join(lacking, "nomad-1.6.3")); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := runWithin(t, 2*time.Minute, "upgrade", "nomad", "-drain-deadline", "1m", "-node-timeout", "30s", "-root", server.root, "1.6.3"); code != 0 || !strings.Contains(out, "Started the rolling upgrade") {
+		t.Fatalf("upgrade nomad again after the stop: exit %d, %q, %q", code, out, stderr)
+	}
+	last := rollEnds()
 	p := polls()
 	t.Logf("leader polls: %d, %d without a leader in %d runs (longest %d), leaders %v; roll order %v", p.n, p.leaderless, p.runs, p.longest, p.leaders, order)
-	if last.Upgrade.Stage != clusterstate.UpgradeDone || last.Upgrade.Upgraded != 5 {
+	if last.Upgrade.Stage != clusterstate.UpgradeDone || last.Upgrade.Upgraded != 2 {
 		t.Fatalf("the roll ended %+v", last.Upgrade)
+	}
+	if st, _ := statusJSON(t, procs[4].root); slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "nomad_dir") }) {
+		t.Errorf("node5 still warns after its upgrade: %q", st.Warnings)
 	}
 	// One election at most, when the leader restarted; bounded well
 	// beyond Nomad's election timeouts.

@@ -150,3 +150,44 @@ done
 in_node 2 systemctl start nomad-bootstrapd
 wait_for 120 "node2: status after starting the agent again" in_node 2 nomad-bootstrapd status
 pass "status with the agent stopped shows the persisted state and the units, and exits 2"
+
+# With NOMAD_UPGRADE_TO set (make test-system: Nomad came from the local
+# apt repository at an older version), roll every node onto that version
+# with upgrade nomad: each node installs it with apt-get from the repository
+# and restarts nomad.service, the servers one at a time.
+if [[ -n ${NOMAD_UPGRADE_TO:-} ]]; then
+	from=$(in_node 1 nomad version | sed -n 's/^Nomad v\([0-9]*\.[0-9]*\.[0-9]*\).*/\1/p')
+	[[ $from != "$NOMAD_UPGRADE_TO" ]] || fail "Nomad $from runs already: nothing to upgrade"
+	in_node 1 nomad-bootstrapd snapshot save /root/before-upgrade.snap >/dev/null || fail "node1: snapshot save before the upgrade"
+	out=$(TIMEOUT=240 in_node 1 nomad-bootstrapd upgrade nomad -node-timeout 3m "$NOMAD_UPGRADE_TO" 2>&1) || {
+		echo "$out"
+		fail "node1: upgrade nomad $NOMAD_UPGRADE_TO"
+	}
+	grep -q "Started the rolling upgrade to Nomad $NOMAD_UPGRADE_TO" <<<"$out" || {
+		echo "$out"
+		fail "node1: upgrade nomad $NOMAD_UPGRADE_TO did not start a roll"
+	}
+	roll_over() { in_node 1 nomad-bootstrapd upgrade status -json | tr -d ' \n' | grep -qE '"stage":"(done|failed)"'; }
+	wait_for 600 "the rolling upgrade to Nomad $NOMAD_UPGRADE_TO to end" roll_over
+	out=$(in_node 1 nomad-bootstrapd upgrade status 2>&1) || true
+	grep -q "Upgrade to Nomad $NOMAD_UPGRADE_TO: done" <<<"$out" || {
+		echo "$out"
+		fail "the rolling upgrade to Nomad $NOMAD_UPGRADE_TO did not finish"
+	}
+	for ((i = 1; i <= n; i++)); do
+		wait_for 120 "node$i: status after the upgrade" in_node "$i" nomad-bootstrapd status
+		[[ $(in_node "$i" dpkg-query -W -f='${Version}' nomad) == "$NOMAD_UPGRADE_TO-1" ]] ||
+			fail "node$i: the nomad package is $(in_node "$i" dpkg-query -W -f='${Version}' nomad), want $NOMAD_UPGRADE_TO-1"
+		[[ $(in_node "$i" nomad version | head -1) == "Nomad v$NOMAD_UPGRADE_TO" ]] || fail "node$i: $(in_node "$i" nomad version | head -1)"
+		[[ $(in_node "$i" systemctl is-active nomad) == active ]] || fail "node$i: nomad.service is not active after the upgrade"
+		in_node "$i" nomad-bootstrapd status -json | tr -d ' \n' | grep -q "\"version\":\"$NOMAD_UPGRADE_TO\"" ||
+			fail "node$i: status -json does not show Nomad $NOMAD_UPGRADE_TO"
+	done
+	members=$(in_node 1 bash -c '. /etc/profile.d/nomad-bootstrapd.sh && NOMAD_TOKEN=$(cat /var/lib/nomad-bootstrapd/acl/management.token) nomad server members') ||
+		fail "node1: nomad server members"
+	[[ $(grep -c " $NOMAD_UPGRADE_TO " <<<"$members") == "$n" ]] || {
+		echo "$members"
+		fail "nomad server members does not show $NOMAD_UPGRADE_TO on $n servers"
+	}
+	pass "upgrade nomad $NOMAD_UPGRADE_TO under systemd: every node rolled from $from with apt-get from the local repository, nomad.service active, nomad server members shows $NOMAD_UPGRADE_TO on all $n"
+fi

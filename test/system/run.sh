@@ -10,7 +10,9 @@
 # node<i>, has address 198.18.0.1<i>/24 on eth0, a veth whose other end is on
 # the bridge nbd-br0 (198.18.0.1) in the host, and a default route through
 # it; the host does not forward the nodes' packets anywhere else. Every node
-# gets NOMAD_BIN as /usr/bin/nomad and the .deb installed with dpkg -i.
+# gets NOMAD_BIN as /usr/bin/nomad and the .deb installed with dpkg -i; or,
+# with NOMAD_REPO set, an apt repository of `nomad` .debs at /srv/nomad-repo
+# as its only package source, and NOMAD_REPO_VERSION installed from it.
 #
 # Then, if SYSTEM_TEST_HOOK names an executable, it runs with:
 #   NODE_PIDS="p1 p2 p3"    host PIDs of the nodes' systemd (nsenter -t PID)
@@ -26,7 +28,9 @@
 # Everything started here is stopped by PID, and everything set up is torn
 # down, when the script exits, however it exits. Every wait is bounded.
 #
-# Environment: DEB, NOMAD_BIN (required); ROOTFS_CACHE (default
+# Environment: DEB, NOMAD_BIN (required); NOMAD_REPO, a directory of
+# `nomad` .debs and their Packages index, with NOMAD_REPO_VERSION, the
+# Nomad version to install from it (make nomad-repo builds both); ROOTFS_CACHE (default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/nomad-bootstrapd/rootfs-bookworm);
 # DEBIAN_MIRROR (default: the bookworm mirror of /etc/apt/sources.list*);
 # KEEP_LOGS=1 keeps the work directory's logs.
@@ -61,6 +65,11 @@ FAILED=0
 [[ -n ${NOMAD_BIN:-} && -x $NOMAD_BIN ]] || die "NOMAD_BIN must name the nomad binary (make nomad builds it)"
 DEB=$(realpath "$DEB")
 NOMAD_BIN=$(realpath "$NOMAD_BIN")
+if [[ -n ${NOMAD_REPO:-} ]]; then
+	[[ -f $NOMAD_REPO/Packages && -n ${NOMAD_REPO_VERSION:-} ]] ||
+		die "NOMAD_REPO must hold a Packages index, and NOMAD_REPO_VERSION name the Nomad to install from it (make nomad-repo)"
+	NOMAD_REPO=$(realpath "$NOMAD_REPO")
+fi
 for tool in unshare nsenter ip findmnt flock timeout; do
 	command -v "$tool" >/dev/null || die "$tool is missing"
 done
@@ -377,7 +386,16 @@ for ((i = 1; i <= NODES; i++)); do
 	} >"$root/etc/hosts"
 	od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$root/etc/machine-id"
 	echo >>"$root/etc/machine-id"
-	install -m 0755 "$NOMAD_BIN" "$root/usr/bin/nomad"
+	if [[ -n ${NOMAD_REPO:-} ]]; then
+		# The repository is the node's only package source: nothing is
+		# fetched from anywhere else.
+		mkdir -p "$root/srv/nomad-repo"
+		cp "$NOMAD_REPO"/*.deb "$NOMAD_REPO/Packages" "$root/srv/nomad-repo/"
+		rm -f "$root"/etc/apt/sources.list.d/*
+		echo "deb [trusted=yes] file:/srv/nomad-repo ./" >"$root/etc/apt/sources.list"
+	else
+		install -m 0755 "$NOMAD_BIN" "$root/usr/bin/nomad"
+	fi
 
 	# Network namespace with eth0 on the bridge.
 	ip netns add "$ns"
@@ -453,6 +471,18 @@ for ((i = 1; i <= NODES; i++)); do
 done
 boot_time=$((SECONDS - boot_start))
 pass "$NODES nodes booted systemd as PID 1 in $boot_time s (is-system-running: running or degraded)"
+
+if [[ -n ${NOMAD_REPO:-} ]]; then
+	for ((i = 1; i <= NODES; i++)); do
+		if TIMEOUT=300 run in_node "$i" bash -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nomad=$NOMAD_REPO_VERSION-1" \
+			>"$WORK/node$i-apt.log" 2>&1; then
+			pass "node$i: apt-get install nomad=$NOMAD_REPO_VERSION-1 from the local repository"
+		else
+			cat "$WORK/node$i-apt.log"
+			die "node$i: apt-get install nomad=$NOMAD_REPO_VERSION-1 failed"
+		fi
+	done
+fi
 
 for ((i = 1; i <= NODES; i++)); do
 	cp "$DEB" "${ROOTS[i - 1]}/var/tmp/nomad-bootstrapd.deb"
