@@ -1037,6 +1037,12 @@ func adversaryClusterState(t *testing.T, c target) {
 	if st, err = st.RotateClientToken(time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
+	// And a rolling upgrade that would have every node install a Nomad
+	// of the rogue's choosing.
+	if st, _, err = st.StartNomadUpgrade(clusterstate.NomadUpgrade{Version: "1.6.0", Stage: clusterstate.UpgradeServers, Batch: 1,
+		DrainDeadline: time.Minute, NodeTimeout: time.Minute, StartedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
 	realEndorsement, err := base64.StdEncoding.DecodeString(victim.Endorsement)
 	if err != nil {
 		t.Fatal(err)
