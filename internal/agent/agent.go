@@ -31,6 +31,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/agree"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/casvc"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
@@ -121,6 +122,7 @@ type Agent struct {
 
 	cstate         atomic.Pointer[heldState] // the cluster state this node verified (cluster.go)
 	refusedStates  map[string]bool           // senders of refused cluster states, logged once (loop)
+	newer          map[string]newerSeen      // senders of a newer protocol or state format (a.mu)
 	endorsement    []byte                    // the cluster key's endorsement of this node, for a server-token holder
 	stopRun        context.CancelCauseFunc   // ends Run with a cause (eviction)
 	lastSync       time.Time                 // when this server last read the cluster state from Nomad (pipeline)
@@ -779,6 +781,7 @@ func (a *Agent) Status() status.Status {
 	for _, w := range a.warnings {
 		s.Warnings = append(s.Warnings, w)
 	}
+	s.Warnings = append(s.Warnings, a.newerWarningsLocked()...)
 	if a.node != nil {
 		if m, ok := a.node.LastStale(); ok {
 			if w := clockWarning(m, a.now()); w != "" {
@@ -865,7 +868,9 @@ func (h gossipHandler) HandleMessage(from string, payload []byte) {
 	a := h.a
 	m, err := agree.DecodeMessage(payload)
 	if err != nil {
-		a.log.Warn("dropping malformed message", "from", from, "error", err)
+		if !a.noteNewer(from, err) {
+			a.log.Warn("dropping malformed message", "from", from, "error", err)
+		}
 		return
 	}
 	if !a.ev.post(func() { a.onMessage(from, m) }) {
@@ -892,7 +897,9 @@ func (h gossipHandler) MergeRemoteState(buf []byte, _ bool) {
 	}
 	s, err := agree.DecodePush(buf)
 	if err != nil {
-		a.log.Warn("dropping malformed push/pull state", "error", err)
+		if !a.noteNewer("a member's push/pull sync", err) {
+			a.log.Warn("dropping malformed push/pull state", "error", err)
+		}
 		return
 	}
 	if s.Plan != nil {
@@ -908,4 +915,62 @@ func (h gossipHandler) MergeRemoteState(buf []byte, _ bool) {
 func (h gossipHandler) MembersChanged() {
 	a := h.a
 	a.ev.membersChanged(func() { a.proto.MembersChanged(a.now(), a.tr.Members()) })
+}
+
+// newerSeen is what a member of a newer release sent that this agent
+// cannot read.
+type newerSeen struct {
+	what string // "a message of protocol 2", "a cluster state of format 2"
+	at   time.Time
+}
+
+// newerShownFor is how long status shows a member that sent what this
+// agent cannot read, since it last did.
+const newerShownFor = 10 * time.Minute
+
+// noteNewer records that from sent err, when err says it is of a newer
+// protocol or state format than this release's, and reports whether it
+// was: it is logged the first time, and status shows it.
+func (a *Agent) noteNewer(from string, err error) bool {
+	var np *agree.NewerProtocolError
+	var nf *clusterstate.NewerFormatError
+	var what string
+	switch {
+	case errors.As(err, &np):
+		what = fmt.Sprintf("a %s of protocol %d", np.What, np.Version)
+	case errors.As(err, &nf):
+		what = fmt.Sprintf("a cluster state of format %d", nf.Format)
+	default:
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.newer == nil {
+		a.newer = map[string]newerSeen{}
+	}
+	prev, seen := a.newer[from]
+	if !seen || prev.what != what {
+		if len(a.newer) >= 256 {
+			return true // a flood: the first ones are shown
+		}
+		a.log.Warn("refusing what a newer release of nomad-bootstrapd sent: upgrade this agent", "from", from, "what", what,
+			"protocol", agree.Protocol, "format", clusterstate.Format)
+	}
+	a.newer[from] = newerSeen{what: what, at: a.now()}
+	return true
+}
+
+// newerWarningsLocked are status's warnings of members that recently sent
+// what this agent cannot read. a.mu is held.
+func (a *Agent) newerWarningsLocked() []string {
+	var ws []string
+	for from, n := range a.newer {
+		if a.now().Sub(n.at) > newerShownFor {
+			delete(a.newer, from)
+			continue
+		}
+		ws = append(ws, fmt.Sprintf("%s sent %s, which this agent (protocol %d, state format %d) cannot read: it runs a newer nomad-bootstrapd; what it sends is refused until this agent is upgraded too",
+			from, n.what, agree.Protocol, clusterstate.Format))
+	}
+	return ws
 }

@@ -134,6 +134,9 @@ func (a *Agent) adoptClusterState(from string, b []byte) bool {
 		err = caChangeSigner(p, held, st.CA, sg)
 	}
 	if err != nil {
+		if a.noteNewer(from, err) {
+			return false
+		}
 		if !a.refusedStates[from] {
 			if len(a.refusedStates) >= 1024 || a.refusedStates == nil {
 				a.refusedStates = map[string]bool{}

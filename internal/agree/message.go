@@ -32,8 +32,32 @@ const MaxClusterState = 32 << 10
 // MaxMessageSize bounds what DecodeMessage and DecodeState accept.
 const MaxMessageSize = 64 << 10
 
+// Protocol is the version of the messages and push/pull states this
+// release speaks and reads: every message carries it ("v"), and a message
+// or state of a newer version is refused with a NewerProtocolError instead
+// of being misread. A message without one is of version 1, the first. A
+// release that changes what a message means raises Protocol, and keeps
+// reading and sending the version before to members whose messages carry
+// it, for one release, so that the agents of a cluster can be upgraded one
+// at a time.
+const Protocol = 1
+
+// NewerProtocolError is returned for a message or push/pull state of a
+// newer protocol than this release's: its sender runs a newer
+// nomad-bootstrapd.
+type NewerProtocolError struct {
+	What    string // "message" or "push/pull state"
+	Version int
+}
+
+func (e *NewerProtocolError) Error() string {
+	return fmt.Sprintf("agree: %s of protocol %d, newer than this agent's %d: its sender runs a newer nomad-bootstrapd", e.What, e.Version, Protocol)
+}
+
 // Message is one message of the protocol.
 type Message struct {
+	// V is the protocol version (Protocol) the message is of; 0 reads as 1.
+	V      int    `json:"v,omitempty"`
 	Type   string `json:"t"`
 	ID     uint64 `json:"id,omitempty"` // request ID; replies carry the request's
 	Ballot Ballot `json:"b,omitzero"`   // a request's ballot; in a nack, the ballot promised
@@ -51,8 +75,11 @@ type Message struct {
 	Cluster []byte `json:"c,omitempty"`
 }
 
-// Encode returns m's wire form.
-func (m Message) Encode() []byte { return encodeJSON(m) }
+// Encode returns m's wire form, of this release's protocol.
+func (m Message) Encode() []byte {
+	m.V = Protocol
+	return encodeJSON(m)
+}
 
 // DecodeMessage parses and checks a message from the network.
 func DecodeMessage(b []byte) (Message, error) {
@@ -62,6 +89,12 @@ func DecodeMessage(b []byte) (Message, error) {
 	var m Message
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Message{}, fmt.Errorf("agree: malformed message: %w", err)
+	}
+	switch {
+	case m.V > Protocol:
+		return Message{}, &NewerProtocolError{What: "message", Version: m.V}
+	case m.V < 0:
+		return Message{}, fmt.Errorf("agree: message of protocol %d", m.V)
 	}
 	switch m.Type {
 	case MsgPrepare, MsgPropose:
@@ -134,7 +167,7 @@ func EncodePush(s PushState) []byte {
 	if s.Plan == nil && len(s.Cluster) == 0 {
 		return nil
 	}
-	return encodeJSON(pushState{Version: 1, Plan: s.Plan, Cluster: s.Cluster})
+	return encodeJSON(pushState{Version: Protocol, Plan: s.Plan, Cluster: s.Cluster})
 }
 
 // DecodeState parses and checks a push/pull state from the network; the
@@ -153,8 +186,11 @@ func DecodePush(b []byte) (PushState, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return PushState{}, fmt.Errorf("agree: malformed push/pull state: %w", err)
 	}
-	if s.Version != 1 {
-		return PushState{}, fmt.Errorf("agree: push/pull state version %d is not supported", s.Version)
+	switch {
+	case s.Version > Protocol:
+		return PushState{}, &NewerProtocolError{What: "push/pull state", Version: s.Version}
+	case s.Version < 1:
+		return PushState{}, fmt.Errorf("agree: push/pull state of protocol %d", s.Version)
 	}
 	if s.Plan != nil {
 		if err := s.Plan.Validate(); err != nil {

@@ -1,6 +1,7 @@
 package agree
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -27,6 +28,9 @@ func TestDecodeMessage(t *testing.T) {
 		{"promise", `{"t":"promise","id":3}`, true},
 		{"promise with a plan", string(Message{Type: MsgPromise, ID: 3, Accepted: ballot, Plan: validPlan()}.Encode()), true},
 		{"ack", `{"t":"ack","id":3}`, true},
+		{"ack of protocol 1", `{"v":1,"t":"ack","id":3}`, true},
+		{"ack of a newer protocol", `{"v":2,"t":"ack","id":3}`, false},
+		{"ack of protocol -1", `{"v":-1,"t":"ack","id":3}`, false},
 		{"announce", string(Message{Type: MsgAnnounce, Hash: hash, Epoch: 1}.Encode()), true},
 		{"propose without plan", `{"t":"propose","id":1,"b":{"n":1,"c":"n1"}}`, false},
 		{"propose without ballot", string(Message{Type: MsgPropose, ID: 1, Plan: validPlan()}.Encode()), false},
@@ -128,4 +132,34 @@ func FuzzDecodeVote(f *testing.F) {
 			t.Fatalf("re-encoded vote does not decode: %v", err)
 		}
 	})
+}
+
+// TestNewerProtocol: a message or push/pull state of a newer protocol is
+// refused with an error that says so, not misread; those of this release,
+// and messages of the first, which carried no version, are read.
+func TestNewerProtocol(t *testing.T) {
+	if m := (Message{Type: MsgAck, ID: 3}).Encode(); !strings.Contains(string(m), `"v":1`) {
+		t.Fatalf("a message does not carry its protocol: %s", m)
+	}
+	for _, tt := range []struct {
+		what   string
+		decode func([]byte) error
+		newer  string
+	}{
+		{"message", func(b []byte) error { _, err := DecodeMessage(b); return err }, `{"v":7,"t":"state","c":"eA=="}`},
+		{"push/pull state", func(b []byte) error { _, err := DecodePush(b); return err }, `{"v":7,"cluster":"eA=="}`},
+	} {
+		err := tt.decode([]byte(tt.newer))
+		var newer *NewerProtocolError
+		if !errors.As(err, &newer) || newer.Version != 7 || newer.What != tt.what ||
+			!strings.Contains(err.Error(), "protocol 7, newer than this agent's 1") {
+			t.Errorf("%s of protocol 7: %v", tt.what, err)
+		}
+	}
+	if _, err := DecodePush(EncodePush(PushState{Cluster: []byte("x")})); err != nil {
+		t.Errorf("this release's push/pull state: %v", err)
+	}
+	if _, err := DecodePush([]byte(`{"cluster":"eA=="}`)); err == nil {
+		t.Error("a push/pull state without a version was read")
+	}
 }

@@ -105,7 +105,8 @@ func (sg Signed) Verify(cluster string, endorsed EndorsementCheck) (State, error
 }
 
 // parseState decodes and validates a state's JSON. Fields it does not know
-// are ignored, so that a state of a later version still evicts.
+// are ignored, so that a state a later release wrote in the same format
+// still evicts; a state of a later format is refused (NewerFormatError).
 func parseState(b []byte) (State, error) {
 	var s State
 	d := json.NewDecoder(bytes.NewReader(b))

@@ -27,8 +27,25 @@ import (
 // must fit one gossip message beside a plan.
 const MaxEvicted = 100
 
+// Format is the version of the state's form that this release writes and
+// reads. A state of a newer format is refused with a NewerFormatError, not
+// misread; one without a format is of format 1, the first. A release that
+// adds what an older one would lose or misread raises it.
+const Format = 1
+
+// NewerFormatError is returned for a state of a newer format than this
+// release's: a newer nomad-bootstrapd wrote it.
+type NewerFormatError struct{ Format int }
+
+func (e *NewerFormatError) Error() string {
+	return fmt.Sprintf("clusterstate: the state is of format %d, newer than this agent's %d: a newer nomad-bootstrapd wrote it", e.Format, Format)
+}
+
 // State is the cluster's decided state.
 type State struct {
+	// Format is the form the state is written in (the Format constant);
+	// 0 reads as 1.
+	Format int `json:"format,omitempty"`
 	// Cluster is the cluster ID (32 hex characters) the state belongs to.
 	Cluster string `json:"cluster"`
 	// Version is raised by one with every change; nodes keep the highest.
@@ -172,6 +189,12 @@ type Eviction struct {
 
 // Validate checks what a state from the network or a Variable must hold.
 func (s State) Validate() error {
+	switch {
+	case s.Format > Format:
+		return &NewerFormatError{Format: s.Format}
+	case s.Format < 0:
+		return fmt.Errorf("clusterstate: format %d", s.Format)
+	}
 	if len(s.Cluster) != 32 {
 		return errors.New("clusterstate: no cluster ID")
 	}

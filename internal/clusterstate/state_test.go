@@ -175,6 +175,12 @@ func TestSignVerify(t *testing.T) {
 			sg, _ := Sign(selfEvicted, idS, server, endorsement())
 			return sg
 		}, "evicted"},
+		{"of a newer format, signed by a server", func() Signed {
+			sg := good
+			sg.State = []byte(strings.Replace(string(sg.State), `{"cluster"`, `{"format":2,"cluster"`, 1))
+			sg.Sig = ed25519.Sign(server, message(sg.State))
+			return sg
+		}, "format 2, newer than this agent's 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -416,5 +422,22 @@ func TestWithAgentGossipKey(t *testing.T) {
 		if _, err := sg.Verify(cluster, endorsedOnly(key(7))); err == nil {
 			t.Error("a state with an unknown phase verified")
 		}
+	}
+}
+
+// TestNewerFormat: a state of a newer format is refused as such, not
+// misread; one without a format, as the first releases wrote it, is read.
+func TestNewerFormat(t *testing.T) {
+	_, err := parseState([]byte(`{"format":2,"cluster":"` + cluster + `","version":3,"future_field":{"x":1}}`))
+	var newer *NewerFormatError
+	if !errors.As(err, &newer) || newer.Format != 2 || !strings.Contains(err.Error(), "format 2, newer than this agent's 1") {
+		t.Fatalf("a state of format 2: %v", err)
+	}
+	s, err := parseState([]byte(`{"cluster":"` + cluster + `","version":3}`))
+	if err != nil || s.Version != 3 {
+		t.Fatalf("a state without a format: %+v %v", s, err)
+	}
+	if _, err := parseState([]byte(`{"format":-1,"cluster":"` + cluster + `","version":3}`)); err == nil {
+		t.Fatal("a state of format -1 was read")
 	}
 }

@@ -69,6 +69,7 @@ func Update(ctx context.Context, v Vars, cluster string, change func(State) (Sta
 		if err != nil || !changed {
 			return cur, false, err
 		}
+		next.Format = Format
 		if next.Version <= cur.Version {
 			return State{}, false, fmt.Errorf("clusterstate: a change must raise the version (%d, was %d)", next.Version, cur.Version)
 		}
