@@ -130,8 +130,15 @@ func start(t testing.TB, root, name string, args ...string) *proc {
 // wrap (such as nsenter), which must exec it, when wrap is not empty.
 func startWith(t testing.TB, wrap []string, root, name string, args ...string) *proc {
 	t.Helper()
+	return startBinary(t, bin, wrap, root, name, args...)
+}
+
+// startBinary is startWith for the nomad-bootstrapd binary agent, such as
+// one of an earlier release.
+func startBinary(t testing.TB, agent string, wrap []string, root, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, root: root, args: args, log: &syncBuffer{}, done: make(chan struct{})}
-	argv := append(slices.Clone(wrap), bin, "agent", "-root", root, "-name", name)
+	argv := append(slices.Clone(wrap), agent, "agent", "-root", root, "-name", name)
 	if !slices.Contains(args, "-metrics-addr") {
 		// Many agents share this machine: each would want 127.0.0.1:4652.
 		argv = append(argv, "-metrics-addr", "")
