@@ -139,12 +139,7 @@ func (a *Agent) StartUpgrade(ctx context.Context, req UpgradeRequest) (UpgradeAn
 	if held := a.clusterState(); held != nil && held.NomadUpgrade.Active() && held.NomadUpgrade.Version != target.String() {
 		return UpgradeAnswer{}, fmt.Errorf("an upgrade to Nomad %s is under way; wait until upgrade status shows it done or failed", held.NomadUpgrade.Version)
 	}
-	c, secret, err := a.nomadClient(p)
-	if err != nil {
-		return UpgradeAnswer{}, err
-	}
-	defer c.Close()
-	view, err := a.upgradeView(ctx, c, secret, p)
+	view, err := a.readUpgradeView(ctx, p)
 	if err != nil {
 		return UpgradeAnswer{}, err
 	}
@@ -209,12 +204,7 @@ func (a *Agent) UpgradeStatus(ctx context.Context) (UpgradeAnswer, error) {
 		}
 		return ans, nil
 	}
-	c, secret, err := a.nomadClient(p)
-	if err != nil {
-		return UpgradeAnswer{}, err
-	}
-	defer c.Close()
-	view, err := a.upgradeView(ctx, c, secret, p)
+	view, err := a.readUpgradeView(ctx, p)
 	if err != nil {
 		return UpgradeAnswer{}, err
 	}
@@ -242,6 +232,16 @@ func (a *Agent) upgradeAnswer(view upgrade.View, p plan.Plan) UpgradeAnswer {
 		ans.Nodes = append(ans.Nodes, un)
 	}
 	return ans
+}
+
+// readUpgradeView is upgradeView through a client of its own.
+func (a *Agent) readUpgradeView(ctx context.Context, p plan.Plan) (upgrade.View, error) {
+	c, secret, err := a.nomadClient(p)
+	if err != nil {
+		return upgrade.View{}, err
+	}
+	defer c.Close()
+	return a.upgradeView(ctx, c, secret, p)
 }
 
 // upgradeView reads what the roll needs from Nomad: the servers'

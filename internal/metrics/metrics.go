@@ -92,6 +92,8 @@ var (
 		"Seconds until a secret's next scheduled rotation (on the CA holder, which runs the schedule).", "gauge", []string{"secret"}}
 	famSecretRotating = family{"nomad_bootstrapd_secret_rotating",
 		"1 while a rotation of the secret is under way, as this server last read it.", "gauge", []string{"secret"}}
+	famUpgrade = family{"nomad_bootstrapd_nomad_upgrade",
+		"1 for the stage the last rolling upgrade of Nomad is in (servers, clients, done, failed), 0 for the others; none before the first.", "gauge", []string{"stage"}}
 	famSnapshotAge = family{"nomad_bootstrapd_snapshot_age_seconds",
 		"Seconds since this server's newest scheduled snapshot was taken (servers that keep one).", "gauge", nil}
 	famSnapshotsKept = family{"nomad_bootstrapd_snapshots_kept",
@@ -225,6 +227,13 @@ func writeAgent(w writer, src Source, now time.Time) {
 		w.write(famSecretAge, sa...)
 		w.write(famSecretNext, sn...)
 		w.write(famSecretRotating, sr...)
+	}
+	if s.Cluster != nil && s.Cluster.NomadUpgrade != nil {
+		var st []sample
+		for _, stage := range []string{"servers", "clients", "done", "failed"} {
+			st = append(st, one(boolValue(s.Cluster.NomadUpgrade.Stage == stage), stage))
+		}
+		w.write(famUpgrade, st...)
 	}
 	if sn := s.Snapshots; sn != nil {
 		w.write(famSnapshotsKept, one(float64(sn.Kept)))

@@ -47,7 +47,8 @@ func TestMetrics(t *testing.T) {
 		Cluster: &status.ClusterStatus{Version: 3, Evicted: []status.EvictedStatus{{Name: "node9"}, {Name: "node8"}},
 			ClientToken:    status.ClientTokenStatus{Generation: 1},
 			NomadGossipKey: status.KeyStatus{Generation: 2, RotatedAt: now.Add(-time.Hour), NextRotation: now.Add(2 * time.Hour), Rotating: "install generation 3"},
-			AgentGossipKey: status.KeyStatus{Generation: 1, RotatedAt: now.Add(-2 * time.Hour), NextRotation: now.Add(time.Hour)}},
+			AgentGossipKey: status.KeyStatus{Generation: 1, RotatedAt: now.Add(-2 * time.Hour), NextRotation: now.Add(time.Hour)},
+			NomadUpgrade:   &status.UpgradeStatus{Version: "1.6.3", Stage: "failed"}},
 		Certs: &status.CertStatus{Files: []status.CertFileStatus{
 			{Role: "server", NotAfter: now.Add(time.Hour)}, {Role: "ca", NotAfter: now.Add(-time.Minute)},
 		}},
@@ -96,6 +97,8 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_nomad_healthy 1`,
 			`nomad_bootstrapd_nomad_raft_peers 3`,
 			`nomad_bootstrapd_snapshots_kept 5`,
+			`nomad_bootstrapd_nomad_upgrade{stage="failed"} 1`,
+			`nomad_bootstrapd_nomad_upgrade{stage="done"} 0`,
 			`nomad_bootstrapd_snapshot_age_seconds 1200`,
 			`# TYPE nomad_bootstrapd_csr_signed_total counter`,
 			`go_goroutines`,
@@ -107,7 +110,7 @@ func TestMetrics(t *testing.T) {
 			`nomad_bootstrapd_cluster_state_version 0`,
 			`nomad_bootstrapd_evicted_nodes 0`,
 			`nomad_bootstrapd_csr_signed_total 0`,
-		}, []string{"nomad_bootstrapd_certificate_expiry_seconds{", "nomad_bootstrapd_nomad_healthy ", "nomad_bootstrapd_secret_", "nomad_bootstrapd_snapshot"}},
+		}, []string{"nomad_bootstrapd_certificate_expiry_seconds{", "nomad_bootstrapd_nomad_healthy ", "nomad_bootstrapd_secret_", "nomad_bootstrapd_snapshot", "nomad_bootstrapd_nomad_upgrade"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -220,19 +220,7 @@ type leaderPolls struct {
 // called, which returns what it saw.
 func (tg target) pollLeader(t *testing.T) func() leaderPolls {
 	t.Helper()
-	tlsDir := filepath.Join(tg.procs[0].root, "etc", "nomad.d", "tls")
-	caPEM, err := os.ReadFile(filepath.Join(tlsDir, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, "cli.pem"), filepath.Join(tlsDir, "cli-key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	client := nomadHTTPS(t, tg.procs[0].root, 2*time.Second)
 	url := "https://" + tg.procs[0].addr + ":4646/v1/status/leader"
 	polls := leaderPolls{leaders: map[string]int{}}
 	stop := pollEvery(t, func() {
@@ -255,6 +243,25 @@ func (tg target) pollLeader(t *testing.T) func() leaderPolls {
 		stop()
 		return polls
 	}
+}
+
+// nomadHTTPS returns an HTTP client of Nomad's API with the CLI
+// certificate of the server under root, each request bounded by timeout.
+func nomadHTTPS(t *testing.T, root string, timeout time.Duration) *http.Client {
+	t.Helper()
+	tlsDir := filepath.Join(root, "etc", "nomad.d", "tls")
+	caPEM, err := os.ReadFile(filepath.Join(tlsDir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, "cli.pem"), filepath.Join(tlsDir, "cli-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
 }
 
 // pollEvery calls poll every 250 ms on a goroutine of its own until the

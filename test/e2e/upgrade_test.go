@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -326,19 +324,7 @@ type anyLeaderPolls struct {
 // server does not answer, and the others still name the leader.
 func pollAnyLeader(t *testing.T, servers []*proc) func() anyLeaderPolls {
 	t.Helper()
-	tlsDir := filepath.Join(servers[0].root, "etc", "nomad.d", "tls")
-	caPEM, err := os.ReadFile(filepath.Join(tlsDir, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, "cli.pem"), filepath.Join(tlsDir, "cli-key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	client := nomadHTTPS(t, servers[0].root, time.Second)
 	polls := anyLeaderPolls{leaders: map[string]int{}}
 	streak := 0
 	stop := pollEvery(t, func() {
