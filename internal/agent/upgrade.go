@@ -382,8 +382,8 @@ func (a *Agent) driveUpgrade(ctx context.Context, p plan.Plan) error {
 	}
 	st, changed, err := clusterstate.Update(ctx, vars, a.cred.ClusterIDString(), func(s clusterstate.State) (clusterstate.State, bool, error) {
 		a.restore(&s)
-		if !s.NomadUpgrade.Active() || s.NomadUpgrade.Version != cur.NomadUpgrade.Version {
-			return s, false, nil // stopped or replaced meanwhile
+		if !s.NomadUpgrade.Same(cur.NomadUpgrade) {
+			return s, false, nil // moved on meanwhile: the next look decides again
 		}
 		return s.WithNomadUpgrade(step.Record)
 	})

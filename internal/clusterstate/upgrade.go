@@ -180,7 +180,7 @@ func (s State) WithNomadUpgrade(u NomadUpgrade) (State, bool, error) {
 	if err := u.validate(); err != nil {
 		return s, false, err
 	}
-	if u.equal(s.NomadUpgrade) {
+	if u.Same(s.NomadUpgrade) {
 		return s, false, nil
 	}
 	next := s.clone()
@@ -190,7 +190,8 @@ func (s State) WithNomadUpgrade(u NomadUpgrade) (State, bool, error) {
 	return next, true, nil
 }
 
-func (u NomadUpgrade) equal(o NomadUpgrade) bool {
+// Same reports whether u and o record the same roll at the same step.
+func (u NomadUpgrade) Same(o NomadUpgrade) bool {
 	return u.Version == o.Version && u.Stage == o.Stage && u.Batch == o.Batch && u.DrainDeadline == o.DrainDeadline && u.NodeTimeout == o.NodeTimeout &&
 		slices.Equal(u.Turn, o.Turn) && u.Step == o.Step && u.TurnAt.Equal(o.TurnAt) && u.Upgraded == o.Upgraded &&
 		u.Failure == o.Failure && u.StartedAt.Equal(o.StartedAt) && u.FinishedAt.Equal(o.FinishedAt)

@@ -126,7 +126,7 @@ func TestNomadUpgradeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !back.NomadUpgrade.equal(u) || !back.NomadUpgrade.InTurn(idA) || back.NomadUpgrade.InTurn(idB) {
+	if !back.NomadUpgrade.Same(u) || !back.NomadUpgrade.InTurn(idA) || back.NomadUpgrade.InTurn(idB) {
 		t.Fatalf("round trip: %+v", back.NomadUpgrade)
 	}
 	// Recording it again is no change.

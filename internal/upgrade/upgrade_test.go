@@ -192,7 +192,7 @@ func TestNext(t *testing.T) {
 			if _, changed, err := (clusterstate.State{}).WithNomadUpgrade(got.Record); err != nil && !changed {
 				t.Fatalf("an invalid record: %v", err)
 			}
-			if !equal(got.Record, want) {
+			if !got.Record.Same(want) {
 				t.Fatalf("record\n%+v\nwant\n%+v", got.Record, want)
 			}
 			if !slices.Equal(got.Drain, tt.drain) || !slices.Equal(got.Eligible, tt.eligible) || got.TransferTo != tt.transfer {
@@ -202,11 +202,6 @@ func TestNext(t *testing.T) {
 	}
 }
 
-func equal(a, b clusterstate.NomadUpgrade) bool {
-	s, _, _ := clusterstate.State{}.WithNomadUpgrade(a)
-	_, changed, _ := s.WithNomadUpgrade(b)
-	return !changed
-}
 
 // TestRoll runs a whole roll: every step Next takes from a cluster that
 // does what the step says, until it is done.
