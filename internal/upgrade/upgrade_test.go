@@ -202,7 +202,6 @@ func TestNext(t *testing.T) {
 	}
 }
 
-
 // TestRoll runs a whole roll: every step Next takes from a cluster that
 // does what the step says, until it is done.
 func TestRoll(t *testing.T) {
