@@ -756,14 +756,7 @@ func (a *Agent) Status() status.Status {
 		}
 		if u := cs.NomadUpgrade; u.Version != "" {
 			s.Cluster.NomadUpgrade = &status.UpgradeStatus{Version: u.Version, Stage: u.Stage, Step: u.Step, Upgraded: u.Upgraded,
-				Failure: u.Failure, StartedAt: u.StartedAt, FinishedAt: u.FinishedAt}
-			for _, id := range u.Turn {
-				name := id
-				if i := slices.IndexFunc(members, func(m gossip.Member) bool { return m.MetaErr == nil && m.Meta.ID == id }); i >= 0 {
-					name = members[i].Name
-				}
-				s.Cluster.NomadUpgrade.Turn = append(s.Cluster.NomadUpgrade.Turn, name)
-			}
+				Failure: u.Failure, StartedAt: u.StartedAt, FinishedAt: u.FinishedAt, Turn: memberNames(members, u.Turn)}
 		}
 	}
 	for _, m := range members {

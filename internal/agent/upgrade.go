@@ -198,9 +198,12 @@ func (a *Agent) StartUpgrade(ctx context.Context, req UpgradeRequest) (UpgradeAn
 func (a *Agent) UpgradeStatus(ctx context.Context) (UpgradeAnswer, error) {
 	p, err := a.serverReady()
 	if err != nil {
+		// Not a server: the record this node holds, without the
+		// versions, which only the servers read from Nomad.
 		ans := UpgradeAnswer{}
 		if held := a.clusterState(); held != nil {
 			ans.Upgrade = held.NomadUpgrade
+			ans.Turn = memberNames(a.tr.Members(), held.NomadUpgrade.Turn)
 		}
 		return ans, nil
 	}
@@ -403,19 +406,23 @@ func (a *Agent) driveUpgrade(ctx context.Context, p plan.Plan) error {
 	case u.Stage == clusterstate.UpgradeDone:
 		a.log.Info("the Nomad upgrade is done", "version", u.Version, "upgraded", u.Upgraded)
 	case len(u.Turn) > 0:
-		a.log.Info("Nomad upgrade", "version", u.Version, "stage", u.Stage, "step", u.Step, "turn", a.upgradeNames(view, u.Turn))
+		a.log.Info("Nomad upgrade", "version", u.Version, "stage", u.Stage, "step", u.Step, "turn", memberNames(a.tr.Members(), u.Turn))
 	default:
 		a.log.Info("Nomad upgrade", "version", u.Version, "stage", u.Stage, "upgraded", u.Upgraded)
 	}
 	return nil
 }
 
-func (a *Agent) upgradeNames(view upgrade.View, ids []string) []string {
+// memberNames returns the names of the members with the node IDs ids, in
+// the order of ids; an ID no member has stands for itself.
+func memberNames(members []gossip.Member, ids []string) []string {
 	var names []string
-	for _, n := range view.Nodes {
-		if slices.Contains(ids, n.ID) {
-			names = append(names, n.Name)
+	for _, id := range ids {
+		name := id
+		if i := slices.IndexFunc(members, func(m gossip.Member) bool { return m.MetaErr == nil && m.Meta.ID == id }); i >= 0 {
+			name = members[i].Name
 		}
+		names = append(names, name)
 	}
 	return names
 }
