@@ -50,17 +50,9 @@ func BinaryName(v nomadver.Version) string { return "nomad-" + v.String() }
 // version v can be installed here, and how.
 func (in Installer) Check(ctx context.Context, v nomadver.Version) (string, error) {
 	if in.Dir != "" {
-		path, err := in.fromDir(ctx, v)
-		if err != nil {
-			return "", err
-		}
-		return path, nil
+		return in.fromDir(ctx, v)
 	}
-	pm, err := in.manager()
-	if err != nil {
-		return "", err
-	}
-	pkg, err := in.findPackage(ctx, pm, v)
+	pm, pkg, err := in.packageOf(ctx, v)
 	if err != nil {
 		return "", err
 	}
@@ -73,11 +65,7 @@ func (in Installer) Install(ctx context.Context, v nomadver.Version) (string, er
 	if in.Dir != "" {
 		return in.fromDir(ctx, v)
 	}
-	pm, err := in.manager()
-	if err != nil {
-		return "", err
-	}
-	pkg, err := in.findPackage(ctx, pm, v)
+	pm, pkg, err := in.packageOf(ctx, v)
 	if err != nil {
 		return "", err
 	}
@@ -172,6 +160,17 @@ func (in Installer) manager() (manager, error) {
 		}
 	}
 	return manager{}, errors.New(`nomadinstall: neither apt-get nor dnf is installed: install the Nomad version yourself, or run Nomad with supervise = "process" and a nomad_dir of versioned binaries`)
+}
+
+// packageOf returns this machine's package manager and the version of its
+// nomad package that is Nomad v.
+func (in Installer) packageOf(ctx context.Context, v nomadver.Version) (manager, string, error) {
+	pm, err := in.manager()
+	if err != nil {
+		return manager{}, "", err
+	}
+	pkg, err := in.findPackage(ctx, pm, v)
+	return pm, pkg, err
 }
 
 // findPackage returns the package version of Nomad v that pm can install.
