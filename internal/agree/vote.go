@@ -233,7 +233,15 @@ func (n *Node) handleAccept(from string, m Message) {
 
 // successorVoter returns why this node cannot vote on p, a successor
 // proposed by from, or "": p must follow the plan it holds, this node must
-// be one of that plan's servers, and from a surviving one.
+// be one of that plan's servers, and from one too; for a recovery, from
+// must be one that survives.
+//
+// A successor may replace its own coordinator: a server that was down long
+// enough to be replaced, and came back before the replacement was
+// committed, learns it from the promises of the servers that accepted it,
+// and must propose it, since it may have been chosen. A server that is
+// alive proposes no replacement of itself afresh: every voter refuses to
+// promise one for a server it sees alive (checkSuccessor).
 func (n *Node) successorVoter(from string, p plan.Plan) string {
 	cur := n.plan
 	replaced := plan.Replaced(*cur, p)
@@ -253,8 +261,8 @@ func (n *Node) successorVoter(from string, p plan.Plan) string {
 		return strings.TrimPrefix(err.Error(), "plan: ")
 	case !cur.IsServer(n.cfg.ID):
 		return fmt.Sprintf("%s is not a server of epoch %d", n.cfg.Name, cur.Epoch)
-	case !slices.ContainsFunc(cur.Servers, func(s plan.Server) bool { return s.Name == from && !slices.Contains(replaced, s.ID) }):
-		return fmt.Sprintf("%s is not a surviving server of epoch %d", from, cur.Epoch)
+	case !slices.ContainsFunc(cur.Servers, func(s plan.Server) bool { return s.Name == from }):
+		return fmt.Sprintf("%s is not a server of epoch %d", from, cur.Epoch)
 	}
 	return ""
 }
