@@ -45,7 +45,7 @@ func (n *Node) maybePropose(now time.Time) {
 			voters = append(voters, s.Name)
 		}
 	}
-	n.start(now, cand, nil, voters, witnesses(cand, n.liveMembers(), n.cfg.MinMembers))
+	n.start(now, cand, nil, voters, witnesses(cand, n.liveMembers(), n.cfg.MinMembers), voters)
 }
 
 // witnesses returns the members other than p's servers that a first plan's

@@ -114,7 +114,8 @@ type Timings struct {
 	// plan.
 	ElectingTick time.Duration
 	// CommittedTick is how often it should tick a node with a plan while
-	// one of its servers is down or a replacement is being agreed.
+	// one of its servers is down or at a new address, or a successor is
+	// being agreed.
 	CommittedTick time.Duration
 	// IdleTick is how often it should tick a node with a plan while every
 	// server is alive; membership changes are events of their own.
@@ -327,7 +328,7 @@ func (n *Node) NextTick(now time.Time) time.Duration {
 	switch {
 	case n.plan == nil:
 		d = n.t.ElectingTick
-	case len(n.downSince) > 0 || n.prop != nil:
+	case len(n.downSince) > 0 || n.prop != nil || n.anyMoved():
 		d = n.t.CommittedTick
 	}
 	until := func(t time.Time) {

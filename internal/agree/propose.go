@@ -34,7 +34,7 @@ type proposal struct {
 	hash     string
 	asked    map[uint64]string // request ID -> voter, until it answers
 	voters   []string          // every voter asked
-	servers  map[string]bool   // the candidate's servers, which must all promise
+	servers  map[string]bool   // the voters that must all promise the candidate
 	promised []string
 	acked    []string
 	signed   plan.Plan // plan with the signatures its servers sent so far
@@ -65,8 +65,12 @@ func (pr *proposal) timeout() {
 // it accepted earlier, if any; then they accept the plan of the highest
 // ballot so told, or cand when none was. A first plan needs the promises
 // of all its servers (the voters) and MinMembers members in all; a
-// successor of prev needs a majority of prev's servers at each phase.
-func (n *Node) start(now time.Time, cand plan.Plan, prev *plan.Plan, voters, witnesses []string) {
+// successor of prev needs a majority of prev's servers at each phase. The
+// voters named in must are asked like the others, but the candidate goes on
+// to the accept phase only with each one's promise: the servers of a first
+// plan, and a server that a successor records at a new address, which
+// promises only an address that is its own.
+func (n *Node) start(now time.Time, cand plan.Plan, prev *plan.Plan, voters, witnesses, must []string) {
 	v := n.voteFor(cand.Epoch)
 	b := Ballot{Round: max(v.Promised.Round, n.seen.Round) + 1, Node: n.cfg.Name}
 	v.Promised = b
@@ -78,10 +82,9 @@ func (n *Node) start(now time.Time, cand plan.Plan, prev *plan.Plan, voters, wit
 	pr := &proposal{ballot: b, cand: cand, prev: prev, asked: map[uint64]string{}, servers: map[string]bool{}}
 	if prev != nil {
 		pr.prevHash = prev.Hash()
-	} else {
-		for _, name := range voters {
-			pr.servers[name] = true
-		}
+	}
+	for _, name := range must {
+		pr.servers[name] = true
 	}
 	if v.Plan != nil {
 		pr.learn(v.Accepted, v.Plan.Clone())
@@ -305,11 +308,24 @@ func (n *Node) fail(now time.Time, why string) {
 		n.log.Info("proposal not accepted; retrying", "refusals", refusals)
 		return
 	}
-	if n.planHash == pr.prevHash {
-		n.reason = fmt.Sprintf("server replacement not agreed by %d of the %d servers (%s); retrying",
-			n.quorum(pr), len(pr.prev.Servers), refusals)
-		n.log.Info("server replacement not agreed; retrying", "refusals", refusals)
+	if n.planHash != pr.prevHash {
+		return
 	}
+	if len(plan.Replaced(*pr.prev, pr.cand)) == 0 {
+		var moved []string
+		for i, s := range pr.cand.Servers {
+			if s.Address != pr.prev.Servers[i].Address {
+				moved = append(moved, s.Name+" at "+s.Address)
+			}
+		}
+		n.obs.Warn("readdress", fmt.Sprintf("gossip lists server %s, but the servers did not agree to record the new address "+
+			"(%s; the server itself must promise it); retrying", strings.Join(moved, ", "), refusals))
+		n.log.Info("new server address not agreed; retrying", "refusals", refusals)
+		return
+	}
+	n.reason = fmt.Sprintf("server replacement not agreed by %d of the %d servers (%s); retrying",
+		n.quorum(pr), len(pr.prev.Servers), refusals)
+	n.log.Info("server replacement not agreed; retrying", "refusals", refusals)
 }
 
 // decide commits this node's chosen proposal.

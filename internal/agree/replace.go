@@ -3,6 +3,7 @@ package agree
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -57,8 +58,14 @@ func (n *Node) maybeReplace(now time.Time) {
 	}
 	if len(dead) == 0 {
 		n.obs.ClearWarning("replace") // replaced, recovered, or back
+		if coord == n.cfg.ID {
+			n.maybeReaddress(now, cur)
+		} else {
+			n.obs.ClearWarning("readdress")
+		}
 		return
 	}
+	n.obs.ClearWarning("readdress")
 	if coord != n.cfg.ID {
 		return
 	}
@@ -84,7 +91,61 @@ func (n *Node) maybeReplace(now time.Time) {
 		}
 	}
 	n.log.Info("proposing a server replacement", "epoch", next.Epoch, "servers", strings.Join(next.ServerNames(), ","))
-	n.start(now, next, &cur, voters, nil)
+	n.start(now, next, &cur, voters, nil, nil)
+}
+
+// maybeReaddress proposes a successor of cur that records at their new
+// addresses the servers that gossip lists alive elsewhere (plan.Readdress):
+// a server's machine that came back on another address. Each moved server
+// must promise it, and promises only its own address; every voter checks
+// that it sees the server there. Until the successor is committed, nodes
+// dial the server at the address of cur: Nomad's retry_join, certificate
+// requests to a moved CA holder.
+func (n *Node) maybeReaddress(now time.Time, cur plan.Plan) {
+	addrs := map[string]string{}
+	var names, must, voters []string
+	for _, s := range cur.Servers {
+		if s.ID != n.cfg.ID {
+			voters = append(voters, s.Name)
+		}
+		if a, ok := n.movedTo(s); ok {
+			addrs[s.ID] = a
+			names = append(names, s.Name+" at "+a)
+			if s.ID != n.cfg.ID {
+				must = append(must, s.Name)
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		n.obs.ClearWarning("readdress")
+		return
+	}
+	next, err := plan.Readdress(cur, addrs)
+	if err != nil {
+		return
+	}
+	n.log.Info("proposing to record servers at their new addresses", "epoch", next.Epoch, "servers", strings.Join(names, ", "))
+	n.start(now, next, &cur, voters, nil, must)
+}
+
+// anyMoved reports whether gossip lists a server of the plan alive at
+// another address than the plan's.
+func (n *Node) anyMoved() bool {
+	return n.plan != nil && slices.ContainsFunc(n.plan.Servers, func(s plan.Server) bool { _, ok := n.movedTo(s); return ok })
+}
+
+// movedTo returns the address at which gossip lists the server s alive,
+// with the ID and identity key the plan records for it, when that is an IP
+// address other than the plan's.
+func (n *Node) movedTo(s plan.Server) (string, bool) {
+	m, ok := n.aliveMember(s.Name)
+	if !ok || m.Meta.ID != s.ID || memberKey(m.Meta) != s.Key || m.Address == s.Address {
+		return "", false
+	}
+	if a, err := netip.ParseAddr(m.Address); err != nil || a.String() != m.Address || a.IsUnspecified() || a.Zone() != "" {
+		return "", false
+	}
+	return m.Address, true
 }
 
 // Recover proposes, on a server of the committed plan that an operator
@@ -110,7 +171,7 @@ func (n *Node) Recover(now time.Time, dead []string) error {
 		}
 	}
 	n.log.Warn("proposing a recovery that replaces a majority of the servers, as the operator confirmed", "epoch", next.Epoch, "servers", strings.Join(next.ServerNames(), ","))
-	n.start(now, next, &cur, voters, nil)
+	n.start(now, next, &cur, voters, nil, nil)
 	return nil
 }
 
@@ -184,6 +245,12 @@ func (n *Node) checkSuccessor(now time.Time, from string, p plan.Plan) string {
 	for _, s := range p.Servers {
 		if n.aliveID(s.Name) != s.ID {
 			return fmt.Sprintf("%s does not see server %s alive", n.cfg.Name, s.Name)
+		}
+	}
+	for _, id := range plan.Moved(*cur, p) {
+		i := slices.IndexFunc(cur.Servers, func(s plan.Server) bool { return s.ID == id })
+		if a, ok := n.movedTo(cur.Servers[i]); !ok || a != p.Servers[i].Address {
+			return fmt.Sprintf("%s does not see server %s alive at %s", n.cfg.Name, p.Servers[i].Name, p.Servers[i].Address)
 		}
 	}
 	return n.checkServers(p.Servers)

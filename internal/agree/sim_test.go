@@ -241,6 +241,7 @@ type simNode struct {
 	node      *Node
 	view      []gossip.Member
 	addr      string
+	addrs     []string // every address it has had, addr the last
 	viewVer   int
 	tickGen   uint64
 
@@ -291,6 +292,7 @@ func newSim(sc scenario, r *rand.Rand, bug bugs, traceOn bool) *sim {
 			addr:  fmt.Sprintf("10.0.0.%d", i+1),
 			warns: map[string]string{},
 		}
+		n.addrs = []string{n.addr}
 		n.meta.ID = n.id
 		s.nodes = append(s.nodes, n)
 		s.byName[n.name] = n
@@ -445,7 +447,7 @@ func (s *sim) fault() {
 		return
 	}
 	switch k := s.r.IntN(10); {
-	case k < 4: // crash a node, restart it later
+	case k < 4: // crash a node, restart it later, at times on another address
 		n := s.nodes[s.r.IntN(len(s.nodes))]
 		if n.up {
 			n.crash()
@@ -453,8 +455,12 @@ func (s *sim) fault() {
 			if s.r.IntN(3) == 0 {
 				down = time.Duration(s.r.Int64N(int64(2 * time.Second)))
 			}
+			move := s.r.IntN(4) == 0
 			s.at(down, func() {
 				if s.faulty && !n.up && !n.out {
+					if move {
+						n.moveAddress()
+					}
 					n.boot()
 				}
 			})
@@ -605,7 +611,9 @@ func (n *simNode) refreshView() {
 		}
 		view = append(view, gossip.Member{Name: o.name, Address: o.addr, Port: 4648, State: st, Meta: o.meta})
 	}
-	if !slices.EqualFunc(view, n.view, func(a, b gossip.Member) bool { return a.Name == b.Name && a.State == b.State }) || n.view == nil {
+	if !slices.EqualFunc(view, n.view, func(a, b gossip.Member) bool {
+		return a.Name == b.Name && a.State == b.State && a.Address == b.Address
+	}) || n.view == nil {
 		n.view = view
 		n.node.MembersChanged(s.now, view)
 		n.schedule()
@@ -651,6 +659,18 @@ func (n *simNode) boot() {
 	}
 	n.schedule()
 	n.s.at(time.Duration(s.r.Int64N(int64(pushPullEvery))), n.pushPullLoop(n.inc))
+}
+
+// moveAddress gives the node, while it is down, an address it never had,
+// as a new DHCP lease would.
+func (n *simNode) moveAddress() {
+	n.addr = fmt.Sprintf("10.%d.0.%d", len(n.addrs), n.idx+1)
+	n.addrs = append(n.addrs, n.addr)
+	n.s.logf("%s moves to %s", n.name, n.addr)
+	if n.s.scale {
+		n.s.shared = nil
+		n.s.sharedVer++
+	}
 }
 
 func (n *simNode) crash() {
@@ -909,6 +929,11 @@ func (s *sim) checkSuccessor(coord *simNode, p plan.Plan) {
 		s.violate("epoch %d is not a valid successor: %v", p.Epoch, err)
 		return
 	}
+	for _, srv := range p.Servers {
+		if n := s.byName[srv.Name]; !slices.Contains(n.addrs, srv.Address) {
+			s.violate("epoch %d records server %s at %s, an address it never had (%v)", p.Epoch, srv.Name, srv.Address, n.addrs)
+		}
+	}
 	votes := 0
 	acked := s.accepted[p.Hash()]
 	for _, srv := range prev.Servers {
@@ -1008,6 +1033,12 @@ func (s *sim) checkConverged() {
 		if p := n.node.Plan(); p == nil || p.Hash() != want.Hash() {
 			s.violate("%s holds %s %s after the faults stopped, not %s (reason: %q)",
 				n.name, planString(p), convergeBound, planString(&want), n.node.Reason())
+		}
+	}
+	for _, srv := range want.Servers {
+		if n := s.byName[srv.Name]; n.addr != srv.Address {
+			s.violate("%s holds server %s at %s %s after the faults stopped, not at its address %s (warnings: %v)",
+				planString(&want), srv.Name, srv.Address, convergeBound, n.addr, s.nodes[0].warns)
 		}
 	}
 }

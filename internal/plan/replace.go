@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -99,6 +100,58 @@ func replace(prev Plan, dead []string, live []Member, recovery bool) (Plan, erro
 	return next, nil
 }
 
+// Readdress computes the successor of the committed plan prev that records
+// the servers named by the keys of addrs (node IDs) at the addresses they
+// map to: a server whose machine came back on another address (a new DHCP
+// lease, a re-created VM with the same disk). Nothing else changes; the
+// epoch is prev's plus one.
+func Readdress(prev Plan, addrs map[string]string) (Plan, error) {
+	if err := prev.Validate(); err != nil {
+		return Plan{}, err
+	}
+	next := prev.Clone()
+	next.Epoch = prev.Epoch + 1
+	next.Genesis = prev.Lineage()
+	next.Signatures = nil
+	next.Recovered = false
+	moved := 0
+	for id, addr := range addrs {
+		i := slices.IndexFunc(next.Servers, func(s Server) bool { return s.ID == id })
+		switch {
+		case i < 0:
+			return Plan{}, fmt.Errorf("plan: node %q to readdress is not a server of epoch %d", id, prev.Epoch)
+		case !validAddress(addr):
+			return Plan{}, fmt.Errorf("plan: %q is not an IP address for server %s", addr, next.Servers[i].Name)
+		case next.Servers[i].Address != addr:
+			next.Servers[i].Address = addr
+			moved++
+		}
+	}
+	if moved == 0 {
+		return Plan{}, fmt.Errorf("plan: no server to readdress")
+	}
+	return next, nil
+}
+
+// validAddress reports whether addr is an IP address in its canonical text
+// form, as gossip reports members' addresses.
+func validAddress(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	return err == nil && a.Zone() == "" && !a.IsUnspecified() && a.String() == addr
+}
+
+// Moved returns the IDs of the servers that both prev and next have, each in
+// its place, that next records at another address.
+func Moved(prev, next Plan) []string {
+	var ids []string
+	for i, s := range prev.Servers {
+		if i < len(next.Servers) && next.Servers[i].ID == s.ID && next.Servers[i].Address != s.Address {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}
+
 // Replaced returns the IDs of prev's servers that next replaces.
 func Replaced(prev, next Plan) []string {
 	var ids []string
@@ -113,9 +166,9 @@ func Replaced(prev, next Plan) []string {
 // CheckSuccessor reports why next is not a valid successor of the committed
 // plan prev, or nil: next must be valid, have epoch prev.Epoch+1, the same
 // region, expect and CA, and differ from prev only in replacing a minority
-// of its servers, each in its place, by nodes that were not servers; the CA
-// holder stays unless it is replaced, and then it is the first surviving
-// server.
+// of its servers, each in its place, by nodes that were not servers, and in
+// the addresses of servers that stay (Readdress); the CA holder stays
+// unless it is replaced, and then it is the first surviving server.
 func CheckSuccessor(prev, next Plan) error {
 	if next.Recovered {
 		return fmt.Errorf("plan: epoch %d is a recovery, not a replacement agreed by the surviving servers", next.Epoch)
@@ -149,13 +202,24 @@ func checkSuccessor(prev, next Plan, recovery bool) error {
 	case len(next.Servers) != len(prev.Servers):
 		return fmt.Errorf("plan: epoch %d has %d servers, epoch %d has %d", next.Epoch, len(next.Servers), prev.Epoch, len(prev.Servers))
 	}
-	replaced := 0
+	replaced, moved := 0, 0
 	firstSurvivor := ""
 	for i, s := range prev.Servers {
 		n := next.Servers[i]
+		readdressed := n.ID == s.ID && n.Address != s.Address
+		if readdressed {
+			if !validAddress(n.Address) {
+				return fmt.Errorf("plan: epoch %d records server %s at %q, which is not an IP address", next.Epoch, n.Name, n.Address)
+			}
+			// Only the address may change.
+			n.Address = s.Address
+		}
 		if n == s {
 			if firstSurvivor == "" {
 				firstSurvivor = s.ID
+			}
+			if readdressed {
+				moved++
 			}
 			continue
 		}
@@ -164,7 +228,7 @@ func checkSuccessor(prev, next Plan, recovery bool) error {
 		}
 		replaced++
 	}
-	if replaced == 0 {
+	if replaced == 0 && (moved == 0 || recovery) {
 		return fmt.Errorf("plan: epoch %d replaces no server", next.Epoch)
 	}
 	switch {

@@ -133,7 +133,17 @@ func TestCheckSuccessor(t *testing.T) {
 		{name: "nothing replaced", edit: func(*plan.Plan) {}, wantErr: "replaces no server"},
 		{name: "majority replaced", edit: func(p *plan.Plan) { p.Servers[1], p.Servers[2] = d, e }, wantErr: "at most a minority"},
 		{name: "servers reordered", edit: func(p *plan.Plan) { p.Servers[1], p.Servers[2] = p.Servers[2], d }, wantErr: "moves server c"},
-		{name: "server edited", edit: func(p *plan.Plan) { p.Servers[2].Address = "10.9.9.9" }, wantErr: "moves server c"},
+		{name: "server edited", edit: func(p *plan.Plan) { p.Servers[2].Zone = "z9" }, wantErr: "moves server c"},
+		{name: "server readdressed", edit: func(p *plan.Plan) { p.Servers[2].Address = "10.9.9.9" }},
+		{name: "CA holder readdressed", edit: func(p *plan.Plan) { p.Servers[0].Address = "fd00::9" }},
+		{name: "readdressed and replaced", edit: func(p *plan.Plan) { p.Servers[1].Address = "10.9.9.9"; p.Servers[2] = d }},
+		{name: "readdressed and edited", edit: func(p *plan.Plan) { p.Servers[2].Address = "10.9.9.9"; p.Servers[2].Zone = "z9" },
+			wantErr: "moves server c"},
+		{name: "readdressed to no address", edit: func(p *plan.Plan) { p.Servers[2].Address = "" }, wantErr: "not an IP address"},
+		{name: "readdressed to a name", edit: func(p *plan.Plan) { p.Servers[2].Address = "c.example" }, wantErr: "not an IP address"},
+		{name: "readdressed to any address", edit: func(p *plan.Plan) { p.Servers[2].Address = "0.0.0.0" }, wantErr: "not an IP address"},
+		{name: "readdressed, recovery", edit: func(p *plan.Plan) { p.Servers[2].Address = "10.9.9.9"; p.Recovered = true },
+			wantErr: "is a recovery"},
 		{name: "CA changed", edit: func(p *plan.Plan) { p.Servers[2] = d; p.CAFingerprint = strings.Replace(p.CAFingerprint, "0", "f", 1) },
 			wantErr: "changes the cluster CA"},
 		{name: "CA port changed", edit: func(p *plan.Plan) { p.Servers[2] = d; p.CAPort++ }, wantErr: "changes the cluster CA"},
@@ -155,6 +165,57 @@ func TestCheckSuccessor(t *testing.T) {
 				t.Fatalf("CheckSuccessor = %v, want nil", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Fatalf("CheckSuccessor = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// Readdress records servers at new addresses and changes nothing else.
+func TestReaddress(t *testing.T) {
+	prev := validPlan()
+	tests := []struct {
+		name    string
+		addrs   map[string]string
+		want    []string // the servers' addresses in the successor
+		wantErr string
+	}{
+		{name: "one server", addrs: map[string]string{"id-b": "10.0.0.22"}, want: []string{"10.0.0.1", "10.0.0.22", "10.0.0.3"}},
+		{name: "the CA holder", addrs: map[string]string{"id-a": "fd00::1"}, want: []string{"fd00::1", "10.0.0.2", "10.0.0.3"}},
+		{name: "two servers", addrs: map[string]string{"id-a": "10.0.0.11", "id-c": "10.0.0.33"}, want: []string{"10.0.0.11", "10.0.0.2", "10.0.0.33"}},
+		{name: "same address", addrs: map[string]string{"id-b": "10.0.0.2"}, wantErr: "no server to readdress"},
+		{name: "nothing", addrs: nil, wantErr: "no server to readdress"},
+		{name: "not a server", addrs: map[string]string{"id-d": "10.0.0.4"}, wantErr: "not a server of epoch 1"},
+		{name: "not an address", addrs: map[string]string{"id-b": "b.example"}, wantErr: "not an IP address"},
+		{name: "not canonical", addrs: map[string]string{"id-b": "FD00::0001"}, wantErr: "not an IP address"},
+		{name: "zoned", addrs: map[string]string{"id-b": "fe80::1%eth0"}, wantErr: "not an IP address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next, err := plan.Readdress(prev, tt.addrs)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Readdress = %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range next.Servers {
+				got = append(got, s.Address)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("addresses (-want +got):\n%s", diff)
+			}
+			if err := plan.CheckSuccessor(prev, next); err != nil {
+				t.Errorf("CheckSuccessor(prev, Readdress(prev)) = %v", err)
+			}
+			if got, want := len(plan.Moved(prev, next)), len(tt.addrs); got != want {
+				t.Errorf("Moved lists %d servers, want %d", got, want)
+			}
+			if len(plan.Replaced(prev, next)) != 0 || next.CAHolder != prev.CAHolder {
+				t.Errorf("Readdress replaced a server or moved the CA holder: %+v", next)
 			}
 		})
 	}

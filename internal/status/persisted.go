@@ -71,7 +71,11 @@ func planMember(p plan.Plan, id string) (plan.Server, bool) {
 
 // PlanOf shows p with node names.
 func PlanOf(p *plan.Plan) *PlanStatus {
-	return &PlanStatus{Epoch: p.Epoch, Servers: p.ServerNames(), CAHolder: p.CAHolderName(),
+	addrs := make([]string, len(p.Servers))
+	for i, s := range p.Servers {
+		addrs[i] = s.Address
+	}
+	return &PlanStatus{Epoch: p.Epoch, Servers: p.ServerNames(), ServerAddresses: addrs, CAHolder: p.CAHolderName(),
 		Expect: p.Expect, Region: p.Region, CAFingerprint: p.CAFingerprint}
 }
 

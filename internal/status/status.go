@@ -118,11 +118,14 @@ type NodeStatus struct {
 
 // PlanStatus is the committed plan, with node names.
 type PlanStatus struct {
-	Epoch    uint64   `json:"epoch"`
-	Servers  []string `json:"servers"`
-	CAHolder string   `json:"ca_holder"`
-	Expect   int      `json:"expect"`
-	Region   string   `json:"region"`
+	Epoch   uint64   `json:"epoch"`
+	Servers []string `json:"servers"`
+	// ServerAddresses are the servers' addresses, in the order of
+	// Servers.
+	ServerAddresses []string `json:"server_addresses,omitempty"`
+	CAHolder        string   `json:"ca_holder"`
+	Expect          int      `json:"expect"`
+	Region          string   `json:"region"`
 	// CAFingerprint pins the cluster CA.
 	CAFingerprint string `json:"ca_fingerprint"`
 }
