@@ -274,3 +274,7 @@ func sortedKeys(m map[string]string) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// ValidInterfaceName reports whether name is an interface name that
+// network_interface accepts.
+func ValidInterfaceName(name string) bool { return ifaceRE.MatchString(name) }

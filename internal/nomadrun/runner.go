@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	sockaddr "github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
@@ -55,6 +56,19 @@ type Options struct {
 	// Logger receives the runner's logs and the supervised Nomad's events;
 	// nil discards them.
 	Logger *slog.Logger
+	// Network is what the runner asks of this machine's network; nil is
+	// the machine's own.
+	Network HostNetwork
+}
+
+// HostNetwork is what the runner asks of the machine's network to choose
+// the interface whose address Nomad gives tasks.
+type HostNetwork interface {
+	// DefaultInterface names the interface of the default route as Nomad
+	// finds it, or "" with an error when there is none.
+	DefaultInterface() (string, error)
+	// InterfaceOf names the interface that holds addr, or "".
+	InterfaceOf(addr netip.Addr) string
 }
 
 // Runner runs this node's Nomad agent. Its methods may be called from
@@ -65,6 +79,7 @@ type Runner struct {
 	paths   paths.Paths
 	encrypt string
 	log     *slog.Logger
+	network HostNetwork
 
 	mu     sync.Mutex        // guards bin, feat, api and apiKey
 	bin    string            // the nomad binary
@@ -75,9 +90,13 @@ type Runner struct {
 
 // New returns the runner of o.
 func New(o Options) *Runner {
-	r := &Runner{node: o.Node, cfg: o.Config, paths: o.Paths, bin: o.Config.Nomad, feat: o.Features, encrypt: o.Encrypt, log: o.Logger}
+	r := &Runner{node: o.Node, cfg: o.Config, paths: o.Paths, bin: o.Config.Nomad, feat: o.Features, encrypt: o.Encrypt, log: o.Logger,
+		network: o.Network}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.network == nil {
+		r.network = systemNetwork{}
 	}
 	return r
 }
@@ -146,11 +165,22 @@ func (r *Runner) Agent(p plan.Plan) nomadconf.Agent {
 	if r.RunsClient(p) {
 		c := &nomadconf.Client{Servers: servers, NodePool: r.cfg.Pool, IsolatePool: r.cfg.IsolatePools, RawExec: r.cfg.RawExec,
 			Meta: map[string]string{NodeIDMeta: r.node.ID}}
-		if addr, err := netip.ParseAddr(r.node.Advertise); err == nil && addr.IsLoopback() {
+		addr, err := netip.ParseAddr(r.node.Advertise)
+		switch {
+		case err != nil:
+		case addr.IsLoopback():
 			c.Options = map[string]string{"fingerprint.denylist": cloudFingerprinters}
 			// Tasks of a loopback-only node get a loopback address too,
 			// not that of the interface of the default route.
 			c.NetworkInterface = loopbackInterface()
+		default:
+			// Nomad's client gives tasks the address of the default
+			// route's interface, and does not start without one: a
+			// machine without a default route (an isolated network)
+			// gives them the address peers reach it at.
+			if name, err := r.network.DefaultInterface(); err != nil || name == "" {
+				c.NetworkInterface = r.network.InterfaceOf(addr.Unmap())
+			}
 		}
 		na.Client = c
 	}
@@ -160,6 +190,43 @@ func (r *Runner) Agent(p plan.Plan) nomadconf.Agent {
 // NodeIDMeta is the client meta key that holds the node's ID, by which
 // the servers find the Nomad node of a node the cluster evicted.
 const NodeIDMeta = "nomad_bootstrapd_node_id"
+
+// systemNetwork is the machine's own network.
+type systemNetwork struct{}
+
+// DefaultInterface asks the routing table, as Nomad's network
+// fingerprint does.
+func (systemNetwork) DefaultInterface() (string, error) {
+	ri, err := sockaddr.NewRouteInfo()
+	if err != nil {
+		return "", err
+	}
+	return ri.GetDefaultInterfaceName()
+}
+
+// InterfaceOf looks through the machine's interfaces for addr; it names
+// none whose name Nomad's configuration would refuse.
+func (systemNetwork) InterfaceOf(addr netip.Addr) string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, i := range ifaces {
+		addrs, err := i.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == addr {
+				if nomadconf.ValidInterfaceName(i.Name) {
+					return i.Name
+				}
+				return ""
+			}
+		}
+	}
+	return ""
+}
 
 // loopbackInterface names this machine's loopback interface ("lo" on
 // Linux), or "" when there is none.

@@ -2,6 +2,8 @@ package nomadrun
 
 import (
 	"encoding/json"
+	"errors"
+	"net/netip"
 	"path/filepath"
 	"testing"
 
@@ -39,7 +41,69 @@ func testRunner(id, name, ip string, cfg config.Config) *Runner {
 		Paths:    paths.New("/"),
 		Features: nomadver.Must(nomadver.Oldest),
 		Encrypt:  testKey,
+		Network:  fakeNetwork{defaultIface: "eth0", ifaces: map[string]string{ip: "eth1"}},
 	})
+}
+
+// fakeNetwork is a machine's network: the interface of its default route
+// ("" for none) and the interface of each address.
+type fakeNetwork struct {
+	defaultIface string
+	ifaces       map[string]string
+}
+
+func (f fakeNetwork) DefaultInterface() (string, error) {
+	if f.defaultIface == "" {
+		return "", errors.New("no default route")
+	}
+	return f.defaultIface, nil
+}
+
+func (f fakeNetwork) InterfaceOf(addr netip.Addr) string { return f.ifaces[addr.String()] }
+
+// A client's tasks get the address of the default route's interface, as
+// Nomad chooses it; on a machine without a default route, where Nomad's
+// client would not start, that of the interface peers reach it at.
+func TestNetworkInterface(t *testing.T) {
+	tests := []struct {
+		name    string
+		ip      string
+		network fakeNetwork
+		want    string
+	}{
+		{name: "default route", ip: "10.0.0.21", network: fakeNetwork{defaultIface: "eth0", ifaces: map[string]string{"10.0.0.21": "eth1"}}},
+		{name: "no default route", ip: "10.0.0.21", network: fakeNetwork{ifaces: map[string]string{"10.0.0.21": "eth1"}}, want: "eth1"},
+		{name: "no default route, IPv6", ip: "fd00::21", network: fakeNetwork{ifaces: map[string]string{"fd00::21": "ens3"}}, want: "ens3"},
+		{name: "no default route, address elsewhere (NAT)", ip: "203.0.113.7", network: fakeNetwork{}},
+		{name: "loopback", ip: "127.0.0.21", network: fakeNetwork{}, want: loopbackInterface()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(Options{Node: Node{ID: "id-c1", Name: "c1", Bind: tt.ip, Advertise: tt.ip}, Config: config.Default(),
+				Paths: paths.New("/"), Features: nomadver.Must(nomadver.Oldest), Encrypt: testKey, Network: tt.network})
+			a := r.Agent(testPlan())
+			if a.Client == nil || a.Client.NetworkInterface != tt.want {
+				t.Fatalf("network_interface = %+v, want %q", a.Client, tt.want)
+			}
+			if _, err := nomadconf.Render(a); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The machine's own network names the interface of an address it holds.
+func TestSystemNetwork(t *testing.T) {
+	lo := loopbackInterface()
+	if lo == "" {
+		t.Skip("no loopback interface")
+	}
+	if got := (systemNetwork{}).InterfaceOf(netip.MustParseAddr("127.0.0.1")); got != lo {
+		t.Errorf("InterfaceOf(127.0.0.1) = %q, want %q", got, lo)
+	}
+	if got := (systemNetwork{}).InterfaceOf(netip.MustParseAddr("192.0.2.254")); got != "" {
+		t.Errorf("InterfaceOf(192.0.2.254) = %q, want none", got)
+	}
 }
 
 func TestRunsClient(t *testing.T) {
