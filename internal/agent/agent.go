@@ -34,6 +34,7 @@ import (
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/clusterstate"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/discover"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossipkeys"
@@ -66,6 +67,9 @@ type Options struct {
 	Timings *Timings
 	// GossipTuning adjusts memberlist's configuration (tests and benchmarks).
 	GossipTuning func(*memberlist.Config)
+	// Resolver looks up the seeds given as DNS SRV names; the zero value
+	// asks the system's resolver, within Timings.SeedLookup.
+	Resolver discover.Resolver
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// DryRun builds an agent only to describe what it would do: a missing
@@ -93,6 +97,8 @@ type Agent struct {
 	now         func() time.Time
 	version     string
 	tuning      func(*memberlist.Config)
+	resolver    discover.Resolver
+	seedErrs    string  // under mu: the seeds' last lookup failures, logged when they change
 	tm          Timings // intervals and timeouts (timings.go)
 	facts       fingerprint.Facts
 	id          string
@@ -185,6 +191,7 @@ func New(opts Options) (*Agent, error) {
 		tm:           DefaultTimings(),
 		version:      opts.Version,
 		tuning:       opts.GossipTuning,
+		resolver:     opts.Resolver,
 		ev:           newEvents(),
 		sendq:        make(chan outgoing, sendQueue),
 		warnings:     map[string]string{},
@@ -344,10 +351,13 @@ func (a *Agent) Start() error {
 		a.log.Info("nomad detected", "path", a.cfg.Nomad, "version", a.nomad.Features().Version.String())
 	}
 
-	seeds := a.seeds()
-	if len(seeds) == 0 {
-		a.setJoined()
-	} else {
+	seeds, lookupErr := a.seedList()
+	switch {
+	case len(seeds) == 0 && lookupErr == nil:
+		a.setJoined() // no seed but this node itself: it is the first
+	case len(seeds) == 0:
+		a.setJoinReason(fmt.Sprintf("cannot look the seeds up yet (%v); retrying", lookupErr))
+	default:
 		n, err := node.Join(seeds)
 		switch {
 		case n > 0:
@@ -508,30 +518,51 @@ func refused(err error, known bool) bool {
 
 // seeds returns the configured seeds other than this node itself, as
 // host:port: a seed given without a port is on this node's gossip port,
-// which the nodes of a cluster share.
+// which the nodes of a cluster share; a DNS SRV seed is looked up now, and
+// gives the addresses of its records. A lookup that fails is logged when
+// the failures change, naming the seed.
 func (a *Agent) seeds() []string {
+	seeds, _ := a.seedList()
+	return seeds
+}
+
+// seedList is seeds, with the lookups that failed, nil when none did.
+func (a *Agent) seedList() ([]string, error) {
 	self := map[string]bool{
 		net.JoinHostPort(a.advertise, strconv.Itoa(a.node.Port())): true,
 		net.JoinHostPort(a.bind, strconv.Itoa(a.node.Port())):      true,
 	}
+	r := a.resolver
+	if r.Timeout == 0 {
+		r.Timeout = a.tm.SeedLookup
+	}
+	addrs, errs := r.Resolve(context.Background(), a.cfg.Join, a.cfg.Port)
 	var out []string
-	for _, s := range a.cfg.Join {
-		if hp := seedAddr(s, a.cfg.Port); !self[hp] {
+	for _, hp := range addrs {
+		if !self[hp] && !slices.Contains(out, hp) {
 			out = append(out, hp)
 		}
 	}
-	return out
-}
-
-// seedAddr returns seed as host:port, adding port (the default gossip
-// port when 0) when seed names none. A malformed seed stays as it is, for
-// the join to report.
-func seedAddr(seed string, port int) string {
-	s, err := gossip.ParseSeed(seed)
-	if err != nil {
-		return strings.TrimSpace(seed)
+	var msgs []string
+	for _, err := range errs {
+		msgs = append(msgs, err.Error())
 	}
-	return s.Addr(port)
+	text := strings.Join(msgs, "; ")
+	a.mu.Lock()
+	changed := text != a.seedErrs
+	a.seedErrs = text
+	a.mu.Unlock()
+	switch {
+	case !changed:
+	case text != "":
+		a.log.Warn("cannot look a seed up; retrying at the next join", "error", text)
+	default:
+		a.log.Info("the seeds resolve again")
+	}
+	if text == "" {
+		return out, nil
+	}
+	return out, errors.New(text)
 }
 
 // Run drives the agent until ctx ends, then shuts it down.
@@ -546,7 +577,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	joined := a.joined
 	a.mu.Unlock()
-	if len(a.seeds()) > 0 {
+	if len(a.cfg.Join) > 0 {
 		a.bg.Go(func() {
 			if !joined {
 				a.joinLoop(ctx)
@@ -615,7 +646,13 @@ func (a *Agent) joinLoop(ctx context.Context) {
 		if a.isJoined() {
 			return
 		}
-		n, err := a.node.Join(a.seeds())
+		seeds, lookupErr := a.seedList()
+		if len(seeds) == 0 && lookupErr != nil {
+			a.setJoinReason(fmt.Sprintf("cannot look the seeds up yet (%v); retrying", lookupErr))
+			backoff = min(2*backoff, a.tm.JoinBackoffMax)
+			continue
+		}
+		n, err := a.node.Join(seeds)
 		if n > 0 {
 			a.log.Info("joined the cluster")
 			a.setJoined()

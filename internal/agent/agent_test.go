@@ -380,29 +380,6 @@ func TestMismatchedSettingsAreReported(t *testing.T) {
 	}
 }
 
-func TestSeedAddr(t *testing.T) {
-	tests := []struct {
-		seed string
-		port int
-		want string
-	}{
-		{"10.0.0.5", 7000, "10.0.0.5:7000"},
-		{"10.0.0.5:4650", 7000, "10.0.0.5:4650"},
-		{" 10.0.0.5 ", 4650, "10.0.0.5:4650"},
-		{"10.0.0.5", 0, "10.0.0.5:4650"},
-		{"fd00::1", 7000, "[fd00::1]:7000"},
-		{"[fd00::1]", 7000, "[fd00::1]:7000"},
-		{"[fd00::1]:7001", 7000, "[fd00::1]:7001"},
-		{"node1.example.com", 7000, "node1.example.com:7000"},
-		{" a/10.0.0.1", 7000, "a/10.0.0.1"}, // malformed: the join says so
-	}
-	for _, tt := range tests {
-		if got := seedAddr(tt.seed, tt.port); got != tt.want {
-			t.Errorf("seedAddr(%q, %d) = %q, want %q", tt.seed, tt.port, got, tt.want)
-		}
-	}
-}
-
 // TestBootstrapSizeSkipsSettle: with bootstrap_size known, the agents elect
 // as soon as all of them are alive, even with a settle time that would never
 // pass; with one missing they wait for it.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/discover"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/gossip"
 )
 
@@ -173,7 +174,7 @@ func missingSeeds(ctx context.Context, seeds []string, members []gossip.Member,
 	}
 	var out []string
 	for _, seed := range seeds {
-		s, err := gossip.ParseSeed(seed)
+		s, err := discover.Parse(seed)
 		if err != nil {
 			out = append(out, seed) // the join says what is wrong with it
 			continue

@@ -328,6 +328,12 @@ func TestValidate(t *testing.T) {
 		{"snapshot_retain of 0", func(c *Config) { c.SnapshotRetain = 0 }, "snapshot_retain 0 must be at least 1"},
 		{"nomad_dir relative", func(c *Config) { c.NomadDir = "bin" }, "nomad_dir \"bin\" must be an absolute path"},
 		{"nomad_dir absolute", func(c *Config) { c.NomadDir = "/opt/nomad.d" }, ""},
+		{"seeds of every form", func(c *Config) {
+			c.Join = []string{"10.0.0.5", "10.0.0.6:4650", "[fd00::1]:4650", "n1.example.com", "dns+srv://_gossip._tcp.example.com"}
+		}, ""},
+		{"seed with a bad port", func(c *Config) { c.Join = []string{"10.0.0.5:0"} }, `config: join: "10.0.0.5:0" has a bad port`},
+		{"seed with a path", func(c *Config) { c.Join = []string{"http://10.0.0.5/"} }, `config: join: "http://10.0.0.5/" is not an address`},
+		{"malformed SRV seed", func(c *Config) { c.Join = []string{"dns+srv://_gossip._tcp.example.com:4650"} }, "is not a DNS SRV seed"},
 		{"ca_rotation_percent negative", func(c *Config) { c.CARotationPercent = -1 }, "ca_rotation_percent -1 is outside"},
 		{"zero ca_failover_after", func(c *Config) { c.CAFailoverAfter = 0 }, "ca_failover_after 0s must be positive"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "" }, ""},

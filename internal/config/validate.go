@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/discover"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/plan"
@@ -93,6 +94,7 @@ func (c *Config) Validate() error {
 	if c.NomadDir != "" && !filepath.IsAbs(c.NomadDir) {
 		add(fmt.Errorf("config: nomad_dir %q must be an absolute path", c.NomadDir))
 	}
+	add(discover.Validate(c.Join))
 	add(oneOf("log_level", c.LogLevel))
 	add(validateMetricsAddr(c.MetricsAddr))
 	return errors.Join(errs...)

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/discover"
 )
 
 // DefaultPort is the gossip port (TCP and UDP) when an address names none.
-const DefaultPort = 4650
+const DefaultPort = discover.DefaultPort
 
 // Handler receives a Node's events. Its methods are called from memberlist's
 // goroutines, possibly concurrently, and must not block for long.

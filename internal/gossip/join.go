@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/discover"
 )
 
 // probeTimeout bounds the TCP dial that tells an unreachable seed from one
@@ -95,8 +97,8 @@ func (c *conflictError) Error() string {
 }
 
 // Join contacts the given seeds one at a time and returns how many were
-// reached. A seed is what ParseSeed reads; the port defaults to DefaultPort
-// and memberlist resolves host names.
+// reached. A seed is what discover.Parse reads, but no SRV name; the port
+// defaults to DefaultPort and memberlist resolves host names.
 // Errors are *JoinError values joined with errors.Join, one per failed seed;
 // the error is nil when every seed was reached.
 func (n *Node) Join(seeds []string) (int, error) {
@@ -109,7 +111,10 @@ func (n *Node) Join(seeds []string) (int, error) {
 	reached := 0
 	var errs []error
 	for _, seed := range seeds {
-		parsed, err := ParseSeed(seed)
+		parsed, err := discover.Parse(seed)
+		if err == nil && parsed.SRV != "" {
+			err = fmt.Errorf("%q is a DNS SRV name: look it up first (discover.Resolver)", seed)
+		}
 		if err != nil {
 			errs = append(errs, &JoinError{Seed: seed, Kind: JoinUnreachable, Err: err})
 			continue
@@ -237,60 +242,6 @@ func (n *Node) checkMerge(peers []*memberlist.Node) error {
 		return c
 	}
 	return nil
-}
-
-// Seed is a seed address: a host and, when the seed names one, a port.
-type Seed struct {
-	Host string // an IP address (IPv6 without brackets) or a host name
-	Port int    // 0 when the seed names no port
-}
-
-// ParseSeed parses a seed address: "ip", "ip:port", "[ipv6]",
-// "[ipv6]:port", "host" or "host:port", with blanks around it ignored.
-func ParseSeed(seed string) (Seed, error) {
-	s := strings.TrimSpace(seed)
-	if s == "" {
-		return Seed{}, errors.New("empty seed address")
-	}
-	if strings.ContainsAny(s, "/ ") {
-		return Seed{}, fmt.Errorf("%q is not an address", seed)
-	}
-	if net.ParseIP(s) != nil {
-		return Seed{Host: s}, nil
-	}
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		if ip := s[1 : len(s)-1]; net.ParseIP(ip) != nil {
-			return Seed{Host: ip}, nil
-		}
-		return Seed{}, fmt.Errorf("%q is not an address", seed)
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		if strings.Contains(s, ":") {
-			return Seed{}, fmt.Errorf("%q is not an address: %w", seed, err)
-		}
-		return Seed{Host: s}, nil // a host name
-	}
-	if host == "" {
-		return Seed{}, fmt.Errorf("%q has no host", seed)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 {
-		return Seed{}, fmt.Errorf("%q has a bad port", seed)
-	}
-	return Seed{Host: host, Port: int(p)}, nil
-}
-
-// Addr returns the seed as host:port, on port when the seed names none
-// (DefaultPort when port is 0 too).
-func (s Seed) Addr(port int) string {
-	switch {
-	case s.Port != 0:
-		port = s.Port
-	case port == 0:
-		port = DefaultPort
-	}
-	return net.JoinHostPort(s.Host, strconv.Itoa(port))
 }
 
 // JoinErrors returns the failures of single seeds in an error that Join

@@ -10,66 +10,6 @@ import (
 	"testing"
 )
 
-func TestParseSeed(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Seed
-		addr string // Addr(0)
-		err  string
-	}{
-		{in: "10.0.0.5", want: Seed{Host: "10.0.0.5"}, addr: "10.0.0.5:4650"},
-		{in: "10.0.0.5:7946", want: Seed{Host: "10.0.0.5", Port: 7946}, addr: "10.0.0.5:7946"},
-		{in: " 10.0.0.5 ", want: Seed{Host: "10.0.0.5"}, addr: "10.0.0.5:4650"},
-		{in: "fd00::1", want: Seed{Host: "fd00::1"}, addr: "[fd00::1]:4650"},
-		{in: "[fd00::1]", want: Seed{Host: "fd00::1"}, addr: "[fd00::1]:4650"},
-		{in: "[fd00::1]:7000", want: Seed{Host: "fd00::1", Port: 7000}, addr: "[fd00::1]:7000"},
-		{in: "node1.example.com", want: Seed{Host: "node1.example.com"}, addr: "node1.example.com:4650"},
-		{in: "node1:99", want: Seed{Host: "node1", Port: 99}, addr: "node1:99"},
-		{in: "", err: "empty seed address"},
-		{in: "a/10.0.0.1", err: "not an address"},
-		{in: ":4650", err: "has no host"},
-		{in: "10.0.0.5:0", err: "bad port"},
-		{in: "10.0.0.5:70000", err: "bad port"},
-		{in: "10.0.0.5:http", err: "bad port"},
-		{in: "[fd00::1", err: "not an address"},
-		{in: "[nope]", err: "not an address"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseSeed(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("ParseSeed(%q) = %+v, %v; want error %q", tt.in, got, err, tt.err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("ParseSeed(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
-			}
-			if a := got.Addr(0); a != tt.addr {
-				t.Errorf("Addr(0) = %q, want %q", a, tt.addr)
-			}
-		})
-	}
-}
-
-func TestSeedAddrPort(t *testing.T) {
-	for _, tt := range []struct {
-		seed Seed
-		port int
-		want string
-	}{
-		{Seed{Host: "10.0.0.5"}, 7000, "10.0.0.5:7000"},
-		{Seed{Host: "10.0.0.5", Port: 4651}, 7000, "10.0.0.5:4651"},
-		{Seed{Host: "fd00::1"}, 7000, "[fd00::1]:7000"},
-		{Seed{Host: "n1"}, 0, "n1:4650"},
-	} {
-		if got := tt.seed.Addr(tt.port); got != tt.want {
-			t.Errorf("%+v.Addr(%d) = %q, want %q", tt.seed, tt.port, got, tt.want)
-		}
-	}
-}
-
 func TestJoinErrors(t *testing.T) {
 	a := &JoinError{Seed: "a:1", Kind: JoinUnreachable, Err: errors.New("x")}
 	b := &JoinError{Seed: "b:1", Kind: JoinRejected, Err: errors.New("y")}

@@ -447,6 +447,8 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"even expect", []string{"-token", token, "-expect", "4"}, "even"},
 		{"unknown pool name", []string{"-token", token, "-pool", "all"}, "pool"},
 		{"template matching nothing", []string{"-token", token, "-bind", `{{ GetAllInterfaces | include "name" "nosuchif0" | attr "address" }}`}, "matched no address"},
+		{"malformed seed", []string{"-token", token, "-join", "10.0.0.5:0,dns+srv://_gossip._tcp.example.com/x"}, `join: "10.0.0.5:0" has a bad port`},
+		{"malformed SRV seed", []string{"-token", token, "-join", "dns+srv://_gossip._tcp..example.com"}, `is not a DNS SRV seed`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,127 @@
+package discover
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultTimeout bounds one DNS lookup of Resolve when the Resolver sets
+// none.
+const DefaultTimeout = 5 * time.Second
+
+// MaxTargets bounds the addresses one SRV seed gives: a name that answers
+// with more still gives a cluster plenty to join.
+const MaxTargets = 64
+
+// Resolver looks up the SRV seeds. The zero Resolver asks the system's
+// resolver.
+type Resolver struct {
+	// LookupSRV returns the SRV records of name; nil asks the system's
+	// resolver.
+	LookupSRV func(ctx context.Context, name string) ([]*net.SRV, error)
+	// LookupHost returns the addresses of host; nil asks the system's
+	// resolver.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
+	// Timeout bounds each lookup; 0 is DefaultTimeout.
+	Timeout time.Duration
+}
+
+// SRVError is the failure to look one SRV seed up.
+type SRVError struct {
+	Seed string // the seed as given
+	Err  error
+}
+
+func (e *SRVError) Error() string {
+	return fmt.Sprintf("looking up %s: %v", strings.TrimSpace(e.Seed), e.Err)
+}
+func (e *SRVError) Unwrap() error { return e.Err }
+
+// Resolve returns seeds as host:port, port being the default for the seeds
+// that name none (DefaultPort when port is 0), in their order; each SRV
+// seed is replaced by the addresses of its records' targets, each with its
+// record's port, the records ordered by priority and then weight (the
+// heaviest first), at most MaxTargets of them. A seed that does not parse
+// stays as it is, for the join to report. Each SRV seed that gives no
+// address adds an *SRVError.
+func (r Resolver) Resolve(ctx context.Context, seeds []string, port int) ([]string, []error) {
+	var out []string
+	var errs []error
+	for _, seed := range seeds {
+		s, err := Parse(seed)
+		switch {
+		case err != nil:
+			out = append(out, strings.TrimSpace(seed))
+		case s.SRV == "":
+			out = append(out, s.Addr(port))
+		default:
+			addrs, err := r.srv(ctx, s.SRV)
+			if err != nil {
+				errs = append(errs, &SRVError{Seed: seed, Err: err})
+			}
+			out = append(out, addrs...)
+		}
+	}
+	return out, errs
+}
+
+// srv returns the addresses that the SRV records of name give.
+func (r Resolver) srv(ctx context.Context, name string) ([]string, error) {
+	lookupSRV, lookupHost := r.LookupSRV, r.LookupHost
+	if lookupSRV == nil {
+		lookupSRV = func(ctx context.Context, name string) ([]*net.SRV, error) {
+			_, recs, err := net.DefaultResolver.LookupSRV(ctx, "", "", name)
+			return recs, err
+		}
+	}
+	if lookupHost == nil {
+		lookupHost = net.DefaultResolver.LookupHost
+	}
+	timeout := cmp.Or(r.Timeout, DefaultTimeout)
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	recs, err := lookupSRV(lctx, name)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	recs = slices.DeleteFunc(slices.Clone(recs), func(rec *net.SRV) bool { return rec == nil || rec.Target == "." || rec.Port == 0 })
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s has no SRV record that names a host", name)
+	}
+	slices.SortStableFunc(recs, func(a, b *net.SRV) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(b.Weight, a.Weight))
+	})
+	var out []string
+	var failed []string
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		host := strings.TrimSuffix(rec.Target, ".")
+		addrs := []string{host}
+		if net.ParseIP(host) == nil {
+			lctx, cancel := context.WithTimeout(ctx, timeout)
+			addrs, err = lookupHost(lctx, host)
+			cancel()
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", host, err))
+				continue
+			}
+		}
+		for _, a := range addrs {
+			hp := net.JoinHostPort(a, strconv.Itoa(int(rec.Port)))
+			if !seen[hp] && len(out) < MaxTargets {
+				seen[hp] = true
+				out = append(out, hp)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no target of %s resolves (%s)", name, strings.Join(failed, "; "))
+	}
+	return out, nil
+}
