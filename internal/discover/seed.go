@@ -58,10 +58,18 @@ func Parse(seed string) (Seed, error) {
 		if strings.Contains(s, ":") {
 			return Seed{}, fmt.Errorf("%q is not an address: %w", seed, err)
 		}
-		return Seed{Host: s}, nil // a host name
+		host, port = s, ""
 	}
 	if host == "" {
 		return Seed{}, fmt.Errorf("%q has no host", seed)
+	}
+	if net.ParseIP(host) == nil {
+		if err := checkDNSName(strings.ToLower(host)); err != nil {
+			return Seed{}, fmt.Errorf("%q is not an address or a host name: %v", seed, err)
+		}
+	}
+	if port == "" {
+		return Seed{Host: host}, nil
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || p == 0 {

@@ -37,6 +37,10 @@ func TestParse(t *testing.T) {
 		{in: "dns+srv://" + strings.Repeat("a", 64) + ".com", err: "not 1 to 63 bytes"},
 		{in: "dns+srv://" + strings.Repeat("a.", 127) + "com", err: "longer than 253 bytes"},
 		{in: "srv://_x._tcp.example.com", err: "not an address"},
+		{in: "[", err: "not an address or a host name"},
+		{in: "n1!", err: "not an address or a host name"},
+		{in: "n1..example.com:4650", err: "not an address or a host name"},
+		{in: "N1.Example.COM", want: Seed{Host: "N1.Example.COM"}, addr: "N1.Example.COM:4650"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
