@@ -122,7 +122,7 @@ package:
 	VERSION=$(VERSION) GOARCH=$(PKG_ARCH) $(GO) run $(NFPM) package --config nfpm.yaml --packager deb --target dist/
 	VERSION=$(VERSION) GOARCH=$(PKG_ARCH) $(GO) run $(NFPM) package --config nfpm.yaml --packager rpm --target dist/
 
-## test-package: lintian (no errors), rpm -qpl/-qpi and cloud-init schema on what package built
+## test-package: lintian (no errors), rpm -qpl/-qpi and cloud-init schema on what package built and on the examples
 test-package: package system-deps
 	lintian --fail-on error dist/nomad-bootstrapd_*.deb
 	@set -e; rpm=$$(ls dist/nomad-bootstrapd-*.rpm); rpm -qpi $$rpm; \
@@ -133,7 +133,7 @@ test-package: package system-deps
 	  done; \
 	  rpm -qpc $$rpm | grep -qx /etc/nomad-bootstrapd/config.hcl || { echo "FAIL: config.hcl is not a config file in $$rpm"; exit 1; }; \
 	  rpm -qpi $$rpm | grep -q '^Name *: nomad-bootstrapd' || { echo "FAIL: rpm -qpi"; exit 1; }
-	cloud-init schema --config-file packaging/cloud-init.yaml
+	@set -e; for f in packaging/cloud-init*.yaml; do echo "cloud-init schema $$f"; cloud-init schema --config-file $$f; done
 
 ## nomad-repo: a local apt repository (dist/nomad-repo) of `nomad` .debs of Nomad v1.6.0 and v1.6.3, for the system test's upgrade
 nomad-repo: nomad nomad-old system-deps
