@@ -175,3 +175,22 @@ func TestReaddressRefused(t *testing.T) {
 		})
 	}
 }
+
+// A server that is down does not hold up recording another one's new
+// address: the majority that agrees is the coordinator and the moved server.
+func TestReaddressWithAServerDown(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := keyedPlan()
+	ms := readdressMembers(p)
+	ms[1].Address = "127.0.0.33"
+	ms = append(ms[:2], ms[3:]...) // n3 is down
+	c := newReaddressCluster(t, t0, p, ms)
+	now := t0.Add(time.Second)
+	c.nodes["n1"].Tick(now)
+	c.deliver(now)
+	for name, n := range c.nodes {
+		if got := n.Plan(); got == nil || got.Epoch != 2 || got.Servers[1].Address != "127.0.0.33" {
+			t.Errorf("%s holds %+v; want epoch 2 with n2 at 127.0.0.33", name, got)
+		}
+	}
+}

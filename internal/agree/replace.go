@@ -225,8 +225,9 @@ func (n *Node) clientTokenSpares(cur plan.Plan) int {
 
 // checkSuccessor returns why this node does not promise p, a successor
 // proposed by from, or "": besides what successorVoter checks, this node
-// too must have seen each replaced server down for ServerReplaceAfter, and
-// each new server alive.
+// too must have seen each replaced server down for ServerReplaceAfter, and,
+// for a replacement, every server of p alive; each server p records at a
+// new address alive there.
 func (n *Node) checkSuccessor(now time.Time, from string, p plan.Plan) string {
 	if reason := n.successorVoter(from, p); reason != "" {
 		return reason
@@ -242,8 +243,10 @@ func (n *Node) checkSuccessor(now time.Time, from string, p plan.Plan) string {
 			return fmt.Sprintf("%s has not seen server %s down for %s", n.cfg.Name, s.Name, n.cfg.ServerReplaceAfter)
 		}
 	}
+	// A successor that only records new addresses changes nothing about
+	// the servers that did not move: they need not be alive.
 	for _, s := range p.Servers {
-		if n.aliveID(s.Name) != s.ID {
+		if len(replaced) > 0 && n.aliveID(s.Name) != s.ID {
 			return fmt.Sprintf("%s does not see server %s alive", n.cfg.Name, s.Name)
 		}
 	}
