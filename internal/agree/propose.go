@@ -313,8 +313,9 @@ func (n *Node) fail(now time.Time, why string) {
 	}
 	if len(plan.Replaced(*pr.prev, pr.cand)) == 0 {
 		var moved []string
-		for i, s := range pr.cand.Servers {
-			if s.Address != pr.prev.Servers[i].Address {
+		ids := plan.Moved(*pr.prev, pr.cand)
+		for _, s := range pr.cand.Servers {
+			if slices.Contains(ids, s.ID) {
 				moved = append(moved, s.Name+" at "+s.Address)
 			}
 		}

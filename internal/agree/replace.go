@@ -3,7 +3,6 @@ package agree
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -139,10 +138,7 @@ func (n *Node) anyMoved() bool {
 // address other than the plan's.
 func (n *Node) movedTo(s plan.Server) (string, bool) {
 	m, ok := n.aliveMember(s.Name)
-	if !ok || m.Meta.ID != s.ID || memberKey(m.Meta) != s.Key || m.Address == s.Address {
-		return "", false
-	}
-	if a, err := netip.ParseAddr(m.Address); err != nil || a.String() != m.Address || a.IsUnspecified() || a.Zone() != "" {
+	if !ok || m.Meta.ID != s.ID || memberKey(m.Meta) != s.Key || m.Address == s.Address || !plan.ValidAddress(m.Address) {
 		return "", false
 	}
 	return m.Address, true

@@ -120,7 +120,7 @@ func Readdress(prev Plan, addrs map[string]string) (Plan, error) {
 		switch {
 		case i < 0:
 			return Plan{}, fmt.Errorf("plan: node %q to readdress is not a server of epoch %d", id, prev.Epoch)
-		case !validAddress(addr):
+		case !ValidAddress(addr):
 			return Plan{}, fmt.Errorf("plan: %q is not an IP address for server %s", addr, next.Servers[i].Name)
 		case next.Servers[i].Address != addr:
 			next.Servers[i].Address = addr
@@ -133,9 +133,10 @@ func Readdress(prev Plan, addrs map[string]string) (Plan, error) {
 	return next, nil
 }
 
-// validAddress reports whether addr is an IP address in its canonical text
-// form, as gossip reports members' addresses.
-func validAddress(addr string) bool {
+// ValidAddress reports whether addr is an IP address in its canonical text
+// form, as gossip reports members' addresses, and one that can be dialled
+// (not unspecified, no zone): what a plan may record for a server.
+func ValidAddress(addr string) bool {
 	a, err := netip.ParseAddr(addr)
 	return err == nil && a.Zone() == "" && !a.IsUnspecified() && a.String() == addr
 }
@@ -208,7 +209,7 @@ func checkSuccessor(prev, next Plan, recovery bool) error {
 		n := next.Servers[i]
 		readdressed := n.ID == s.ID && n.Address != s.Address
 		if readdressed {
-			if !validAddress(n.Address) {
+			if !ValidAddress(n.Address) {
 				return fmt.Errorf("plan: epoch %d records server %s at %q, which is not an IP address", next.Epoch, n.Name, n.Address)
 			}
 			// Only the address may change.
