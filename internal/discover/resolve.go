@@ -84,9 +84,9 @@ func (r Resolver) srv(ctx context.Context, name string) ([]string, error) {
 		lookupHost = net.DefaultResolver.LookupHost
 	}
 	timeout := cmp.Or(r.Timeout, DefaultTimeout)
-	lctx, cancel := context.WithTimeout(ctx, timeout)
-	recs, err := lookupSRV(lctx, name)
-	cancel()
+	sctx, cancelSRV := context.WithTimeout(ctx, timeout)
+	recs, err := lookupSRV(sctx, name)
+	cancelSRV()
 	if err != nil {
 		return nil, err
 	}
@@ -97,16 +97,23 @@ func (r Resolver) srv(ctx context.Context, name string) ([]string, error) {
 	slices.SortStableFunc(recs, func(a, b *net.SRV) int {
 		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(b.Weight, a.Weight))
 	})
+	// Every target gives at least one address, and the lookups of the
+	// targets' names share one timeout: however many records a name
+	// answers with, Resolve ends within two timeouts.
+	recs = recs[:min(len(recs), MaxTargets)]
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var out []string
 	var failed []string
 	seen := map[string]bool{}
 	for _, rec := range recs {
+		if len(out) >= MaxTargets {
+			break
+		}
 		host := strings.TrimSuffix(rec.Target, ".")
 		addrs := []string{host}
 		if net.ParseIP(host) == nil {
-			lctx, cancel := context.WithTimeout(ctx, timeout)
-			addrs, err = lookupHost(lctx, host)
-			cancel()
+			addrs, err = lookupHost(hctx, host)
 			if err != nil {
 				failed = append(failed, fmt.Sprintf("%s: %v", host, err))
 				continue

@@ -3,6 +3,7 @@ package discover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -165,5 +166,38 @@ func TestResolveRealDNS(t *testing.T) {
 	_, errs = r.Resolve(context.Background(), []string{"dns+srv://_missing._tcp.test"}, 0)
 	if len(errs) != 1 {
 		t.Errorf("a name without records: errors %v, want one", errs)
+	}
+}
+
+// Names that never answer hold Resolve up for at most two timeouts, however
+// many records name them: the lookups of the targets share one deadline,
+// and at most MaxTargets of them are made.
+func TestResolveSlowTargets(t *testing.T) {
+	var recs []*net.SRV
+	for i := range 200 {
+		recs = append(recs, &net.SRV{Target: fmt.Sprintf("slow%d.example.com.", i), Port: 4650})
+	}
+	var deadlines []time.Time
+	r := Resolver{
+		LookupSRV: func(context.Context, string) ([]*net.SRV, error) { return recs, nil },
+		LookupHost: func(ctx context.Context, host string) ([]string, error) {
+			d, _ := ctx.Deadline()
+			deadlines = append(deadlines, d)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+		Timeout: 20 * time.Millisecond,
+	}
+	got, errs := r.Resolve(context.Background(), []string{"dns+srv://_g._tcp.example.com"}, 0)
+	if len(got) != 0 || len(errs) != 1 {
+		t.Errorf("Resolve gave %q, %v; want nothing and one error", got, errs)
+	}
+	if len(deadlines) == 0 || len(deadlines) > MaxTargets {
+		t.Fatalf("%d lookups of targets, want 1 to %d", len(deadlines), MaxTargets)
+	}
+	for _, d := range deadlines {
+		if d.IsZero() || !d.Equal(deadlines[0]) {
+			t.Fatalf("the lookups of targets had deadlines %v, want one shared deadline", deadlines)
+		}
 	}
 }
