@@ -18,9 +18,10 @@ token_file = "/etc/nomad-bootstrapd/token"
 # token = ""
 
 # Seeds of machines in the cluster, for instance two or three machines that
-# come up first: "ip", "ip:port", a host name, or a DNS SRV name
-# ("dns+srv://_nomad-bootstrapd._tcp.example.com"), looked up again at each
-# join. A machine may list itself.
+# come up first: "ip", "ip:port", a host name, a DNS SRV name
+# ("dns+srv://_nomad-bootstrapd._tcp.example.com"), or "provider=mdns" for
+# the cluster's machines on this network segment; names are looked up again
+# at each join. A machine may list itself.
 # join = ["10.0.0.5", "10.0.0.6"]
 
 # Address to listen on: an IP or a go-sockaddr template. Default: the

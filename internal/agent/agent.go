@@ -98,8 +98,9 @@ type Agent struct {
 	version     string
 	tuning      func(*memberlist.Config)
 	resolver    discover.Resolver
-	seedErrs    string  // under mu: the seeds' last lookup failures, logged when they change
-	tm          Timings // intervals and timeouts (timings.go)
+	mdns        *discover.Announcer // set by Start when a seed is provider=mdns
+	seedErrs    string              // under mu: the seeds' last lookup failures, logged when they change
+	tm          Timings             // intervals and timeouts (timings.go)
 	facts       fingerprint.Facts
 	id          string
 	idMu        sync.Mutex // guards idFresh and lock
@@ -351,6 +352,10 @@ func (a *Agent) Start() error {
 		a.log.Info("nomad detected", "path", a.cfg.Nomad, "version", a.nomad.Features().Version.String())
 	}
 
+	if err := a.startMDNS(); err != nil {
+		node.Shutdown()
+		return err
+	}
 	seeds, lookupErr := a.seedList()
 	switch {
 	case len(seeds) == 0 && lookupErr == nil:
@@ -373,6 +378,7 @@ func (a *Agent) Start() error {
 				a.setJoined()
 				break
 			}
+			a.stopMDNS()
 			node.Shutdown()
 			return fmt.Errorf("agent: cannot join the cluster: %w (nor did a seed hand over the cluster's gossip key: %v)", err, ferr)
 		case refused(err, true):
@@ -389,11 +395,13 @@ func (a *Agent) Start() error {
 	}
 
 	if err := a.persistIdentity(); err != nil {
+		a.stopMDNS()
 		node.Shutdown()
 		return err
 	}
 	srv, _, err := status.Listen(a.paths.Socket(), a.Status, a.commands()...)
 	if err != nil {
+		a.stopMDNS()
 		node.Shutdown()
 		a.unlockState()
 		return err
@@ -624,6 +632,7 @@ func (a *Agent) shutdown() {
 		a.srv.Close()
 		os.Remove(a.paths.Socket())
 	}
+	a.stopMDNS()
 	if a.node != nil {
 		a.node.Shutdown()
 	}

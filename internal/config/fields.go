@@ -77,7 +77,7 @@ var fields = []Field{
 		Usage: "`file` holding the join token, the server token or a client token",
 		ptr:   func(c *Config) any { return &c.TokenFile }},
 	{Key: "join", Flag: "join",
-		Usage: "comma-separated `seeds` of nodes already in the cluster: ip, ip:port, host[:port] or dns+srv://_service._tcp.domain",
+		Usage: "comma-separated `seeds` of nodes already in the cluster: ip, ip:port, host[:port], dns+srv://_service._tcp.domain or provider=mdns",
 		ptr:   func(c *Config) any { return &c.Join }},
 	{Key: "bind", Flag: "bind",
 		Usage: "`address` to listen on: an IP or a go-sockaddr template (default: the advertise address)",

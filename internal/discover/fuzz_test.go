@@ -17,6 +17,12 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if s.MDNS {
+			if s.Host != "" || s.Port != 0 || s.SRV != "" {
+				t.Fatalf("Parse(%q) = %+v", in, s)
+			}
+			return
+		}
 		if s.SRV != "" {
 			if s.Host != "" || s.Port != 0 || !strings.HasSuffix(s.SRV, ".") || strings.ContainsAny(s.SRV, " /:@") {
 				t.Fatalf("Parse(%q) = %+v", in, s)

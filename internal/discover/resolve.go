@@ -3,6 +3,7 @@ package discover
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -19,9 +20,13 @@ const DefaultTimeout = 5 * time.Second
 // with more still gives a cluster plenty to join.
 const MaxTargets = 64
 
-// Resolver looks up the SRV seeds. The zero Resolver asks the system's
-// resolver.
+// Resolver looks up the SRV and mDNS seeds. The zero Resolver asks the
+// system's resolver, and finds no one by mDNS.
 type Resolver struct {
+	// MDNS returns the gossip addresses of the agents that multicast DNS
+	// finds on this machine's segment (Browse with the cluster's tag);
+	// nil refuses the mDNS seed.
+	MDNS func(ctx context.Context) ([]string, error)
 	// LookupSRV returns the SRV records of name; nil asks the system's
 	// resolver.
 	LookupSRV func(ctx context.Context, name string) ([]*net.SRV, error)
@@ -32,24 +37,25 @@ type Resolver struct {
 	Timeout time.Duration
 }
 
-// SRVError is the failure to look one SRV seed up.
-type SRVError struct {
+// LookupError is the failure to look one SRV or mDNS seed up.
+type LookupError struct {
 	Seed string // the seed as given
 	Err  error
 }
 
-func (e *SRVError) Error() string {
+func (e *LookupError) Error() string {
 	return fmt.Sprintf("looking up %s: %v", strings.TrimSpace(e.Seed), e.Err)
 }
-func (e *SRVError) Unwrap() error { return e.Err }
+func (e *LookupError) Unwrap() error { return e.Err }
 
 // Resolve returns seeds as host:port, port being the default for the seeds
 // that name none (DefaultPort when port is 0), in their order; each SRV
 // seed is replaced by the addresses of its records' targets, each with its
 // record's port, the records ordered by priority and then weight (the
-// heaviest first), at most MaxTargets of them. A seed that does not parse
-// stays as it is, for the join to report. Each SRV seed that gives no
-// address adds an *SRVError.
+// heaviest first), at most MaxTargets of them; the mDNS seed by the
+// addresses MDNS finds. A seed that does not parse stays as it is, for the
+// join to report. Each SRV or mDNS seed whose lookup fails adds a
+// *LookupError.
 func (r Resolver) Resolve(ctx context.Context, seeds []string, port int) ([]string, []error) {
 	var out []string
 	var errs []error
@@ -58,17 +64,31 @@ func (r Resolver) Resolve(ctx context.Context, seeds []string, port int) ([]stri
 		switch {
 		case err != nil:
 			out = append(out, strings.TrimSpace(seed))
+		case s.MDNS:
+			addrs, err := r.mdns(ctx)
+			if err != nil {
+				errs = append(errs, &LookupError{Seed: seed, Err: err})
+			}
+			out = append(out, addrs...)
 		case s.SRV == "":
 			out = append(out, s.Addr(port))
 		default:
 			addrs, err := r.srv(ctx, s.SRV)
 			if err != nil {
-				errs = append(errs, &SRVError{Seed: seed, Err: err})
+				errs = append(errs, &LookupError{Seed: seed, Err: err})
 			}
 			out = append(out, addrs...)
 		}
 	}
 	return out, errs
+}
+
+// mdns returns the addresses that multicast DNS finds.
+func (r Resolver) mdns(ctx context.Context) ([]string, error) {
+	if r.MDNS == nil {
+		return nil, errors.New("multicast DNS is not set up on this agent")
+	}
+	return r.MDNS(ctx)
 }
 
 // srv returns the addresses that the SRV records of name give.

@@ -87,9 +87,9 @@ func TestResolve(t *testing.T) {
 				t.Fatalf("errors %v, want %d", errs, len(tt.errs))
 			}
 			for i, err := range errs {
-				var se *SRVError
+				var se *LookupError
 				if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.errs[i]) {
-					t.Errorf("error %v, want an *SRVError containing %q", err, tt.errs[i])
+					t.Errorf("error %v, want an *LookupError containing %q", err, tt.errs[i])
 				}
 			}
 		})
@@ -199,5 +199,30 @@ func TestResolveSlowTargets(t *testing.T) {
 		if d.IsZero() || !d.Equal(deadlines[0]) {
 			t.Fatalf("the lookups of targets had deadlines %v, want one shared deadline", deadlines)
 		}
+	}
+}
+
+// The mDNS seed gives what MDNS finds, among the other seeds; without
+// MDNS it is a lookup error.
+func TestResolveMDNS(t *testing.T) {
+	found := Resolver{MDNS: func(context.Context) ([]string, error) { return []string{"10.0.0.8:4650", "10.0.0.9:4650"}, nil }}
+	got, errs := found.Resolve(context.Background(), []string{"10.0.0.7", "provider=mdns"}, 0)
+	if want := []string{"10.0.0.7:4650", "10.0.0.8:4650", "10.0.0.9:4650"}; !slices.Equal(got, want) || len(errs) != 0 {
+		t.Errorf("Resolve = %q, %v; want %q", got, errs, want)
+	}
+	failing := Resolver{MDNS: func(context.Context) ([]string, error) { return nil, errors.New("no multicast listener") }}
+	if _, errs := failing.Resolve(context.Background(), []string{"provider=mdns"}, 0); len(errs) != 1 ||
+		errs[0].Error() != "looking up provider=mdns: no multicast listener" {
+		t.Errorf("errors %v", errs)
+	}
+	if _, errs := (Resolver{}).Resolve(context.Background(), []string{"provider=mdns"}, 0); len(errs) != 1 {
+		t.Errorf("without MDNS: errors %v, want one", errs)
+	}
+}
+
+func TestMDNSTag(t *testing.T) {
+	a, b := MDNSTag([]byte("key one")), MDNSTag([]byte("key two"))
+	if len(a) != 16 || a == b || a != MDNSTag([]byte("key one")) {
+		t.Errorf("tags %q and %q: want 16 hex digits, stable, different per key", a, b)
 	}
 }

@@ -1,9 +1,10 @@
 // Package discover turns the seeds an operator gives in join into the
 // addresses an agent gossips with: IP addresses and host names as they are
-// (memberlist resolves host names at each join), and DNS SRV names
+// (memberlist resolves host names at each join); DNS SRV names
 // (dns+srv://_service._tcp.domain), whose targets and ports it looks up
 // afresh at each join, so that a group whose machines come and go keeps
-// finding live peers.
+// finding live peers; and provider=mdns, the cluster's agents that answer
+// multicast DNS on this machine's network segment.
 package discover
 
 import (
@@ -17,6 +18,10 @@ import (
 // SRVScheme starts a seed that is a DNS SRV name.
 const SRVScheme = "dns+srv://"
 
+// MDNSSeed is the seed that finds the cluster's agents on this machine's
+// network segment with multicast DNS.
+const MDNSSeed = "provider=mdns"
+
 // DefaultPort is the gossip port of a seed that names none.
 const DefaultPort = 4650
 
@@ -26,14 +31,22 @@ type Seed struct {
 	Host string // an IP address (IPv6 without brackets) or a host name
 	Port int    // 0 when the seed names no port
 	SRV  string // the SRV name of a dns+srv:// seed; Host and Port are then empty
+	MDNS bool   // the provider=mdns seed; Host and Port are then empty
 }
 
 // Parse parses a seed: "ip", "ip:port", "[ipv6]", "[ipv6]:port", "host",
-// "host:port" or "dns+srv://name", with blanks around it ignored.
+// "host:port", "dns+srv://name" or "provider=mdns", with blanks around it
+// ignored.
 func Parse(seed string) (Seed, error) {
 	s := strings.TrimSpace(seed)
 	if s == "" {
 		return Seed{}, errors.New("empty seed address")
+	}
+	if strings.EqualFold(s, MDNSSeed) {
+		return Seed{MDNS: true}, nil
+	}
+	if strings.HasPrefix(strings.ToLower(s), "provider=") {
+		return Seed{}, fmt.Errorf("%q: the only provider is mdns (%s)", seed, MDNSSeed)
 	}
 	if rest, ok := strings.CutPrefix(strings.ToLower(s), SRVScheme); ok {
 		if err := checkDNSName(rest); err != nil {

@@ -3,6 +3,7 @@ package fingerprint
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -145,4 +146,24 @@ func quote(s string) string {
 		return "'" + s + "'"
 	}
 	return strconv.Quote(s)
+}
+
+// InterfaceOf returns the machine's interface that holds addr.
+func InterfaceOf(addr netip.Addr) (*net.Interface, bool) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, false
+	}
+	for _, i := range ifaces {
+		addrs, err := i.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == addr.Unmap() {
+				return &i, true
+			}
+		}
+	}
+	return nil, false
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/certs"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/config"
+	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/fingerprint"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadconf"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/nomadver"
 	"github.com/nomad-bootstrapd/nomad-bootstrapd/internal/paths"
@@ -204,26 +205,11 @@ func (systemNetwork) DefaultInterface() (string, error) {
 	return ri.GetDefaultInterfaceName()
 }
 
-// InterfaceOf looks through the machine's interfaces for addr; it names
+// InterfaceOf names the machine's interface that holds addr; it names
 // none whose name Nomad's configuration would refuse.
 func (systemNetwork) InterfaceOf(addr netip.Addr) string {
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return ""
-	}
-	for _, i := range ifaces {
-		addrs, err := i.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == addr {
-				if nomadconf.ValidInterfaceName(i.Name) {
-					return i.Name
-				}
-				return ""
-			}
-		}
+	if i, ok := fingerprint.InterfaceOf(addr); ok && nomadconf.ValidInterfaceName(i.Name) {
+		return i.Name
 	}
 	return ""
 }

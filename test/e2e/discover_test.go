@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,7 +27,7 @@ type srvServer struct {
 	mu         sync.Mutex
 	targets    []string // the SRV records' targets, host names under cluster.test.
 	hosts      map[string]string
-	srvQueries atomic.Int64
+	srvQueries atomic.Int64 // SRV questions, for any name
 }
 
 const srvName = "_gossip._tcp.cluster.test."
@@ -68,9 +69,11 @@ func (s *srvServer) answer(w dns.ResponseWriter, r *dns.Msg) {
 	defer s.mu.Unlock()
 	q := r.Question[0]
 	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 1}
+	if q.Qtype == dns.TypeSRV {
+		s.srvQueries.Add(1)
+	}
 	switch {
 	case q.Qtype == dns.TypeSRV && q.Name == srvName:
-		s.srvQueries.Add(1)
 		hdr.Rrtype = dns.TypeSRV
 		for _, target := range s.targets {
 			m.Answer = append(m.Answer, &dns.SRV{Hdr: hdr, Priority: 1, Weight: 1, Port: 4650, Target: target})
@@ -159,5 +162,74 @@ func TestSRVSeed(t *testing.T) {
 	}
 	if !slices.ContainsFunc(procs[1:], func(p *proc) bool { s, _ := statusJSON(t, p.root); return s.Plan != nil }) {
 		t.Error("no agent holds a plan")
+	}
+
+	// A machine whose seed names nothing says so, keeps trying, logs it
+	// once, and does not start a cluster of its own.
+	const missing = "dns+srv://_missing._tcp.cluster.test"
+	lost := startWith(t, wrap, filepath.Join(dir, "node6"), "node6",
+		"-bind", prefix+".6", "-token-file", tokenFile, "-settle", "1s", "-supervise", "none", "-join", missing)
+	waitFor(t, 30*time.Second, "node6 to say that its seed does not resolve", func() bool {
+		s, _ := statusJSON(t, lost.root)
+		return strings.Contains(s.Reason, "cannot look the seeds up yet") && strings.Contains(s.Reason, "looking up "+missing)
+	})
+	tries := server.srvQueries.Load()
+	waitFor(t, 30*time.Second, "node6 to look its seed up again", func() bool { return server.srvQueries.Load() >= tries+3 })
+	if n := strings.Count(lost.log.String(), "cannot look a seed up"); n != 1 {
+		t.Errorf("node6 logged the failed lookup %d times, want once:\n%s", n, lost.log.String())
+	}
+	if s, _ := statusJSON(t, lost.root); s.Plan != nil || s.Phase >= status.PhaseCommitted {
+		t.Errorf("node6 is %s with plan %v; want it waiting for its seed", s.Phase, s.Plan)
+	}
+}
+
+// TestMDNSSeed runs five agents of one cluster and one of another, each
+// machine in a network namespace of its own on one bridge, all started
+// with provider=mdns as their only seed and no address: the five find each
+// other by multicast DNS and form one cluster with one plan; the sixth,
+// whose announcements carry another cluster's tag, is merged with none of
+// them. An agent on an interface without multicast is refused at start,
+// writing nothing.
+func TestMDNSSeed(t *testing.T) {
+	needNetns(t)
+	n := newPartitionNet(t, 6, 6)
+	dir := t.TempDir()
+	ours, theirs := filepath.Join(dir, "token"), filepath.Join(dir, "other-token")
+	os.WriteFile(ours, []byte(newToken(t)+"\n"), 0o600)
+	os.WriteFile(theirs, []byte(newToken(t)+"\n"), 0o600)
+	var procs []*proc
+	for i := range 6 {
+		token := ours
+		if i == 5 {
+			token = theirs
+		}
+		name := fmt.Sprintf("node%d", i+1)
+		p := startIn(t, n.hosts[i], filepath.Join(dir, name), name,
+			"-bind", n.addr(i), "-token-file", token, "-settle", "1s", "-supervise", "none", "-join", "provider=mdns")
+		p.addr = n.addr(i)
+		procs = append(procs, p)
+	}
+	cluster, other := procs[:5], procs[5]
+	key := waitSettled(t, cluster, 120*time.Second, "the five agents to find each other by mDNS and agree")
+	t.Logf("plan %s", key)
+	for _, p := range cluster {
+		s, _ := statusJSON(t, p.root)
+		if slices.ContainsFunc(s.Members, func(m status.MemberStatus) bool { return m.Name == other.name }) {
+			t.Errorf("%s lists %s, an agent of another cluster", p.name, other.name)
+		}
+	}
+	s, _ := statusJSON(t, other.root)
+	if len(s.Members) != 1 || s.Plan != nil {
+		t.Errorf("the other cluster's agent has members %v and plan %v; want itself alone", s.Members, s.Plan)
+	}
+
+	root := filepath.Join(dir, "loopback")
+	_, stderr, code := run(t, "agent", "-root", root, "-supervise", "none", "-bind", "127.0.0.1", "-token-file", ours,
+		"-join", "provider=mdns", "-metrics-addr", "")
+	if code == 0 || !strings.Contains(stderr, "provider=mdns needs multicast") {
+		t.Errorf("an agent on loopback with provider=mdns: exit %d, %q; want a refusal", code, stderr)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Errorf("the refused agent wrote %d entries under its root", len(entries))
 	}
 }
