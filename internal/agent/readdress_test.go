@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -67,20 +65,10 @@ func TestServerReaddress(t *testing.T) {
 	})
 	// Each follows the successor at its next look, rewriting Nomad's
 	// configuration.
-	hclOf := func(n *testNode) []byte {
-		dir := n.agent.paths.NomadConfigDir()
-		files, _ := os.ReadDir(dir)
-		var hcl []byte
-		for _, f := range files {
-			b, _ := os.ReadFile(filepath.Join(dir, f.Name()))
-			hcl = append(hcl, b...)
-		}
-		return hcl
-	}
 	waitFor(t, 30*time.Second, "every node's Nomad configuration to name the CA holder at "+c.addr(9)+" only", func() bool {
 		for _, n := range c.nodes {
-			hcl := hclOf(n)
-			if !bytes.Contains(hcl, []byte(`"`+c.addr(9)+":")) || bytes.Contains(hcl, []byte(`"`+c.addr(i)+":")) {
+			hcl := strings.Join(slices.Collect(maps.Values(filesUnder(t, n.agent.paths.NomadConfigDir()))), "\n")
+			if !strings.Contains(hcl, `"`+c.addr(9)+":") || strings.Contains(hcl, `"`+c.addr(i)+":") {
 				return false
 			}
 		}
